@@ -1,0 +1,1 @@
+//! Audit log: one JSON line per destructive command (issue 4).

@@ -1,0 +1,1 @@
+//! Ring-buffer reader (filled in with the loader).

@@ -1,0 +1,1 @@
+//! Process table and agent attribution (issue 4).

@@ -1,0 +1,1 @@
+//! LLM providers: one module per API, usage normalised to the token partition (issue 3).

@@ -1,0 +1,1 @@
+//! Destructive-command rules (issue 4).

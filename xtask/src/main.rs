@@ -1,0 +1,91 @@
+//! `cargo xtask`: set-up of the machine and toolchain, the daemon on defaults, and the full test run.
+
+mod setup;
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "guard's developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing: mounts, apt packages, the pinned eBPF toolchain, rust-src, bpf-linker.
+    Setup {
+        /// Also install what the test suite needs.
+        #[arg(long)]
+        tests: bool,
+    },
+    /// Set up, build, and run the daemon on defaults (`guard run`). Extra arguments go to `guard run`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up and run every test, the privileged eBPF tests included.
+    Test {
+        /// Extra arguments for `cargo test` (for example a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup { tests } => setup::run(&setup::Options { for_tests: tests }).map(drop),
+        Cmd::Run { args } => run(&args),
+        Cmd::Test { args } => test(&args),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A cargo invocation that builds the eBPF object with the pinned toolchain.
+fn cargo(toolchain: &str) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root()).env("GUARD_EBPF_TOOLCHAIN", toolchain);
+    cmd
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let toolchain = setup::run(&setup::Options { for_tests: false })?;
+    sh(cargo(&toolchain).args(["build", "--release", "--package", "guard-userspace", "--bin", "guard"]))?;
+    let bin = workspace_root().join("target/release/guard");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("run").args(args);
+    // Replace this process so that signals (Ctrl-C, SIGTERM) reach the daemon directly.
+    use std::os::unix::process::CommandExt as _;
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("could not start {}", bin.display()))
+}
+
+fn test(args: &[String]) -> Result<()> {
+    let toolchain = setup::run(&setup::Options { for_tests: true })?;
+    // The guard binary is used by the end-to-end tests, so build it first.
+    sh(cargo(&toolchain).args(["build", "--workspace", "--bins"]))?;
+    // Privileged tests share the kernel's probes: run them one at a time.
+    sh(cargo(&toolchain)
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(args)
+        .args(["--", "--test-threads=1"]))
+}
+
+/// Runs a command, streaming its output, and fails with the command line when it fails.
+pub fn sh(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Machine set-up: installs what is missing, skips what is present, and stops with a message that
+//! names the missing piece when something cannot be installed.
+
+use std::{fs, path::Path, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::sh;
+
+/// The eBPF toolchain. bpf-linker must be built against the same LLVM major as this nightly
+/// (LLVM 22); a newer nightly (LLVM 23) makes bpf-linker fail with "Invalid record".
+pub const EBPF_TOOLCHAIN: &str = "nightly-2026-05-19";
+const EBPF_TOOLCHAIN_DATE: &str = "2026-05-19";
+const LLVM_MAJOR: &str = "22";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Debian packages: LLVM for building bpf-linker, and the real clients the privileged tests drive.
+const APT_BUILD: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"];
+const APT_TEST: &[&str] = &["curl", "openssl", "python3", "nodejs", "ca-certificates"];
+
+pub struct Options {
+    /// Also install what the test suite needs.
+    pub for_tests: bool,
+}
+
+/// Everything the daemon and the tests need. Returns the eBPF toolchain name to use.
+pub fn run(opts: &Options) -> Result<String> {
+    require_root_or_warn();
+    mounts()?;
+    let mut pkgs: Vec<&str> = APT_BUILD.to_vec();
+    if opts.for_tests {
+        pkgs.extend_from_slice(APT_TEST);
+    }
+    apt(&pkgs)?;
+    let toolchain = ebpf_toolchain()?;
+    rust_src(&toolchain)?;
+    bpf_linker()?;
+    Ok(toolchain)
+}
+
+fn require_root_or_warn() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!("setup: not root; mounts, apt and BPF loading will fail. Re-run as root (sudo -E).");
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// tracefs and bpffs are not mounted at boot on this machine kind.
+fn mounts() -> Result<()> {
+    let mounts = fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+    for (fstype, dir) in [("tracefs", "/sys/kernel/tracing"), ("bpf", "/sys/fs/bpf")] {
+        let present = mounts.lines().any(|l| {
+            let mut f = l.split_whitespace();
+            let (_, mnt, ty) = (f.next(), f.next(), f.next());
+            mnt == Some(dir) && ty == Some(fstype)
+        });
+        if present {
+            println!("setup: {fstype} already mounted at {dir}");
+            continue;
+        }
+        println!("setup: mounting {fstype} at {dir}");
+        sh(Command::new("mount").args(["-t", fstype, fstype, dir]))
+            .with_context(|| format!("cannot mount {fstype} at {dir}: guard needs it to attach probes"))?;
+    }
+    Ok(())
+}
+
+fn apt(pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    if missing.is_empty() {
+        println!("setup: apt packages present: {}", pkgs.join(" "));
+        return Ok(());
+    }
+    println!("setup: installing apt packages: {}", missing.join(" "));
+    if which("apt-get").is_none() {
+        bail!("missing Debian packages {missing:?} and apt-get is not available: install them by hand");
+    }
+    sh(Command::new("apt-get").args(["update", "-q"])).context("apt-get update failed")?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("apt-get could not install {missing:?}"))?;
+    Ok(())
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+/// The pinned nightly, by its dated name or as the installed `nightly` when that is the same build.
+fn ebpf_toolchain() -> Result<String> {
+    if let Some(name) = [EBPF_TOOLCHAIN, "nightly"].into_iter().find(|t| toolchain_matches(t)) {
+        println!("setup: eBPF toolchain {EBPF_TOOLCHAIN} present (as `{name}`)");
+        return Ok(name.to_string());
+    }
+    println!("setup: installing eBPF toolchain {EBPF_TOOLCHAIN}");
+    sh(Command::new("rustup").args([
+        "toolchain", "install", EBPF_TOOLCHAIN, "--profile", "minimal", "--component", "rust-src",
+    ]))
+    .with_context(|| {
+        format!("the pinned eBPF toolchain {EBPF_TOOLCHAIN} (LLVM {LLVM_MAJOR}) is not installed and rustup could not install it")
+    })?;
+    Ok(EBPF_TOOLCHAIN.to_string())
+}
+
+fn toolchain_matches(name: &str) -> bool {
+    let Ok(out) = Command::new("rustup").args(["run", name, "rustc", "-vV"]).output() else {
+        return false;
+    };
+    let v = String::from_utf8_lossy(&out.stdout);
+    out.status.success()
+        && v.contains(&format!("commit-date: {EBPF_TOOLCHAIN_DATE}"))
+        && v.contains(&format!("LLVM version: {LLVM_MAJOR}."))
+}
+
+fn rust_src(toolchain: &str) -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", toolchain])
+        .output()
+        .context("running rustup")?;
+    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")) {
+        println!("setup: rust-src present for {toolchain}");
+        return Ok(());
+    }
+    println!("setup: adding rust-src to {toolchain}");
+    sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", toolchain]))
+        .with_context(|| format!("rust-src for {toolchain} is missing and rustup could not add it (needed for -Z build-std)"))
+}
+
+fn bpf_linker() -> Result<()> {
+    if let Some(v) = Command::new("bpf-linker").arg("--version").output().ok().filter(|o| o.status.success()) {
+        let v = String::from_utf8_lossy(&v.stdout);
+        if v.contains(BPF_LINKER_VERSION) {
+            println!("setup: bpf-linker {BPF_LINKER_VERSION} present");
+            return Ok(());
+        }
+        println!("setup: replacing {} with bpf-linker {BPF_LINKER_VERSION}", v.trim());
+    }
+    let prefix = format!("/usr/lib/llvm-{LLVM_MAJOR}");
+    if !Path::new(&prefix).join("bin/llvm-config").exists() {
+        bail!("LLVM {LLVM_MAJOR} is missing at {prefix}: install llvm-{LLVM_MAJOR}-dev (Debian bookworm-security)");
+    }
+    println!("setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about 2 minutes)");
+    sh(Command::new("cargo")
+        .args(["+stable", "install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
+        .args(["--no-default-features", "--features", &format!("llvm-{LLVM_MAJOR}")])
+        .env("LLVM_PREFIX", &prefix)
+        .env_remove("RUSTUP_TOOLCHAIN"))
+    .context("could not build bpf-linker; it needs llvm-22-dev, libpolly-22-dev and libzstd-dev")
+}
+
+pub fn which(bin: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(bin)).find(|p| p.is_file())
+}
