@@ -1,2 +1,21 @@
+//! guard's kernel programs. They capture and bound; they never parse. Each program is a thin
+//! wrapper over a `try_*` function, and every failure is counted or dropped, never a panic.
 #![no_std]
 #![no_main]
+
+mod exec;
+mod globals;
+mod maps;
+mod task;
+mod tls;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any reachable panic, so this is never linked into a loaded program.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -6,6 +6,8 @@
 //! [`pipeline`] as `guard run`, without root.
 
 pub mod audit;
+pub mod cli;
+pub mod daemon;
 pub mod ebpf;
 pub mod events;
 pub mod pipeline;

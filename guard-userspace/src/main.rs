@@ -1,1 +1,69 @@
-fn main() {}
+use std::{io::Write as _, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use guard::{
+    cli::{Cli, Cmd, LogFormat, RunArgs},
+    daemon::{self, RunOptions},
+    events::record::read_events,
+    pipeline::{Limits, Pipeline},
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match cli.cmd {
+        Cmd::Run(args) => run(args),
+        Cmd::Replay { file } => replay(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !args.ring_mib.is_power_of_two() {
+        anyhow::bail!("--ring-mib must be a power of two, not {}", args.ring_mib);
+    }
+    let mut opts = RunOptions { record: args.record, ..RunOptions::default() };
+    opts.load.ring_bytes = args.ring_mib.checked_mul(1 << 20).context("--ring-mib is too large")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(daemon::run(opts))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut pipeline = Pipeline::new(&Limits::default());
+    let mut out = Vec::new();
+    let stdout = std::io::stdout();
+    let mut stdout = stdout.lock();
+    for ev in read_events(std::io::BufReader::new(f)) {
+        pipeline.push(ev?, &mut out);
+        for o in out.drain(..) {
+            if !matches!(o, guard::pipeline::Output::Stream(_)) {
+                serde_json::to_writer(&mut stdout, &o)?;
+                stdout.write_all(b"\n")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,1 +1,222 @@
-//! Loading and attaching the kernel programs.
+//! Loading the kernel programs, attaching them, and reading their counters.
+
+pub mod btf;
+pub mod probes;
+pub mod targets;
+pub mod tracefs;
+
+use std::{collections::HashMap, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{ProbeKind, RawTracePoint, TracePoint, UProbe, uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope}},
+};
+use guard_common::{config::{FIELD_ABSENT, globals}, event::LOSS_SLOTS};
+
+use self::{
+    probes::{Hook, PROBES, TLS_PROGRAMS, TLS_RETURN_PROGRAM},
+    targets::{LibraryKind, TlsTarget},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("this guard was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with `cargo xtask run`")]
+    NoObject,
+    #[error("cannot read kernel BTF at {path}: {source}")]
+    BtfRead { path: String, source: std::io::Error },
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] btf::BtfError),
+    #[error("tracefs: {0}")]
+    Tracefs(#[from] tracefs::TracefsError),
+    #[error("tracepoint {category}/{name} has no field {field} on this kernel")]
+    NoField { category: &'static str, name: &'static str, field: &'static str },
+    #[error("loading the eBPF object failed: {0} (are you root, with bpffs and tracefs mounted?)")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {program} is missing from the eBPF object")]
+    NoProgram { program: &'static str },
+    #[error("program {program}: {source}")]
+    Program { program: &'static str, source: aya::programs::ProgramError },
+    #[error("map {map}: {source}")]
+    Map { map: &'static str, source: aya::maps::MapError },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("attaching {symbol} in {path}: {source}")]
+pub struct AttachError {
+    pub path: String,
+    pub symbol: &'static str,
+    pub source: aya::programs::ProgramError,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    pub btf_path: String,
+    pub tracefs: String,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { ring_bytes: 16 << 20, btf_path: "/sys/kernel/btf/vmlinux".into(), tracefs: tracefs::TRACEFS.into() }
+    }
+}
+
+/// What happened to each probe of the table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProbeStatus {
+    pub program: &'static str,
+    pub required: bool,
+    pub attached: bool,
+    pub error: Option<String>,
+}
+
+/// The loaded programs and what they are attached to. Dropping it detaches everything.
+pub struct Kernel {
+    ebpf: Ebpf,
+    pub probes: Vec<ProbeStatus>,
+    attached: HashMap<(u64, u64), TlsTarget>,
+}
+
+/// Offsets the programs need, from this kernel's BTF and tracefs.
+fn offsets(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, LoadError> {
+    let raw = std::fs::read(&opts.btf_path).map_err(|source| LoadError::BtfRead { path: opts.btf_path.clone(), source })?;
+    let btf = btf::Btf::parse(&raw)?;
+    let task = |m| btf.member_offset("task_struct", m);
+    let root = Path::new(&opts.tracefs);
+    let exec = tracefs::read_format(root, "sched", "sched_process_exec")?;
+    let exit = tracefs::read_format(root, "sched", "sched_process_exit")?;
+    let field = |fmt: &str, name: &'static str, field: &'static str| {
+        tracefs::field_offset(fmt, field).ok_or(LoadError::NoField { category: "sched", name, field })
+    };
+    Ok(vec![
+        (globals::TASK_REAL_PARENT, task("real_parent")?),
+        (globals::TASK_TGID, task("tgid")?),
+        (globals::TASK_PID, task("pid")?),
+        (globals::TASK_START_BOOTTIME, task("start_boottime")?),
+        (globals::TASK_EXIT_CODE, task("exit_code")?),
+        (globals::TP_EXEC_FILENAME, field(&exec, "sched_process_exec", "filename")?),
+        (globals::TP_EXEC_OLD_PID, field(&exec, "sched_process_exec", "old_pid")?),
+        (globals::TP_EXIT_GROUP_DEAD, tracefs::field_offset(&exit, "group_dead").unwrap_or(FIELD_ABSENT)),
+        (globals::SELF_TGID, std::process::id()),
+    ])
+}
+
+impl Kernel {
+    /// Loads every program and attaches the process probes. Fails if a required probe fails.
+    pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
+        if crate::EBPF_OBJECT.is_empty() {
+            return Err(LoadError::NoObject);
+        }
+        let offsets = offsets(opts)?;
+        let mut loader = EbpfLoader::new();
+        for (name, value) in &offsets {
+            loader.override_global(*name, value, true);
+        }
+        loader.map_max_entries("EVENTS", opts.ring_bytes);
+        let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
+
+        let mut statuses = Vec::new();
+        for p in PROBES {
+            let result = attach_probe(&mut ebpf, p.program, p.hook);
+            let status = ProbeStatus {
+                program: p.program,
+                required: p.required,
+                attached: result.is_ok(),
+                error: result.as_ref().err().map(|e| e.to_string()),
+            };
+            match result {
+                Err(e) if p.required => return Err(e),
+                Err(e) => tracing::warn!(program = p.program, error = %e, "optional probe not attached"),
+                Ok(()) => tracing::debug!(program = p.program, purpose = p.purpose, "attached"),
+            }
+            statuses.push(status);
+        }
+        for program in TLS_PROGRAMS.iter().map(|t| t.1).chain([TLS_RETURN_PROGRAM]) {
+            let prog: &mut UProbe = ebpf
+                .program_mut(program)
+                .ok_or(LoadError::NoProgram { program })?
+                .try_into()
+                .map_err(|source| LoadError::Program { program, source })?;
+            prog.load().map_err(|source| LoadError::Program { program, source })?;
+        }
+        Ok(Self { ebpf, probes: statuses, attached: HashMap::new() })
+    }
+
+    /// Attaches the TLS probes to a file. Returns how many hooks were placed.
+    pub fn attach_tls(&mut self, target: &TlsTarget) -> Result<usize, AttachError> {
+        if self.attached.contains_key(&(target.dev, target.ino)) {
+            return Ok(0);
+        }
+        let mut placed = 0;
+        for &(symbol, offset) in &target.symbols {
+            let Some(&(_, entry, with_return)) = TLS_PROGRAMS.iter().find(|t| t.0 == symbol) else { continue };
+            let programs = [Some(entry), with_return.then_some(TLS_RETURN_PROGRAM)];
+            for program in programs.into_iter().flatten() {
+                let err = |source| AttachError { path: target.path.clone(), symbol: symbol.name(), source };
+                let prog: &mut UProbe = self
+                    .ebpf
+                    .program_mut(program)
+                    .ok_or_else(|| err(aya::programs::ProgramError::NotLoaded))?
+                    .try_into()
+                    .map_err(err)?;
+                debug_assert!(matches!(prog.kind(), ProbeKind::Entry | ProbeKind::Return));
+                let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(offset), cookie: None };
+                prog.attach(point, &target.attach_path, UProbeScope::AllProcesses).map_err(err)?;
+                placed += 1;
+            }
+        }
+        self.attached.insert((target.dev, target.ino), target.clone());
+        Ok(placed)
+    }
+
+    pub fn attached_targets(&self) -> impl Iterator<Item = &TlsTarget> {
+        self.attached.values()
+    }
+
+    /// Attached targets per library kind, for the `guard_tls_targets_attached` gauge.
+    pub fn attached_by_kind(&self) -> HashMap<LibraryKind, usize> {
+        let mut m = HashMap::new();
+        for t in self.attached.values() {
+            *m.entry(t.kind).or_default() += 1;
+        }
+        m
+    }
+
+    /// The ring buffer, for the reader. Can be taken once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or(LoadError::Map { map: "EVENTS", source: aya::maps::MapError::InvalidName { name: "EVENTS".into() } })?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: "EVENTS", source })
+    }
+
+    /// Kernel-side losses, summed over CPUs, indexed by `guard_common::event::LOSS_*`.
+    pub fn losses(&self) -> Result<[u64; LOSS_SLOTS as usize], LoadError> {
+        let err = |source| LoadError::Map { map: "LOSSES", source };
+        let map = self.ebpf.map("LOSSES").ok_or(err(aya::maps::MapError::InvalidName { name: "LOSSES".into() }))?;
+        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err)?;
+        let mut out = [0u64; LOSS_SLOTS as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = arr.get(&(i as u32), 0).map_err(err)?.iter().sum();
+        }
+        Ok(out)
+    }
+}
+
+fn attach_probe(ebpf: &mut Ebpf, program: &'static str, hook: Hook) -> Result<(), LoadError> {
+    let prog = ebpf.program_mut(program).ok_or(LoadError::NoProgram { program })?;
+    let err = |source| LoadError::Program { program, source };
+    match hook {
+        Hook::Tracepoint { category, name } => {
+            let tp: &mut TracePoint = prog.try_into().map_err(err)?;
+            tp.load().map_err(err)?;
+            tp.attach(category, name).map_err(err)?;
+        }
+        Hook::RawTracepoint { name } => {
+            let tp: &mut RawTracePoint = prog.try_into().map_err(err)?;
+            tp.load().map_err(err)?;
+            tp.attach(name).map_err(err)?;
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,70 @@
-//! Ring-buffer reader (filled in with the loader).
+//! The reader only reads: it drains the ring buffer whenever the kernel signals data and hands each
+//! record, copied, to a bounded channel. It never blocks on the consumer: a full channel is a
+//! counted loss, so a slow pipeline cannot stall the kernel side.
+
+use std::{
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
+
+use aya::maps::{MapData, RingBuf};
+use bytes::Bytes;
+use tokio::{
+    io::unix::AsyncFd,
+    sync::{mpsc, watch},
+};
+
+#[derive(Debug, Default)]
+pub struct ReaderStats {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Records dropped because the channel to the pipeline was full.
+    pub channel_full: AtomicU64,
+}
+
+/// Wraps the ring's fd for tokio: AsyncFd needs an owner that is AsRawFd.
+struct Ring(RingBuf<MapData>);
+
+impl AsRawFd for Ring {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Runs until `stop` turns true, then drains what is left and returns.
+pub async fn run(
+    ring: RingBuf<MapData>,
+    tx: mpsc::Sender<Bytes>,
+    stats: Arc<ReaderStats>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    // SAFETY: the ring owns its map fd, which stays open and unchanged until the AsyncFd drops.
+    let mut fd = unsafe { AsyncFd::register_with_interest(Ring(ring), tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    loop {
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                drain(&mut guard.get_inner_mut().0, &tx, &stats);
+                guard.clear_ready();
+            }
+            _ = stop.changed() => {
+                drain(&mut fd.get_mut().0, &tx, &stats);
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::Sender<Bytes>, stats: &ReaderStats) {
+    while let Some(item) = ring.next() {
+        stats.records.fetch_add(1, Relaxed);
+        stats.bytes.fetch_add(item.len() as u64, Relaxed);
+        if tx.try_send(Bytes::copy_from_slice(&item)).is_err() {
+            stats.channel_full.fetch_add(1, Relaxed);
+        }
+    }
+}

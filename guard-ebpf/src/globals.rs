@@ -1,0 +1,64 @@
+//! Load-time constants (see guard_common::config). Written by the loader before verification, so
+//! the verifier sees them as constants and prunes dead branches.
+
+#[unsafe(no_mangle)]
+static TASK_REAL_PARENT: u32 = 0;
+#[unsafe(no_mangle)]
+static TASK_TGID: u32 = 0;
+#[unsafe(no_mangle)]
+static TASK_PID: u32 = 0;
+#[unsafe(no_mangle)]
+static TASK_START_BOOTTIME: u32 = 0;
+#[unsafe(no_mangle)]
+static TASK_EXIT_CODE: u32 = 0;
+#[unsafe(no_mangle)]
+static TP_EXEC_FILENAME: u32 = 8;
+#[unsafe(no_mangle)]
+static TP_EXEC_OLD_PID: u32 = 16;
+#[unsafe(no_mangle)]
+static TP_EXIT_GROUP_DEAD: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static SELF_TGID: u32 = 0;
+
+#[inline(always)]
+fn get(v: &'static u32) -> u32 {
+    // SAFETY: a valid static; volatile so the compiler does not fold the placeholder value.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+#[inline(always)]
+pub fn task_real_parent() -> u32 {
+    get(&TASK_REAL_PARENT)
+}
+#[inline(always)]
+pub fn task_tgid() -> u32 {
+    get(&TASK_TGID)
+}
+#[inline(always)]
+pub fn task_pid() -> u32 {
+    get(&TASK_PID)
+}
+#[inline(always)]
+pub fn task_start_boottime() -> u32 {
+    get(&TASK_START_BOOTTIME)
+}
+#[inline(always)]
+pub fn task_exit_code() -> u32 {
+    get(&TASK_EXIT_CODE)
+}
+#[inline(always)]
+pub fn tp_exec_filename() -> u32 {
+    get(&TP_EXEC_FILENAME)
+}
+#[inline(always)]
+pub fn tp_exec_old_pid() -> u32 {
+    get(&TP_EXEC_OLD_PID)
+}
+#[inline(always)]
+pub fn tp_exit_group_dead() -> u32 {
+    get(&TP_EXIT_GROUP_DEAD)
+}
+#[inline(always)]
+pub fn self_tgid() -> u32 {
+    get(&SELF_TGID)
+}

@@ -1,0 +1,57 @@
+//! Maps shared by the programs.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use guard_common::event::{ExecArgvEvent, LOSS_SLOTS, TlsDataEvent};
+
+/// All events. 16 MiB carried ~30k events/s of 4 KiB with no drops here (FACTS.md); the loader
+/// may resize it from the config.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// Loss counters, indexed by `guard_common::event::LOSS_*`.
+#[map]
+pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
+
+/// Scratch space for the large records: too big for the 512-byte BPF stack.
+#[map]
+pub static TLS_SCRATCH: PerCpuArray<TlsDataEvent> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static ARGV_SCRATCH: PerCpuArray<ExecArgvEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Arguments of an SSL call in flight, by thread (`pid_tgid`), from entry to return.
+#[map]
+pub static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16_384, 0);
+
+/// Next stream offset per connection and direction. LRU so dead connections age out.
+#[map]
+pub static TLS_OFFSETS: LruHashMap<ConnKey, [u64; 2]> = LruHashMap::with_max_entries(65_536, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsCall {
+    pub conn: u64,
+    pub buf: u64,
+    /// `size_t *` out-parameter of the `_ex` variants (0 otherwise).
+    pub len_ptr: u64,
+    pub func: u8,
+    pub _pad: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ConnKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub conn: u64,
+}
+
+#[inline(always)]
+pub fn count_loss(slot: u32) {
+    if let Some(c) = LOSSES.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.
+        unsafe { *c += 1 };
+    }
+}

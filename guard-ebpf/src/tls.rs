@@ -1,0 +1,227 @@
+//! OpenSSL-compatible TLS calls: arguments are saved at entry, and on return the plaintext that
+//! actually moved is sent in numbered chunks of up to `TLS_CHUNK` bytes. Each chunk carries its
+//! offset in the connection's stream, so userspace sees every lost byte as a gap.
+//!
+//! SSL_write(ssl, buf, num) -> int          SSL_write_ex(ssl, buf, num, size_t *written) -> 1/0
+//! SSL_read(ssl, buf, num)  -> int          SSL_read_ex(ssl, buf, num, size_t *readbytes) -> 1/0
+//! SSL_free(ssl)
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::{bpf_loop, bpf_probe_read_user}},
+    macros::{uprobe, uretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+use guard_common::event::{
+    DIR_READ, DIR_WRITE, EventKind, FUNC_SSL_READ, FUNC_SSL_READ_EX, FUNC_SSL_WRITE, FUNC_SSL_WRITE_EX, Header,
+    LOSS_RING_FULL, LOSS_TLS_READ, LOSS_TLS_TRUNCATED, TLS_CHUNK, TLS_DATA_FIXED, TLS_MAX_CHUNKS, TlsCloseEvent,
+};
+
+use crate::{
+    exec::output,
+    globals,
+    maps::{ConnKey, EVENTS, TLS_CALLS, TLS_OFFSETS, TLS_SCRATCH, TlsCall, count_loss},
+};
+
+#[uprobe]
+pub fn ssl_write(ctx: ProbeContext) -> u32 {
+    let _ = enter(&ctx, FUNC_SSL_WRITE);
+    0
+}
+
+#[uprobe]
+pub fn ssl_read(ctx: ProbeContext) -> u32 {
+    let _ = enter(&ctx, FUNC_SSL_READ);
+    0
+}
+
+#[uprobe]
+pub fn ssl_write_ex(ctx: ProbeContext) -> u32 {
+    let _ = enter(&ctx, FUNC_SSL_WRITE_EX);
+    0
+}
+
+#[uprobe]
+pub fn ssl_read_ex(ctx: ProbeContext) -> u32 {
+    let _ = enter(&ctx, FUNC_SSL_READ_EX);
+    0
+}
+
+/// One return program serves all four functions: the entry saved which one was called.
+#[uretprobe]
+pub fn ssl_return(ctx: RetProbeContext) -> u32 {
+    let _ = ret(&ctx);
+    0
+}
+
+#[uprobe]
+pub fn ssl_free(ctx: ProbeContext) -> u32 {
+    let _ = free(&ctx);
+    0
+}
+
+fn enter(ctx: &ProbeContext, func: u8) -> Result<(), i64> {
+    let id = bpf_get_current_pid_tgid();
+    if (id >> 32) as u32 == globals::self_tgid() {
+        return Ok(());
+    }
+    let conn: u64 = ctx.arg(0).ok_or(0i64)?;
+    let buf: u64 = ctx.arg(1).ok_or(0i64)?;
+    let len_ptr: u64 = match func {
+        FUNC_SSL_WRITE_EX | FUNC_SSL_READ_EX => ctx.arg(3).ok_or(0i64)?,
+        _ => 0,
+    };
+    TLS_CALLS.insert(id, TlsCall { conn, buf, len_ptr, func, _pad: [0; 7] }, 0).map_err(i64::from)
+}
+
+fn ret(ctx: &RetProbeContext) -> Result<(), i64> {
+    let id = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let call = unsafe { *TLS_CALLS.get(id).ok_or(0i64)? };
+    let _ = TLS_CALLS.remove(id);
+    // All four return `int`: the upper half of rax is undefined, so read 32 bits only.
+    let rc: i32 = ctx.ret();
+    let len: u64 = match call.func {
+        FUNC_SSL_WRITE_EX | FUNC_SSL_READ_EX => {
+            if rc != 1 {
+                return Ok(());
+            }
+            let mut n: u64 = 0;
+            // SAFETY: reads the size_t out-parameter through the checked helper.
+            let r = unsafe { bpf_probe_read_user((&mut n as *mut u64).cast(), 8, call.len_ptr as *const _) };
+            if r < 0 {
+                count_loss(LOSS_TLS_READ);
+                return Ok(());
+            }
+            n
+        }
+        _ => {
+            if rc <= 0 {
+                return Ok(());
+            }
+            rc as u64
+        }
+    };
+    let dir = match call.func {
+        FUNC_SSL_WRITE | FUNC_SSL_WRITE_EX => DIR_WRITE,
+        _ => DIR_READ,
+    };
+    emit(id, &call, dir, len)
+}
+
+fn emit(id: u64, call: &TlsCall, dir: u8, len: u64) -> Result<(), i64> {
+    let tgid = (id >> 32) as u32;
+    let key = ConnKey { tgid, _pad: 0, conn: call.conn };
+    // Claim this call's range of the stream first: bytes we then fail to send show up as a gap.
+    let base = match TLS_OFFSETS.get_ptr_mut(&key) {
+        Some(off) => {
+            // SAFETY: map value pointer valid for this program run.
+            let slot = unsafe { &mut (*off)[(dir & 1) as usize] };
+            let base = *slot;
+            *slot = base + len;
+            base
+        }
+        None => {
+            let mut v = [0u64; 2];
+            v[(dir & 1) as usize] = len;
+            TLS_OFFSETS.insert(&key, &v, 0).map_err(i64::from)?;
+            0
+        }
+    };
+    let ev = TLS_SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
+    // SAFETY: the per-CPU scratch value is ours for the duration of this program.
+    let ev = unsafe { &mut *ev };
+    ev.hdr = Header {
+        kind: EventKind::TlsData as u32,
+        tid: id as u32,
+        tgid,
+        _pad: 0,
+        // SAFETY: no preconditions.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    ev.conn = call.conn;
+    ev.call_len = len.min(u32::MAX as u64) as u32;
+    ev.dir = dir;
+    ev.func = call.func;
+    ev._pad = [0; 6];
+    let chunks = len.div_ceil(TLS_CHUNK as u64);
+    if chunks > TLS_MAX_CHUNKS as u64 {
+        count_loss(LOSS_TLS_TRUNCATED);
+    }
+    let mut state = Chunks { buf: call.buf, len, base };
+    // bpf_loop (5.17+): the callback is verified once, where an open-coded loop of 128 chunks
+    // with a helper call each exceeds the verifier's complexity limit.
+    // SAFETY: the callback has the signature bpf_loop expects and `state` outlives the call.
+    unsafe {
+        bpf_loop(
+            chunks.min(TLS_MAX_CHUNKS as u64) as u32,
+            send_chunk as *const () as *mut _,
+            (&mut state as *mut Chunks).cast(),
+            0,
+        )
+    };
+    Ok(())
+}
+
+#[repr(C)]
+struct Chunks {
+    buf: u64,
+    len: u64,
+    base: u64,
+}
+
+/// Sends chunk `i` of the call described by `ctx`. Returns 1 to stop the loop.
+#[inline(never)]
+extern "C" fn send_chunk(i: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer to the caller's `Chunks`.
+    let c = unsafe { &*(ctx as *const Chunks) };
+    let Some(ev) = TLS_SCRATCH.get_ptr_mut(0) else { return 1 };
+    // SAFETY: the per-CPU scratch value is ours for the duration of this program.
+    let ev = unsafe { &mut *ev };
+    let done = i * TLS_CHUNK as u64;
+    if done >= c.len {
+        return 1;
+    }
+    let rest = c.len - done;
+    let n = if rest > TLS_CHUNK as u64 { TLS_CHUNK as u64 } else { rest };
+    ev.stream_offset = c.base + done;
+    ev.len = n as u32;
+    // SAFETY: n <= TLS_CHUNK, the size of `data`; the helper checks the user address.
+    let r = unsafe { bpf_probe_read_user(ev.data.as_mut_ptr().cast(), n as u32, (c.buf + done) as *const _) };
+    if r < 0 {
+        count_loss(LOSS_TLS_READ);
+    } else {
+        let _ = output(ev as *const _ as *const u8, TLS_DATA_FIXED + n as usize);
+    }
+    0
+}
+
+fn free(ctx: &ProbeContext) -> Result<(), i64> {
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if tgid == globals::self_tgid() {
+        return Ok(());
+    }
+    let conn: u64 = ctx.arg(0).ok_or(0i64)?;
+    let key = ConnKey { tgid, _pad: 0, conn };
+    // Only connections that carried data are announced as closed.
+    if TLS_OFFSETS.remove(&key).is_err() {
+        return Ok(());
+    }
+    let mut slot = EVENTS.reserve::<TlsCloseEvent>(0).ok_or_else(|| {
+        count_loss(LOSS_RING_FULL);
+        0i64
+    })?;
+    slot.write(TlsCloseEvent {
+        hdr: Header {
+            kind: EventKind::TlsClose as u32,
+            tid: id as u32,
+            tgid,
+            _pad: 0,
+            // SAFETY: no preconditions.
+            ktime_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        conn,
+    });
+    slot.submit(0);
+    Ok(())
+}

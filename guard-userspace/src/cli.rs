@@ -1,0 +1,42 @@
+//! Command-line interface of the `guard` binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "guard", version, about = "See what AI coding agents send to LLMs and what they run, from the kernel")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the daemon (needs root: loads eBPF programs).
+    Run(RunArgs),
+    /// Run the userspace pipeline over a recording made with `guard run --record`, without root.
+    Replay {
+        /// The recording (JSON lines of events).
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Write every decoded event to FILE (JSON lines; holds captured plaintext, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Ring buffer size in MiB (power of two).
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub ring_mib: u32,
+}
