@@ -1,1 +1,93 @@
+//! Harness for the privileged tests: start the real `guard` daemon, drive real TLS clients against
+//! a local TLS server that keeps an exact transcript, stop the daemon and replay its recording.
+//!
+//! The server is rustls inside the test process, so none of its traffic goes through OpenSSL and
+//! what guard captures comes from the client alone.
+#![allow(clippy::unwrap_used)] // test harness: a failure should panic with its message
 
+pub mod daemon;
+pub mod server;
+
+use std::collections::BTreeMap;
+
+use guard::{
+    events::{ConnId, Direction, Event, TlsFunc},
+    pipeline::{Limits, Output, Pipeline},
+    streams::StreamEvent,
+};
+
+/// Whether privileged tests can run. Under CI they must: not being root there is a failure.
+pub fn privileged() -> bool {
+    // SAFETY: no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("privileged tests must run as root under CI=true");
+        }
+        eprintln!("\n*** SKIPPED: privileged eBPF test needs root (run `sudo -E cargo xtask test`) ***\n");
+    }
+    root
+}
+
+/// What one connection carried, reassembled by guard's own pipeline.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub write: Vec<u8>,
+    pub read: Vec<u8>,
+    pub gaps: u64,
+    pub funcs: Vec<TlsFunc>,
+}
+
+/// Runs recorded events through the pipeline and collects each connection of `pid`.
+pub fn connections_of(events: &[Event], pid: u32) -> BTreeMap<ConnId, Captured> {
+    let mut p = Pipeline::new(&Limits::default());
+    let mut out = Vec::new();
+    let mut conns: BTreeMap<ConnId, Captured> = BTreeMap::new();
+    for ev in events {
+        if let Event::TlsData(d) = ev
+            && d.conn.pid == pid
+        {
+            let c = conns.entry(d.conn).or_default();
+            if !c.funcs.contains(&d.func) {
+                c.funcs.push(d.func);
+            }
+        }
+        p.push(ev.clone(), &mut out);
+        for o in out.drain(..) {
+            let Output::Stream(s) = o else { continue };
+            if s.conn().pid != pid {
+                continue;
+            }
+            let c = conns.entry(s.conn()).or_default();
+            match s {
+                StreamEvent::Data { dir: Direction::Write, data, .. } => c.write.extend_from_slice(&data),
+                StreamEvent::Data { dir: Direction::Read, data, .. } => c.read.extend_from_slice(&data),
+                StreamEvent::Gap { missing, .. } => c.gaps += missing,
+                StreamEvent::Closed { .. } => {}
+            }
+        }
+    }
+    conns
+}
+
+/// The exec records of the pipeline, in order.
+pub fn execs(events: &[Event]) -> Vec<guard::events::exec_join::ExecRecord> {
+    let mut p = Pipeline::new(&Limits::default());
+    let mut out = Vec::new();
+    for ev in events {
+        p.push(ev.clone(), &mut out);
+    }
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Exec(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A short unique temp path.
+pub fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("guard-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}

@@ -1,0 +1,86 @@
+//! The real `guard run`, started and stopped the way a user would.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use guard::events::{Event, record::read_events};
+
+pub struct Daemon {
+    child: Child,
+    record: PathBuf,
+    log: mpsc::Receiver<String>,
+}
+
+/// The guard binary: `GUARD_BIN`, or the workspace's debug build (`cargo xtask test` builds it).
+pub fn guard_bin() -> PathBuf {
+    std::env::var_os("GUARD_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/guard")
+    })
+}
+
+impl Daemon {
+    /// Starts `guard run --record` and waits until it says it is ready.
+    pub fn start(name: &str) -> Self {
+        let record = crate::temp_path(&format!("{name}.jsonl"));
+        let bin = guard_bin();
+        let mut child = Command::new(&bin)
+            .args(["run", "--record"])
+            .arg(&record)
+            .env("GUARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[guard] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let mut d = Self { child, record, log: rx };
+        d.wait_for("guard ready", Duration::from_secs(60));
+        d
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    panic!("guard did not log {needle:?} within {timeout:?} (exit: {status:?})");
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, wait for a clean exit, and return the recorded events.
+    pub fn stop(mut self) -> Vec<Event> {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "guard exited with {status}");
+        let f = std::fs::File::open(&self.record).unwrap();
+        read_events(BufReader::new(f)).map(|e| e.unwrap()).collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! A local HTTPS server on 127.0.0.1 that keeps the exact plaintext it received and sent.
+//!
+//! `GET|POST /bytes/N` answers with N bytes of a fixed pattern. One request per connection
+//! (`Connection: close`), so each transcript is one connection.
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+};
+
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+#[derive(Clone, Debug, Default)]
+pub struct Transcript {
+    pub received: Vec<u8>,
+    pub sent: Vec<u8>,
+}
+
+pub struct TlsServer {
+    pub port: u16,
+    /// PEM of the self-signed certificate, for the clients' trust store.
+    pub ca_file: PathBuf,
+    transcripts: Arc<Mutex<Vec<Transcript>>>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// The body pattern: not all one byte, so misordered chunks would show.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ (i / 251 % 256) as u8).collect()
+}
+
+impl TlsServer {
+    pub fn start() -> Self {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        let ca_file = crate::temp_path(&format!("ca-{}.pem", std::process::id()));
+        std::fs::write(&ca_file, ck.cert.pem()).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![ck.cert.der().clone()], key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let transcripts = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (transcripts.clone(), stop.clone());
+        let accept = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (config, t) = (config.clone(), t.clone());
+                std::thread::spawn(move || {
+                    if let Some(tr) = serve(stream, config) {
+                        t.lock().unwrap().push(tr);
+                    }
+                });
+            }
+        });
+        Self { port, ca_file, transcripts, stop, accept: Some(accept) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn transcripts(&self) -> Vec<Transcript> {
+        self.transcripts.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> Option<Transcript> {
+    let conn = rustls::ServerConnection::new(config).ok()?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tr = Transcript::default();
+    let mut buf = [0u8; 16384];
+    // Headers, then a Content-Length body.
+    let head_end = loop {
+        if let Some(i) = tr.received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tls.read(&mut buf).ok().filter(|&n| n > 0)?;
+        tr.received.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&tr.received[..head_end]).to_ascii_lowercase();
+    let body_len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    while tr.received.len() < head_end + body_len {
+        let n = tls.read(&mut buf).ok().filter(|&n| n > 0)?;
+        tr.received.extend_from_slice(&buf[..n]);
+    }
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let n: usize = path.strip_prefix("/bytes/").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n").into_bytes();
+    resp.extend_from_slice(&pattern(n));
+    tls.write_all(&resp).ok()?;
+    tls.flush().ok()?;
+    tr.sent = resp;
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Some(tr)
+}
