@@ -1,0 +1,163 @@
+//! [`Event`] → kernel record bytes: the inverse of [`super::decode`]. Used by the round-trip
+//! tests, fuzzing seeds and benchmarks to produce records without a kernel.
+
+use guard_common::event::{self as k, EventKind};
+
+use super::*;
+
+fn header(kind: EventKind, tid: u32, tgid: u32, ts: u64) -> k::Header {
+    k::Header { kind: kind as u32, tid, tgid, _pad: 0, ktime_ns: ts }
+}
+
+fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+    // SAFETY: T is a #[repr(C)] record of integers and byte arrays with explicit padding.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }.to_vec()
+}
+
+fn fill<const N: usize>(s: &str) -> ([u8; N], u32) {
+    let mut a = [0u8; N];
+    let n = s.len().min(N - 1);
+    a[..n].copy_from_slice(&s.as_bytes()[..n]);
+    (a, n as u32)
+}
+
+pub fn encode(ev: &Event) -> Vec<u8> {
+    match ev {
+        Event::Exec(e) => {
+            let (filename, filename_len) = fill(&e.filename);
+            bytes_of(&k::ExecEvent {
+                hdr: header(EventKind::Exec, e.tid, e.pid, e.ts_ns),
+                ppid: e.ppid,
+                old_tid: e.old_tid,
+                uid: e.uid,
+                filename_len,
+                start_time_ns: e.start_time_ns,
+                comm: fill(&e.comm).0,
+                filename,
+            })
+        }
+        Event::Fork(f) => bytes_of(&k::ForkEvent {
+            hdr: header(EventKind::Fork, f.parent_tid, f.parent_pid, f.ts_ns),
+            child_tgid: f.child_pid,
+            uid: f.uid,
+            child_start_time_ns: f.child_start_time_ns,
+            parent_start_time_ns: f.parent_start_time_ns,
+            comm: fill(&f.comm).0,
+        }),
+        Event::Exit(x) => bytes_of(&k::ExitEvent {
+            hdr: header(EventKind::Exit, x.tid, x.pid, x.ts_ns),
+            exit_code: x.exit_code,
+            _pad: 0,
+            start_time_ns: x.start_time_ns,
+            comm: fill(&x.comm).0,
+        }),
+        Event::ExecArgv(a) => {
+            let mut args = Vec::new();
+            for s in &a.argv {
+                args.extend_from_slice(s.as_bytes());
+                args.push(0);
+            }
+            let (filename, filename_len) = fill(&a.filename);
+            let fixed = k::ExecArgvEvent {
+                hdr: header(EventKind::ExecArgv, a.tid, a.pid, a.ts_ns),
+                syscall: match a.syscall {
+                    ExecSyscall::Execve => k::SYSCALL_EXECVE,
+                    ExecSyscall::Execveat => k::SYSCALL_EXECVEAT,
+                },
+                flags: if a.truncated { k::ARGV_TRUNCATED_COUNT } else { 0 },
+                argc: a.argv.len() as u32,
+                filename_len,
+                args_len: args.len() as u32,
+                _pad: 0,
+                filename,
+                args: [0; k::ARGS_CAP + k::ARG_MAX],
+            };
+            let mut out = bytes_of(&fixed)[..k::EXEC_ARGV_FIXED].to_vec();
+            out.extend_from_slice(&args);
+            out
+        }
+        Event::ExecResult(r) => bytes_of(&k::ExecResultEvent { hdr: header(EventKind::ExecResult, r.tid, r.pid, r.ts_ns), ret: r.ret }),
+        Event::TlsData(d) => {
+            let mut out = bytes_of(&k::Header { ..header(EventKind::TlsData, d.tid, d.conn.pid, d.ts_ns) });
+            out.extend_from_slice(&d.conn.conn.to_ne_bytes());
+            out.extend_from_slice(&d.offset.to_ne_bytes());
+            out.extend_from_slice(&d.call_len.to_ne_bytes());
+            out.extend_from_slice(&(d.data.len() as u32).to_ne_bytes());
+            out.push(match d.dir {
+                Direction::Write => k::DIR_WRITE,
+                Direction::Read => k::DIR_READ,
+            });
+            out.push(match d.func {
+                TlsFunc::SslWrite => k::FUNC_SSL_WRITE,
+                TlsFunc::SslRead => k::FUNC_SSL_READ,
+                TlsFunc::SslWriteEx => k::FUNC_SSL_WRITE_EX,
+                TlsFunc::SslReadEx => k::FUNC_SSL_READ_EX,
+            });
+            out.extend_from_slice(&[0; 6]);
+            debug_assert_eq!(out.len(), k::TLS_DATA_FIXED);
+            out.extend_from_slice(&d.data);
+            out
+        }
+        Event::TlsClose(c) => bytes_of(&k::TlsCloseEvent { hdr: header(EventKind::TlsClose, c.conn.pid, c.conn.pid, c.ts_ns), conn: c.conn.conn }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn samples() -> Vec<Event> {
+        vec![
+            Event::Exec(Exec { ts_ns: 1, pid: 10, tid: 10, old_tid: 11, ppid: 1, uid: 1000, start_time_ns: 5, comm: "rm".into(), filename: "/usr/bin/rm".into() }),
+            Event::Fork(Fork { ts_ns: 2, parent_pid: 1, parent_tid: 2, parent_start_time_ns: 3, child_pid: 10, child_start_time_ns: 4, uid: 0, comm: "bash".into() }),
+            Event::Exit(Exit { ts_ns: 3, pid: 10, tid: 12, start_time_ns: 5, exit_code: 256, comm: "rm".into() }),
+            Event::ExecArgv(ExecArgv { ts_ns: 4, pid: 10, tid: 10, syscall: ExecSyscall::Execveat, filename: "/bin/sh".into(), argv: vec!["sh".into(), "-c".into(), "".into(), "x y".into()], truncated: false }),
+            Event::ExecArgv(ExecArgv { ts_ns: 4, pid: 10, tid: 10, syscall: ExecSyscall::Execve, filename: "/bin/true".into(), argv: vec![], truncated: true }),
+            Event::ExecResult(ExecResult { ts_ns: 5, pid: 10, tid: 10, ret: -2 }),
+            Event::TlsData(TlsData { ts_ns: 6, tid: 11, conn: ConnId { pid: 10, conn: 0xdead }, dir: Direction::Read, func: TlsFunc::SslReadEx, offset: 1 << 40, call_len: 70000, data: Bytes::from_static(b"HTTP/1.1 200 OK\r\n") }),
+            Event::TlsClose(TlsClose { ts_ns: 7, conn: ConnId { pid: 10, conn: 0xdead } }),
+        ]
+    }
+
+    #[test]
+    fn every_event_survives_encode_then_decode() {
+        for ev in samples() {
+            assert_eq!(decode(&encode(&ev)), Ok(ev.clone()), "{ev:?}");
+        }
+    }
+
+    #[test]
+    fn every_event_survives_a_recording() {
+        for ev in samples() {
+            let line = serde_json::to_string(&ev).unwrap();
+            assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), ev);
+        }
+    }
+
+    #[test]
+    fn short_or_unknown_records_are_errors() {
+        for ev in samples() {
+            let b = encode(&ev);
+            let min = match ev {
+                Event::ExecArgv(_) => k::EXEC_ARGV_FIXED,
+                Event::TlsData(_) => k::TLS_DATA_FIXED,
+                _ => b.len(),
+            };
+            for n in 0..min {
+                assert!(matches!(decode(&b[..n]), Err(DecodeError::Short { .. })), "{n} bytes of {ev:?}");
+            }
+        }
+        let mut b = encode(&samples()[0]);
+        b[0] = 99;
+        assert_eq!(decode(&b), Err(DecodeError::UnknownKind { kind: 99 }));
+    }
+
+    #[test]
+    fn a_data_length_beyond_the_record_is_an_error() {
+        let mut b = encode(&samples()[6]);
+        b.truncate(b.len() - 1);
+        assert!(matches!(decode(&b), Err(DecodeError::BadLength { .. })));
+    }
+}
