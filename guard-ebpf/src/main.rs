@@ -4,6 +4,7 @@
 #![no_main]
 
 mod exec;
+mod floor;
 mod globals;
 mod maps;
 mod task;

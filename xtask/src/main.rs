@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up of the machine and toolchain, the daemon on defaults, and the full test run.
 
+mod bench;
 mod setup;
 
 use std::{path::PathBuf, process::Command};
@@ -27,6 +28,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Per-call cost of SSL_write: no probes vs the empty uprobe+uretprobe floor vs guard.
+    BenchProbe,
     /// Set up and run every test, the privileged eBPF tests included.
     Test {
         /// Extra arguments for `cargo test` (for example a test name filter).
@@ -41,6 +44,7 @@ fn main() -> Result<()> {
         Cmd::Setup { tests } => setup::run(&setup::Options { for_tests: tests }).map(drop),
         Cmd::Run { args } => run(&args),
         Cmd::Test { args } => test(&args),
+        Cmd::BenchProbe => bench::probe_cost(),
     }
 }
 

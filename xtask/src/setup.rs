@@ -89,6 +89,11 @@ fn apt(pkgs: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Extra packages a single task needs (e.g. libssl-dev for the C benchmark harness).
+pub fn apt_extra(pkgs: &[&str]) -> Result<()> {
+    apt(pkgs)
+}
+
 fn dpkg_installed(pkg: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", pkg])

@@ -1,0 +1,17 @@
+//! An empty uprobe/uretprobe pair: the cost floor that no probe can beat. Only the benchmarks
+//! load these (`cargo xtask bench-probe`); the daemon never does.
+
+use aya_ebpf::{
+    macros::{uprobe, uretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+
+#[uprobe]
+pub fn floor_entry(_ctx: ProbeContext) -> u32 {
+    0
+}
+
+#[uretprobe]
+pub fn floor_return(_ctx: RetProbeContext) -> u32 {
+    0
+}
