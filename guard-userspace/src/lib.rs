@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod ebpf;
 pub mod events;
+pub mod glob;
 pub mod pipeline;
 pub mod process;
 pub mod protocols;
