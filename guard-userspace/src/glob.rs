@@ -4,7 +4,9 @@
 
 /// True when `text` matches any `|`-separated alternative of `pattern`.
 pub fn matches(pattern: &str, text: &str) -> bool {
-    pattern.split('|').any(|alt| wildcard(alt.as_bytes(), text.as_bytes()))
+    pattern
+        .split('|')
+        .any(|alt| wildcard(alt.as_bytes(), text.as_bytes()))
 }
 
 /// Iterative wildcard match with single-star backtracking: linear in practice, never recursive.
@@ -43,8 +45,14 @@ mod tests {
         assert!(matches("delete-*", "delete-bucket"));
         assert!(!matches("delete-*", "describe-instances"));
         assert!(matches("mkfs|mkfs.*", "mkfs.ext4"));
-        assert!(matches("*/@openai/codex/*", "/usr/lib/node_modules/@openai/codex/bin/codex.js"));
-        assert!(!matches("*/@openai/codex/*", "/usr/lib/node_modules/@openai/codex"));
+        assert!(matches(
+            "*/@openai/codex/*",
+            "/usr/lib/node_modules/@openai/codex/bin/codex.js"
+        ));
+        assert!(!matches(
+            "*/@openai/codex/*",
+            "/usr/lib/node_modules/@openai/codex"
+        ));
         assert!(matches("python3.?*", "python3.11"));
         assert!(matches("of=/dev/*", "of=/dev/sda"));
         assert!(!matches("rm", "rmdir"));

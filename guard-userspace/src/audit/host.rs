@@ -30,7 +30,9 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
 
 /// Reads `/etc/passwd`; empty when unreadable.
 pub fn read_users() -> HashMap<u32, String> {
-    std::fs::read_to_string("/etc/passwd").map(|t| parse_passwd(&t)).unwrap_or_default()
+    std::fs::read_to_string("/etc/passwd")
+        .map(|t| parse_passwd(&t))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -39,7 +41,9 @@ mod tests {
 
     #[test]
     fn passwd_and_hostname() {
-        let users = parse_passwd("root:x:0:0:root:/root:/bin/bash\n# c\ndev:x:1000:1000::/home/dev:/bin/sh\nbad\n");
+        let users = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\n# c\ndev:x:1000:1000::/home/dev:/bin/sh\nbad\n",
+        );
         assert_eq!(users.get(&0).map(String::as_str), Some("root"));
         assert_eq!(users.get(&1000).map(String::as_str), Some("dev"));
         assert_eq!(users.len(), 2);

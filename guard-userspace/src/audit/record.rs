@@ -77,8 +77,11 @@ impl AuditRecord {
 /// RFC 3339 in UTC with millisecond precision; the epoch if the clock is unrepresentable.
 pub fn rfc3339(at: SystemTime) -> String {
     let t = OffsetDateTime::from(at);
-    let t = t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+    let t = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }
 
 #[cfg(test)]
@@ -90,11 +93,19 @@ mod tests {
 
     #[test]
     fn the_line_is_exact_and_secret_free() {
-        let argv: Vec<String> = ["bash", "-c", "PGPASSWORD=hunter2 psql postgres://app:s3cret@db/app -c 'DROP TABLE users'"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let ctx = Context { cwd: Some("/home/dev/proj".into()), home: Some("/home/dev".into()), worktree: None };
+        let argv: Vec<String> = [
+            "bash",
+            "-c",
+            "PGPASSWORD=hunter2 psql postgres://app:s3cret@db/app -c 'DROP TABLE users'",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let ctx = Context {
+            cwd: Some("/home/dev/proj".into()),
+            home: Some("/home/dev".into()),
+            worktree: None,
+        };
         let m = RuleSet::builtin().check(&argv, &ctx).remove(0);
         let subject = Subject {
             pid: 4242,

@@ -34,7 +34,12 @@ pub enum AuditError {
 
 enum Sink {
     Stdout,
-    File { path: PathBuf, file: File, dev: u64, ino: u64 },
+    File {
+        path: PathBuf,
+        file: File,
+        dev: u64,
+        ino: u64,
+    },
 }
 
 pub struct AuditWriter {
@@ -47,7 +52,11 @@ impl AuditWriter {
     /// `-` is stdout; anything else a file path, created if missing (mode 0600: argv may still
     /// reveal more than it should).
     pub fn open(target: &str) -> Result<Self, AuditError> {
-        let sink = if target == "-" { Sink::Stdout } else { open_file(Path::new(target))? };
+        let sink = if target == "-" {
+            Sink::Stdout
+        } else {
+            open_file(Path::new(target))?
+        };
         Ok(Self { sink, reopened: 0 })
     }
 
@@ -57,7 +66,8 @@ impl AuditWriter {
         let mut line = serde_json::to_vec(rec).map_err(|source| AuditError::Encode { source })?;
         line.push(b'\n');
         if let Sink::File { path, dev, ino, .. } = &self.sink {
-            let same = std::fs::metadata(path.as_path()).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino);
+            let same =
+                std::fs::metadata(path.as_path()).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino);
             if !same {
                 self.sink = open_file(&path.clone())?;
                 self.reopened += 1;
@@ -66,19 +76,42 @@ impl AuditWriter {
         match &mut self.sink {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&line).and_then(|()| out.flush()).map_err(|source| AuditError::Write { path: "-".into(), source })
+                out.write_all(&line)
+                    .and_then(|()| out.flush())
+                    .map_err(|source| AuditError::Write {
+                        path: "-".into(),
+                        source,
+                    })
             }
-            Sink::File { path, file, .. } => file.write_all(&line).map_err(|source| AuditError::Write { path: path.clone(), source }),
+            Sink::File { path, file, .. } => {
+                file.write_all(&line).map_err(|source| AuditError::Write {
+                    path: path.clone(),
+                    source,
+                })
+            }
         }
     }
 }
 
 fn open_file(path: &Path) -> Result<Sink, AuditError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| AuditError::Open { path: path.to_path_buf(), source };
-    let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(err)?;
+    let err = |source| AuditError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
     let meta = file.metadata().map_err(err)?;
-    Ok(Sink::File { path: path.to_path_buf(), file, dev: meta.dev(), ino: meta.ino() })
+    Ok(Sink::File {
+        path: path.to_path_buf(),
+        file,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
 }
 
 #[cfg(test)]
@@ -110,7 +143,11 @@ mod tests {
         std::fs::read_to_string(path)
             .expect("read")
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line")["pid"].as_u64().expect("pid"))
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("json line")["pid"]
+                    .as_u64()
+                    .expect("pid")
+            })
             .collect()
     }
 
@@ -139,7 +176,13 @@ mod tests {
 
     #[test]
     fn an_unopenable_path_is_a_named_error() {
-        let e = AuditWriter::open("/nonexistent-dir/audit.log").err().expect("fails");
-        assert!(e.to_string().starts_with("cannot open audit log /nonexistent-dir/audit.log"), "{e}");
+        let e = AuditWriter::open("/nonexistent-dir/audit.log")
+            .err()
+            .expect("fails");
+        assert!(
+            e.to_string()
+                .starts_with("cannot open audit log /nonexistent-dir/audit.log"),
+            "{e}"
+        );
     }
 }

@@ -45,7 +45,9 @@ pub enum CatalogError {
         #[source]
         source: toml::de::Error,
     },
-    #[error("agent #{index}: `id` must be non-empty and use only a-z, 0-9, `-` and `_`, got {id:?}")]
+    #[error(
+        "agent #{index}: `id` must be non-empty and use only a-z, 0-9, `-` and `_`, got {id:?}"
+    )]
     BadId { index: usize, id: String },
     #[error("agent `{id}` has no matcher: set `exe`, `paths`, `modules` or `env`")]
     NoMatcher { id: String },
@@ -71,9 +73,13 @@ impl Catalog {
     /// `base` plus `extra` (an admin file in the same format); same id replaces, new ids append,
     /// extra interpreters are added.
     pub fn load(base: &str, extra: Option<&str>) -> Result<Self, CatalogError> {
-        let mut cat = Self { interpreters: Vec::new(), agents: Vec::new() };
+        let mut cat = Self {
+            interpreters: Vec::new(),
+            agents: Vec::new(),
+        };
         for text in std::iter::once(base).chain(extra) {
-            let file: CatalogFile = toml::from_str(text).map_err(|source| CatalogError::Toml { source })?;
+            let file: CatalogFile =
+                toml::from_str(text).map_err(|source| CatalogError::Toml { source })?;
             cat.interpreters.extend(file.interpreters);
             for (index, a) in file.agents.into_iter().enumerate() {
                 validate(index, &a)?;
@@ -96,13 +102,20 @@ impl Catalog {
 
     /// The closed set of environment variable names worth reading from /proc/PID/environ.
     pub fn marker_names(&self) -> BTreeSet<&str> {
-        self.agents.iter().flat_map(|a| a.env.iter()).map(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n)).collect()
+        self.agents
+            .iter()
+            .flat_map(|a| a.env.iter())
+            .map(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n))
+            .collect()
     }
 
     /// True for a program that runs scripts (the agent is then the script, not the program).
     pub fn is_interpreter(&self, exe: Option<&str>, argv: &[String]) -> bool {
         let names = [exe.map(basename), argv.first().map(|a| basename(a))];
-        names.iter().flatten().any(|n| self.interpreters.iter().any(|g| glob::matches(g, n)))
+        names
+            .iter()
+            .flatten()
+            .any(|n| self.interpreters.iter().any(|g| glob::matches(g, n)))
     }
 
     /// The catalog agent this program image is, if any.
@@ -125,9 +138,15 @@ impl Catalog {
             }
         }
         self.agents.iter().position(|a| {
-            names.iter().any(|n| a.exe.iter().any(|g| glob::matches(g, n)))
-                || paths.iter().any(|p| a.paths.iter().any(|g| glob::matches(g, p)))
-                || modules.iter().any(|m| a.modules.iter().any(|g| glob::matches(g, m)))
+            names
+                .iter()
+                .any(|n| a.exe.iter().any(|g| glob::matches(g, n)))
+                || paths
+                    .iter()
+                    .any(|p| a.paths.iter().any(|g| glob::matches(g, p)))
+                || modules
+                    .iter()
+                    .any(|m| a.modules.iter().any(|g| glob::matches(g, m)))
         })
     }
 
@@ -135,23 +154,36 @@ impl Catalog {
     pub fn identify_env(&self, markers: &[(String, String)]) -> Option<usize> {
         self.agents.iter().position(|a| {
             a.env.iter().any(|spec| {
-                let (name, want) = spec.split_once('=').map_or((spec.as_str(), None), |(n, v)| (n, Some(v)));
-                markers.iter().any(|(n, v)| n == name && want.is_none_or(|g| glob::matches(g, v)))
+                let (name, want) = spec
+                    .split_once('=')
+                    .map_or((spec.as_str(), None), |(n, v)| (n, Some(v)));
+                markers
+                    .iter()
+                    .any(|(n, v)| n == name && want.is_none_or(|g| glob::matches(g, v)))
             })
         })
     }
 }
 
 fn validate(index: usize, a: &AgentSpec) -> Result<(), CatalogError> {
-    let ok = !a.id.is_empty() && a.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let ok = !a.id.is_empty()
+        && a.id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !ok {
-        return Err(CatalogError::BadId { index, id: a.id.clone() });
+        return Err(CatalogError::BadId {
+            index,
+            id: a.id.clone(),
+        });
     }
     if a.exe.is_empty() && a.paths.is_empty() && a.modules.is_empty() && a.env.is_empty() {
         return Err(CatalogError::NoMatcher { id: a.id.clone() });
     }
     if let Some(e) = a.env.iter().find(|e| e.is_empty() || e.starts_with('=')) {
-        return Err(CatalogError::BadEnv { id: a.id.clone(), entry: e.clone() });
+        return Err(CatalogError::BadEnv {
+            id: a.id.clone(),
+            entry: e.clone(),
+        });
     }
     Ok(())
 }
@@ -170,19 +202,37 @@ pub fn script_of(args: &[String]) -> Script<'_> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "-m" {
-            return Script { module: it.next().map(String::as_str), path: None };
+            return Script {
+                module: it.next().map(String::as_str),
+                path: None,
+            };
         }
-        if let Some(m) = a.strip_prefix("-m").filter(|m| !m.is_empty() && !a.starts_with("--")) {
-            return Script { module: Some(m), path: None };
+        if let Some(m) = a
+            .strip_prefix("-m")
+            .filter(|m| !m.is_empty() && !a.starts_with("--"))
+        {
+            return Script {
+                module: Some(m),
+                path: None,
+            };
         }
         if a == "--" {
-            return Script { module: None, path: it.next().map(String::as_str) };
+            return Script {
+                module: None,
+                path: it.next().map(String::as_str),
+            };
         }
         if !a.starts_with('-') {
-            return Script { module: None, path: Some(a) };
+            return Script {
+                module: None,
+                path: Some(a),
+            };
         }
     }
-    Script { module: None, path: None }
+    Script {
+        module: None,
+        path: None,
+    }
 }
 
 #[cfg(test)]
@@ -192,15 +242,29 @@ mod tests {
     fn id(exe: &str, argv: &[&str]) -> Option<String> {
         let c = Catalog::builtin();
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        c.identify(Some(exe), &argv).map(|i| c.agents()[i].id.clone())
+        c.identify(Some(exe), &argv)
+            .map(|i| c.agents()[i].id.clone())
     }
 
     #[test]
     fn the_catalog_covers_the_required_agents() {
         let c = Catalog::builtin();
         for want in [
-            "claude-code", "codex", "gemini-cli", "copilot-cli", "qwen-code", "opencode", "kilo", "aider",
-            "cursor-agent", "kiro", "goose", "crush", "amp", "cline", "continue",
+            "claude-code",
+            "codex",
+            "gemini-cli",
+            "copilot-cli",
+            "qwen-code",
+            "opencode",
+            "kilo",
+            "aider",
+            "cursor-agent",
+            "kiro",
+            "goose",
+            "crush",
+            "amp",
+            "cline",
+            "continue",
         ] {
             assert!(c.agents().iter().any(|a| a.id == want), "{want} missing");
         }
@@ -209,32 +273,111 @@ mod tests {
     #[test]
     fn agents_are_recognised_however_they_run() {
         let cases: &[(&str, &[&str], &str)] = &[
-            ("/usr/bin/node", &["node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js"], "claude-code"),
-            ("/home/u/.local/share/claude/versions/2.0.14", &["claude", "-p", "hi"], "claude-code"),
-            ("/usr/bin/node", &["node", "--no-warnings", "/usr/local/lib/node_modules/@openai/codex/bin/codex.js"], "codex"),
+            (
+                "/usr/bin/node",
+                &[
+                    "node",
+                    "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js",
+                ],
+                "claude-code",
+            ),
+            (
+                "/home/u/.local/share/claude/versions/2.0.14",
+                &["claude", "-p", "hi"],
+                "claude-code",
+            ),
+            (
+                "/usr/bin/node",
+                &[
+                    "node",
+                    "--no-warnings",
+                    "/usr/local/lib/node_modules/@openai/codex/bin/codex.js",
+                ],
+                "codex",
+            ),
             (
                 "/usr/local/lib/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex",
-                &["/usr/local/lib/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex", "exec"],
+                &[
+                    "/usr/local/lib/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex",
+                    "exec",
+                ],
                 "codex",
             ),
             ("/usr/local/bin/codex", &["codex"], "codex"),
-            ("/usr/bin/node", &["/usr/bin/node", "/usr/local/bin/gemini"], "gemini-cli"),
-            ("/usr/bin/node", &["node", "/opt/n/lib/node_modules/@google/gemini-cli/dist/index.js"], "gemini-cli"),
-            ("/usr/bin/npx", &["npx", "-y", "@google/gemini-cli"], "gemini-cli"),
-            ("/usr/bin/node", &["node", "/usr/lib/node_modules/@github/copilot/index.js"], "copilot-cli"),
-            ("/usr/bin/node", &["node", "/usr/lib/node_modules/@qwen-code/qwen-code/cli.js"], "qwen-code"),
+            (
+                "/usr/bin/node",
+                &["/usr/bin/node", "/usr/local/bin/gemini"],
+                "gemini-cli",
+            ),
+            (
+                "/usr/bin/node",
+                &[
+                    "node",
+                    "/opt/n/lib/node_modules/@google/gemini-cli/dist/index.js",
+                ],
+                "gemini-cli",
+            ),
+            (
+                "/usr/bin/npx",
+                &["npx", "-y", "@google/gemini-cli"],
+                "gemini-cli",
+            ),
+            (
+                "/usr/bin/node",
+                &["node", "/usr/lib/node_modules/@github/copilot/index.js"],
+                "copilot-cli",
+            ),
+            (
+                "/usr/bin/node",
+                &["node", "/usr/lib/node_modules/@qwen-code/qwen-code/cli.js"],
+                "qwen-code",
+            ),
             ("/home/u/.opencode/bin/opencode", &["opencode"], "opencode"),
             ("/home/u/.kilo/bin/kilo", &["kilo"], "kilo"),
-            ("/usr/bin/python3.12", &["python3", "-m", "aider", "--model", "x"], "aider"),
-            ("/usr/bin/python3.12", &["/usr/bin/python3", "/home/u/.local/bin/aider"], "aider"),
+            (
+                "/usr/bin/python3.12",
+                &["python3", "-m", "aider", "--model", "x"],
+                "aider",
+            ),
+            (
+                "/usr/bin/python3.12",
+                &["/usr/bin/python3", "/home/u/.local/bin/aider"],
+                "aider",
+            ),
             ("/home/u/.local/bin/aider", &["aider"], "aider"),
-            ("/home/u/.local/share/cursor-agent/versions/2025.1/node", &["node", "index.js"], "cursor-agent"),
-            ("/usr/local/bin/kiro-cli-chat", &["kiro-cli-chat", "chat"], "kiro"),
+            (
+                "/home/u/.local/share/cursor-agent/versions/2025.1/node",
+                &["node", "index.js"],
+                "cursor-agent",
+            ),
+            (
+                "/usr/local/bin/kiro-cli-chat",
+                &["kiro-cli-chat", "chat"],
+                "kiro",
+            ),
             ("/usr/local/bin/goose", &["goose", "session"], "goose"),
             ("/usr/local/bin/crush", &["crush"], "crush"),
-            ("/usr/bin/node", &["node", "/usr/lib/node_modules/@sourcegraph/amp/dist/main.js"], "amp"),
-            ("/usr/bin/node", &["node", "/usr/lib/node_modules/cline/dist/cli.js"], "cline"),
-            ("/usr/bin/node", &["node", "/usr/lib/node_modules/@continuedev/cli/dist/index.js"], "continue"),
+            (
+                "/usr/bin/node",
+                &[
+                    "node",
+                    "/usr/lib/node_modules/@sourcegraph/amp/dist/main.js",
+                ],
+                "amp",
+            ),
+            (
+                "/usr/bin/node",
+                &["node", "/usr/lib/node_modules/cline/dist/cli.js"],
+                "cline",
+            ),
+            (
+                "/usr/bin/node",
+                &[
+                    "node",
+                    "/usr/lib/node_modules/@continuedev/cli/dist/index.js",
+                ],
+                "continue",
+            ),
         ];
         for (exe, argv, want) in cases {
             assert_eq!(id(exe, argv).as_deref(), Some(*want), "{exe} {argv:?}");
@@ -243,7 +386,13 @@ mod tests {
 
     #[test]
     fn ordinary_programs_and_files_are_not_agents() {
-        assert_eq!(id("/usr/bin/cat", &["cat", "/usr/lib/node_modules/@openai/codex/README.md"]), None);
+        assert_eq!(
+            id(
+                "/usr/bin/cat",
+                &["cat", "/usr/lib/node_modules/@openai/codex/README.md"]
+            ),
+            None
+        );
         assert_eq!(id("/usr/bin/node", &["node", "server.js"]), None);
         assert_eq!(id("/usr/bin/python3", &["python3", "-m", "pytest"]), None);
         assert_eq!(id("/usr/bin/bash", &["bash", "-c", "claude"]), None);
@@ -253,17 +402,35 @@ mod tests {
     fn env_markers_identify_and_admins_extend() {
         let c = Catalog::builtin();
         let m = |n: &str, v: &str| vec![(n.to_owned(), v.to_owned())];
-        assert_eq!(c.identify_env(&m("CLAUDECODE", "1")).map(|i| c.agents()[i].id.as_str()), Some("claude-code"));
-        assert_eq!(c.identify_env(&m("AGENT", "amp")).map(|i| c.agents()[i].id.as_str()), Some("amp"));
+        assert_eq!(
+            c.identify_env(&m("CLAUDECODE", "1"))
+                .map(|i| c.agents()[i].id.as_str()),
+            Some("claude-code")
+        );
+        assert_eq!(
+            c.identify_env(&m("AGENT", "amp"))
+                .map(|i| c.agents()[i].id.as_str()),
+            Some("amp")
+        );
         assert_eq!(c.identify_env(&m("AGENT", "other")), None);
         assert!(c.marker_names().contains("GEMINI_CLI"));
         let extra = "[[agent]]\nid = \"my-bot\"\nexe = [\"mybot\"]\n";
         let c = Catalog::load(BUILTIN_AGENTS, Some(extra)).expect("loads");
-        let i = c.identify(Some("/opt/mybot"), &["mybot".into()]).expect("found");
+        let i = c
+            .identify(Some("/opt/mybot"), &["mybot".into()])
+            .expect("found");
         assert_eq!(c.agents()[i].id, "my-bot");
-        let e = Catalog::load(BUILTIN_AGENTS, Some("[[agent]]\nid = \"Bad Id\"\nexe = [\"x\"]\n")).expect_err("bad id");
+        let e = Catalog::load(
+            BUILTIN_AGENTS,
+            Some("[[agent]]\nid = \"Bad Id\"\nexe = [\"x\"]\n"),
+        )
+        .expect_err("bad id");
         assert!(e.to_string().contains("\"Bad Id\""), "{e}");
-        let e = Catalog::load(BUILTIN_AGENTS, Some("[[agent]]\nid = \"x\"\nexes = [\"x\"]\n")).expect_err("typo");
+        let e = Catalog::load(
+            BUILTIN_AGENTS,
+            Some("[[agent]]\nid = \"x\"\nexes = [\"x\"]\n"),
+        )
+        .expect_err("typo");
         assert!(e.to_string().contains("exes"), "{e}");
     }
 }

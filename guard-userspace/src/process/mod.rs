@@ -13,4 +13,6 @@ pub mod table;
 mod tests;
 
 pub use agents::{Catalog, CatalogError};
-pub use table::{AgentKind, AgentRef, ProcKey, Process, ProcessTable, SeedProcess, TableLimits, TableStats};
+pub use table::{
+    AgentKind, AgentRef, ProcKey, Process, ProcessTable, SeedProcess, TableLimits, TableStats,
+};

@@ -26,11 +26,24 @@ pub enum SeedError {
 /// Reads every process under `proc_root` (normally `/proc`). `markers` is the closed set of
 /// environment variable names to keep ([`super::agents::Catalog::marker_names`]); `clk_tck` is
 /// the kernel's USER_HZ (100 nearly everywhere), used to convert start times to 100 Hz ticks.
-pub fn read_all(proc_root: &Path, markers: &BTreeSet<&str>, clk_tck: u64) -> Result<Vec<SeedProcess>, SeedError> {
-    let dir = fs::read_dir(proc_root).map_err(|source| SeedError::List { path: proc_root.to_path_buf(), source })?;
+pub fn read_all(
+    proc_root: &Path,
+    markers: &BTreeSet<&str>,
+    clk_tck: u64,
+) -> Result<Vec<SeedProcess>, SeedError> {
+    let dir = fs::read_dir(proc_root).map_err(|source| SeedError::List {
+        path: proc_root.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
         if let Some(p) = read_one(proc_root, pid, markers, clk_tck) {
             out.push(p);
         }
@@ -40,7 +53,12 @@ pub fn read_all(proc_root: &Path, markers: &BTreeSet<&str>, clk_tck: u64) -> Res
 }
 
 /// One process, or `None` when it has gone (its stat file is the one thing required).
-pub fn read_one(proc_root: &Path, pid: u32, markers: &BTreeSet<&str>, clk_tck: u64) -> Option<SeedProcess> {
+pub fn read_one(
+    proc_root: &Path,
+    pid: u32,
+    markers: &BTreeSet<&str>,
+    clk_tck: u64,
+) -> Option<SeedProcess> {
     let dir = proc_root.join(pid.to_string());
     let stat = fs::read_to_string(dir.join("stat")).ok()?;
     let (comm, ppid, start) = parse_stat(&stat)?;
@@ -49,19 +67,35 @@ pub fn read_one(proc_root: &Path, pid: u32, markers: &BTreeSet<&str>, clk_tck: u
         pid,
         ppid,
         start_ticks: start.saturating_mul(100) / clk,
-        uid: fs::read_to_string(dir.join("status")).ok().as_deref().and_then(parse_uid),
-        exe: fs::read_link(dir.join("exe")).ok().map(|p| strip_deleted(&p.to_string_lossy()).to_owned()),
-        argv: fs::read(dir.join("cmdline")).map(|b| split_nul(&b)).unwrap_or_default(),
+        uid: fs::read_to_string(dir.join("status"))
+            .ok()
+            .as_deref()
+            .and_then(parse_uid),
+        exe: fs::read_link(dir.join("exe"))
+            .ok()
+            .map(|p| strip_deleted(&p.to_string_lossy()).to_owned()),
+        argv: fs::read(dir.join("cmdline"))
+            .map(|b| split_nul(&b))
+            .unwrap_or_default(),
         comm: Some(comm),
-        cwd: fs::read_link(dir.join("cwd")).ok().map(|p| p.to_string_lossy().into_owned()),
-        cgroup: fs::read_to_string(dir.join("cgroup")).ok().as_deref().and_then(parse_cgroup),
-        markers: fs::read(dir.join("environ")).map(|b| pick_markers(&b, markers)).unwrap_or_default(),
+        cwd: fs::read_link(dir.join("cwd"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()),
+        cgroup: fs::read_to_string(dir.join("cgroup"))
+            .ok()
+            .as_deref()
+            .and_then(parse_cgroup),
+        markers: fs::read(dir.join("environ"))
+            .map(|b| pick_markers(&b, markers))
+            .unwrap_or_default(),
     })
 }
 
 /// The cwd of a live process (for rules judged at exec time).
 pub fn read_cwd(proc_root: &Path, pid: u32) -> Option<String> {
-    fs::read_link(proc_root.join(pid.to_string()).join("cwd")).ok().map(|p| p.to_string_lossy().into_owned())
+    fs::read_link(proc_root.join(pid.to_string()).join("cwd"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// USER_HZ from the C library.
@@ -85,12 +119,19 @@ pub fn parse_stat(stat: &str) -> Option<(String, u32, u64)> {
 }
 
 fn parse_uid(status: &str) -> Option<u32> {
-    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The cgroup v2 path (`0::/path`), else the first v1 line's path.
 fn parse_cgroup(text: &str) -> Option<String> {
-    let line = text.lines().find(|l| l.starts_with("0::")).or_else(|| text.lines().next())?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .or_else(|| text.lines().next())?;
     line.splitn(3, ':').nth(2).map(str::to_owned)
 }
 
@@ -99,7 +140,10 @@ fn strip_deleted(p: &str) -> &str {
 }
 
 fn split_nul(b: &[u8]) -> Vec<String> {
-    b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    b.split(|&c| c == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
 }
 
 fn pick_markers(environ: &[u8], names: &BTreeSet<&str>) -> Vec<(String, String)> {
@@ -108,7 +152,9 @@ fn pick_markers(environ: &[u8], names: &BTreeSet<&str>) -> Vec<(String, String)>
         .filter_map(|kv| {
             let kv = std::str::from_utf8(kv).ok()?;
             let (k, v) = kv.split_once('=')?;
-            names.contains(k).then(|| (k.to_owned(), v.chars().take(MAX_MARKER_VALUE).collect()))
+            names
+                .contains(k)
+                .then(|| (k.to_owned(), v.chars().take(MAX_MARKER_VALUE).collect()))
         })
         .collect()
 }
@@ -129,10 +175,26 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let d = root.path().join("42");
         fs::create_dir_all(&d).expect("mkdir");
-        fs::write(d.join("stat"), "42 (node) S 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000 0 0").expect("stat");
-        fs::write(d.join("status"), "Name:\tnode\nUid:\t1000\t1000\t1000\t1000\n").expect("status");
-        fs::write(d.join("cmdline"), b"node\0/usr/lib/node_modules/@google/gemini-cli/dist/index.js\0").expect("cmdline");
-        fs::write(d.join("cgroup"), "0::/user.slice/user-1000.slice/session-1.scope\n").expect("cgroup");
+        fs::write(
+            d.join("stat"),
+            "42 (node) S 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000 0 0",
+        )
+        .expect("stat");
+        fs::write(
+            d.join("status"),
+            "Name:\tnode\nUid:\t1000\t1000\t1000\t1000\n",
+        )
+        .expect("status");
+        fs::write(
+            d.join("cmdline"),
+            b"node\0/usr/lib/node_modules/@google/gemini-cli/dist/index.js\0",
+        )
+        .expect("cmdline");
+        fs::write(
+            d.join("cgroup"),
+            "0::/user.slice/user-1000.slice/session-1.scope\n",
+        )
+        .expect("cgroup");
         fs::write(d.join("environ"), b"HOME=/home/u\0GEMINI_CLI=1\0SECRET=x\0").expect("environ");
         std::os::unix::fs::symlink("/usr/bin/node", d.join("exe")).expect("exe");
         std::os::unix::fs::symlink("/home/u/proj", d.join("cwd")).expect("cwd");
@@ -147,7 +209,10 @@ mod tests {
                 start_ticks: 5000,
                 uid: Some(1000),
                 exe: Some("/usr/bin/node".into()),
-                argv: vec!["node".into(), "/usr/lib/node_modules/@google/gemini-cli/dist/index.js".into()],
+                argv: vec![
+                    "node".into(),
+                    "/usr/lib/node_modules/@google/gemini-cli/dist/index.js".into()
+                ],
                 comm: Some("node".into()),
                 cwd: Some("/home/u/proj".into()),
                 cgroup: Some("/user.slice/user-1000.slice/session-1.scope".into()),
@@ -155,13 +220,17 @@ mod tests {
             }]
         );
         // USER_HZ other than 100 is converted to 100 Hz ticks.
-        assert_eq!(read_one(root.path(), 42, &names, 1000).map(|p| p.start_ticks), Some(500));
+        assert_eq!(
+            read_one(root.path(), 42, &names, 1000).map(|p| p.start_ticks),
+            Some(500)
+        );
     }
 
     #[test]
     fn reads_this_process_from_real_proc() {
         let me = std::process::id();
-        let p = read_one(Path::new("/proc"), me, &BTreeSet::new(), clk_tck()).expect("own /proc entry");
+        let p =
+            read_one(Path::new("/proc"), me, &BTreeSet::new(), clk_tck()).expect("own /proc entry");
         assert_eq!(p.pid, me);
         assert!(p.exe.is_some() && !p.argv.is_empty() && p.cwd.is_some());
     }

@@ -10,7 +10,10 @@ use std::{
 use serde::Serialize;
 
 use super::agents::{Catalog, basename, script_of};
-use crate::events::{Exit, Fork, exec_join::{ExecOutcome, ExecRecord}};
+use crate::events::{
+    Exit, Fork,
+    exec_join::{ExecOutcome, ExecRecord},
+};
 
 /// `/proc/PID/stat` start times are in USER_HZ (100) ticks; kernel events carry nanoseconds.
 /// Keys use ticks so both sources agree.
@@ -25,7 +28,10 @@ pub struct ProcKey {
 
 impl ProcKey {
     pub const fn from_ns(pid: u32, start_time_ns: u64) -> Self {
-        Self { pid, start_ticks: start_time_ns / NS_PER_TICK }
+        Self {
+            pid,
+            start_ticks: start_time_ns / NS_PER_TICK,
+        }
     }
 }
 
@@ -87,7 +93,8 @@ impl Process {
     /// The container id, when the cgroup path names one (64 hex digits).
     pub fn container_id(&self) -> Option<&str> {
         let cg = self.cgroup.as_deref()?;
-        cg.split(['/', '-', '.', ':']).find(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        cg.split(['/', '-', '.', ':'])
+            .find(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 }
 
@@ -211,7 +218,10 @@ impl ProcessTable {
     }
 
     pub fn stats(&self) -> TableStats {
-        TableStats { entries: self.procs.len() as u64, ..self.stats }
+        TableStats {
+            entries: self.procs.len() as u64,
+            ..self.stats
+        }
     }
 
     /// The newest incarnation of `pid`.
@@ -227,7 +237,10 @@ impl ProcessTable {
     pub fn seed(&mut self, procs: Vec<SeedProcess>) {
         let mut keys = Vec::with_capacity(procs.len());
         for s in procs {
-            let key = ProcKey { pid: s.pid, start_ticks: s.start_ticks };
+            let key = ProcKey {
+                pid: s.pid,
+                start_ticks: s.start_ticks,
+            };
             keys.push((key, s.ppid));
             let p = self.entry(key);
             p.exe = s.exe;
@@ -250,9 +263,20 @@ impl ProcessTable {
     pub fn on_fork(&mut self, f: &Fork) {
         let key = ProcKey::from_ns(f.child_pid, f.child_start_time_ns);
         let parent = ProcKey::from_ns(f.parent_pid, f.parent_start_time_ns);
-        let known = self.procs.contains_key(&key) && self.procs.get(&key).is_some_and(|p| p.exe.is_some() || !p.argv.is_empty());
+        let known = self.procs.contains_key(&key)
+            && self
+                .procs
+                .get(&key)
+                .is_some_and(|p| p.exe.is_some() || !p.argv.is_empty());
         let image = self.procs.get(&parent).map(|pp| {
-            (pp.exe.clone(), pp.argv.clone(), pp.cwd.clone(), pp.cgroup.clone(), pp.markers.clone(), pp.uid)
+            (
+                pp.exe.clone(),
+                pp.argv.clone(),
+                pp.cwd.clone(),
+                pp.cgroup.clone(),
+                pp.markers.clone(),
+                pp.uid,
+            )
         });
         let p = self.entry(key);
         p.parent = Some(parent);
@@ -261,14 +285,12 @@ impl ProcessTable {
             p.comm = Some(f.comm.clone());
         }
         // An exec seen before this fork already set the child's own image; keep it.
-        if !known {
-            if let Some((exe, argv, cwd, cgroup, markers, _)) = image {
-                p.exe = exe;
-                p.argv = argv;
-                p.cwd = cwd;
-                p.cgroup = cgroup;
-                p.markers = markers;
-            }
+        if !known && let Some((exe, argv, cwd, cgroup, markers, _)) = image {
+            p.exe = exe;
+            p.argv = argv;
+            p.cwd = cwd;
+            p.cgroup = cgroup;
+            p.markers = markers;
         }
         self.identify(key);
         // The mark may belong to the program this child is about to exec: keep it parked until
@@ -280,9 +302,14 @@ impl ProcessTable {
 
     /// A finished exec attempt: only one that ran changes the image.
     pub fn on_exec(&mut self, r: &ExecRecord) {
-        let (ExecOutcome::Ran, Some(start)) = (&r.outcome, r.start_time_ns) else { return };
+        let (ExecOutcome::Ran, Some(start)) = (&r.outcome, r.start_time_ns) else {
+            return;
+        };
         let key = ProcKey::from_ns(r.pid, start);
-        let parent = r.ppid.and_then(|pp| self.by_pid.get(&pp).copied()).filter(|pk| pk.pid != r.pid);
+        let parent = r
+            .ppid
+            .and_then(|pp| self.by_pid.get(&pp).copied())
+            .filter(|pk| pk.pid != r.pid);
         let p = self.entry(key);
         p.exe = Some(r.exe.clone().unwrap_or_else(|| r.filename.clone()));
         p.argv = r.argv.clone();
@@ -322,7 +349,11 @@ impl ProcessTable {
                 break;
             }
             self.exited.pop_front();
-            if self.procs.get(&key).is_some_and(|p| p.exited_at_ns == Some(at)) {
+            if self
+                .procs
+                .get(&key)
+                .is_some_and(|p| p.exited_at_ns == Some(at))
+            {
                 self.remove(key);
             }
         }
@@ -336,14 +367,24 @@ impl ProcessTable {
     /// It becomes an agent (labelled by its program) unless it already is one, or it is a generic
     /// interpreter whose parent tree already is an agent (a helper script of that agent).
     /// A process not seen yet is parked until its fork or exec arrives.
-    pub fn mark_inference(&mut self, pid: u32, start_time_ns: u64, now_ns: u64) -> Option<AgentRef> {
+    pub fn mark_inference(
+        &mut self,
+        pid: u32,
+        start_time_ns: u64,
+        now_ns: u64,
+    ) -> Option<AgentRef> {
         let key = ProcKey::from_ns(pid, start_time_ns);
         if !self.procs.contains_key(&key) {
-            if self.parked.len() >= self.limits.max_parked && !self.parked.contains_key(&key) {
-                if let Some(old) = self.parked.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
-                    self.parked.remove(&old);
-                    self.stats.parked_expired += 1;
-                }
+            if self.parked.len() >= self.limits.max_parked
+                && !self.parked.contains_key(&key)
+                && let Some(old) = self
+                    .parked
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| *k)
+            {
+                self.parked.remove(&old);
+                self.stats.parked_expired += 1;
             }
             self.parked.insert(key, now_ns);
             self.stats.parked += 1;
@@ -365,16 +406,22 @@ impl ProcessTable {
         let mut marker: Option<AgentRef> = None;
         let mut cur = Some(key);
         for _ in 0..self.limits.max_depth {
-            let Some(p) = cur.and_then(|k| self.procs.get(&k)) else { break };
+            let Some(p) = cur.and_then(|k| self.procs.get(&k)) else {
+                break;
+            };
             if let Some(a) = self.own_agent(p) {
                 return Some(a);
             }
             if marker.is_none() {
-                marker = self.catalog.identify_env(&p.markers).and_then(|i| self.catalog.get(i)).map(|a| AgentRef {
-                    id: Arc::from(a.id.as_str()),
-                    kind: AgentKind::EnvMarker,
-                    key: p.key,
-                });
+                marker = self
+                    .catalog
+                    .identify_env(&p.markers)
+                    .and_then(|i| self.catalog.get(i))
+                    .map(|a| AgentRef {
+                        id: Arc::from(a.id.as_str()),
+                        kind: AgentKind::EnvMarker,
+                        key: p.key,
+                    });
             }
             cur = p.parent;
         }
@@ -386,7 +433,9 @@ impl ProcessTable {
         let mut out = Vec::new();
         let mut cur = self.by_pid.get(&pid).copied();
         for _ in 0..self.limits.max_depth {
-            let Some(p) = cur.and_then(|k| self.procs.get(&k)) else { break };
+            let Some(p) = cur.and_then(|k| self.procs.get(&k)) else {
+                break;
+            };
             out.push(p.name().to_owned());
             cur = p.parent;
         }
@@ -398,22 +447,35 @@ impl ProcessTable {
     pub fn dedup_scope(&self, pid: u32) -> u64 {
         match self.agent_of(pid) {
             Some(a) => (u64::from(a.key.pid) << 32) ^ a.key.start_ticks ^ (1 << 63),
-            None => self.get(pid).and_then(|p| p.uid).map_or(u64::MAX, u64::from),
+            None => self
+                .get(pid)
+                .and_then(|p| p.uid)
+                .map_or(u64::MAX, u64::from),
         }
     }
 
     fn own_agent(&self, p: &Process) -> Option<AgentRef> {
         if let Some(a) = p.catalog.and_then(|i| self.catalog.get(i)) {
-            return Some(AgentRef { id: Arc::from(a.id.as_str()), kind: AgentKind::Catalog, key: p.key });
+            return Some(AgentRef {
+                id: Arc::from(a.id.as_str()),
+                kind: AgentKind::Catalog,
+                key: p.key,
+            });
         }
         match &p.inference {
-            Inference::Label(l) => Some(AgentRef { id: l.clone(), kind: AgentKind::ZeroConfig, key: p.key }),
+            Inference::Label(l) => Some(AgentRef {
+                id: l.clone(),
+                kind: AgentKind::ZeroConfig,
+                key: p.key,
+            }),
             Inference::No => None,
         }
     }
 
     fn mark(&mut self, key: ProcKey) {
-        let Some(p) = self.procs.get(&key) else { return };
+        let Some(p) = self.procs.get(&key) else {
+            return;
+        };
         if p.catalog.is_some() || p.inference != Inference::No {
             return;
         }
@@ -456,7 +518,9 @@ impl ProcessTable {
     }
 
     fn identify(&mut self, key: ProcKey) {
-        let Some(p) = self.procs.get(&key) else { return };
+        let Some(p) = self.procs.get(&key) else {
+            return;
+        };
         let id = self.catalog.identify(p.exe.as_deref(), &p.argv);
         if let Some(p) = self.procs.get_mut(&key) {
             p.catalog = id;
@@ -477,7 +541,11 @@ impl ProcessTable {
             }
             self.procs.insert(key, Process::new(key));
             self.order.push_back(key);
-            if self.by_pid.get(&key.pid).is_none_or(|old| old.start_ticks <= key.start_ticks) {
+            if self
+                .by_pid
+                .get(&key.pid)
+                .is_none_or(|old| old.start_ticks <= key.start_ticks)
+            {
                 self.by_pid.insert(key.pid, key);
             }
             if self.order.len() > 2 * self.procs.len() + 64 {
@@ -507,7 +575,9 @@ impl ProcessTable {
         }
         let mut spared = 0;
         while let Some(key) = self.order.pop_front() {
-            let Some(p) = self.procs.get(&key) else { continue };
+            let Some(p) = self.procs.get(&key) else {
+                continue;
+            };
             if self.own_agent(p).is_some() && spared < self.procs.len() {
                 spared += 1;
                 self.order.push_back(key);
@@ -525,7 +595,11 @@ fn as_str<S: serde::Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error>
 
 fn stem(name: &str) -> &str {
     match name.rsplit_once('.') {
-        Some((s, ext)) if !s.is_empty() && matches!(ext, "py" | "js" | "mjs" | "cjs" | "ts" | "rb" | "pl") => s,
+        Some((s, ext))
+            if !s.is_empty() && matches!(ext, "py" | "js" | "mjs" | "cjs" | "ts" | "rb" | "pl") =>
+        {
+            s
+        }
         _ => name,
     }
 }
@@ -535,9 +609,19 @@ pub fn sanitise(raw: &str) -> String {
     let s: String = raw
         .chars()
         .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(32)
         .collect();
     let s = s.trim_matches('_');
-    if s.is_empty() { "other".to_owned() } else { s.to_owned() }
+    if s.is_empty() {
+        "other".to_owned()
+    } else {
+        s.to_owned()
+    }
 }

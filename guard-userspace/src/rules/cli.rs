@@ -18,7 +18,13 @@ const USAGE: &str = "usage: guard rules check [--json] [--cwd DIR] -- ARGV...";
 
 /// `guard rules check [--json] [--cwd DIR] -- ARGV...`. `args` are the words after `check`;
 /// `cwd` and `home` are the defaults (the caller's directory and $HOME).
-pub fn check(args: &[String], rules: &RuleSet, cwd: Option<PathBuf>, home: Option<PathBuf>, out: &mut dyn Write) -> i32 {
+pub fn check(
+    args: &[String],
+    rules: &RuleSet,
+    cwd: Option<PathBuf>,
+    home: Option<PathBuf>,
+    out: &mut dyn Write,
+) -> i32 {
     let mut json = false;
     let mut cwd = cwd;
     let mut it = args.iter();
@@ -47,13 +53,25 @@ pub fn check(args: &[String], rules: &RuleSet, cwd: Option<PathBuf>, home: Optio
     if argv.is_empty() {
         return usage(out, "no command given");
     }
-    let ctx = Context { cwd, home, worktree: None };
+    let ctx = Context {
+        cwd,
+        home,
+        worktree: None,
+    };
     let matches = rules.check(&argv, &ctx);
-    let written = if json { write_json(out, &argv, &matches) } else { write_text(out, &matches) };
+    let written = if json {
+        write_json(out, &argv, &matches)
+    } else {
+        write_text(out, &matches)
+    };
     if written.is_err() {
         return EXIT_USAGE;
     }
-    if matches.is_empty() { EXIT_CLEAN } else { EXIT_MATCH }
+    if matches.is_empty() {
+        EXIT_CLEAN
+    } else {
+        EXIT_MATCH
+    }
 }
 
 fn usage(out: &mut dyn Write, msg: &str) -> i32 {
@@ -66,7 +84,14 @@ fn write_text(out: &mut dyn Write, matches: &[Match]) -> std::io::Result<()> {
         return writeln!(out, "no rule matches");
     }
     for m in matches {
-        writeln!(out, "{} [{} {}] {}", m.rule_id, m.severity.as_str(), m.category.as_str(), m.description)?;
+        writeln!(
+            out,
+            "{} [{} {}] {}",
+            m.rule_id,
+            m.severity.as_str(),
+            m.category.as_str(),
+            m.description
+        )?;
         writeln!(out, "  why: {}", m.why)?;
     }
     Ok(())
@@ -79,7 +104,14 @@ fn write_json(out: &mut dyn Write, argv: &[String], matches: &[Match]) -> std::i
         matched: bool,
         matches: &'a [Match],
     }
-    serde_json::to_writer(&mut *out, &Report { argv, matched: !matches.is_empty(), matches })?;
+    serde_json::to_writer(
+        &mut *out,
+        &Report {
+            argv,
+            matched: !matches.is_empty(),
+            matches,
+        },
+    )?;
     writeln!(out)
 }
 
@@ -105,10 +137,21 @@ pub fn list(rules: &RuleSet, json: bool, out: &mut dyn Write) -> i32 {
             serde_json::to_writer(&mut *out, &e)?;
             writeln!(out)
         } else {
-            writeln!(out, "{:<36} {:<16} {:<9} {}", r.id, r.category.as_str(), r.severity.as_str(), r.description)
+            writeln!(
+                out,
+                "{:<36} {:<16} {:<9} {}",
+                r.id,
+                r.category.as_str(),
+                r.severity.as_str(),
+                r.description
+            )
         }
     });
-    if result.is_err() { EXIT_USAGE } else { EXIT_CLEAN }
+    if result.is_err() {
+        EXIT_USAGE
+    } else {
+        EXIT_CLEAN
+    }
 }
 
 #[cfg(test)]
@@ -118,14 +161,23 @@ mod tests {
     fn run(args: &[&str]) -> (i32, String) {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut out = Vec::new();
-        let code = check(&args, &RuleSet::builtin(), Some("/home/dev/proj".into()), Some("/home/dev".into()), &mut out);
+        let code = check(
+            &args,
+            &RuleSet::builtin(),
+            Some("/home/dev/proj".into()),
+            Some("/home/dev".into()),
+            &mut out,
+        );
         (code, String::from_utf8(out).expect("utf-8"))
     }
 
     #[test]
     fn exit_codes_gate_scripts() {
         assert_eq!(run(&["--", "git", "push", "--force"]).0, EXIT_MATCH);
-        assert_eq!(run(&["--", "git", "push"]), (EXIT_CLEAN, "no rule matches\n".into()));
+        assert_eq!(
+            run(&["--", "git", "push"]),
+            (EXIT_CLEAN, "no rule matches\n".into())
+        );
         assert_eq!(run(&["--json"]).0, EXIT_USAGE);
         assert_eq!(run(&["--bogus", "--", "ls"]).0, EXIT_USAGE);
         assert_eq!(run(&["--cwd"]).0, EXIT_USAGE);

@@ -29,13 +29,21 @@ fn run(case: &Case, rules: &RuleSet) -> Vec<String> {
         home: Some("/home/dev".into()),
         worktree: None,
     };
-    rules.check(&argv, &ctx).into_iter().map(|m| m.rule_id).collect()
+    rules
+        .check(&argv, &ctx)
+        .into_iter()
+        .map(|m| m.rule_id)
+        .collect()
 }
 
 #[test]
 fn corpus_is_big_enough_and_covers_every_rule() {
     let c = corpus();
-    assert!(c.destructive.len() >= 200, "{} destructive cases", c.destructive.len());
+    assert!(
+        c.destructive.len() >= 200,
+        "{} destructive cases",
+        c.destructive.len()
+    );
     assert!(c.routine.len() >= 200, "{} routine cases", c.routine.len());
     let rules = RuleSet::builtin();
     let untested: Vec<&str> = rules
@@ -44,7 +52,10 @@ fn corpus_is_big_enough_and_covers_every_rule() {
         .map(|r| r.id.as_str())
         .filter(|id| !c.destructive.iter().any(|d| d.rule.as_deref() == Some(*id)))
         .collect();
-    assert!(untested.is_empty(), "rules without a destructive case: {untested:?}");
+    assert!(
+        untested.is_empty(),
+        "rules without a destructive case: {untested:?}"
+    );
 }
 
 #[test]
@@ -57,11 +68,21 @@ fn every_destructive_case_is_caught_by_its_rule() {
         .filter_map(|case| {
             let want = case.rule.as_deref().expect("destructive cases name a rule");
             let got = run(case, &rules);
-            (!got.iter().any(|g| g == want)).then(|| format!("  {:?}: want {want}, got {got:?}", case.cmd))
+            (!got.iter().any(|g| g == want))
+                .then(|| format!("  {:?}: want {want}, got {got:?}", case.cmd))
         })
         .collect();
-    println!("destructive: {} cases, {} caught", c.destructive.len(), c.destructive.len() - missed.len());
-    assert!(missed.is_empty(), "missed {} destructive cases:\n{}", missed.len(), missed.join("\n"));
+    println!(
+        "destructive: {} cases, {} caught",
+        c.destructive.len(),
+        c.destructive.len() - missed.len()
+    );
+    assert!(
+        missed.is_empty(),
+        "missed {} destructive cases:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
 }
 
 #[test]
@@ -76,6 +97,15 @@ fn no_routine_case_is_flagged() {
             (!got.is_empty()).then(|| format!("  {:?}: flagged {got:?}", case.cmd))
         })
         .collect();
-    println!("routine: {} cases, {} flagged", c.routine.len(), flagged.len());
-    assert!(flagged.is_empty(), "{} false positives:\n{}", flagged.len(), flagged.join("\n"));
+    println!(
+        "routine: {} cases, {} flagged",
+        c.routine.len(),
+        flagged.len()
+    );
+    assert!(
+        flagged.is_empty(),
+        "{} false positives:\n{}",
+        flagged.len(),
+        flagged.join("\n")
+    );
 }

@@ -25,7 +25,13 @@ pub struct Dedup {
 impl Dedup {
     /// `window_ns`: how long a sighting suppresses repeats (a few seconds covers fork + exec).
     pub fn new(window_ns: u64, cap: usize) -> Self {
-        Self { window_ns, cap: cap.max(1), seen: HashMap::new(), order: VecDeque::new(), suppressed: 0 }
+        Self {
+            window_ns,
+            cap: cap.max(1),
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+            suppressed: 0,
+        }
     }
 
     /// True the first time `(scope, rule, normalised command)` is seen within the window.
@@ -33,17 +39,21 @@ impl Dedup {
     /// uid when there is no agent.
     pub fn first_sighting(&mut self, scope: u64, m: &Match, now_ns: u64) -> bool {
         self.expire(now_ns);
-        let key = Key { scope, rule_id: m.rule_id.clone(), command: m.command.clone() };
-        if let Some(&at) = self.seen.get(&key) {
-            if now_ns.saturating_sub(at) <= self.window_ns {
-                self.suppressed += 1;
-                return false;
-            }
+        let key = Key {
+            scope,
+            rule_id: m.rule_id.clone(),
+            command: m.command.clone(),
+        };
+        if let Some(&at) = self.seen.get(&key)
+            && now_ns.saturating_sub(at) <= self.window_ns
+        {
+            self.suppressed += 1;
+            return false;
         }
-        if self.seen.len() >= self.cap {
-            if let Some((_, old)) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.seen.len() >= self.cap
+            && let Some((_, old)) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
         }
         self.seen.insert(key.clone(), now_ns);
         self.order.push_back((now_ns, key));
@@ -55,10 +65,10 @@ impl Dedup {
             if now_ns.saturating_sub(*at) <= self.window_ns {
                 break;
             }
-            if let Some((at, key)) = self.order.pop_front() {
-                if self.seen.get(&key) == Some(&at) {
-                    self.seen.remove(&key);
-                }
+            if let Some((at, key)) = self.order.pop_front()
+                && self.seen.get(&key) == Some(&at)
+            {
+                self.seen.remove(&key);
             }
         }
     }
@@ -71,7 +81,11 @@ mod tests {
 
     fn matches(argv: &[&str]) -> Vec<Match> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let ctx = Context { cwd: Some("/home/dev/proj".into()), home: Some("/home/dev".into()), worktree: None };
+        let ctx = Context {
+            cwd: Some("/home/dev/proj".into()),
+            home: Some("/home/dev".into()),
+            worktree: None,
+        };
         RuleSet::builtin().check(&argv, &ctx)
     }
 

@@ -9,7 +9,10 @@ use super::{
     normalize::{Invocation, Start, normalize},
     parse::{Parsed, parse},
     paths::classify,
-    schema::{CONDITION_KEYS, Category, CommandSpec, Condition, PathClass, RULE_KEYS, RuleFile, RuleSpec, Severity, TextSpec},
+    schema::{
+        CONDITION_KEYS, Category, CommandSpec, Condition, PathClass, RULE_KEYS, RuleFile, RuleSpec,
+        Severity, TextSpec,
+    },
 };
 use crate::glob;
 
@@ -55,11 +58,15 @@ impl RuleSet {
     }
 
     fn empty() -> Self {
-        Self { rules: Vec::new(), commands: BTreeMap::new() }
+        Self {
+            rules: Vec::new(),
+            commands: BTreeMap::new(),
+        }
     }
 
     fn merged(mut self, toml_text: &str, disabled: &[String]) -> Result<Self, RulesError> {
-        let file: RuleFile = toml::from_str(toml_text).map_err(|source| RulesError::Toml { source })?;
+        let file: RuleFile =
+            toml::from_str(toml_text).map_err(|source| RulesError::Toml { source })?;
         self.commands.extend(file.commands);
         let mut seen = HashSet::new();
         for (index, table) in file.rules.into_iter().enumerate() {
@@ -88,11 +95,17 @@ impl RuleSet {
 
     /// Every rule that matches any command `argv` runs (wrappers and shell scripts included).
     pub fn check(&self, argv: &[String], ctx: &Context) -> Vec<Match> {
-        let start = Start { cwd: ctx.cwd.as_deref(), home: ctx.home.as_deref() };
+        let start = Start {
+            cwd: ctx.cwd.as_deref(),
+            home: ctx.home.as_deref(),
+        };
         let mut out: Vec<Match> = Vec::new();
         for inv in normalize(argv, &start) {
             for m in self.check_one(&inv, ctx) {
-                if !out.iter().any(|o| o.rule_id == m.rule_id && o.command == m.command) {
+                if !out
+                    .iter()
+                    .any(|o| o.rule_id == m.rule_id && o.command == m.command)
+                {
                     out.push(m);
                 }
             }
@@ -101,7 +114,9 @@ impl RuleSet {
     }
 
     fn check_one(&self, inv: &Invocation, ctx: &Context) -> Vec<Match> {
-        let Some(prog) = inv.argv.first() else { return Vec::new() };
+        let Some(prog) = inv.argv.first() else {
+            return Vec::new();
+        };
         let spec = self
             .commands
             .iter()
@@ -110,12 +125,21 @@ impl RuleSet {
             .unwrap_or_default();
         let parsed = parse(&inv.argv[1..], &spec);
         let mut out = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.command.iter().any(|c| glob::matches(c, prog))) {
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.command.iter().any(|c| glob::matches(c, prog)))
+        {
             let mut why = Vec::new();
             if !rule.when.holds(&parsed, inv, ctx, &mut why) {
                 continue;
             }
-            if !rule.any.is_empty() && !rule.any.iter().any(|c| c.holds(&parsed, inv, ctx, &mut why)) {
+            if !rule.any.is_empty()
+                && !rule
+                    .any
+                    .iter()
+                    .any(|c| c.holds(&parsed, inv, ctx, &mut why))
+            {
                 continue;
             }
             let mut text = format!("`{}`", inv.argv.join(" "));
@@ -140,10 +164,22 @@ impl RuleSet {
 }
 
 impl Cond {
-    fn holds(&self, p: &Parsed<'_>, inv: &Invocation, ctx: &Context, why: &mut Vec<String>) -> bool {
+    fn holds(
+        &self,
+        p: &Parsed<'_>,
+        inv: &Invocation,
+        ctx: &Context,
+        why: &mut Vec<String>,
+    ) -> bool {
         let s = &self.spec;
         let n = s.subcommand.len();
-        if p.positionals.len() < n || !s.subcommand.iter().zip(&p.positionals).all(|(g, a)| glob::matches(g, a)) {
+        if p.positionals.len() < n
+            || !s
+                .subcommand
+                .iter()
+                .zip(&p.positionals)
+                .all(|(g, a)| glob::matches(g, a))
+        {
             return false;
         }
         if n > 0 {
@@ -151,12 +187,18 @@ impl Cond {
         }
         let operands = &p.positionals[n..];
         if !s.args_any.is_empty() {
-            match operands.iter().find(|a| s.args_any.iter().any(|g| glob::matches(g, a))) {
+            match operands
+                .iter()
+                .find(|a| s.args_any.iter().any(|g| glob::matches(g, a)))
+            {
                 Some(a) => why.push(format!("argument `{a}`")),
                 None => return false,
             }
         }
-        if operands.iter().any(|a| s.args_none.iter().any(|g| glob::matches(g, a))) {
+        if operands
+            .iter()
+            .any(|a| s.args_none.iter().any(|g| glob::matches(g, a)))
+        {
             return false;
         }
         for f in &s.flags_all {
@@ -165,7 +207,14 @@ impl Cond {
             }
         }
         if !s.flags_all.is_empty() {
-            why.push(format!("flags {}", s.flags_all.iter().map(|f| flag_name(p, f)).collect::<Vec<_>>().join(" ")));
+            why.push(format!(
+                "flags {}",
+                s.flags_all
+                    .iter()
+                    .map(|f| flag_name(p, f))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
         }
         if !s.flags_any.is_empty() {
             match s.flags_any.iter().find(|f| p.has(f)) {
@@ -190,7 +239,10 @@ impl Cond {
         }
         if let Some((re, unless)) = &self.text {
             let spec = s.text.as_ref();
-            let from_options = p.values.iter().filter(|(name, _)| spec.is_some_and(|t| t.options.iter().any(|o| o == name)));
+            let from_options = p
+                .values
+                .iter()
+                .filter(|(name, _)| spec.is_some_and(|t| t.options.iter().any(|o| o == name)));
             let from_args = operands.iter().filter(|_| spec.is_some_and(|t| t.args));
             let hit = from_options
                 .map(|(_, v)| *v)
@@ -242,13 +294,23 @@ fn compile(index: usize, table: toml::Table) -> Result<Rule, RulesError> {
     }
     let spec: RuleSpec = toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| RulesError::Invalid { id: id.clone(), message: e.message().to_owned() })?;
+        .map_err(|e: toml::de::Error| RulesError::Invalid {
+            id: id.clone(),
+            message: e.message().to_owned(),
+        })?;
     if spec.command.is_empty() {
-        return Err(RulesError::Invalid { id, message: "`command` lists no program".into() });
+        return Err(RulesError::Invalid {
+            id,
+            message: "`command` lists no program".into(),
+        });
     }
     Ok(Rule {
         when: cond(&id, spec.when, "text")?,
-        any: spec.any.into_iter().map(|c| cond(&id, c, "any.text")).collect::<Result<_, _>>()?,
+        any: spec
+            .any
+            .into_iter()
+            .map(|c| cond(&id, c, "any.text"))
+            .collect::<Result<_, _>>()?,
         id: spec.id,
         category: spec.category,
         severity: spec.severity,
@@ -259,9 +321,13 @@ fn compile(index: usize, table: toml::Table) -> Result<Rule, RulesError> {
 
 fn check_keys(id: &str, table: &toml::Table, rule: bool) -> Result<(), RulesError> {
     for key in table.keys() {
-        let known = CONDITION_KEYS.contains(&key.as_str()) || (rule && RULE_KEYS.contains(&key.as_str()));
+        let known =
+            CONDITION_KEYS.contains(&key.as_str()) || (rule && RULE_KEYS.contains(&key.as_str()));
         if !known {
-            return Err(RulesError::UnknownKey { id: id.to_owned(), key: key.clone() });
+            return Err(RulesError::UnknownKey {
+                id: id.to_owned(),
+                key: key.clone(),
+            });
         }
     }
     Ok(())
@@ -269,14 +335,29 @@ fn check_keys(id: &str, table: &toml::Table, rule: bool) -> Result<(), RulesErro
 
 fn cond(id: &str, spec: Condition, key: &str) -> Result<Cond, RulesError> {
     let regex = |pattern: &str, key: String| {
-        Regex::new(pattern).map_err(|e| RulesError::Regex { id: id.to_owned(), key, source: Box::new(e) })
+        Regex::new(pattern).map_err(|e| RulesError::Regex {
+            id: id.to_owned(),
+            key,
+            source: Box::new(e),
+        })
     };
     let text = match &spec.text {
-        Some(TextSpec { regex: r, unless, options, args }) => {
+        Some(TextSpec {
+            regex: r,
+            unless,
+            options,
+            args,
+        }) => {
             if options.is_empty() && !args {
-                return Err(RulesError::Invalid { id: id.to_owned(), message: format!("`{key}` searches nothing: set `options` or `args`") });
+                return Err(RulesError::Invalid {
+                    id: id.to_owned(),
+                    message: format!("`{key}` searches nothing: set `options` or `args`"),
+                });
             }
-            let unless = unless.as_deref().map(|u| regex(u, format!("{key}.unless"))).transpose()?;
+            let unless = unless
+                .as_deref()
+                .map(|u| regex(u, format!("{key}.unless")))
+                .transpose()?;
             Some((regex(r, format!("{key}.regex"))?, unless))
         }
         None => None,
@@ -293,7 +374,11 @@ mod tests {
     }
 
     fn ctx() -> Context {
-        Context { cwd: Some("/home/dev/proj".into()), home: Some("/home/dev".into()), worktree: None }
+        Context {
+            cwd: Some("/home/dev/proj".into()),
+            home: Some("/home/dev".into()),
+            worktree: None,
+        }
     }
 
     #[test]
@@ -326,9 +411,18 @@ mod tests {
         let set = RuleSet::load(extra, &argv(&["k8s.kubectl-drain"])).expect("loads");
         let m = set.check(&argv(&["git", "push", "--force"]), &ctx());
         assert_eq!(m[0].severity, Severity::Low);
-        assert!(set.check(&argv(&["git", "reset", "--hard"]), &ctx()).is_empty());
-        assert!(set.check(&argv(&["kubectl", "drain", "node1"]), &ctx()).is_empty());
-        assert_eq!(set.check(&argv(&["make", "distclean"]), &ctx())[0].rule_id, "local.make-clean");
+        assert!(
+            set.check(&argv(&["git", "reset", "--hard"]), &ctx())
+                .is_empty()
+        );
+        assert!(
+            set.check(&argv(&["kubectl", "drain", "node1"]), &ctx())
+                .is_empty()
+        );
+        assert_eq!(
+            set.check(&argv(&["make", "distclean"]), &ctx())[0].rule_id,
+            "local.make-clean"
+        );
     }
 
     #[test]
@@ -338,10 +432,18 @@ mod tests {
         assert_eq!(e.to_string(), "rule `x`: unknown key `flag_all`");
         let bad_re = "[[rule]]\nid = \"y\"\ncategory = \"cloud\"\nseverity = \"low\"\ndescription = \"d\"\ncommand = [\"a\"]\ntext = { args = true, regex = \"(\" }\n";
         let e = RuleSet::load(bad_re, &[]).expect_err("bad regex");
-        assert!(e.to_string().starts_with("rule `y`: key `text.regex` is not a valid regex"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("rule `y`: key `text.regex` is not a valid regex"),
+            "{e}"
+        );
         let bad_sev = "[[rule]]\nid = \"z\"\ncategory = \"cloud\"\nseverity = \"huge\"\ndescription = \"d\"\ncommand = [\"a\"]\n";
         let e = RuleSet::load(bad_sev, &[]).expect_err("bad severity");
-        assert!(e.to_string().starts_with("rule `z`: unknown variant `huge`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("rule `z`: unknown variant `huge`"),
+            "{e}"
+        );
         let e = RuleSet::load("", &argv(&["no.such"])).expect_err("unknown disabled");
         assert_eq!(e.to_string(), "cannot disable unknown rule `no.such`");
     }
@@ -351,6 +453,9 @@ mod tests {
         let m = RuleSet::builtin().check(&argv(&["sudo", "rm", "-fr", "/etc"]), &ctx());
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].rule_id, "fs.rm-rf-system");
-        assert_eq!(m[0].why, "`rm -fr /etc` (via sudo): flags -r -f, path `/etc` is a system directory");
+        assert_eq!(
+            m[0].why,
+            "`rm -fr /etc` (via sudo): flags -r -f, path `/etc` is a system directory"
+        );
     }
 }

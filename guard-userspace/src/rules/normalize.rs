@@ -30,41 +30,103 @@ struct Wrapper {
     assignments: bool,
 }
 
-const fn w(name: &'static str, short_values: &'static str, long_values: &'static [&'static str]) -> Wrapper {
-    Wrapper { name, short_values, short_optional: "", long_values, skip: 0, assignments: false }
+const fn w(
+    name: &'static str,
+    short_values: &'static str,
+    long_values: &'static [&'static str],
+) -> Wrapper {
+    Wrapper {
+        name,
+        short_values,
+        short_optional: "",
+        long_values,
+        skip: 0,
+        assignments: false,
+    }
 }
 
 const WRAPPERS: &[Wrapper] = &[
     Wrapper {
         assignments: true,
-        ..w("sudo", "ugCDhprtTU", &["user", "group", "close-from", "chdir", "host", "prompt", "role", "type", "command-timeout", "other-user"])
+        ..w(
+            "sudo",
+            "ugCDhprtTU",
+            &[
+                "user",
+                "group",
+                "close-from",
+                "chdir",
+                "host",
+                "prompt",
+                "role",
+                "type",
+                "command-timeout",
+                "other-user",
+            ],
+        )
     },
     w("doas", "uC", &[]),
-    Wrapper { assignments: true, ..w("env", "uCS", &["unset", "chdir", "split-string"]) },
+    Wrapper {
+        assignments: true,
+        ..w("env", "uCS", &["unset", "chdir", "split-string"])
+    },
     w("nice", "n", &["adjustment"]),
-    w("ionice", "cnpPu", &["class", "classdata", "pid", "pgid", "uid"]),
-    Wrapper { skip: 1, ..w("timeout", "sk", &["signal", "kill-after"]) },
+    w(
+        "ionice",
+        "cnpPu",
+        &["class", "classdata", "pid", "pgid", "uid"],
+    ),
+    Wrapper {
+        skip: 1,
+        ..w("timeout", "sk", &["signal", "kill-after"])
+    },
     w("nohup", "", &[]),
     w("time", "fo", &["format", "output"]),
     w("command", "", &[]),
     w("exec", "a", &[]),
     Wrapper {
         short_optional: "il",
-        ..w("xargs", "adEILnPs", &["arg-file", "delimiter", "eof", "replace", "max-lines", "max-args", "max-procs", "max-chars", "process-slot-var"])
+        ..w(
+            "xargs",
+            "adEILnPs",
+            &[
+                "arg-file",
+                "delimiter",
+                "eof",
+                "replace",
+                "max-lines",
+                "max-args",
+                "max-procs",
+                "max-chars",
+                "process-slot-var",
+            ],
+        )
     },
     w("busybox", "", &[]),
     w("stdbuf", "ioe", &["input", "output", "error"]),
     w("setsid", "", &[]),
-    Wrapper { skip: 1, ..w("chroot", "", &["userspec", "groups"]) },
+    Wrapper {
+        skip: 1,
+        ..w("chroot", "", &["userspec", "groups"])
+    },
     w("npx", "p", &["package"]),
     w("bunx", "p", &["package"]),
     w("unbuffer", "", &[]),
 ];
 
 /// `docker exec [OPTIONS] CONTAINER CMD...` runs CMD (in the container, still destructive).
-const CONTAINER_EXEC: Wrapper = Wrapper { skip: 1, ..w("exec", "euw", &["env", "env-file", "user", "workdir", "detach-keys"]) };
+const CONTAINER_EXEC: Wrapper = Wrapper {
+    skip: 1,
+    ..w(
+        "exec",
+        "euw",
+        &["env", "env-file", "user", "workdir", "detach-keys"],
+    )
+};
 
-const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "rbash"];
+const SHELLS: &[&str] = &[
+    "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "rbash",
+];
 const MAX_DEPTH: usize = 8;
 
 /// Context the normaliser needs: where the command starts, and HOME for `cd` and `~`.
@@ -76,13 +138,30 @@ pub struct Start<'a> {
 /// All commands `argv` runs, innermost programs with their own argv.
 pub fn normalize(argv: &[String], start: &Start<'_>) -> Vec<Invocation> {
     let mut out = Vec::new();
-    expand(argv, start.cwd.map(Path::to_path_buf), start.home, Vec::new(), 0, &mut out);
+    expand(
+        argv,
+        start.cwd.map(Path::to_path_buf),
+        start.home,
+        Vec::new(),
+        0,
+        &mut out,
+    );
     out
 }
 
-fn expand(argv: &[String], cwd: Option<PathBuf>, home: Option<&Path>, via: Vec<String>, depth: usize, out: &mut Vec<Invocation>) {
+fn expand(
+    argv: &[String],
+    cwd: Option<PathBuf>,
+    home: Option<&Path>,
+    via: Vec<String>,
+    depth: usize,
+    out: &mut Vec<Invocation>,
+) {
     // Leading assignments (`FOO=1 rm -rf x` in a script).
-    let start = argv.iter().position(|a| !is_assignment(a)).unwrap_or(argv.len());
+    let start = argv
+        .iter()
+        .position(|a| !is_assignment(a))
+        .unwrap_or(argv.len());
     let argv = &argv[start..];
     let Some(first) = argv.first() else { return };
     if depth > MAX_DEPTH {
@@ -99,13 +178,13 @@ fn expand(argv: &[String], cwd: Option<PathBuf>, home: Option<&Path>, via: Vec<S
             return;
         }
         // `env -S 'rm -rf x'` splits its string into words.
-        if prog == "env" {
-            if let Some(s) = split_string_value(args) {
-                if let Some(words) = shlex::split(&s) {
-                    expand(&words, cwd, home, via_next, depth + 1, out);
-                }
-                return;
+        if prog == "env"
+            && let Some(s) = split_string_value(args)
+        {
+            if let Some(words) = shlex::split(&s) {
+                expand(&words, cwd, home, via_next, depth + 1, out);
             }
+            return;
         }
         if let Some(rest) = unwrap(wrapper, args) {
             expand(rest, cwd, home, via_next, depth + 1, out);
@@ -130,7 +209,11 @@ fn expand(argv: &[String], cwd: Option<PathBuf>, home: Option<&Path>, via: Vec<S
     let mut inv_argv = Vec::with_capacity(argv.len());
     inv_argv.push(prog.clone());
     inv_argv.extend(args.iter().cloned());
-    out.push(Invocation { argv: inv_argv, cwd: cwd.clone(), via });
+    out.push(Invocation {
+        argv: inv_argv,
+        cwd: cwd.clone(),
+        via,
+    });
     // `find ... -exec CMD {} ;` runs CMD too.
     if prog == "find" {
         for cmd in find_exec(args) {
@@ -214,7 +297,10 @@ fn split_string_value(args: &[String]) -> Option<String> {
         if a == "-S" || a == "--split-string" {
             return it.next().cloned();
         }
-        if let Some(v) = a.strip_prefix("--split-string=").or_else(|| a.strip_prefix("-S").filter(|v| !v.is_empty())) {
+        if let Some(v) = a
+            .strip_prefix("--split-string=")
+            .or_else(|| a.strip_prefix("-S").filter(|v| !v.is_empty()))
+        {
             return Some(v.to_owned());
         }
         if !a.starts_with('-') {
@@ -272,7 +358,11 @@ fn shell_script(prog: &str, args: &[String]) -> Option<String> {
             }
             continue;
         }
-        if let Some(group) = a.strip_prefix('-').or_else(|| a.strip_prefix('+')).filter(|g| !g.is_empty()) {
+        if let Some(group) = a
+            .strip_prefix('-')
+            .or_else(|| a.strip_prefix('+'))
+            .filter(|g| !g.is_empty())
+        {
             has_c |= group.contains('c');
             if group.contains('o') || group.contains('O') {
                 it.next();
@@ -291,7 +381,9 @@ fn find_exec(args: &[String]) -> Vec<&[String]> {
     while i < args.len() {
         if matches!(args[i].as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") {
             let start = i + 1;
-            let end = (start..args.len()).find(|&j| args[j] == ";" || args[j] == "+").unwrap_or(args.len());
+            let end = (start..args.len())
+                .find(|&j| args[j] == ";" || args[j] == "+")
+                .unwrap_or(args.len());
             if end > start {
                 cmds.push(&args[start..end]);
             }
@@ -307,7 +399,9 @@ fn cd(cwd: Option<&Path>, arg: Option<&str>, home: Option<&Path>) -> Option<Path
     match arg {
         None | Some("~") => home.map(Path::to_path_buf),
         Some("-") => None,
-        Some(a) if a.contains('$') => paths::expand_home(a, home).filter(|p| !p.contains('$')).map(PathBuf::from),
+        Some(a) if a.contains('$') => paths::expand_home(a, home)
+            .filter(|p| !p.contains('$'))
+            .map(PathBuf::from),
         Some(a) => {
             let a = paths::expand_home(a, home)?;
             if a.starts_with('/') {
@@ -325,37 +419,90 @@ mod tests {
 
     fn norm(argv: &[&str]) -> Vec<String> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let start = Start { cwd: Some(Path::new("/home/dev/proj")), home: Some(Path::new("/home/dev")) };
-        normalize(&argv, &start).into_iter().map(|i| i.argv.join(" ")).collect()
+        let start = Start {
+            cwd: Some(Path::new("/home/dev/proj")),
+            home: Some(Path::new("/home/dev")),
+        };
+        normalize(&argv, &start)
+            .into_iter()
+            .map(|i| i.argv.join(" "))
+            .collect()
     }
 
     #[test]
     fn wrappers_are_peeled_with_their_options() {
-        assert_eq!(norm(&["sudo", "-u", "root", "-E", "rm", "-rf", "/x"]), ["rm -rf /x"]);
-        assert_eq!(norm(&["/usr/bin/env", "-i", "A=1", "B=2", "nice", "-n", "10", "ionice", "-c3", "rm", "x"]), ["rm x"]);
-        assert_eq!(norm(&["timeout", "-s", "KILL", "30s", "nohup", "time", "-p", "git", "push", "-f"]), ["git push -f"]);
-        assert_eq!(norm(&["xargs", "-0", "-n", "1", "-I{}", "rm", "-rf"]), ["rm -rf"]);
+        assert_eq!(
+            norm(&["sudo", "-u", "root", "-E", "rm", "-rf", "/x"]),
+            ["rm -rf /x"]
+        );
+        assert_eq!(
+            norm(&[
+                "/usr/bin/env",
+                "-i",
+                "A=1",
+                "B=2",
+                "nice",
+                "-n",
+                "10",
+                "ionice",
+                "-c3",
+                "rm",
+                "x"
+            ]),
+            ["rm x"]
+        );
+        assert_eq!(
+            norm(&[
+                "timeout", "-s", "KILL", "30s", "nohup", "time", "-p", "git", "push", "-f"
+            ]),
+            ["git push -f"]
+        );
+        assert_eq!(
+            norm(&["xargs", "-0", "-n", "1", "-I{}", "rm", "-rf"]),
+            ["rm -rf"]
+        );
         assert_eq!(norm(&["busybox", "rm", "-rf", "/"]), ["rm -rf /"]);
         assert_eq!(norm(&["env", "-S", "rm -rf /y"]), ["rm -rf /y"]);
         assert_eq!(norm(&["command", "-v", "rm"]), Vec::<String>::new());
         assert_eq!(norm(&["\\rm", "-rf", "a"]), ["rm -rf a"]);
-        assert_eq!(norm(&["docker", "exec", "-it", "-u", "pg", "db", "psql", "-c", "x"]), ["psql -c x"]);
-        assert_eq!(norm(&["kubectl", "exec", "-n", "p", "pod", "--", "rm", "-rf", "/"]), ["rm -rf /"]);
+        assert_eq!(
+            norm(&["docker", "exec", "-it", "-u", "pg", "db", "psql", "-c", "x"]),
+            ["psql -c x"]
+        );
+        assert_eq!(
+            norm(&["kubectl", "exec", "-n", "p", "pod", "--", "rm", "-rf", "/"]),
+            ["rm -rf /"]
+        );
         assert_eq!(norm(&["sudo", "-i"]), Vec::<String>::new());
     }
 
     #[test]
     fn shell_scripts_are_split_and_follow_cd() {
-        let argv: Vec<String> = ["bash", "-lc", "cd /tmp && rm -rf build; cd; sudo rm -rf x"].iter().map(|s| s.to_string()).collect();
-        let start = Start { cwd: Some(Path::new("/home/dev/proj")), home: Some(Path::new("/home/dev")) };
+        let argv: Vec<String> = ["bash", "-lc", "cd /tmp && rm -rf build; cd; sudo rm -rf x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let start = Start {
+            cwd: Some(Path::new("/home/dev/proj")),
+            home: Some(Path::new("/home/dev")),
+        };
         let inv = normalize(&argv, &start);
         assert_eq!(inv.len(), 2);
         assert_eq!(inv[0].cwd.as_deref(), Some(Path::new("/tmp")));
         assert_eq!(inv[1].cwd.as_deref(), Some(Path::new("/home/dev")));
         assert_eq!(inv[1].via, ["bash", "sudo"]);
-        assert_eq!(norm(&["sh", "-c", "eval 'git reset --hard'"]), ["git reset --hard"]);
-        assert_eq!(norm(&["su", "-", "root", "-c", "mkfs.ext4 /dev/sdb"]), ["mkfs.ext4 /dev/sdb"]);
+        assert_eq!(
+            norm(&["sh", "-c", "eval 'git reset --hard'"]),
+            ["git reset --hard"]
+        );
+        assert_eq!(
+            norm(&["su", "-", "root", "-c", "mkfs.ext4 /dev/sdb"]),
+            ["mkfs.ext4 /dev/sdb"]
+        );
         assert_eq!(norm(&["bash", "script.sh"]), ["bash script.sh"]);
-        assert_eq!(norm(&["find", ".", "-exec", "rm", "-rf", "{}", "+"]), ["find . -exec rm -rf {} +", "rm -rf {}"]);
+        assert_eq!(
+            norm(&["find", ".", "-exec", "rm", "-rf", "{}", "+"]),
+            ["find . -exec rm -rf {} +", "rm -rf {}"]
+        );
     }
 }

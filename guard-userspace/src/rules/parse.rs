@@ -30,7 +30,9 @@ pub fn parse<'a>(args: &'a [String], spec: &CommandSpec) -> Parsed<'a> {
             p.positionals.extend(it.by_ref());
             break;
         }
-        let long = tok.strip_prefix("--").or_else(|| tok.strip_prefix('-').filter(|_| spec.single_dash_long));
+        let long = tok
+            .strip_prefix("--")
+            .or_else(|| tok.strip_prefix('-').filter(|_| spec.single_dash_long));
         if let Some(body) = long.filter(|b| !b.is_empty()) {
             match body.split_once('=') {
                 Some((name, value)) => {
@@ -39,10 +41,10 @@ pub fn parse<'a>(args: &'a [String], spec: &CommandSpec) -> Parsed<'a> {
                 }
                 None => {
                     p.flags.insert(body);
-                    if takes_value(body) {
-                        if let Some(v) = it.next() {
-                            p.values.push((body, v));
-                        }
+                    if takes_value(body)
+                        && let Some(v) = it.next()
+                    {
+                        p.values.push((body, v));
                     }
                 }
             }
@@ -86,7 +88,12 @@ mod tests {
     #[test]
     fn short_flags_combine_in_any_order() {
         let spec = CommandSpec::default();
-        for form in [&["-rf", "x"][..], &["-fr", "x"], &["-r", "-f", "x"], &["x", "-f", "-r"]] {
+        for form in [
+            &["-rf", "x"][..],
+            &["-fr", "x"],
+            &["-r", "-f", "x"],
+            &["x", "-f", "-r"],
+        ] {
             let a = args(form);
             let p = parse(&a, &spec);
             assert!(p.has("r|R|recursive") && p.has("f|force"), "{form:?}");
@@ -100,7 +107,10 @@ mod tests {
 
     #[test]
     fn value_options_do_not_become_positionals() {
-        let spec = CommandSpec { value_options: args(&["C", "namespace"]), ..Default::default() };
+        let spec = CommandSpec {
+            value_options: args(&["C", "namespace"]),
+            ..Default::default()
+        };
         let a = args(&["-C", "/repo", "--namespace", "prod", "push", "--force"]);
         let p = parse(&a, &spec);
         assert_eq!(p.positionals, ["push"]);
@@ -109,11 +119,19 @@ mod tests {
 
     #[test]
     fn attached_values_and_single_dash_long_options() {
-        let spec = CommandSpec { attached_value: args(&["p"]), value_options: args(&["e"]), ..Default::default() };
+        let spec = CommandSpec {
+            attached_value: args(&["p"]),
+            value_options: args(&["e"]),
+            ..Default::default()
+        };
         let a = args(&["-uroot", "-psecret", "-e", "DROP TABLE t"]);
         let p = parse(&a, &spec);
         assert!(p.values.contains(&("p", "secret")) && p.values.contains(&("e", "DROP TABLE t")));
-        let tf = CommandSpec { single_dash_long: true, value_options: args(&["var"]), ..Default::default() };
+        let tf = CommandSpec {
+            single_dash_long: true,
+            value_options: args(&["var"]),
+            ..Default::default()
+        };
         let a = args(&["apply", "-var", "x=1", "-auto-approve", "-destroy"]);
         let p = parse(&a, &tf);
         assert!(p.has("destroy") && p.has("auto-approve"));

@@ -8,8 +8,8 @@ use super::schema::PathClass;
 
 /// Top-level directories whose loss breaks the system (anything under them counts as system).
 const SYSTEM_DIRS: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/run", "/sbin",
-    "/sys", "/usr", "/var", "/snap", "/nix",
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+    "/run", "/sbin", "/sys", "/usr", "/var", "/snap", "/nix",
 ];
 /// Places under system directories where working trees legitimately live.
 const WORK_ROOTS: &[&str] = &["/var/www", "/usr/src", "/usr/local/src"];
@@ -18,10 +18,10 @@ const TEMP_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
 /// Expands a leading `~`, `$HOME` or `${HOME}`; `None` when it needs HOME and HOME is unknown.
 pub fn expand_home(arg: &str, home: Option<&Path>) -> Option<String> {
     for prefix in ["~", "$HOME", "${HOME}"] {
-        if let Some(rest) = arg.strip_prefix(prefix) {
-            if rest.is_empty() || rest.starts_with('/') {
-                return home.map(|h| format!("{}{rest}", h.display()));
-            }
+        if let Some(rest) = arg.strip_prefix(prefix)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return home.map(|h| format!("{}{rest}", h.display()));
         }
     }
     Some(arg.to_owned())
@@ -43,7 +43,12 @@ pub fn lexical(p: &Path) -> PathBuf {
 }
 
 /// The class of one operand. `worktree` is the working tree's root (the cwd when not known).
-pub fn classify(arg: &str, cwd: Option<&Path>, worktree: Option<&Path>, home: Option<&Path>) -> PathClass {
+pub fn classify(
+    arg: &str,
+    cwd: Option<&Path>,
+    worktree: Option<&Path>,
+    home: Option<&Path>,
+) -> PathClass {
     let Some(expanded) = expand_home(arg, home) else {
         return PathClass::Home;
     };
@@ -51,10 +56,17 @@ pub fn classify(arg: &str, cwd: Option<&Path>, worktree: Option<&Path>, home: Op
     if expanded.contains('$') || expanded.contains('`') {
         let trimmed = expanded.trim_end_matches('*').trim_end_matches('/');
         let bare_var = trimmed.starts_with('$') && !trimmed[1..].contains(['/', '$']);
-        return if bare_var && expanded.len() > trimmed.len() { PathClass::Root } else { PathClass::Inside };
+        return if bare_var && expanded.len() > trimmed.len() {
+            PathClass::Root
+        } else {
+            PathClass::Inside
+        };
     }
     // `dir/*` and `dir/.*` are the whole of `dir`.
-    let base = match expanded.strip_suffix("/*").or_else(|| expanded.strip_suffix("/.*")) {
+    let base = match expanded
+        .strip_suffix("/*")
+        .or_else(|| expanded.strip_suffix("/.*"))
+    {
         Some("") => "/",
         Some(b) => b,
         None if expanded == "*" || expanded == ".*" => ".",
@@ -81,14 +93,20 @@ fn class_of(abs: &Path, worktree: Option<&Path>, home: Option<&Path>) -> PathCla
     if abs.file_name().is_some_and(|n| n == ".git") {
         return PathClass::Git;
     }
-    if TEMP_DIRS.iter().any(|t| abs.starts_with(t) && abs != Path::new(t)) {
+    if TEMP_DIRS
+        .iter()
+        .any(|t| abs.starts_with(t) && abs != Path::new(t))
+    {
         return PathClass::Temp;
     }
     // A working tree at `/`, a system directory, or HOME (or above) is no working tree.
     let tree = worktree.filter(|t| {
         t.components().count() > 2
             && !home.is_some_and(|h| h.starts_with(t))
-            && (!is_system(t) || WORK_ROOTS.iter().any(|w| t.starts_with(w) && *t != Path::new(w)))
+            && (!is_system(t)
+                || WORK_ROOTS
+                    .iter()
+                    .any(|w| t.starts_with(w) && *t != Path::new(w)))
     });
     if let Some(tree) = tree {
         if abs == tree {
@@ -113,7 +131,12 @@ mod tests {
     use super::*;
 
     fn class(arg: &str) -> PathClass {
-        classify(arg, Some(Path::new("/home/dev/proj")), None, Some(Path::new("/home/dev")))
+        classify(
+            arg,
+            Some(Path::new("/home/dev/proj")),
+            None,
+            Some(Path::new("/home/dev")),
+        )
     }
 
     #[test]
@@ -154,8 +177,14 @@ mod tests {
     #[test]
     fn a_working_tree_at_home_or_root_is_not_trusted() {
         let home = Some(Path::new("/home/dev"));
-        assert_eq!(classify("Documents", Some(Path::new("/home/dev")), None, home), PathClass::Outside);
-        assert_eq!(classify("usr", Some(Path::new("/")), None, home), PathClass::System);
+        assert_eq!(
+            classify("Documents", Some(Path::new("/home/dev")), None, home),
+            PathClass::Outside
+        );
+        assert_eq!(
+            classify("usr", Some(Path::new("/")), None, home),
+            PathClass::System
+        );
         assert_eq!(classify("x", None, None, home), PathClass::Inside);
     }
 }

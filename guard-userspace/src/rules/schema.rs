@@ -156,10 +156,25 @@ pub struct Condition {
 }
 
 /// The keys a [`Condition`] table may have.
-pub const CONDITION_KEYS: &[&str] =
-    &["subcommand", "args_any", "args_none", "flags_all", "flags_any", "flags_none", "paths", "text"];
+pub const CONDITION_KEYS: &[&str] = &[
+    "subcommand",
+    "args_any",
+    "args_none",
+    "flags_all",
+    "flags_any",
+    "flags_none",
+    "paths",
+    "text",
+];
 /// The keys a rule table may have besides the condition keys.
-pub const RULE_KEYS: &[&str] = &["id", "category", "severity", "description", "command", "any"];
+pub const RULE_KEYS: &[&str] = &[
+    "id",
+    "category",
+    "severity",
+    "description",
+    "command",
+    "any",
+];
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]

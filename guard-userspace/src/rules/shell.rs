@@ -5,7 +5,9 @@
 //! This is a reader for judging commands, not a shell: no expansion, no heredocs, no functions.
 
 /// Keywords and grouping words that may lead a simple command.
-const LEADING_WORDS: &[&str] = &["!", "{", "}", "then", "do", "else", "elif", "if", "while", "until", "time"];
+const LEADING_WORDS: &[&str] = &[
+    "!", "{", "}", "then", "do", "else", "elif", "if", "while", "until", "time",
+];
 /// Words that only close a construct.
 const CLOSING_WORDS: &[&str] = &["fi", "done", "esac", "}", "};"];
 
@@ -72,7 +74,9 @@ fn segments(script: &str) -> (Vec<String>, Vec<String>) {
                 continue;
             }
             '`' => {
-                let end = (i + 1..chars.len()).find(|&j| chars[j] == '`' && chars[j - 1] != '\\').unwrap_or(chars.len());
+                let end = (i + 1..chars.len())
+                    .find(|&j| chars[j] == '`' && chars[j - 1] != '\\')
+                    .unwrap_or(chars.len());
                 subs.push(chars[i + 1..end].iter().collect());
                 cur.push_str("$(...)");
                 i = end + 1;
@@ -138,7 +142,8 @@ fn closing_paren(chars: &[char], from: usize) -> usize {
 
 /// Shell words of one simple command, without redirections and leading keywords.
 fn words(segment: &str) -> Vec<String> {
-    let raw = shlex::split(segment).unwrap_or_else(|| segment.split_whitespace().map(str::to_owned).collect());
+    let raw = shlex::split(segment)
+        .unwrap_or_else(|| segment.split_whitespace().map(str::to_owned).collect());
     let mut out = Vec::with_capacity(raw.len());
     let mut skip_target = false;
     for w in raw {
@@ -181,26 +186,47 @@ mod tests {
 
     #[test]
     fn splits_on_control_operators() {
-        assert_eq!(cmds("cd /x && rm -rf y; ls | wc -l || true"), ["cd /x", "rm -rf y", "ls", "wc -l", "true"]);
+        assert_eq!(
+            cmds("cd /x && rm -rf y; ls | wc -l || true"),
+            ["cd /x", "rm -rf y", "ls", "wc -l", "true"]
+        );
         assert_eq!(cmds("a\nb & c"), ["a", "b", "c"]);
         assert_eq!(cmds("(cd sub; make) 2>&1 >/dev/null"), ["cd sub", "make"]);
     }
 
     #[test]
     fn quotes_keep_operators_inside_words() {
-        assert_eq!(split_script("echo 'a; rm -rf /' \"b && c\""), [vec!["echo", "a; rm -rf /", "b && c"]]);
-        assert_eq!(split_script("git commit -m \"fix: rm -rf; done\""), [vec!["git", "commit", "-m", "fix: rm -rf; done"]]);
+        assert_eq!(
+            split_script("echo 'a; rm -rf /' \"b && c\""),
+            [vec!["echo", "a; rm -rf /", "b && c"]]
+        );
+        assert_eq!(
+            split_script("git commit -m \"fix: rm -rf; done\""),
+            [vec!["git", "commit", "-m", "fix: rm -rf; done"]]
+        );
     }
 
     #[test]
     fn substitutions_are_lifted_out() {
-        assert_eq!(cmds("echo $(rm -rf /x) `shred f`"), ["echo $(...) $(...)", "rm -rf /x", "shred f"]);
-        assert_eq!(cmds("x=\"$(git reset --hard)\""), ["x=$(...)", "git reset --hard"]);
+        assert_eq!(
+            cmds("echo $(rm -rf /x) `shred f`"),
+            ["echo $(...) $(...)", "rm -rf /x", "shred f"]
+        );
+        assert_eq!(
+            cmds("x=\"$(git reset --hard)\""),
+            ["x=$(...)", "git reset --hard"]
+        );
     }
 
     #[test]
     fn redirections_keywords_and_comments_are_dropped() {
-        assert_eq!(cmds("if true; then rm -rf /a > log 2>&1; fi # rm -rf /"), ["true", "rm -rf /a"]);
-        assert_eq!(cmds("for d in a b; do rm -rf \"$d\"; done"), ["for d in a b", "rm -rf $d"]);
+        assert_eq!(
+            cmds("if true; then rm -rf /a > log 2>&1; fi # rm -rf /"),
+            ["true", "rm -rf /a"]
+        );
+        assert_eq!(
+            cmds("for d in a b; do rm -rf \"$d\"; done"),
+            ["for d in a b", "rm -rf $d"]
+        );
     }
 }
