@@ -335,6 +335,17 @@ impl ProcessTable {
         }
     }
 
+    /// Feeds one pipeline output (fork, exec, exit); stream outputs are ignored.
+    pub fn observe(&mut self, out: &crate::pipeline::Output) {
+        use crate::pipeline::Output;
+        match out {
+            Output::Fork(f) => self.on_fork(f),
+            Output::Exec(r) => self.on_exec(r),
+            Output::Exit(x) => self.on_exit(x),
+            Output::Stream(_) => {}
+        }
+    }
+
     /// Sets the working directory the IO side read (e.g. /proc/PID/cwd at exec time).
     pub fn set_cwd(&mut self, key: ProcKey, cwd: String) {
         if let Some(p) = self.procs.get_mut(&key) {
