@@ -10,6 +10,7 @@ pub mod cli;
 pub mod daemon;
 pub mod ebpf;
 pub mod events;
+pub mod glob;
 pub mod pipeline;
 pub mod process;
 pub mod protocols;

@@ -1,0 +1,52 @@
+//! Host facts for audit records: the host name and user names (read once, cached by the caller).
+
+use std::collections::HashMap;
+
+/// The kernel's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL or the end.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".to_owned();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// uid → user name from `/etc/passwd` text (local accounts; directory users stay numeric).
+pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            Some((uid, name.to_owned()))
+        })
+        .collect()
+}
+
+/// Reads `/etc/passwd`; empty when unreadable.
+pub fn read_users() -> HashMap<u32, String> {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|t| parse_passwd(&t))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_and_hostname() {
+        let users = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\n# c\ndev:x:1000:1000::/home/dev:/bin/sh\nbad\n",
+        );
+        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(users.get(&1000).map(String::as_str), Some("dev"));
+        assert_eq!(users.len(), 2);
+        assert!(!hostname().is_empty());
+    }
+}
