@@ -29,6 +29,24 @@ pub enum Cmd {
         /// The recording (JSON lines of events).
         file: PathBuf,
     },
+    /// Destructive-command rules.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCmd {
+    /// Which rule matches ARGV and why. Exit 0: none, 1: a rule matched, 2: usage error.
+    Check {
+        /// `[--json] [--cwd DIR] -- ARGV...`
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print the rule catalog.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]

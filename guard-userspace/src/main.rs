@@ -3,7 +3,7 @@ use std::{io::Write as _, process::ExitCode};
 use anyhow::Context as _;
 use clap::Parser as _;
 use guard::{
-    cli::{Cli, Cmd, LogFormat, RunArgs},
+    cli::{Cli, Cmd, LogFormat, RulesCmd, RunArgs},
     daemon::{self, RunOptions},
     events::record::read_events,
     pipeline::{Limits, Pipeline},
@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run(args) => run(args),
         Cmd::Replay { file } => replay(&file),
+        Cmd::Rules(cmd) => Ok(rules(cmd)),
     };
     match result {
         Ok(code) => code,
@@ -48,6 +49,20 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(daemon::run(opts))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn rules(cmd: RulesCmd) -> ExitCode {
+    let rules = guard::rules::RuleSet::builtin();
+    let mut out = std::io::stdout().lock();
+    let code = match cmd {
+        RulesCmd::Check { args } => {
+            let cwd = std::env::current_dir().ok();
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            guard::rules::cli::check(&args, &rules, cwd, home, &mut out)
+        }
+        RulesCmd::List { json } => guard::rules::cli::list(&rules, json, &mut out),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 
 fn replay(file: &std::path::Path) -> anyhow::Result<ExitCode> {
