@@ -82,6 +82,8 @@ pub struct ConnectionDecoder {
     /// Bytes were lost on a direction since its last head (with the reason to report).
     lost: [Option<IncompleteReason>; 2],
     seen_data: [bool; 2],
+    /// Some direction's first event was data (from offset 0), not a gap.
+    clean_start: bool,
     /// When the head now being read began, per direction.
     head_ts: [Option<u64>; 2],
     /// The connection stopped speaking HTTP/1.1 (HTTP/2, an upgrade): ignore it from here on.
@@ -103,6 +105,7 @@ impl ConnectionDecoder {
             response_active: false,
             lost: [None, None],
             seen_data: [false, false],
+            clean_start: false,
             head_ts: [None, None],
             dead: false,
             finished: Vec::new(),
@@ -130,7 +133,12 @@ impl ConnectionDecoder {
             return;
         }
         let d = dir.index();
-        let reason = if self.seen_data[d] { IncompleteReason::Gap } else { IncompleteReason::MidStreamStart };
+        // Capture began mid-connection only if no direction has been seen from its start.
+        let reason = if self.seen_data[d] || self.clean_start {
+            IncompleteReason::Gap
+        } else {
+            IncompleteReason::MidStreamStart
+        };
         self.seen_data[d] = true;
         self.readers[d].gap();
         self.head_ts[d] = None;
@@ -180,8 +188,11 @@ impl ConnectionDecoder {
             return;
         }
         let d = dir.index();
-        self.seen_data[d] = true;
-        while !data.is_empty() && !self.dead {
+        if !self.seen_data[d] {
+            self.seen_data[d] = true;
+            self.clean_start = true;
+        }
+        while (!data.is_empty() || self.readers[d].end_pending()) && !self.dead {
             if self.readers[d].awaiting_head() && self.head_ts[d].is_none() {
                 self.head_ts[d] = Some(ts_ns);
             }
@@ -299,7 +310,8 @@ impl ConnectionDecoder {
         }
         if self.queue.is_empty() {
             self.stats.unpaired_responses += 1;
-            let reason = self.lost[other(dir).index()].unwrap_or(IncompleteReason::DecodeError);
+            // The request was lost: this response accounts for it.
+            let reason = self.lost[other(dir).index()].take().unwrap_or(IncompleteReason::DecodeError);
             let id = self.new_id();
             self.queue.push_back(Pending::unknown(id, reason));
         }

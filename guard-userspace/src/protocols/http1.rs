@@ -203,6 +203,11 @@ impl MessageReader {
         self.state == State::Head && self.head.is_empty()
     }
 
+    /// The message is complete and the next step reports its end, even without input.
+    pub fn end_pending(&self) -> bool {
+        self.state == State::Length(0)
+    }
+
     /// Waiting for (or skipping to) the next message head.
     pub fn awaiting_head(&self) -> bool {
         matches!(self.state, State::Head | State::Resync { .. })
