@@ -335,14 +335,14 @@ impl ProcessTable {
         }
     }
 
-    /// Feeds one pipeline output (fork, exec, exit); stream outputs are ignored.
+    /// Feeds one pipeline output (fork, exec, exit); streams and exchanges are ignored.
     pub fn observe(&mut self, out: &crate::pipeline::Output) {
         use crate::pipeline::Output;
         match out {
             Output::Fork(f) => self.on_fork(f),
             Output::Exec(r) => self.on_exec(r),
             Output::Exit(x) => self.on_exit(x),
-            Output::Stream(_) => {}
+            Output::Stream(_) | Output::Exchange(_) => {}
         }
     }
 

@@ -1,1 +1,93 @@
-//! Sans-IO protocol decoders: HTTP/1.1, SSE, content encodings (issue 3); HTTP/2, WebSocket (issue 5).
+//! Sans-IO protocol decoders: HTTP/1.1, SSE, JSON streams, AWS eventstream and content
+//! encodings (issue 3); HTTP/2 and WebSocket come later (issue 5). Bytes in, [`Exchange`]s out:
+//! nothing here opens a file or socket or reads a clock.
+
+mod body;
+pub mod connection;
+pub mod encoding;
+pub mod eventstream;
+pub mod exchange;
+pub mod http1;
+pub mod json_stream;
+pub mod sse;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+
+pub use connection::ConnectionDecoder;
+pub use exchange::{Exchange, IncompleteReason, Role, Timings};
+
+/// Bounds and switches for decoding; memory per connection stays under roughly
+/// `max_head × 2 + max_request_body + max_buffered_body`.
+#[derive(Clone, Debug)]
+pub struct DecoderConfig {
+    /// Bytes of one message head (request line or status line plus headers).
+    pub max_head: usize,
+    /// Bytes of a request body kept to read its model and stream flags.
+    pub max_request_body: usize,
+    /// Bytes of a non-streamed response body kept until it is parsed whole.
+    pub max_buffered_body: usize,
+    /// Decoded bytes of one body: a decompression bomb stops here.
+    pub max_decoded_body: usize,
+    /// Bytes of one SSE event, JSON array element or eventstream message.
+    pub max_event: usize,
+    /// Requests waiting for responses on one connection.
+    pub max_pending: usize,
+    /// Report exchanges that are not inference calls (with `inference: false`).
+    pub emit_non_inference: bool,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self {
+            max_head: http1::DEFAULT_MAX_HEAD,
+            // Long agent contexts make multi-megabyte request bodies.
+            max_request_body: 16 << 20,
+            max_buffered_body: 8 << 20,
+            max_decoded_body: 64 << 20,
+            max_event: 1 << 20,
+            max_pending: 64,
+            emit_non_inference: true,
+        }
+    }
+}
+
+/// Counters of what decoding skipped or could not do; never reset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DecoderStats {
+    pub exchanges: u64,
+    pub incomplete: u64,
+    pub gaps: u64,
+    pub http_errors: u64,
+    pub http2: u64,
+    pub upgrades: u64,
+    pub unpaired_responses: u64,
+    pub pending_overflow: u64,
+    pub bodies_capped: u64,
+    pub decode_errors: u64,
+    pub bad_payloads: u64,
+    pub bad_request_bodies: u64,
+    pub dropped_events: u64,
+}
+
+impl DecoderStats {
+    pub fn add(&mut self, o: &Self) {
+        self.exchanges += o.exchanges;
+        self.incomplete += o.incomplete;
+        self.gaps += o.gaps;
+        self.http_errors += o.http_errors;
+        self.http2 += o.http2;
+        self.upgrades += o.upgrades;
+        self.unpaired_responses += o.unpaired_responses;
+        self.pending_overflow += o.pending_overflow;
+        self.bodies_capped += o.bodies_capped;
+        self.decode_errors += o.decode_errors;
+        self.bad_payloads += o.bad_payloads;
+        self.bad_request_bodies += o.bad_request_bodies;
+        self.dropped_events += o.dropped_events;
+    }
+}

@@ -1,1 +1,171 @@
-//! LLM providers: one module per API, usage normalised to the token partition (issue 3).
+//! LLM providers: which API an exchange spoke (from its path and body shape, never its host, so
+//! gateways and custom base URLs work) and what it used, normalised to the token partition
+//! `input + cache_read + cache_write + output + reasoning` = billed total (see docs/providers.md).
+
+pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
+pub mod gemini;
+pub mod openai_chat;
+pub mod openai_responses;
+mod route;
+
+use serde::{Deserialize, Serialize};
+
+pub use route::{RequestBody, Route, route};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Anthropic,
+    OpenaiChat,
+    OpenaiResponses,
+    Gemini,
+    Azure,
+    Bedrock,
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Messages,
+    CountTokens,
+    ChatCompletions,
+    Completions,
+    Responses,
+    GenerateContent,
+    StreamGenerateContent,
+    Converse,
+    ConverseStream,
+    Invoke,
+    InvokeWithResponseStream,
+    Models,
+    Other,
+}
+
+/// Which response format to read usage from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Anthropic,
+    OpenaiChat,
+    OpenaiResponses,
+    Gemini,
+    BedrockConverse,
+    BedrockInvoke,
+    /// Not an inference call: the body is not read.
+    None,
+}
+
+impl Shape {
+    /// Streams of this shape end with an explicit event; without it the stream was cut short.
+    pub fn has_terminal_event(self) -> bool {
+        matches!(self, Self::Anthropic | Self::OpenaiChat | Self::OpenaiResponses)
+    }
+}
+
+/// Token counts, normalised so that their sum is the billed total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens not read from a cache.
+    pub input: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    /// Generated tokens, reasoning excluded.
+    pub output: u64,
+    pub reasoning: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.input + self.cache_read + self.cache_write + self.output + self.reasoning
+    }
+}
+
+/// What one response told us so far. Providers fill it in as events arrive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub model: Option<String>,
+    pub usage: Usage,
+    pub usage_seen: bool,
+    pub error_type: Option<String>,
+    /// The stream's terminal event (or an error event) arrived.
+    pub finished: bool,
+    /// Payloads that did not parse as the expected JSON.
+    pub bad_payloads: u64,
+}
+
+impl Observed {
+    pub(crate) fn set_model(&mut self, m: Option<&str>) {
+        if self.model.is_none()
+            && let Some(m) = m
+        {
+            self.model = clean_label(m, 128);
+        }
+    }
+
+    pub(crate) fn set_error(&mut self, e: Option<&str>) {
+        if self.error_type.is_none() {
+            self.error_type = Some(e.and_then(|e| clean_label(e, 64)).unwrap_or_else(|| "error".into()));
+        }
+    }
+}
+
+/// A value fit for a log line or a bounded label: printable ASCII, length capped.
+pub(crate) fn clean_label(s: &str, max: usize) -> Option<String> {
+    let v: String = s.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
+    (!v.is_empty()).then_some(v)
+}
+
+/// Parses one JSON payload, counting it when it is not the expected shape.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(o: &mut Observed, data: &'a [u8]) -> Option<T> {
+    match serde_json::from_slice(data) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            o.bad_payloads += 1;
+            None
+        }
+    }
+}
+
+/// A string or a number, as error codes come in either.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Code {
+    Str(String),
+    Num(i64),
+    #[allow(dead_code)]
+    Other(serde::de::IgnoredAny),
+}
+
+impl Code {
+    pub(crate) fn text(&self) -> Option<String> {
+        match self {
+            Self::Str(s) => Some(s.clone()),
+            Self::Num(n) => Some(n.to_string()),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+/// One unit of a response body handed to a provider.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    /// A whole non-streamed JSON body, or one element of a streamed JSON array.
+    Json(&'a [u8]),
+    Sse { event: &'a str, data: &'a [u8] },
+    /// An AWS eventstream message.
+    Aws { message_type: &'a str, event_type: &'a str, payload: &'a [u8] },
+}
+
+/// Feeds one payload to the extractor for `shape`.
+pub fn extract(shape: Shape, o: &mut Observed, p: Payload<'_>) {
+    match shape {
+        Shape::Anthropic => anthropic::extract(o, p),
+        Shape::OpenaiChat => openai_chat::extract(o, p),
+        Shape::OpenaiResponses => openai_responses::extract(o, p),
+        Shape::Gemini => gemini::extract(o, p),
+        Shape::BedrockConverse | Shape::BedrockInvoke => bedrock::extract(shape, o, p),
+        Shape::None => {}
+    }
+}

@@ -1,0 +1,77 @@
+//! The record the decoder produces: one request/response exchange.
+
+use serde::Serialize;
+
+use crate::{
+    events::ConnId,
+    providers::{Endpoint, Provider, Usage},
+};
+
+/// Which end of the connection the captured process is. Tokens are counted for clients only:
+/// a local TLS server (a gateway, a mock) sees the same exchange from the other side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The process wrote the request (`SSL_write` carries requests).
+    Client,
+    /// The process read the request (`SSL_read` carries requests).
+    Server,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncompleteReason {
+    /// The client went away (closed or freed the connection) before the response ended.
+    ClientAbort,
+    /// Bytes of this exchange were lost.
+    Gap,
+    /// Capture began in the middle of the connection.
+    MidStreamStart,
+    /// The bytes did not decode (HTTP framing, content encoding, eventstream CRC).
+    DecodeError,
+    /// The decoded body passed its cap.
+    BodyCap,
+    /// A server's connection ended before the response did.
+    ConnectionClosed,
+    /// The body ended, but a stream that announces its end (`message_stop`, `[DONE]`,
+    /// `response.completed`) never did.
+    StreamTruncated,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    /// The first byte of the request (absent when the request was not seen).
+    pub start_ns: Option<u64>,
+    /// The first byte of the final response.
+    pub first_byte_ns: Option<u64>,
+    /// The last byte of the response, or when the exchange was abandoned.
+    pub end_ns: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Exchange {
+    /// The connection (and so the process); filled in by the pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn: Option<ConnId>,
+    pub role: Role,
+    pub provider: Provider,
+    pub endpoint: Endpoint,
+    /// An inference call: its usage counts. Token counting, model lists, telemetry and anything
+    /// unrecognised are reported with `inference: false` and are never counted.
+    pub inference: bool,
+    pub method: Option<String>,
+    /// The request path without its query string (queries can carry API keys).
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    pub streamed: bool,
+    pub complete: bool,
+    pub incomplete_reason: Option<IncompleteReason>,
+    /// The error type a provider reported (`overloaded_error`, `rate_limit_exceeded`, …).
+    pub error_type: Option<String>,
+    pub timings: Timings,
+    pub usage: Usage,
+    /// Usage was reported by the provider (false: the numbers are zero because none came).
+    pub usage_seen: bool,
+}

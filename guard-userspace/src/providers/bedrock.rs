@@ -1,0 +1,125 @@
+//! AWS Bedrock runtime: `/model/{modelId}/converse`, `/converse-stream`, `/invoke` and
+//! `/invoke-with-response-stream`. Streams use the binary eventstream framing.
+//!
+//! Converse usage: inputTokens (uncached) → input, cacheReadInputTokens → cache_read,
+//! cacheWriteInputTokens → cache_write, outputTokens → output; in converse-stream it arrives in
+//! the `metadata` event. Invoke bodies are the model's own format: Anthropic models (the ones
+//! agents use) are read as Anthropic Messages; the final stream chunk's
+//! `amazon-bedrock-invocationMetrics` and the `x-amzn-bedrock-*-token-count` response headers
+//! are used when the body itself carries no usage.
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use serde::Deserialize;
+
+use super::{Observed, Payload, Shape, Usage, anthropic, parse};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConverseUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_write_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConverseBody {
+    usage: Option<ConverseUsage>,
+    /// Errors are `{"message": …}` with the type in a header or an exception event.
+    message: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvocationMetrics {
+    input_token_count: Option<u64>,
+    output_token_count: Option<u64>,
+    cache_read_input_token_count: Option<u64>,
+    cache_write_input_token_count: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InvokeChunk {
+    #[serde(rename = "amazon-bedrock-invocationMetrics")]
+    metrics: Option<InvocationMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChunkEnvelope {
+    bytes: Option<String>,
+}
+
+pub fn extract(shape: Shape, o: &mut Observed, p: Payload<'_>) {
+    match (shape, p) {
+        (Shape::BedrockConverse, Payload::Json(data)) => {
+            converse_json(o, data);
+            o.finished = true;
+        }
+        (Shape::BedrockInvoke, Payload::Json(data)) => anthropic::on_json(o, data),
+        (_, Payload::Aws { message_type, event_type, payload }) => {
+            if message_type != "event" {
+                o.set_error(Some(event_type));
+                o.finished = true;
+            } else if event_type == "metadata" {
+                converse_json(o, payload);
+            } else if event_type == "chunk" {
+                invoke_chunk(o, payload);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn converse_json(o: &mut Observed, data: &[u8]) {
+    let Some(b) = parse::<ConverseBody>(o, data) else { return };
+    if let Some(u) = b.usage {
+        o.usage = Usage {
+            input: u.input_tokens.unwrap_or(0),
+            cache_read: u.cache_read_input_tokens.unwrap_or(0),
+            cache_write: u.cache_write_input_tokens.unwrap_or(0),
+            output: u.output_tokens.unwrap_or(0),
+            reasoning: 0,
+        };
+        o.usage_seen = true;
+    } else if b.message.is_some() {
+        o.set_error(None);
+    }
+}
+
+/// An invoke-with-response-stream chunk: base64 of the model's own stream event.
+fn invoke_chunk(o: &mut Observed, payload: &[u8]) {
+    let Some(env) = parse::<ChunkEnvelope>(o, payload) else { return };
+    let Some(inner) = env.bytes.and_then(|b| STANDARD.decode(b).ok()) else {
+        o.bad_payloads += 1;
+        return;
+    };
+    anthropic::on_json(o, &inner);
+    // The model's own usage (Anthropic's message_start/message_delta) wins over the metrics.
+    if !o.usage_seen
+        && let Ok(InvokeChunk { metrics: Some(m) }) = serde_json::from_slice::<InvokeChunk>(&inner)
+    {
+        apply_counts(o, m.input_token_count, m.output_token_count, m.cache_read_input_token_count, m.cache_write_input_token_count);
+    }
+}
+
+/// Token counts given outside the body (invocation metrics, response headers).
+pub fn apply_counts(o: &mut Observed, input: Option<u64>, output: Option<u64>, cache_read: Option<u64>, cache_write: Option<u64>) {
+    if input.is_none() && output.is_none() {
+        return;
+    }
+    o.usage = Usage {
+        input: input.unwrap_or(0),
+        cache_read: cache_read.unwrap_or(0),
+        cache_write: cache_write.unwrap_or(0),
+        output: output.unwrap_or(0),
+        reasoning: 0,
+    };
+    o.usage_seen = true;
+}
+
+/// The model id in a Bedrock path (`/model/{id}/…`), percent-decoded (ids contain `:`, ARNs `/`).
+pub fn model_id(path: &str) -> Option<String> {
+    let rest = path.split("/model/").nth(1)?;
+    let id = rest.rsplit_once('/').map(|(id, _)| id)?;
+    (!id.is_empty()).then(|| super::route::percent_decode(id))
+}

@@ -1,0 +1,81 @@
+//! Google Gemini: Google AI `…/models/{model}:generateContent` and `:streamGenerateContent`
+//! (`?alt=sse` for SSE, else a streamed JSON array), Vertex AI
+//! `/v1/projects/*/locations/*/publishers/google/models/{model}:…`, and Code Assist
+//! (`/v1internal:streamGenerateContent`, whose chunks wrap the same object in `response`).
+//!
+//! Usage (`usageMetadata`, cumulative per chunk, so the last one wins): promptTokenCount includes
+//! cachedContentTokenCount; candidatesTokenCount excludes thoughtsTokenCount; toolUsePromptTokenCount
+//! is billed as input. input = prompt + tool_use_prompt − cached, cache_read = cached,
+//! output = candidates, reasoning = thoughts.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{Code, Observed, Payload, Usage, parse};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    cached_content_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+    tool_use_prompt_token_count: Option<u64>,
+}
+
+impl UsageMetadata {
+    fn normalise(&self) -> Usage {
+        let prompt = self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
+        let cached = self.cached_content_token_count.unwrap_or(0).min(prompt);
+        Usage {
+            input: prompt - cached,
+            cache_read: cached,
+            cache_write: 0,
+            output: self.candidates_token_count.unwrap_or(0),
+            reasoning: self.thoughts_token_count.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    status: Option<String>,
+    code: Option<Code>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Chunk<'a> {
+    usage_metadata: Option<UsageMetadata>,
+    #[serde(borrow)]
+    model_version: Option<Cow<'a, str>>,
+    error: Option<ErrorBody>,
+    #[serde(borrow)]
+    response: Option<Box<Chunk<'a>>>,
+}
+
+pub fn extract(o: &mut Observed, p: Payload<'_>) {
+    let data = match p {
+        Payload::Sse { data, .. } | Payload::Json(data) => data,
+        Payload::Aws { .. } => return,
+    };
+    let Some(c) = parse::<Chunk<'_>>(o, data) else { return };
+    apply(o, &c);
+    if let Some(inner) = &c.response {
+        apply(o, inner);
+    }
+}
+
+fn apply(o: &mut Observed, c: &Chunk<'_>) {
+    o.set_model(c.model_version.as_deref());
+    if let Some(u) = &c.usage_metadata {
+        o.usage = u.normalise();
+        o.usage_seen = true;
+    }
+    if let Some(e) = &c.error {
+        let code = e.code.as_ref().and_then(Code::text);
+        o.set_error(e.status.as_deref().or(code.as_deref()));
+        o.finished = true;
+    }
+}

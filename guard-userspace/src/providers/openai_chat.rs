@@ -1,0 +1,90 @@
+//! OpenAI Chat Completions (`POST …/chat/completions`, legacy `…/completions`), the shape every
+//! OpenAI-compatible host speaks (OpenRouter, DeepSeek, Groq, Mistral, xAI, Together, vLLM…).
+//!
+//! Usage: prompt_tokens includes cached, completion_tokens includes reasoning, so
+//! input = prompt_tokens − cached_tokens, cache_read = cached_tokens,
+//! output = completion_tokens − reasoning_tokens, reasoning = reasoning_tokens. DeepSeek reports
+//! the cache as prompt_cache_hit_tokens instead. A stream carries usage only in a final chunk
+//! when the request set `stream_options.include_usage`; `data: [DONE]` ends it.
+
+use serde::Deserialize;
+
+use super::{Code, Observed, Payload, Usage, parse};
+
+#[derive(Debug, Deserialize)]
+struct Details {
+    cached_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<Details>,
+    completion_tokens_details: Option<Details>,
+    prompt_cache_hit_tokens: Option<u64>,
+}
+
+impl ChatUsage {
+    pub(crate) fn normalise(&self) -> Usage {
+        let prompt = self.prompt_tokens.unwrap_or(0);
+        let completion = self.completion_tokens.unwrap_or(0);
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .or(self.prompt_cache_hit_tokens)
+            .unwrap_or(0)
+            .min(prompt);
+        let reasoning =
+            self.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens).unwrap_or(0).min(completion);
+        Usage { input: prompt - cached, cache_read: cached, cache_write: 0, output: completion - reasoning, reasoning }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<Code>,
+}
+
+impl ErrorBody {
+    pub(crate) fn label(&self) -> Option<String> {
+        self.kind.clone().or_else(|| self.code.as_ref().and_then(Code::text))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    usage: Option<ChatUsage>,
+    error: Option<ErrorBody>,
+}
+
+pub fn extract(o: &mut Observed, p: Payload<'_>) {
+    let (data, streamed) = match p {
+        Payload::Sse { data, .. } => (data, true),
+        Payload::Json(data) => (data, false),
+        Payload::Aws { .. } => return,
+    };
+    if data.trim_ascii() == b"[DONE]" {
+        o.finished = true;
+        return;
+    }
+    let Some(c) = parse::<Chunk<'_>>(o, data) else { return };
+    o.set_model(c.model.as_deref());
+    if let Some(u) = &c.usage {
+        o.usage = u.normalise();
+        o.usage_seen = true;
+    }
+    if let Some(e) = &c.error {
+        o.set_error(e.label().as_deref());
+        o.finished = true;
+    }
+    if !streamed {
+        o.finished = true;
+    }
+}
