@@ -130,3 +130,49 @@ pub struct PipelineStats {
     pub connections: u64,
     pub execs_dropped: u64,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::events::{Direction, TlsClose, TlsData, TlsFunc};
+
+    fn tls(ts_ns: u64, dir: Direction, offset: u64, data: &[u8]) -> Event {
+        Event::TlsData(TlsData {
+            ts_ns,
+            tid: 7,
+            conn: ConnId { pid: 7, conn: 0xabc },
+            dir,
+            func: TlsFunc::SslWrite,
+            offset,
+            call_len: data.len() as u32,
+            data: Bytes::copy_from_slice(data),
+        })
+    }
+
+    #[test]
+    fn tls_events_become_exchange_records() {
+        let req = b"POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\nContent-Length: 18\r\n\r\n{\"model\":\"gpt-4o\"}";
+        let body = br#"{"model":"gpt-4o","usage":{"prompt_tokens":9,"completion_tokens":4}}"#;
+        let resp = [format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), body].concat();
+        let mut p = Pipeline::new(&Limits::default());
+        let mut out = Vec::new();
+        p.push(tls(1, Direction::Write, 0, req), &mut out);
+        p.push(tls(2, Direction::Read, 0, &resp[..40]), &mut out);
+        p.push(tls(3, Direction::Read, 40, &resp[40..]), &mut out);
+        p.push(Event::TlsClose(TlsClose { ts_ns: 4, conn: ConnId { pid: 7, conn: 0xabc } }), &mut out);
+        let xs: Vec<&Exchange> = out.iter().filter_map(|o| if let Output::Exchange(x) = o { Some(x) } else { None }).collect();
+        assert_eq!(xs.len(), 1);
+        assert_eq!(xs[0].conn, Some(ConnId { pid: 7, conn: 0xabc }));
+        assert_eq!((xs[0].usage.input, xs[0].usage.output, xs[0].complete), (9, 4, true));
+        assert_eq!(xs[0].model.as_deref(), Some("gpt-4o"));
+        assert_eq!(xs[0].timings.start_ns, Some(1));
+        assert_eq!(xs[0].timings.first_byte_ns, Some(2));
+        assert_eq!(xs[0].timings.end_ns, 3);
+        let json = serde_json::to_string(&Output::Exchange(xs[0].clone())).unwrap();
+        assert!(json.starts_with(r#"{"record":"exchange","conn":{"pid":7"#), "{json}");
+        assert_eq!(p.decoder_stats().exchanges, 1);
+    }
+}

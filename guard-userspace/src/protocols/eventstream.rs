@@ -208,7 +208,9 @@ mod tests {
         s
     }
 
-    fn decode(pieces: &[&[u8]]) -> (Vec<(String, String, Vec<u8>)>, Result<(), EventStreamError>) {
+    type Decoded = (Vec<(String, String, Vec<u8>)>, Result<(), EventStreamError>);
+
+    fn decode(pieces: &[&[u8]]) -> Decoded {
         let mut d = EventStreamDecoder::new(1 << 20);
         let mut got = Vec::new();
         let mut res = Ok(());

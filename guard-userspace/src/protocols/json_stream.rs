@@ -65,6 +65,8 @@ impl JsonArrayStream {
                         (State::Start, b'[') => self.state = State::Between,
                         (State::Between, b',') => {}
                         (State::Between, b']') => self.state = State::Done,
+                        // No element starts with these: skip them, or they would end it at once.
+                        (State::Start | State::Between, b']' | b'}' | b',') => self.junk_bytes += 1,
                         (State::Start | State::Between, _) => {
                             self.lone = self.state == State::Start;
                             self.state = State::Element;
@@ -191,6 +193,12 @@ mod tests {
         for i in 0..=ARRAY.len() {
             assert_eq!(elements(&[&ARRAY[..i], &ARRAY[i..]]), want, "cut {i}");
         }
+    }
+
+    #[test]
+    fn stray_closers_are_skipped_not_looped_on() {
+        assert_eq!(elements(&[b"[}1,}]"]), vec!["1"]);
+        assert_eq!(elements(&[b"}]"]), Vec::<String>::new());
     }
 
     #[test]

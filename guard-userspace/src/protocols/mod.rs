@@ -12,8 +12,10 @@ pub mod json_stream;
 pub mod sse;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod testutil;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use serde::Serialize;

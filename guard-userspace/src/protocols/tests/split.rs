@@ -46,3 +46,23 @@ proptest! {
         }
     }
 }
+
+/// Writes every fixture as a seed for the `connection` fuzz target (records of
+/// `[op, len, bytes]`, op bit 0 = Read). Run with `--ignored`.
+#[test]
+#[ignore = "writes files; run by hand to refresh fuzz seeds"]
+fn write_fuzz_seeds() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/connection");
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, f) in all().into_iter().enumerate() {
+        let mut seed = Vec::new();
+        for s in &f.segments {
+            for c in s.bytes.chunks(255) {
+                seed.push(u8::from(s.dir == crate::events::Direction::Read));
+                seed.push(c.len() as u8);
+                seed.extend_from_slice(c);
+            }
+        }
+        std::fs::write(format!("{dir}/fixture-{n:02}"), seed).unwrap();
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Drives the mock server with node's own fetch (undici) over HTTPS, streaming and not, and
+// prints one JSON object per call with the usage the server reported. Node's fetch decodes
+// gzip/deflate/br itself. Trust the mock's CA with NODE_EXTRA_CA_CERTS=ca.pem.
+//
+// Usage: NODE_EXTRA_CA_CERTS=ca.pem node client_fetch.mjs https://127.0.0.1:8443 [encoding]
+
+const base = process.argv[2];
+const encoding = process.argv[3] || "";
+if (!base) {
+  console.error("usage: client_fetch.mjs BASE_URL [encoding]");
+  process.exit(2);
+}
+
+const calls = [
+  ["anthropic", false, "/v1/messages", { model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: "Hi" }] }],
+  ["anthropic", true, "/v1/messages", { model: "claude-sonnet-4-5", max_tokens: 64, stream: true, messages: [{ role: "user", content: "Hi" }] }],
+  ["openai_chat", false, "/v1/chat/completions", { model: "gpt-4o", messages: [{ role: "user", content: "Hi" }] }],
+  ["openai_chat", true, "/v1/chat/completions", { model: "gpt-4o", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "Hi" }] }],
+  ["openai_responses", true, "/v1/responses", { model: "gpt-5", input: "Hi", stream: true }],
+  ["gemini", false, "/v1beta/models/gemini-2.5-pro:generateContent", { contents: [{ parts: [{ text: "Hi" }] }] }],
+  ["gemini", true, "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", { contents: [{ parts: [{ text: "Hi" }] }] }],
+  ["gemini", true, "/v1beta/models/gemini-2.5-pro:streamGenerateContent", { contents: [{ parts: [{ text: "Hi" }] }] }],
+];
+
+for (const [provider, streamed, path, body] of calls) {
+  const headers = { "content-type": "application/json", "x-mock-usage": "input=300,output=40,cache_read=100,reasoning=12" };
+  if (encoding) headers["x-mock-encoding"] = encoding;
+  const res = await fetch(base + path, { method: "POST", headers, body: JSON.stringify(body) });
+  // Read the body to the end, piece by piece, as a streaming client would.
+  const reader = res.body.getReader();
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.length;
+  }
+  console.log(JSON.stringify({
+    client: "node-fetch",
+    provider,
+    streamed,
+    status: res.status,
+    encoding: res.headers.get("content-encoding"),
+    usage: JSON.parse(res.headers.get("x-mock-usage-normalised")),
+    body_bytes: bytes,
+  }));
+}
