@@ -8,6 +8,7 @@ pub mod globals {
     pub const TASK_REAL_PARENT: &str = "TASK_REAL_PARENT";
     pub const TASK_TGID: &str = "TASK_TGID";
     pub const TASK_PID: &str = "TASK_PID";
+    pub const TASK_GROUP_LEADER: &str = "TASK_GROUP_LEADER";
     pub const TASK_START_BOOTTIME: &str = "TASK_START_BOOTTIME";
     pub const TASK_EXIT_CODE: &str = "TASK_EXIT_CODE";
     pub const TP_EXEC_FILENAME: &str = "TP_EXEC_FILENAME";

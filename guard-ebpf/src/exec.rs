@@ -13,9 +13,10 @@ use aya_ebpf::{
 use guard_common::{
     config::FIELD_ABSENT,
     event::{
-        ARG_MAX, ARGS_CAP, ARGV_READ_FAILED, ARGV_TRUNCATED_ARG, ARGV_TRUNCATED_BYTES, ARGV_TRUNCATED_COUNT,
-        EXEC_ARGV_FIXED, EventKind, ExecEvent, ExecResultEvent, ExitEvent, ForkEvent, Header, LOSS_ARGV_READ,
-        LOSS_RING_FULL, MAX_ARGS, PATH_LEN, SYSCALL_EXECVE, SYSCALL_EXECVEAT,
+        ARG_MAX, ARGS_CAP, ARGV_READ_FAILED, ARGV_TRUNCATED_ARG, ARGV_TRUNCATED_BYTES,
+        ARGV_TRUNCATED_COUNT, EXEC_ARGV_FIXED, EventKind, ExecEvent, ExecResultEvent, ExitEvent,
+        ForkEvent, Header, LOSS_ARGV_READ, LOSS_RING_FULL, MAX_ARGS, PATH_LEN, SYSCALL_EXECVE,
+        SYSCALL_EXECVEAT,
     },
 };
 
@@ -75,7 +76,12 @@ pub fn sys_exit_execveat(ctx: TracePointContext) -> u32 {
     0
 }
 
-fn try_enter_exec(ctx: &TracePointContext, syscall: u32, filename_off: usize, argv_off: usize) -> Result<(), i64> {
+fn try_enter_exec(
+    ctx: &TracePointContext,
+    syscall: u32,
+    filename_off: usize,
+    argv_off: usize,
+) -> Result<(), i64> {
     if is_self() {
         return Ok(());
     }
@@ -91,7 +97,13 @@ fn try_enter_exec(ctx: &TracePointContext, syscall: u32, filename_off: usize, ar
     ev.argc = 0;
     ev.args_len = 0;
     // SAFETY: the helper bounds the write by its size argument and checks the user address.
-    let n = unsafe { bpf_probe_read_user_str(ev.filename.as_mut_ptr().cast(), PATH_LEN as u32, filename as *const _) };
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            ev.filename.as_mut_ptr().cast(),
+            PATH_LEN as u32,
+            filename as *const _,
+        )
+    };
     ev.filename_len = if n > 0 { (n - 1) as u32 } else { 0 };
 
     let mut off: usize = 0;
@@ -99,7 +111,13 @@ fn try_enter_exec(ctx: &TracePointContext, syscall: u32, filename_off: usize, ar
     while i < MAX_ARGS {
         let mut ptr: u64 = 0;
         // SAFETY: reads one pointer of the user's argv array through the checked helper.
-        let r = unsafe { bpf_probe_read_user((&mut ptr as *mut u64).cast(), 8, (argv + 8 * i as u64) as *const _) };
+        let r = unsafe {
+            bpf_probe_read_user(
+                (&mut ptr as *mut u64).cast(),
+                8,
+                (argv + 8 * i as u64) as *const _,
+            )
+        };
         if r < 0 {
             ev.flags |= ARGV_READ_FAILED;
             count_loss(LOSS_ARGV_READ);
@@ -131,7 +149,13 @@ fn try_enter_exec(ctx: &TracePointContext, syscall: u32, filename_off: usize, ar
     if i == MAX_ARGS {
         let mut ptr: u64 = 0;
         // SAFETY: as above; one more pointer tells whether argv went on.
-        let r = unsafe { bpf_probe_read_user((&mut ptr as *mut u64).cast(), 8, (argv + 8 * MAX_ARGS as u64) as *const _) };
+        let r = unsafe {
+            bpf_probe_read_user(
+                (&mut ptr as *mut u64).cast(),
+                8,
+                (argv + 8 * MAX_ARGS as u64) as *const _,
+            )
+        };
         if r == 0 && ptr != 0 {
             ev.flags |= ARGV_TRUNCATED_COUNT;
         }
@@ -162,7 +186,10 @@ fn try_exit_exec(ctx: &TracePointContext) -> Result<(), i64> {
         count_loss(LOSS_RING_FULL);
         0i64
     })?;
-    slot.write(ExecResultEvent { hdr: header(EventKind::ExecResult), ret });
+    slot.write(ExecResultEvent {
+        hdr: header(EventKind::ExecResult),
+        ret,
+    });
     slot.submit(0);
     Ok(())
 }
@@ -187,10 +214,11 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     let ev = unsafe { &mut *ev };
     ev.hdr = header(EventKind::Exec);
     // SAFETY: the offset comes from this kernel's tracepoint format file.
-    ev.old_tid = unsafe { ctx.read_at::<i32>(globals::tp_exec_old_pid() as usize) }.unwrap_or(0) as u32;
+    ev.old_tid =
+        unsafe { ctx.read_at::<i32>(globals::tp_exec_old_pid() as usize) }.unwrap_or(0) as u32;
     ev.ppid = task::ppid(cur).unwrap_or(0);
     ev.uid = bpf_get_current_uid_gid() as u32;
-    ev.start_time_ns = task::start_time(cur).unwrap_or(0);
+    ev.start_time_ns = task::process_start_time(cur).unwrap_or(0);
     ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
     ev.filename_len = 0;
     // __data_loc: low 16 bits are the offset of the string in the record, high 16 its length.
@@ -198,7 +226,8 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     let loc = unsafe { ctx.read_at::<u32>(globals::tp_exec_filename() as usize) }.unwrap_or(0);
     let src = (ctx.as_ptr() as u64 + (loc & 0xffff) as u64) as *const _;
     // SAFETY: reads a kernel string from the tracepoint record, bounded by the buffer.
-    let n = unsafe { bpf_probe_read_kernel_str(ev.filename.as_mut_ptr().cast(), PATH_LEN as u32, src) };
+    let n =
+        unsafe { bpf_probe_read_kernel_str(ev.filename.as_mut_ptr().cast(), PATH_LEN as u32, src) };
     if n > 0 {
         ev.filename_len = (n - 1) as u32;
     }
@@ -230,7 +259,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         child_tgid,
         uid: bpf_get_current_uid_gid() as u32,
         child_start_time_ns: task::start_time(child).unwrap_or(0),
-        parent_start_time_ns: task::start_time(parent).unwrap_or(0),
+        parent_start_time_ns: task::process_start_time(parent).unwrap_or(0),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     });
     slot.submit(0);
@@ -264,7 +293,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
         hdr: header(EventKind::Exit),
         exit_code: task::exit_code(cur).unwrap_or(0),
         _pad: 0,
-        start_time_ns: task::start_time(cur).unwrap_or(0),
+        start_time_ns: task::process_start_time(cur).unwrap_or(0),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     });
     slot.submit(0);

@@ -8,6 +8,8 @@ static TASK_TGID: u32 = 0;
 #[unsafe(no_mangle)]
 static TASK_PID: u32 = 0;
 #[unsafe(no_mangle)]
+static TASK_GROUP_LEADER: u32 = 0;
+#[unsafe(no_mangle)]
 static TASK_START_BOOTTIME: u32 = 0;
 #[unsafe(no_mangle)]
 static TASK_EXIT_CODE: u32 = 0;
@@ -37,6 +39,10 @@ pub fn task_tgid() -> u32 {
 #[inline(always)]
 pub fn task_pid() -> u32 {
     get(&TASK_PID)
+}
+#[inline(always)]
+pub fn task_group_leader() -> u32 {
+    get(&TASK_GROUP_LEADER)
 }
 #[inline(always)]
 pub fn task_start_boottime() -> u32 {

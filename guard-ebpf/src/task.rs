@@ -31,6 +31,14 @@ pub fn start_time(task: u64) -> Result<u64, i64> {
     field::<u64>(task, globals::task_start_boottime())
 }
 
+/// The start time of the task's process (its thread group leader): a thread that forks or is
+/// the last to exit has its own, later start time, which would name no process.
+#[inline(always)]
+pub fn process_start_time(task: u64) -> Result<u64, i64> {
+    let leader: u64 = field(task, globals::task_group_leader())?;
+    start_time(leader)
+}
+
 #[inline(always)]
 pub fn exit_code(task: u64) -> Result<i32, i64> {
     field::<i32>(task, globals::task_exit_code())

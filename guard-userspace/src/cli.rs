@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "guard", version, about = "See what AI coding agents send to LLMs and what they run, from the kernel")]
+#[command(
+    name = "guard",
+    version,
+    about = "See what AI coding agents send to LLMs and what they run, from the kernel"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -28,6 +32,9 @@ pub enum Cmd {
     Replay {
         /// The recording (JSON lines of events).
         file: PathBuf,
+        /// Also print every command that ran, with its agent (argv left out).
+        #[arg(long)]
+        commands: bool,
     },
     /// Destructive-command rules.
     #[command(subcommand)]
@@ -54,6 +61,9 @@ pub struct RunArgs {
     /// Write every decoded event to FILE (JSON lines; holds captured plaintext, mode 0600).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Append one JSON line per destructive command to PATH (`-`: stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub audit_log: Option<String>,
     /// Ring buffer size in MiB (power of two).
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub ring_mib: u32,

@@ -16,9 +16,16 @@ use tokio::{
 };
 
 use crate::{
+    audit::{AuditError, AuditWriter},
     ebpf::{Kernel, LoadError, LoadOptions, targets::Scanner},
-    events::{self, Event, reader, record::{RecordError, Recorder}},
+    events::{
+        self, Event, reader,
+        record::{RecordError, Recorder},
+    },
+    govern::{Governed, Governor, Host, Lookup},
     pipeline::{Limits, Output, Pipeline},
+    process::{Catalog, SeedProcess, seed},
+    rules::RuleSet,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -27,14 +34,23 @@ pub enum DaemonError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("cannot set up {what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub load: LoadOptions,
     pub record: Option<PathBuf>,
+    /// The audit log: a path, or `-` for stdout.
+    pub audit_log: Option<String>,
+    pub catalog: Arc<Catalog>,
+    pub rules: RuleSet,
     pub limits: Limits,
     /// Records buffered between the reader and the pipeline.
     pub channel_capacity: usize,
@@ -47,6 +63,9 @@ impl Default for RunOptions {
         Self {
             load: LoadOptions::default(),
             record: None,
+            audit_log: None,
+            catalog: Arc::new(Catalog::builtin()),
+            rules: RuleSet::builtin(),
             limits: Limits::default(),
             channel_capacity: 65_536,
             rescan_every: Duration::from_secs(2),
@@ -60,13 +79,131 @@ const EXEC_RESCANS: [Duration; 2] = [Duration::from_millis(250), Duration::from_
 #[derive(Debug, Default)]
 struct Counters {
     decode_errors: u64,
+    audit_errors: u64,
+}
+
+/// The /proc side of the governor.
+struct Proc {
+    markers: Vec<String>,
+    clk_tck: u64,
+}
+
+impl Proc {
+    fn new(catalog: &Catalog) -> Self {
+        Self {
+            markers: catalog
+                .marker_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            clk_tck: seed::clk_tck(),
+        }
+    }
+
+    fn read_all(&self) -> Vec<SeedProcess> {
+        let markers = self.markers.iter().map(String::as_str).collect();
+        seed::read_all(std::path::Path::new("/proc"), &markers, self.clk_tck).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read running processes; attribution starts empty");
+            Vec::new()
+        })
+    }
+}
+
+impl Lookup for Proc {
+    fn process(&mut self, pid: u32) -> Option<SeedProcess> {
+        let markers = self.markers.iter().map(String::as_str).collect();
+        seed::read_one(std::path::Path::new("/proc"), pid, &markers, self.clk_tck)
+    }
+    fn cwd(&mut self, pid: u32) -> Option<String> {
+        seed::read_cwd(std::path::Path::new("/proc"), pid)
+    }
+}
+
+/// Everything downstream of the pipeline.
+struct Sinks {
+    governor: Governor,
+    proc: Proc,
+    audit: Option<AuditWriter>,
+    governed: Vec<Governed>,
+}
+
+impl Sinks {
+    /// Attributes and judges one pipeline output, then logs and audits what came of it.
+    fn take(&mut self, o: &Output, counters: &mut Counters) {
+        self.governor.push(
+            o,
+            std::time::SystemTime::now(),
+            &mut self.proc,
+            &mut self.governed,
+        );
+        for g in self.governed.drain(..) {
+            match g {
+                Governed::Exchange { agent, exchange: x } => tracing::info!(
+                    agent = agent.as_deref().unwrap_or("none"),
+                    role = ?x.role,
+                    provider = ?x.provider,
+                    endpoint = ?x.endpoint,
+                    model = x.model.as_deref(),
+                    status = x.status,
+                    streamed = x.streamed,
+                    complete = x.complete,
+                    reason = x.incomplete_reason.map(|r| format!("{r:?}")),
+                    input = x.usage.input,
+                    cache_read = x.usage.cache_read,
+                    cache_write = x.usage.cache_write,
+                    output = x.usage.output,
+                    reasoning = x.usage.reasoning,
+                    "exchange"
+                ),
+                Governed::Command {
+                    pid, agent, name, ..
+                } => {
+                    tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or("none"), "command");
+                }
+                Governed::Destructive(rec) => {
+                    tracing::warn!(
+                        agent = rec.agent.as_deref().unwrap_or("none"),
+                        rule = %rec.rule_id,
+                        severity = ?rec.severity,
+                        pid = rec.pid,
+                        "destructive command"
+                    );
+                    if let Some(w) = self.audit.as_mut()
+                        && let Err(e) = w.write(&rec)
+                    {
+                        counters.audit_errors += 1;
+                        tracing::warn!(error = %e, "audit record not written");
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut kernel = Kernel::load(&opts.load)?;
     for p in &kernel.probes {
-        tracing::info!(program = p.program, attached = p.attached, error = p.error.as_deref(), "probe");
+        tracing::info!(
+            program = p.program,
+            attached = p.attached,
+            error = p.error.as_deref(),
+            "probe"
+        );
     }
+    let proc = Proc::new(&opts.catalog);
+    let mut governor = Governor::new(opts.catalog.clone(), opts.rules.clone(), Host::read());
+    governor.seed(proc.read_all());
+    let audit = opts
+        .audit_log
+        .as_deref()
+        .map(AuditWriter::open)
+        .transpose()?;
+    let mut sinks = Sinks {
+        governor,
+        proc,
+        audit,
+        governed: Vec::new(),
+    };
     let mut scanner = Scanner::default();
     let mut found = scanner.scan_system();
     found.extend(scanner.scan_all());
@@ -98,6 +235,9 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 let Some(raw) = raw else { break };
                 handle(&raw, &mut pipeline, recorder.as_mut(), &mut counters, &mut out)?;
                 let now = Instant::now();
+                for o in &out {
+                    sinks.take(o, &mut counters);
+                }
                 for pid in out.drain(..).filter_map(|o| log_output(&o)) {
                     // Look at the new program's executable now, and at its libraries shortly.
                     for t in scanner.scan_pid(pid) {
@@ -134,8 +274,15 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         Ok(Ok(())) => {}
     }
     while let Ok(raw) = rx.try_recv() {
-        handle(&raw, &mut pipeline, recorder.as_mut(), &mut counters, &mut out)?;
+        handle(
+            &raw,
+            &mut pipeline,
+            recorder.as_mut(),
+            &mut counters,
+            &mut out,
+        )?;
         for o in out.drain(..) {
+            sinks.take(&o, &mut counters);
             log_output(&o);
         }
     }
@@ -150,6 +297,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         kernel_ring_full = losses[guard_common::event::LOSS_RING_FULL as usize],
         kernel_tls_truncated = losses[guard_common::event::LOSS_TLS_TRUNCATED as usize],
         decode_errors = counters.decode_errors,
+        audit_errors = counters.audit_errors,
         stream_gaps = pipeline.stats().stream_gaps,
         "stopped"
     );
@@ -195,7 +343,9 @@ fn log_output(o: &Output) -> Option<u32> {
             tracing::debug!(pid = e.pid, ppid = e.ppid, file = %e.filename, argc = e.argv.len(), outcome = ?e.outcome, "exec");
             matches!(e.outcome, events::exec_join::ExecOutcome::Ran).then_some(e.pid)
         }
-        Output::Stream(crate::streams::StreamEvent::Gap { conn, dir, missing, .. }) => {
+        Output::Stream(crate::streams::StreamEvent::Gap {
+            conn, dir, missing, ..
+        }) => {
             tracing::debug!(pid = conn.pid, ?dir, missing, "stream gap");
             None
         }

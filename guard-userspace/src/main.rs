@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let result = match cli.cmd {
         Cmd::Run(args) => run(args),
-        Cmd::Replay { file } => replay(&file),
+        Cmd::Replay { file, commands } => replay(&file, commands),
         Cmd::Rules(cmd) => Ok(rules(cmd)),
     };
     match result {
@@ -29,7 +29,9 @@ fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -40,8 +42,15 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.ring_mib.is_power_of_two() {
         anyhow::bail!("--ring-mib must be a power of two, not {}", args.ring_mib);
     }
-    let mut opts = RunOptions { record: args.record, ..RunOptions::default() };
-    opts.load.ring_bytes = args.ring_mib.checked_mul(1 << 20).context("--ring-mib is too large")?;
+    let mut opts = RunOptions {
+        record: args.record,
+        audit_log: args.audit_log,
+        ..RunOptions::default()
+    };
+    opts.load.ring_bytes = args
+        .ring_mib
+        .checked_mul(1 << 20)
+        .context("--ring-mib is too large")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -65,19 +74,32 @@ fn rules(cmd: RulesCmd) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 
-fn replay(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// Prints one JSON line per exchange (with its agent) and per destructive command.
+fn replay(file: &std::path::Path, commands: bool) -> anyhow::Result<ExitCode> {
+    use guard::govern::{Governed, Governor, Host, NoLookup};
     let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut pipeline = Pipeline::new(&Limits::default());
-    let mut out = Vec::new();
+    let catalog = std::sync::Arc::new(guard::process::Catalog::builtin());
+    let mut governor = Governor::new(catalog, guard::rules::RuleSet::builtin(), Host::read());
+    let (mut out, mut governed) = (Vec::new(), Vec::new());
     let stdout = std::io::stdout();
     let mut stdout = stdout.lock();
     for ev in read_events(std::io::BufReader::new(f)) {
         pipeline.push(ev?, &mut out);
         for o in out.drain(..) {
-            if !matches!(o, guard::pipeline::Output::Stream(_)) {
-                serde_json::to_writer(&mut stdout, &o)?;
-                stdout.write_all(b"\n")?;
+            governor.push(
+                &o,
+                std::time::SystemTime::now(),
+                &mut NoLookup,
+                &mut governed,
+            );
+        }
+        for g in governed.drain(..) {
+            if matches!(g, Governed::Command { .. }) && !commands {
+                continue;
             }
+            serde_json::to_writer(&mut stdout, &g)?;
+            stdout.write_all(b"\n")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,10 @@ if (!base) {
   process.exit(2);
 }
 
+// A program's very first milliseconds can precede guard attaching to its binary (a documented
+// limit); the tests ask for a short pause before the first call.
+await new Promise((r) => setTimeout(r, Number(process.env.MOCK_CLIENT_DELAY_MS || 0)));
+
 const calls = [
   ["anthropic", false, "/v1/messages", { model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: "Hi" }] }],
   ["anthropic", true, "/v1/messages", { model: "claude-sonnet-4-5", max_tokens: 64, stream: true, messages: [{ role: "user", content: "Hi" }] }],
@@ -41,7 +45,18 @@ for (const [provider, streamed, path, body] of calls) {
     streamed,
     status: res.status,
     encoding: res.headers.get("content-encoding"),
+    inference: true,
     usage: JSON.parse(res.headers.get("x-mock-usage-normalised")),
     body_bytes: bytes,
   }));
+}
+
+// Calls that are not inference: guard must see them and never count their tokens.
+for (const [provider, method, path, body] of [
+  ["anthropic", "POST", "/v1/messages/count_tokens", { model: "claude-sonnet-4-5", messages: [{ role: "user", content: "Hi" }] }],
+  ["openai_chat", "GET", "/v1/models", undefined],
+]) {
+  const res = await fetch(base + path, { method, headers: { "content-type": "application/json" }, body: body && JSON.stringify(body) });
+  await res.arrayBuffer();
+  console.log(JSON.stringify({ client: "node-fetch", provider, streamed: false, status: res.status, inference: false, usage: null }));
 }

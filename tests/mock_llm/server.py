@@ -191,6 +191,9 @@ class Handler(BaseHTTPRequestHandler):
             self.usage = None
             return self.send(200, "application/json", json.dumps({"input_tokens": u["input"]}).encode())
         if path.endswith("/messages"):
+            # Anthropic counts thinking inside output_tokens: no client can split it out, so the
+            # partition guard can recover puts it all in `output`.
+            self.usage = dict(u, output=u["output"] + u["reasoning"], reasoning=0)
             return self.send(200, *anthropic(model, stream, u))
         if path.endswith("/chat/completions"):
             inc = bool((req.get("stream_options") or {}).get("include_usage"))

@@ -4,7 +4,7 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{Arc, Mutex, mpsc},
     time::Duration,
 };
 
@@ -14,23 +14,31 @@ pub struct Daemon {
     child: Child,
     record: PathBuf,
     log: mpsc::Receiver<String>,
+    /// Every line the daemon logged so far.
+    lines: Arc<Mutex<Vec<String>>>,
 }
 
 /// The guard binary: `GUARD_BIN`, or the workspace's debug build (`cargo xtask test` builds it).
 pub fn guard_bin() -> PathBuf {
-    std::env::var_os("GUARD_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/guard")
-    })
+    std::env::var_os("GUARD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/guard"))
 }
 
 impl Daemon {
     /// Starts `guard run --record` and waits until it says it is ready.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[])
+    }
+
+    /// [`Self::start`] with more `guard run` arguments.
+    pub fn start_with(name: &str, args: &[&str]) -> Self {
         let record = crate::temp_path(&format!("{name}.jsonl"));
         let bin = guard_bin();
         let mut child = Command::new(&bin)
             .args(["run", "--record"])
             .arg(&record)
+            .args(args)
             .env("GUARD_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -38,13 +46,21 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let all = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[guard] {line}");
+                all.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
         });
-        let mut d = Self { child, record, log: rx };
+        let mut d = Self {
+            child,
+            record,
+            log: rx,
+            lines,
+        };
         d.wait_for("guard ready", Duration::from_secs(60));
         d
     }
@@ -66,13 +82,22 @@ impl Daemon {
     }
 
     /// SIGTERM, wait for a clean exit, and return the recorded events.
-    pub fn stop(mut self) -> Vec<Event> {
+    pub fn stop(self) -> Vec<Event> {
+        self.stop_with_log().0
+    }
+
+    /// [`Self::stop`], also returning every line the daemon logged.
+    pub fn stop_with_log(mut self) -> (Vec<Event>, Vec<String>) {
         // SAFETY: signalling our own child by its pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
         assert!(status.success(), "guard exited with {status}");
         let f = std::fs::File::open(&self.record).unwrap();
-        read_events(BufReader::new(f)).map(|e| e.unwrap()).collect()
+        let events = read_events(BufReader::new(f)).map(|e| e.unwrap()).collect();
+        // The stderr reader ends with the process; give it a moment to take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        let lines = self.lines.lock().unwrap().clone();
+        (events, lines)
     }
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // test harness: a failure should panic with its message
 
 pub mod daemon;
+pub mod mock;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,9 @@ pub fn privileged() -> bool {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("privileged tests must run as root under CI=true");
         }
-        eprintln!("\n*** SKIPPED: privileged eBPF test needs root (run `sudo -E cargo xtask test`) ***\n");
+        eprintln!(
+            "\n*** SKIPPED: privileged eBPF test needs root (run `sudo -E cargo xtask test`) ***\n"
+        );
     }
     root
 }
@@ -60,8 +63,16 @@ pub fn connections_of(events: &[Event], pid: u32) -> BTreeMap<ConnId, Captured> 
             }
             let c = conns.entry(s.conn()).or_default();
             match s {
-                StreamEvent::Data { dir: Direction::Write, data, .. } => c.write.extend_from_slice(&data),
-                StreamEvent::Data { dir: Direction::Read, data, .. } => c.read.extend_from_slice(&data),
+                StreamEvent::Data {
+                    dir: Direction::Write,
+                    data,
+                    ..
+                } => c.write.extend_from_slice(&data),
+                StreamEvent::Data {
+                    dir: Direction::Read,
+                    data,
+                    ..
+                } => c.read.extend_from_slice(&data),
                 StreamEvent::Gap { missing, .. } => c.gaps += missing,
                 StreamEvent::Closed { .. } => {}
             }
@@ -80,6 +91,21 @@ pub fn execs(events: &[Event]) -> Vec<guard::events::exec_join::ExecRecord> {
     out.into_iter()
         .filter_map(|o| match o {
             Output::Exec(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The exchanges the pipeline decodes from a recording, in the order it finished them.
+pub fn exchanges(events: &[Event]) -> Vec<guard::protocols::Exchange> {
+    let mut p = Pipeline::new(&Limits::default());
+    let mut out = Vec::new();
+    for ev in events {
+        p.push(ev.clone(), &mut out);
+    }
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Exchange(x) => Some(x),
             _ => None,
         })
         .collect()

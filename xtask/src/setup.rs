@@ -17,6 +17,9 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages: LLVM for building bpf-linker, and the real clients the privileged tests drive.
 const APT_BUILD: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"];
 const APT_TEST: &[&str] = &["curl", "openssl", "python3", "nodejs", "ca-certificates"];
+/// PyPI packages the end-to-end tests drive: the real LLM SDKs, and the codecs the mock server
+/// compresses with. Pinned so a new SDK release cannot change what the tests prove.
+const PIP_TEST: &[(&str, &str)] = &[("openai", "3.54.0"), ("anthropic", "2.12.0"), ("brotli", "1.2.1"), ("zstandard", "0.25.0")];
 
 pub struct Options {
     /// Also install what the test suite needs.
@@ -32,6 +35,9 @@ pub fn run(opts: &Options) -> Result<String> {
         pkgs.extend_from_slice(APT_TEST);
     }
     apt(&pkgs)?;
+    if opts.for_tests {
+        pip(PIP_TEST)?;
+    }
     let toolchain = ebpf_toolchain()?;
     rust_src(&toolchain)?;
     bpf_linker()?;
@@ -48,6 +54,30 @@ fn require_root_or_warn() {
 unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
+}
+
+/// Installs the pinned PyPI packages into the `python3` on PATH (the one the tests run).
+fn pip(pkgs: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<String> = pkgs
+        .iter()
+        .filter(|(name, version)| pip_version(name).as_deref() != Some(*version))
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    if missing.is_empty() {
+        println!("setup: python packages present: {}", pkgs.iter().map(|p| p.0).collect::<Vec<_>>().join(" "));
+        return Ok(());
+    }
+    println!("setup: installing python packages: {}", missing.join(" "));
+    sh(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(&missing))
+        .with_context(|| format!("cannot pip install {}: the end-to-end tests drive these SDKs", missing.join(" ")))
+}
+
+fn pip_version(name: &str) -> Option<String> {
+    let out = Command::new("python3")
+        .args(["-c", &format!("import importlib.metadata as m; print(m.version('{name}'))")])
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// tracefs and bpffs are not mounted at boot on this machine kind.

@@ -28,6 +28,25 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
         .collect()
 }
 
+/// uid → (user name, home directory) from `/etc/passwd` text.
+pub fn parse_accounts(text: &str) -> HashMap<u32, (String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let uid = f.get(2)?.parse().ok()?;
+            Some((uid, ((*f.first()?).to_owned(), (*f.get(5)?).to_owned())))
+        })
+        .collect()
+}
+
+/// Reads `/etc/passwd` for names and homes; empty when unreadable.
+pub fn read_accounts() -> HashMap<u32, (String, String)> {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|t| parse_accounts(&t))
+        .unwrap_or_default()
+}
+
 /// Reads `/etc/passwd`; empty when unreadable.
 pub fn read_users() -> HashMap<u32, String> {
     std::fs::read_to_string("/etc/passwd")

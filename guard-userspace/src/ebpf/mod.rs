@@ -94,6 +94,7 @@ fn offsets(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, LoadError> {
         (globals::TASK_REAL_PARENT, task("real_parent")?),
         (globals::TASK_TGID, task("tgid")?),
         (globals::TASK_PID, task("pid")?),
+        (globals::TASK_GROUP_LEADER, task("group_leader")?),
         (globals::TASK_START_BOOTTIME, task("start_boottime")?),
         (globals::TASK_EXIT_CODE, task("exit_code")?),
         (globals::TP_EXEC_FILENAME, field(&exec, "sched_process_exec", "filename")?),
@@ -112,7 +113,7 @@ impl Kernel {
         let offsets = offsets(opts)?;
         let mut loader = EbpfLoader::new();
         for (name, value) in &offsets {
-            loader.override_global(*name, value, true);
+            loader.override_global(name, value, true);
         }
         loader.map_max_entries("EVENTS", opts.ring_bytes);
         let mut ebpf = loader.load(crate::EBPF_OBJECT)?;

@@ -405,6 +405,25 @@ impl ProcessTable {
         self.agent_of_key(key)
     }
 
+    /// [`Self::mark_inference`] for the newest incarnation of `pid` (TLS events carry the pid
+    /// only). `None` when the pid is unknown: the caller may seed it from /proc and retry.
+    pub fn mark_inference_pid(&mut self, pid: u32) -> Option<AgentRef> {
+        let key = *self.by_pid.get(&pid)?;
+        self.mark(key);
+        self.agent_of_key(key)
+    }
+
+    /// Live processes per agent (the agent's own process and everything below it).
+    pub fn agent_counts(&self) -> std::collections::BTreeMap<Arc<str>, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for p in self.procs.values().filter(|p| p.exited_at_ns.is_none()) {
+            if let Some(a) = self.agent_of_key(p.key) {
+                *out.entry(a.id).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     /// The nearest agent at or above `pid`'s newest incarnation.
     pub fn agent_of(&self, pid: u32) -> Option<AgentRef> {
         self.by_pid.get(&pid).and_then(|k| self.agent_of_key(*k))

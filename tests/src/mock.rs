@@ -1,0 +1,150 @@
+//! The mock LLM server (`tests/mock_llm/server.py`) and its real clients: the `openai` and
+//! `anthropic` SDKs from PyPI and node's `fetch`. Each client prints, per call, the usage the
+//! server reported in its `x-mock-usage-normalised` header: what guard must decode.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+
+fn mock_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mock_llm")
+}
+
+pub struct MockLlm {
+    child: Child,
+    pub base: String,
+    pub ca_file: PathBuf,
+}
+
+impl MockLlm {
+    /// Starts the server on a free loopback port with a fresh self-signed certificate.
+    pub fn start() -> Self {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        let id = std::process::id();
+        let ca_file = crate::temp_path(&format!("mock-ca-{id}.pem"));
+        let key_file = crate::temp_path(&format!("mock-key-{id}.pem"));
+        std::fs::write(&ca_file, ck.cert.pem()).unwrap();
+        std::fs::write(&key_file, ck.signing_key.serialize_pem()).unwrap();
+        let mut child = Command::new("python3")
+            .arg(mock_dir().join("server.py"))
+            .args(["--port", "0", "--cert"])
+            .arg(&ca_file)
+            .arg("--key")
+            .arg(&key_file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the mock LLM server: {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            base.starts_with("https://127.0.0.1:"),
+            "mock server said {line:?}"
+        );
+        Self {
+            child,
+            base,
+            ca_file,
+        }
+    }
+}
+
+impl Drop for MockLlm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One call a client made, as it reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub client: String,
+    pub provider: String,
+    pub streamed: bool,
+    pub encoding: Option<String>,
+    /// An inference call (false: token counting, model lists; guard must not count these).
+    pub inference: bool,
+    /// input, cache_read, cache_write, output, reasoning.
+    pub usage: [u64; 5],
+}
+
+/// A client run: its pid and the calls it printed.
+pub struct ClientRun {
+    pub pid: u32,
+    pub calls: Vec<Call>,
+}
+
+/// Runs a client script to completion and parses the JSON line it prints per call.
+pub fn run_client(cmd: &mut Command) -> ClientRun {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(parse_call)
+        .collect();
+    ClientRun { pid, calls }
+}
+
+fn parse_call(line: &str) -> Call {
+    let v: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("client printed {line:?}: {e}"));
+    let n = |k: &str| v["usage"][k].as_u64().unwrap_or(0);
+    Call {
+        client: v["client"].as_str().unwrap_or_default().to_string(),
+        provider: v["provider"].as_str().unwrap_or_default().to_string(),
+        streamed: v["streamed"].as_bool().unwrap_or(false),
+        encoding: v["encoding"].as_str().map(str::to_string),
+        inference: v["inference"].as_bool().unwrap_or(true),
+        usage: [
+            n("input"),
+            n("cache_read"),
+            n("cache_write"),
+            n("output"),
+            n("reasoning"),
+        ],
+    }
+}
+
+/// The Python SDK client (`openai` and `anthropic`), optionally asking for a content coding.
+pub fn python_sdk(mock: &MockLlm, encoding: &str) -> Command {
+    let mut c = Command::new("python3");
+    c.arg(mock_dir().join("client_sdk.py"))
+        .args(["--base", &mock.base, "--ca"])
+        .arg(&mock.ca_file)
+        .args(["--encoding", encoding]);
+    c
+}
+
+/// node's own `fetch`, optionally asking for a content coding.
+pub fn node_fetch(mock: &MockLlm, encoding: &str) -> Command {
+    let mut c = Command::new("node");
+    c.arg(mock_dir().join("client_fetch.mjs"))
+        .arg(&mock.base)
+        .arg(encoding)
+        .env("NODE_EXTRA_CA_CERTS", &mock.ca_file)
+        .env("MOCK_CLIENT_DELAY_MS", "700");
+    c
+}
