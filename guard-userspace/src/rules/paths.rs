@@ -103,7 +103,7 @@ fn class_of(abs: &Path, worktree: Option<&Path>, home: Option<&Path>) -> PathCla
     let tree = worktree.filter(|t| {
         t.components().count() > 2
             && !home.is_some_and(|h| h.starts_with(t))
-            && (!is_system(t)
+            && (!is_system(t, home)
                 || WORK_ROOTS
                     .iter()
                     .any(|w| t.starts_with(w) && *t != Path::new(w)))
@@ -116,19 +116,31 @@ fn class_of(abs: &Path, worktree: Option<&Path>, home: Option<&Path>) -> PathCla
             return PathClass::Inside;
         }
     }
-    if is_system(abs) || abs.components().count() == 2 {
+    if is_system(abs, home) || abs.components().count() == 2 {
         return PathClass::System;
     }
     PathClass::Outside
 }
 
-fn is_system(p: &Path) -> bool {
-    SYSTEM_DIRS.iter().any(|d| p.starts_with(d)) && !TEMP_DIRS.iter().any(|t| p.starts_with(t))
+/// Under a system directory, unless it is inside HOME (root's home, `/root`, is one).
+fn is_system(p: &Path, home: Option<&Path>) -> bool {
+    let in_home = home.is_some_and(|h| h.components().count() > 1 && p.starts_with(h));
+    SYSTEM_DIRS.iter().any(|d| p.starts_with(d)) && !TEMP_DIRS.iter().any(|t| p.starts_with(t)) && !in_home
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roots_home_is_a_home_not_a_system_directory() {
+        let root = |arg: &str| classify(arg, Some(Path::new("/root/proj")), None, Some(Path::new("/root")));
+        assert_eq!(root("./target"), PathClass::Inside);
+        assert_eq!(root("/root/proj"), PathClass::Worktree);
+        assert_eq!(root("/root/other"), PathClass::Outside);
+        assert_eq!(root("/root"), PathClass::Home);
+        assert_eq!(root("/usr/lib"), PathClass::System);
+    }
 
     fn class(arg: &str) -> PathClass {
         classify(
