@@ -1,10 +1,12 @@
-/* Per-call cost of SSL_write(64 B) through the system libssl.
+/* Per-call cost of SSL_write or SSL_read through the system libssl.
  *
  * Client and server SSL objects talk over an in-memory BIO pair, so no socket or scheduler is
  * involved: what is timed is the library call plus whatever probes are attached to it. Only the
  * SSL_write calls are timed; the ciphertext is drained at the BIO level (not through SSL_read).
  *
- * usage: probe_cost CERT KEY SIZE CALLS REPS   -> prints one ns/call figure per repetition */
+ * In `read` mode the client's records are read by the server SSL object and SSL_read is timed.
+ *
+ * usage: probe_cost CERT KEY SIZE CALLS REPS [write|read] -> one ns/call figure per repetition */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -25,7 +27,8 @@ static void die(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) die("usage: probe_cost CERT KEY SIZE CALLS REPS");
+    if (argc != 6 && argc != 7) die("usage: probe_cost CERT KEY SIZE CALLS REPS [write|read]");
+    int reading = argc == 7 && strcmp(argv[6], "read") == 0;
     size_t size = strtoul(argv[3], NULL, 10);
     long calls = strtol(argv[4], NULL, 10), reps = strtol(argv[5], NULL, 10);
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method()), *cctx = SSL_CTX_new(TLS_client_method());
@@ -45,11 +48,18 @@ int main(int argc, char **argv) {
         SSL_do_handshake(s);
     }
     if (!SSL_is_init_finished(c)) die("handshake");
-    char *buf = malloc(size), sink[1 << 16];
+    char *buf = malloc(size), *rbuf = malloc(size), sink[1 << 16];
     memset(buf, 'x', size);
     for (long r = 0; r < reps; r++) {
         double spent = 0;
         for (long i = 0; i < calls; i++) {
+            if (reading) {
+                if (SSL_write(c, buf, (int)size) != (int)size) die("SSL_write");
+                double t0 = now_ns();
+                if (SSL_read(s, rbuf, (int)size) != (int)size) die("SSL_read");
+                spent += now_ns() - t0;
+                continue;
+            }
             double t0 = now_ns();
             if (SSL_write(c, buf, (int)size) != (int)size) die("SSL_write");
             spent += now_ns() - t0;

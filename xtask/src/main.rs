@@ -28,8 +28,11 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Per-call cost of SSL_write: no probes vs the empty uprobe+uretprobe floor vs guard.
-    BenchProbe,
+    /// Run every benchmark (probe cost, exec tracing, end-to-end, pipeline, memory) and write
+    /// target/bench/report.md. Name sections to run only those: probe, exec, e2e.
+    Bench {
+        only: Vec<String>,
+    },
     /// Set up and run every test, the privileged eBPF tests included.
     Test {
         /// Extra arguments for `cargo test` (for example a test name filter).
@@ -44,7 +47,7 @@ fn main() -> Result<()> {
         Cmd::Setup { tests } => setup::run(&setup::Options { for_tests: tests }).map(drop),
         Cmd::Run { args } => run(&args),
         Cmd::Test { args } => test(&args),
-        Cmd::BenchProbe => bench::probe_cost(),
+        Cmd::Bench { only } => bench::run(&only),
     }
 }
 

@@ -1,0 +1,218 @@
+//! `cargo xtask bench`: every benchmark in one run, each figure a median over repeated runs with
+//! the conditions interleaved round by round (the machine is shared and noisy: ratios measured
+//! side by side hold, absolute times drift). The report goes to `target/bench/report.md`;
+//! BENCHMARKS.md explains each figure.
+
+mod e2e;
+mod exec;
+mod probe;
+mod procfs;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cargo, setup, sh, workspace_root};
+
+/// Where things are.
+pub struct Env {
+    pub root: PathBuf,
+    pub out: PathBuf,
+    pub release: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn run(only: &[String]) -> Result<()> {
+    let toolchain = setup::run(&setup::Options { for_tests: true })?;
+    setup::apt_extra(&["libssl-dev", "gcc"])?;
+    let root = workspace_root();
+    sh(cargo(&toolchain).args([
+        "build", "--release", "-p", "guard-userspace", "--bin", "guard", "-p", "guard-tests", "--bin", "probe_floor", "--bin",
+        "pipeline_throughput",
+    ]))?;
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let (cert, key) = (out.join("cert.pem"), out.join("key.pem"));
+    if !cert.exists() {
+        sh(Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+            .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null()))?;
+    }
+    let env = Env { release: root.join("target/release"), root, out, cert, key };
+    let wants = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+
+    let mut report = format!(
+        "# guard benchmarks\n\nkernel {}, {} CPUs. Medians over interleaved rounds; see BENCHMARKS.md.\n",
+        procfs::kernel_release(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut section = |name: &str, f: &dyn Fn(&Env) -> Result<String>| -> Result<()> {
+        if wants(name) {
+            println!("bench: {name}");
+            let text = f(&env).with_context(|| format!("benchmark {name}"))?;
+            print!("{text}");
+            report += &text;
+        }
+        Ok(())
+    };
+    section("probe", &probe::run)?;
+    section("exec", &exec::run)?;
+    section("e2e", &e2e::run)?;
+    let path = env.out.join("report.md");
+    std::fs::write(&path, &report)?;
+    println!("report written to {}", path.display());
+    Ok(())
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// A running `guard run` (release build), its log lines kept.
+pub struct Guard {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Guard {
+    pub fn start(env: &Env, args: &[&str]) -> Result<Self> {
+        let mut child = Command::new(env.release.join("guard"))
+            .arg("run")
+            .args(args)
+            .env("GUARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting guard")?;
+        let stderr = child.stderr.take().context("guard stderr")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (all, (tx, rx)) = (lines.clone(), std::sync::mpsc::channel());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("guard ready") {
+                    let _ = tx.send(());
+                }
+                if let Ok(mut v) = all.lock() {
+                    v.push(line);
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+            let _ = child.kill();
+            bail!("guard did not become ready");
+        }
+        Ok(Self { child, lines })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, wait, and return the "stopped" summary line's `key=value` counters.
+    pub fn stop(mut self) -> Result<Vec<(String, u64)>> {
+        sh(Command::new("kill").arg("-TERM").arg(self.child.id().to_string()))?;
+        self.child.wait()?;
+        std::thread::sleep(Duration::from_millis(100));
+        let lines = self.lines.lock().map(|v| v.clone()).unwrap_or_default();
+        let stopped = lines.iter().rev().find(|l| l.contains("stopped")).cloned().unwrap_or_default();
+        Ok(counters(&stopped))
+    }
+}
+
+/// `key=value` pairs with integer values from a log line (ANSI colours stripped).
+fn counters(line: &str) -> Vec<(String, u64)> {
+    let plain: String = strip_ansi(line);
+    plain
+        .split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            for c in it.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub fn counter(cs: &[(String, u64)], key: &str) -> u64 {
+    cs.iter().find(|(k, _)| k == key).map_or(0, |(_, v)| *v)
+}
+
+/// Runs a command to completion and returns its stdout, failing with its stderr.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let o = cmd.output().with_context(|| format!("could not start {cmd:?}"))?;
+    if !o.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The mock LLM server (tests/mock_llm/server.py) on a free loopback port.
+pub struct Mock {
+    child: Child,
+    pub port: u16,
+}
+
+impl Mock {
+    pub fn start(env: &Env) -> Result<Self> {
+        let mut child = Command::new("python3")
+            .arg(env.root.join("tests/mock_llm/server.py"))
+            .args(["--port", "0", "--cert"])
+            .arg(&env.cert)
+            .arg("--key")
+            .arg(&env.key)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("mock stdout")?).read_line(&mut line)?;
+        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).context("mock server port")?;
+        Ok(Self { child, port })
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Seconds a closure took.
+pub fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+pub fn bench_script(env: &Env, name: &str) -> PathBuf {
+    env.root.join("bench").join(name)
+}

@@ -1,0 +1,126 @@
+//! Probe cost: the per-call time of SSL_write and SSL_read (64 B and 16 KiB) with no probes, with
+//! the empty uprobe+uretprobe pair (the floor no probe can beat), and with guard's probes on a
+//! captured connection. Then the daemon's CPU, peak RSS and losses while the probes fire at the
+//! harness's maximum rate.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::{Env, Guard, counter, median, output, procfs};
+use crate::sh;
+
+const LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+const ROUNDS: usize = 5;
+const CALLS: &str = "20000";
+const REPS: &str = "3";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cond {
+    None,
+    Floor,
+    Guard,
+}
+
+pub fn run(env: &Env) -> Result<String> {
+    let harness = env.out.join("probe_cost");
+    sh(Command::new("gcc").args(["-O2", "-o"]).arg(&harness).arg(env.root.join("bench/probe_cost.c")).args(["-lssl", "-lcrypto"]))?;
+    let mut report = String::from(
+        "\n## Probe cost\n\nPer-call ns, median; overhead = condition − none. guard has no fast path for connections it \
+         is not interested in: every call on a hooked library is copied to the ring.\n\n\
+         | call | size | none | floor (empty pair) | guard | floor overhead | guard overhead | guard/floor |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for op in ["write", "read"] {
+        for size in ["64", "16384"] {
+            let mut samples: [(Cond, Vec<f64>); 3] = [(Cond::None, vec![]), (Cond::Floor, vec![]), (Cond::Guard, vec![])];
+            for _ in 0..ROUNDS {
+                for (cond, vals) in samples.iter_mut() {
+                    let holder = Holder::start(*cond, env)?;
+                    let out = output(Command::new(&harness).arg(&env.cert).arg(&env.key).args([size, CALLS, REPS, op]))?;
+                    holder.stop()?;
+                    vals.extend(out.lines().filter_map(|l| l.trim().parse::<f64>().ok()));
+                }
+            }
+            let med = |c: Cond| samples.iter().find(|s| s.0 == c).map_or(f64::NAN, |s| median(&s.1));
+            let (none, floor, guard) = (med(Cond::None), med(Cond::Floor), med(Cond::Guard));
+            report += &format!(
+                "| SSL_{op} | {size} B | {none:.0} | {floor:.0} | {guard:.0} | +{:.0} | +{:.0} | {:.2} |\n",
+                floor - none,
+                guard - none,
+                (guard - none) / (floor - none)
+            );
+        }
+    }
+    report += &max_rate(env, &harness)?;
+    Ok(report)
+}
+
+/// The daemon under the harness's maximum SSL_write rate: its CPU, peak RSS and losses.
+fn max_rate(env: &Env, harness: &PathBuf) -> Result<String> {
+    let mut report = String::from("\n### Daemon at the maximum probe rate\n\n| size | calls/s | MB/s captured | daemon CPU | peak RSS | lost (ring, channel, truncated) |\n|---|---|---|---|---|---|\n");
+    for (size, calls) in [("64", "200000"), ("16384", "40000")] {
+        let g = Guard::start(env, &[])?;
+        let pid = g.pid();
+        let t0 = std::time::Instant::now();
+        let cpu0 = procfs::cpu_ticks(pid);
+        let out = output(Command::new(harness).arg(&env.cert).arg(&env.key).args([size, calls, "1", "write"]))?;
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = (procfs::cpu_ticks(pid) - cpu0) as f64 / 100.0;
+        let hwm = procfs::status_kib(pid, "VmHWM:");
+        let cs = g.stop()?;
+        let ns: f64 = out.trim().parse().context("harness output")?;
+        let n: f64 = calls.parse()?;
+        let size_b: f64 = size.parse()?;
+        report += &format!(
+            "| {size} B | {:.0} (harness {:.2} s of {wall:.2} s wall) | {:.1} | {:.0}% of one core | {:.1} MiB | {}, {}, {} |\n",
+            1e9 / ns,
+            ns * n / 1e9,
+            n * size_b / wall / 1e6,
+            cpu / wall * 100.0,
+            hwm as f64 / 1024.0,
+            counter(&cs, "kernel_ring_full"),
+            counter(&cs, "channel_full"),
+            counter(&cs, "kernel_tls_truncated"),
+        );
+    }
+    Ok(report)
+}
+
+/// Whatever holds the probes for a condition.
+struct Holder(Option<Child>, Option<Guard>);
+
+impl Holder {
+    fn start(cond: Cond, env: &Env) -> Result<Self> {
+        Ok(match cond {
+            Cond::None => Self(None, None),
+            Cond::Guard => Self(None, Some(Guard::start(env, &[])?)),
+            Cond::Floor => {
+                let mut c = Command::new(env.release.join("probe_floor"))
+                    .arg(LIBSSL)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()?;
+                let mut lines = BufReader::new(c.stdout.take().context("stdout")?).lines();
+                if !lines.any(|l| l.is_ok_and(|l| l.contains("ready"))) {
+                    bail!("probe_floor exited before it was ready");
+                }
+                Self(Some(c), None)
+            }
+        })
+    }
+
+    fn stop(self) -> Result<()> {
+        if let Some(mut c) = self.0 {
+            drop(c.stdin.take()); // closing stdin ends the floor holder
+            c.wait()?;
+        }
+        if let Some(g) = self.1 {
+            g.stop()?;
+        }
+        Ok(())
+    }
+}
