@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod ebpf;
 pub mod events;
 pub mod glob;
+pub mod metrics;
 pub mod pipeline;
 pub mod process;
 pub mod protocols;

@@ -112,7 +112,7 @@ impl Kernel {
         let offsets = offsets(opts)?;
         let mut loader = EbpfLoader::new();
         for (name, value) in &offsets {
-            loader.override_global(*name, value, true);
+            loader.override_global(name, value, true);
         }
         loader.map_max_entries("EVENTS", opts.ring_bytes);
         let mut ebpf = loader.load(crate::EBPF_OBJECT)?;

@@ -103,6 +103,7 @@ pub fn encode(ev: &Event) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use bytes::Bytes;
 
