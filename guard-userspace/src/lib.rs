@@ -7,7 +7,9 @@
 
 pub mod audit;
 pub mod cli;
+pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod ebpf;
 pub mod events;
 pub mod glob;

@@ -439,6 +439,19 @@ impl ProcessTable {
         marker
     }
 
+    /// Live processes per agent (each agent's own process and everything below it), for the
+    /// `guard_agent_processes` gauge. Walks every entry's ancestry: call it every few seconds,
+    /// not per event.
+    pub fn agent_counts(&self) -> std::collections::BTreeMap<Arc<str>, i64> {
+        let mut out = std::collections::BTreeMap::new();
+        for p in self.procs.values().filter(|p| p.exited_at_ns.is_none()) {
+            if let Some(a) = self.agent_of_key(p.key) {
+                *out.entry(a.id).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     /// Program names from the oldest known ancestor down to `pid` (for the audit log).
     pub fn chain(&self, pid: u32) -> Vec<String> {
         let mut out = Vec::new();
