@@ -139,7 +139,8 @@ pub fn capabilities(eff: Option<u64>, memlock_matters: bool) -> Check {
     ];
     let missing_recommended: Vec<&str> = recommended.iter().filter(|(c, _, wanted)| *wanted && !has(*c)).map(|(_, n, _)| *n).collect();
     if !missing_required.is_empty() {
-        check("capabilities", Status::Fail, format!("missing {} — run as root or grant them", missing_required.join(", ")))
+        let also = if missing_recommended.is_empty() { String::new() } else { format!("; also recommended: {}", missing_recommended.join(", ")) };
+        check("capabilities", Status::Fail, format!("missing {} — run as root or grant them{also}", missing_required.join(", ")))
     } else if !missing_recommended.is_empty() {
         check("capabilities", Status::Warn, format!("CapEff {eff:#x}; missing {}", missing_recommended.join(", ")))
     } else {
