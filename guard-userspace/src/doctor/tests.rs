@@ -102,7 +102,7 @@ fn a_capable_host_reports_every_section() {
         ("tracepoint:syscalls/sys_exit_execveat", "warn"),
     ];
     assert_eq!(checks, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
-    assert_eq!(v["can_run"], crate::EBPF_OBJECT.len() > 0);
+    assert_eq!(v["can_run"], !crate::EBPF_OBJECT.is_empty());
     assert_eq!(v["problems"].as_array().unwrap().len(), usize::from(crate::EBPF_OBJECT.is_empty()));
     // Not live: nothing probed, nothing scanned.
     let mechs = v["enforcement"].as_array().unwrap();
