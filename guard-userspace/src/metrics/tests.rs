@@ -274,3 +274,87 @@ fn labels_never_carry_odd_bytes() {
         }
     }
 }
+
+/// Every family with at least one series, so that the dashboard can be checked against them.
+fn populated() -> String {
+    let m = Metrics::default();
+    let mut x = exchange(Provider::Anthropic, Some("m"));
+    x.streamed = true;
+    x.complete = false;
+    x.incomplete_reason = Some(IncompleteReason::ClientAbort);
+    m.on_exchange("claude-code", &x);
+    m.on_destructive("claude-code", "fs.rm-rf-root", Severity::Critical, Action::Observed);
+    m.on_agent_command("claude-code");
+    m.set_agent_processes([("claude-code".to_owned(), 1)]);
+    m.set_tls_targets("libssl", 1);
+    m.encode()
+}
+
+/// `name{labels} value` → (name, label names).
+fn samples(text: &str) -> Vec<(String, Vec<String>)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let name = l.split(['{', ' ']).next().unwrap_or_default().to_owned();
+            let labels = l.split_once('{').and_then(|(_, r)| r.split_once('}')).map_or("", |(l, _)| l);
+            (name, labels.split(',').filter_map(|p| p.split_once('=')).map(|(k, _)| k.to_owned()).collect())
+        })
+        .collect()
+}
+
+fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("expr" | "definition", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// The dashboard only queries series guard produces, and groups by labels they carry: renaming
+/// a metric or a label breaks this test until the dashboard follows.
+#[test]
+fn the_grafana_dashboard_queries_real_series() {
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!("../../../deploy/grafana/guard-dashboard.json")).unwrap();
+    let produced = samples(&populated());
+    let mut all = Vec::new();
+    exprs(&dashboard, &mut all);
+    assert!(all.len() > 15, "{all:?}");
+    let ident = regex::Regex::new(r"guard_[a-z0-9_]+").unwrap();
+    let by = regex::Regex::new(r"by \(([^)]*)\)").unwrap();
+    let mut used = std::collections::BTreeSet::new();
+    for e in &all {
+        let names: Vec<&str> = ident.find_iter(e).map(|m| m.as_str()).collect();
+        assert!(!names.is_empty(), "no guard metric in {e}");
+        for n in &names {
+            assert!(produced.iter().any(|(p, _)| p == n), "{n} (in {e}) is not a series guard produces");
+            used.insert(n.trim_end_matches("_bucket").trim_end_matches("_total").to_owned());
+        }
+        for group in by.captures_iter(e) {
+            for label in group[1].split(',').map(str::trim) {
+                let known = ["instance", "job"].contains(&label)
+                    || produced.iter().any(|(p, ls)| names.contains(&p.as_str()) && ls.iter().any(|l| l == label));
+                assert!(known, "label {label} (in {e}) is not on {names:?}");
+            }
+        }
+        for filter in ["agent=~", "outcome="] {
+            if e.contains(filter) {
+                let label = filter.trim_end_matches(['=', '~']);
+                assert!(produced.iter().any(|(p, ls)| names.contains(&p.as_str()) && ls.iter().any(|l| l == label)), "{label} filter on {names:?} in {e}");
+            }
+        }
+    }
+    // Every family of the contract has a panel.
+    for family in [
+        "guard_llm_requests", "guard_llm_tokens", "guard_llm_request_duration_seconds", "guard_llm_time_to_first_token_seconds",
+        "guard_destructive_commands", "guard_agent_processes", "guard_events_lost", "guard_tls_targets_attached", "guard_build_info",
+    ] {
+        assert!(used.contains(family), "no panel shows {family}: {used:?}");
+    }
+}
