@@ -11,6 +11,7 @@ pub mod runtime;
 pub mod server;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::collections::BTreeMap;
