@@ -5,21 +5,19 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "guard",
-    version,
-    about = "See what AI coding agents send to LLMs and what they run, from the kernel"
-)]
+#[command(name = "guard", version, about = "See what AI coding agents send to LLMs and what they run, from the kernel")]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format (default: `log.format` of the config file, else text).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
 }
@@ -35,6 +33,16 @@ pub enum Cmd {
         /// Also print every command that ran, with its agent (argv left out).
         #[arg(long)]
         commands: bool,
+    },
+    /// Check that guard can run here: kernel, BTF, tracefs, capabilities, probes, enforcement
+    /// mechanisms, TLS targets and running agents. Exit 0: it can run; 1: it cannot (reasons given).
+    Doctor {
+        /// Print the report as JSON (schema in docs/doctor.md).
+        #[arg(long)]
+        json: bool,
+        /// Config file to check and take agents from (default: /etc/guard/guard.toml if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Destructive-command rules.
     #[command(subcommand)]
@@ -56,15 +64,22 @@ pub enum RulesCmd {
     },
 }
 
-#[derive(clap::Args, Debug)]
+/// Options of `guard run`. Each one given here overrides the config file.
+#[derive(clap::Args, Debug, Default)]
 pub struct RunArgs {
+    /// Config file (TOML). Default: /etc/guard/guard.toml when it exists, else built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the Prometheus endpoint (`GET /metrics`) [config: metrics.addr, default 127.0.0.1:9477].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Audit log of destructive commands: a file, `-` for stdout, or `off` [config: audit.log, default -].
+    #[arg(long, value_name = "PATH|-")]
+    pub audit_log: Option<String>,
     /// Write every decoded event to FILE (JSON lines; holds captured plaintext, mode 0600).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
-    /// Append one JSON line per destructive command to PATH (`-`: stdout).
-    #[arg(long, value_name = "PATH|-")]
-    pub audit_log: Option<String>,
-    /// Ring buffer size in MiB (power of two).
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
-    pub ring_mib: u32,
+    /// Ring buffer size in MiB, a power of two [config: kernel.ring_mib, default 16].
+    #[arg(long, value_name = "MIB")]
+    pub ring_mib: Option<u32>,
 }

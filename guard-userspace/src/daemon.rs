@@ -23,6 +23,7 @@ use crate::{
         record::{RecordError, Recorder},
     },
     govern::{Governed, Governor, Host, Lookup},
+    metrics::{LabelCaps, LossSource, Metrics, MetricsError, MetricsListener},
     pipeline::{Limits, Output, Pipeline},
     process::{Catalog, SeedProcess, seed},
     rules::RuleSet,
@@ -36,6 +37,8 @@ pub enum DaemonError {
     Record(#[from] RecordError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("cannot set up {what}: {source}")]
     Io {
         what: &'static str,
@@ -43,7 +46,7 @@ pub enum DaemonError {
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RunOptions {
     pub load: LoadOptions,
     pub record: Option<PathBuf>,
@@ -51,6 +54,9 @@ pub struct RunOptions {
     pub audit_log: Option<String>,
     pub catalog: Arc<Catalog>,
     pub rules: RuleSet,
+    /// The `/metrics` listener, bound by the caller (so a taken port fails before anything loads).
+    pub metrics: Option<MetricsListener>,
+    pub labels: LabelCaps,
     pub limits: Limits,
     /// Records buffered between the reader and the pipeline.
     pub channel_capacity: usize,
@@ -66,6 +72,8 @@ impl Default for RunOptions {
             audit_log: None,
             catalog: Arc::new(Catalog::builtin()),
             rules: RuleSet::builtin(),
+            metrics: None,
+            labels: LabelCaps::default(),
             limits: Limits::default(),
             channel_capacity: 65_536,
             rescan_every: Duration::from_secs(2),
@@ -81,6 +89,32 @@ struct Counters {
     decode_errors: u64,
     audit_errors: u64,
 }
+
+/// Logs a finished exchange: what was called and what it used, never its content.
+fn log_exchange(agent: Option<&str>, x: &crate::protocols::Exchange) {
+    tracing::info!(
+        agent = agent.unwrap_or(NO_AGENT),
+        role = ?x.role,
+        provider = ?x.provider,
+        endpoint = ?x.endpoint,
+        model = x.model.as_deref(),
+        status = x.status,
+        streamed = x.streamed,
+        complete = x.complete,
+        reason = x.incomplete_reason.map(|r| format!("{r:?}")),
+        input = x.usage.input,
+        cache_read = x.usage.cache_read,
+        cache_write = x.usage.cache_write,
+        output = x.usage.output,
+        reasoning = x.usage.reasoning,
+        "exchange"
+    );
+}
+
+/// The agent label of what no agent is behind.
+const NO_AGENT: &str = "none";
+/// How often gauges and loss totals are brought up to date.
+const METRICS_EVERY: Duration = Duration::from_secs(2);
 
 /// The /proc side of the governor.
 struct Proc {
@@ -124,6 +158,7 @@ struct Sinks {
     governor: Governor,
     proc: Proc,
     audit: Option<AuditWriter>,
+    metrics: Arc<Metrics>,
     governed: Vec<Governed>,
 }
 
@@ -138,29 +173,19 @@ impl Sinks {
         );
         for g in self.governed.drain(..) {
             match g {
-                Governed::Exchange { agent, exchange: x } => tracing::info!(
-                    agent = agent.as_deref().unwrap_or("none"),
-                    role = ?x.role,
-                    provider = ?x.provider,
-                    endpoint = ?x.endpoint,
-                    model = x.model.as_deref(),
-                    status = x.status,
-                    streamed = x.streamed,
-                    complete = x.complete,
-                    reason = x.incomplete_reason.map(|r| format!("{r:?}")),
-                    input = x.usage.input,
-                    cache_read = x.usage.cache_read,
-                    cache_write = x.usage.cache_write,
-                    output = x.usage.output,
-                    reasoning = x.usage.reasoning,
-                    "exchange"
-                ),
-                Governed::Command {
-                    pid, agent, name, ..
-                } => {
-                    tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or("none"), "command");
+                Governed::Exchange { agent, exchange: x } => {
+                    self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), &x);
+                    log_exchange(agent.as_deref(), &x);
+                }
+                Governed::Command { pid, agent, name, .. } => {
+                    if let Some(a) = agent.as_deref() {
+                        self.metrics.on_agent_command(a);
+                    }
+                    tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or(NO_AGENT), "command");
                 }
                 Governed::Destructive(rec) => {
+                    let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
+                    self.metrics.on_destructive(agent, &rec.rule_id, rec.severity, rec.action);
                     tracing::warn!(
                         agent = rec.agent.as_deref().unwrap_or("none"),
                         rule = %rec.rule_id,
@@ -198,12 +223,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         .as_deref()
         .map(AuditWriter::open)
         .transpose()?;
-    let mut sinks = Sinks {
-        governor,
-        proc,
-        audit,
-        governed: Vec::new(),
-    };
+    let metrics = Arc::new(Metrics::new(&opts.labels));
+    let mut sinks = Sinks { governor, proc, audit, metrics: metrics.clone(), governed: Vec::new() };
     let mut scanner = Scanner::default();
     let mut found = scanner.scan_system();
     found.extend(scanner.scan_all());
@@ -215,6 +236,10 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(opts.channel_capacity.max(1));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats = Arc::new(reader::ReaderStats::default());
+    let server = opts.metrics.map(|l| {
+        tracing::info!(addr = %l.local_addr(), "serving /metrics");
+        tokio::spawn(l.serve(metrics.clone(), stop_rx.clone()))
+    });
     let reader = tokio::spawn(reader::run(ring, tx, stats.clone(), stop_rx));
 
     let io = |what| move |source| DaemonError::Io { what, source };
@@ -226,6 +251,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut rescans: VecDeque<(Instant, u32)> = VecDeque::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last_full_scan = Instant::now();
+    let mut last_metrics = Instant::now();
+    update_metrics(&metrics, &kernel, &stats, &pipeline, &sinks, &counters);
     let mut out = Vec::new();
     tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
 
@@ -253,6 +280,10 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     for t in scanner.scan_pid(pid) {
                         attach(&mut kernel, &t);
                     }
+                }
+                if now.duration_since(last_metrics) >= METRICS_EVERY {
+                    last_metrics = now;
+                    update_metrics(&metrics, &kernel, &stats, &pipeline, &sinks, &counters);
                 }
                 if now.duration_since(last_full_scan) >= opts.rescan_every {
                     last_full_scan = now;
@@ -289,6 +320,14 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(r) = recorder.as_mut() {
         r.flush()?;
     }
+    update_metrics(&metrics, &kernel, &stats, &pipeline, &sinks, &counters);
+    if let Some(server) = server {
+        match server.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     let losses = kernel.losses().unwrap_or_default();
     tracing::info!(
         records = stats.records.load(Relaxed),
@@ -303,6 +342,37 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     );
     drop(kernel);
     Ok(())
+}
+
+/// Brings the gauges and the cumulative loss counters up to date.
+fn update_metrics(
+    m: &Metrics,
+    kernel: &Kernel,
+    stats: &reader::ReaderStats,
+    pipeline: &Pipeline,
+    sinks: &Sinks,
+    counters: &Counters,
+) {
+    use guard_common::event::{LOSS_RING_FULL, LOSS_TLS_TRUNCATED};
+
+    use crate::ebpf::targets::LibraryKind;
+    let counts = sinks.governor.table().agent_counts();
+    m.set_agent_processes(counts.into_iter().map(|(a, n)| (a.to_string(), n)));
+    if let Ok(k) = kernel.losses() {
+        m.set_lost_total(LossSource::KernelRingFull, k[LOSS_RING_FULL as usize]);
+        m.set_lost_total(LossSource::KernelTlsTruncated, k[LOSS_TLS_TRUNCATED as usize]);
+    }
+    m.set_lost_total(LossSource::ChannelFull, stats.channel_full.load(Relaxed));
+    m.set_lost_total(LossSource::DecodeError, counters.decode_errors);
+    let p = pipeline.stats();
+    m.set_lost_total(LossSource::StreamGap, p.stream_gaps);
+    m.set_lost_total(LossSource::ExecDropped, p.execs_dropped);
+    let d = pipeline.decoder_stats();
+    m.set_lost_total(LossSource::DecoderError, d.http_errors + d.decode_errors + d.bad_payloads + d.dropped_events);
+    let by_kind = kernel.attached_by_kind();
+    for (kind, name) in [(LibraryKind::Libssl, "libssl"), (LibraryKind::Embedded, "embedded")] {
+        m.set_tls_targets(name, by_kind.get(&kind).copied().unwrap_or(0) as i64);
+    }
 }
 
 fn attach(kernel: &mut Kernel, t: &crate::ebpf::targets::TlsTarget) {

@@ -7,11 +7,14 @@
 
 pub mod audit;
 pub mod cli;
+pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod ebpf;
 pub mod events;
 pub mod glob;
 pub mod govern;
+pub mod metrics;
 pub mod pipeline;
 pub mod process;
 pub mod protocols;

@@ -3,7 +3,8 @@ use std::{io::Write as _, process::ExitCode};
 use anyhow::Context as _;
 use clap::Parser as _;
 use guard::{
-    cli::{Cli, Cmd, LogFormat, RulesCmd, RunArgs},
+    cli::{Cli, Cmd, LogFormat, RulesCmd},
+    config::Config,
     daemon::{self, RunOptions},
     events::record::read_events,
     pipeline::{Limits, Pipeline},
@@ -11,9 +12,19 @@ use guard::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // `guard run` reads its config first: it chooses the log format and level.
+    let config = match &cli.cmd {
+        Cmd::Run(args) => Some(Config::resolve(args.config.as_deref()).and_then(|mut c| c.apply_cli(args).map(|()| c))),
+        _ => None,
+    };
+    let log = config.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.log.clone()).unwrap_or_default();
+    init_tracing(cli.log_format.unwrap_or(log.format), &log.level);
     let result = match cli.cmd {
-        Cmd::Run(args) => run(args),
+        Cmd::Run(args) => config
+            .unwrap_or_else(|| Ok(Config::default()))
+            .map_err(anyhow::Error::from)
+            .and_then(|c| run(args.record, &c)),
+        Cmd::Doctor { json, config } => Ok(guard::doctor::main(json, config.as_deref())),
         Cmd::Replay { file, commands } => replay(&file, commands),
         Cmd::Rules(cmd) => Ok(rules(cmd)),
     };
@@ -26,31 +37,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GUARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.ring_mib.is_power_of_two() {
-        anyhow::bail!("--ring-mib must be a power of two, not {}", args.ring_mib);
-    }
+fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<ExitCode> {
+    tracing::info!(config = %config.origin, "configuration");
     let mut opts = RunOptions {
-        record: args.record,
-        audit_log: args.audit_log,
+        record,
+        limits: config.limits(),
+        channel_capacity: config.capture.channel_capacity,
+        rescan_every: config.rescan_interval(),
         ..RunOptions::default()
     };
-    opts.load.ring_bytes = args
-        .ring_mib
-        .checked_mul(1 << 20)
-        .context("--ring-mib is too large")?;
+    opts.load.ring_bytes = config.ring_bytes();
+    opts.audit_log = config.audit_target().map(str::to_owned);
+    opts.catalog = std::sync::Arc::new(config.catalog()?);
+    opts.rules = config.rule_set()?;
+    opts.labels = config.labels.clone();
+    // Bound now, before anything is loaded: a taken port is a clear error at start.
+    opts.metrics = config.metrics_addr().map(guard::metrics::MetricsListener::bind).transpose()?;
+    opts.load.btf_path = config.kernel.btf.display().to_string();
+    opts.load.tracefs = config.kernel.tracefs.display().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,12 +101,7 @@ fn replay(file: &std::path::Path, commands: bool) -> anyhow::Result<ExitCode> {
     for ev in read_events(std::io::BufReader::new(f)) {
         pipeline.push(ev?, &mut out);
         for o in out.drain(..) {
-            governor.push(
-                &o,
-                std::time::SystemTime::now(),
-                &mut NoLookup,
-                &mut governed,
-            );
+            governor.push(&o, std::time::SystemTime::now(), &mut NoLookup, &mut governed);
         }
         for g in governed.drain(..) {
             if matches!(g, Governed::Command { .. }) && !commands {

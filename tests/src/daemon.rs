@@ -81,6 +81,11 @@ impl Daemon {
         }
     }
 
+    /// Every line the daemon has logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
     /// SIGTERM, wait for a clean exit, and return the recorded events.
     pub fn stop(self) -> Vec<Event> {
         self.stop_with_log().0

@@ -1,7 +1,11 @@
 //! Machine set-up: installs what is missing, skips what is present, and stops with a message that
 //! names the missing piece when something cannot be installed.
 
-use std::{fs, path::Path, process::Command};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -16,7 +20,10 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages: LLVM for building bpf-linker, and the real clients the privileged tests drive.
 const APT_BUILD: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"];
-const APT_TEST: &[&str] = &["curl", "openssl", "python3", "nodejs", "ca-certificates"];
+const APT_TEST: &[&str] = &["curl", "openssl", "python3", "python3-venv", "nodejs", "ca-certificates"];
+
+/// Offline Kubernetes schema validation of deploy/kubernetes (bundles the OpenAPI schemas).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.34.1";
 /// PyPI packages the end-to-end tests drive: the real LLM SDKs, and the codecs the mock server
 /// compresses with. Pinned so a new SDK release cannot change what the tests prove.
 const PIP_TEST: &[(&str, &str)] = &[("openai", "3.54.0"), ("anthropic", "2.12.0"), ("brotli", "1.2.1"), ("zstandard", "0.25.0")];
@@ -41,7 +48,30 @@ pub fn run(opts: &Options) -> Result<String> {
     let toolchain = ebpf_toolchain()?;
     rust_src(&toolchain)?;
     bpf_linker()?;
+    if opts.for_tests {
+        python_tools()?;
+    }
     Ok(toolchain)
+}
+
+/// A virtualenv under target/tools (the system python may refuse pip installs, PEP 668).
+fn python_tools() -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv");
+    let bin = root.join("bin/kubernetes-validate");
+    let pinned = KUBERNETES_VALIDATE.split("==").nth(1).unwrap_or_default();
+    let present = Command::new(root.join("bin/pip"))
+        .args(["show", "kubernetes-validate"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == format!("Version: {pinned}")));
+    if bin.is_file() && present {
+        println!("setup: {KUBERNETES_VALIDATE} present");
+        return Ok(());
+    }
+    println!("setup: installing {KUBERNETES_VALIDATE} into {}", root.display());
+    sh(Command::new("python3").arg("-m").arg("venv").arg(&root))
+        .context("cannot create a python virtualenv (install python3-venv)")?;
+    sh(Command::new(root.join("bin/pip")).args(["install", "-q", KUBERNETES_VALIDATE]))
+        .with_context(|| format!("pip could not install {KUBERNETES_VALIDATE} (needed to validate deploy/kubernetes)"))
 }
 
 fn require_root_or_warn() {

@@ -9,7 +9,7 @@ use super::redact::{redact_argv, redact_text};
 use crate::rules::{Category, Match, Severity};
 
 /// What guard did about the command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Seen and logged (guard does not block yet).

@@ -131,6 +131,12 @@ impl Btf {
         None
     }
 
+    /// The type id of the kernel function `name` (BTF kind FUNC), for programs that attach to one.
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        const FUNC: u32 = 12;
+        self.types.iter().position(|t| t.kind == FUNC && self.str(t.name) == name.as_bytes()).and_then(|i| u32::try_from(i).ok())
+    }
+
     /// Byte offset of `member` in `struct name`, looking inside anonymous structs and unions.
     pub fn member_offset(&self, name: &str, member: &str) -> Result<u32, BtfError> {
         let ids = self.by_name.get(name.as_bytes()).ok_or_else(|| BtfError::NoStruct { name: name.into() })?;

@@ -413,17 +413,6 @@ impl ProcessTable {
         self.agent_of_key(key)
     }
 
-    /// Live processes per agent (the agent's own process and everything below it).
-    pub fn agent_counts(&self) -> std::collections::BTreeMap<Arc<str>, u64> {
-        let mut out = std::collections::BTreeMap::new();
-        for p in self.procs.values().filter(|p| p.exited_at_ns.is_none()) {
-            if let Some(a) = self.agent_of_key(p.key) {
-                *out.entry(a.id).or_insert(0) += 1;
-            }
-        }
-        out
-    }
-
     /// The nearest agent at or above `pid`'s newest incarnation.
     pub fn agent_of(&self, pid: u32) -> Option<AgentRef> {
         self.by_pid.get(&pid).and_then(|k| self.agent_of_key(*k))
@@ -456,6 +445,19 @@ impl ProcessTable {
             cur = p.parent;
         }
         marker
+    }
+
+    /// Live processes per agent (each agent's own process and everything below it), for the
+    /// `guard_agent_processes` gauge. Walks every entry's ancestry: call it every few seconds,
+    /// not per event.
+    pub fn agent_counts(&self) -> std::collections::BTreeMap<Arc<str>, i64> {
+        let mut out = std::collections::BTreeMap::new();
+        for p in self.procs.values().filter(|p| p.exited_at_ns.is_none()) {
+            if let Some(a) = self.agent_of_key(p.key) {
+                *out.entry(a.id).or_insert(0) += 1;
+            }
+        }
+        out
     }
 
     /// Program names from the oldest known ancestor down to `pid` (for the audit log).

@@ -64,7 +64,8 @@ impl RuleSet {
         }
     }
 
-    fn merged(mut self, toml_text: &str, disabled: &[String]) -> Result<Self, RulesError> {
+    /// This set plus one more admin file, minus `disabled` ids (to stack several files).
+    pub fn merged(mut self, toml_text: &str, disabled: &[String]) -> Result<Self, RulesError> {
         let file: RuleFile =
             toml::from_str(toml_text).map_err(|source| RulesError::Toml { source })?;
         self.commands.extend(file.commands);

@@ -1,0 +1,67 @@
+//! guard's own state: agent processes, event losses, TLS targets, build.
+
+use std::sync::Mutex;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    registry::Registry,
+};
+
+use super::{commands::AgentLabel, labels::LossSource};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: LossSource,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LibraryLabel {
+    pub library: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+pub struct RuntimeMetrics {
+    pub(super) agent_processes: Family<AgentLabel, Gauge>,
+    pub(super) lost: Family<SourceLabel, Counter>,
+    /// The last cumulative total seen per source, to turn totals into increments.
+    pub(super) lost_seen: Mutex<[u64; LossSource::ALL.len()]>,
+    pub(super) tls_targets: Family<LibraryLabel, Gauge>,
+}
+
+impl RuntimeMetrics {
+    pub fn register(reg: &mut Registry) -> Self {
+        let agent_processes = Family::default();
+        reg.register(
+            "guard_agent_processes",
+            "Live processes attributed to each agent (the agent and its descendants)",
+            agent_processes.clone(),
+        );
+        let lost: Family<SourceLabel, Counter> = Family::default();
+        reg.register(
+            "guard_events_lost",
+            "Events or bytes guard could not process, by where they were lost",
+            lost.clone(),
+        );
+        // Every source is present from the start, so that `rate()` sees a zero before the first loss.
+        for source in LossSource::ALL {
+            let _ = lost.get_or_create(&SourceLabel { source });
+        }
+        let tls_targets = Family::default();
+        reg.register(
+            "guard_tls_targets_attached",
+            "Files whose TLS functions guard has hooked, by kind of library",
+            tls_targets.clone(),
+        );
+        reg.register(
+            "guard_build",
+            "guard's version",
+            Info::new(VersionLabel { version: env!("CARGO_PKG_VERSION") }),
+        );
+        Self { agent_processes, lost, lost_seen: Mutex::new([0; LossSource::ALL.len()]), tls_targets }
+    }
+}

@@ -1,0 +1,135 @@
+//! Privileged end-to-end: `guard run` serves `/metrics`, and after real clients (the Python SDKs,
+//! node's fetch) and an agent's destructive command, the scraped counters equal exactly what the
+//! mock server reported and what was run.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::BTreeMap,
+    io::{Read as _, Write as _},
+    net::TcpStream,
+    path::Path,
+    process::Command,
+};
+
+use guard_tests::{
+    daemon::Daemon,
+    mock::{Call, MockLlm, node_fetch, python_sdk, run_client},
+    privileged, temp_path,
+};
+use serde_json::Value;
+
+/// The model each client script asks for, by provider.
+fn model_of(provider: &str) -> &'static str {
+    match provider {
+        "anthropic" => "claude-sonnet-4-5",
+        "openai_chat" => "gpt-4o",
+        "openai_responses" => "gpt-5",
+        "gemini" => "gemini-2.5-pro",
+        other => panic!("unexpected provider {other}"),
+    }
+}
+
+/// `GET /metrics` over HTTP: (content type, body).
+fn scrape(addr: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let ctype = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_owned)).unwrap();
+    (ctype, body.to_owned())
+}
+
+/// Series → value, for the samples of the scrape.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap())))
+        .collect()
+}
+
+/// What the calls of one agent must add up to.
+fn expect(want: &mut BTreeMap<String, f64>, agent: &str, calls: &[Call]) {
+    for c in calls.iter().filter(|c| c.inference) {
+        let (p, m) = (c.provider.as_str(), model_of(&c.provider));
+        *want.entry(format!(r#"guard_llm_requests_total{{agent="{agent}",provider="{p}",model="{m}",outcome="ok"}}"#)).or_default() += 1.0;
+        for (t, n) in ["input", "cache_read", "cache_write", "output", "reasoning"].iter().zip(c.usage) {
+            *want.entry(format!(r#"guard_llm_tokens_total{{agent="{agent}",provider="{p}",model="{m}",type="{t}"}}"#)).or_default() +=
+                n as f64;
+        }
+    }
+}
+
+#[test]
+fn metrics_equal_the_servers_usage_and_the_commands_run() {
+    if !privileged() {
+        return;
+    }
+    let mock = MockLlm::start();
+    let victim = Path::new("/srv").join(format!("guard-e2e-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(victim.join("sub")).unwrap();
+    let d = Daemon::start_with("metrics", &["--metrics-addr", "127.0.0.1:0", "--audit-log", "off", "--log-format", "json"]);
+    let addr = d
+        .log_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "serving /metrics")
+        .map(|v| v["fields"]["addr"].as_str().unwrap().to_owned())
+        .expect("guard logs the metrics address");
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+
+    let sdk = run_client(&mut python_sdk(&mock, "gzip"));
+    let fetch = run_client(&mut node_fetch(&mock, ""));
+    let agent = temp_path("metrics-bot.py");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("mock_llm/agent.py"), &agent).unwrap();
+    let out = Command::new("python3")
+        .arg(&agent)
+        .arg(&mock.base)
+        .arg(&mock.ca_file)
+        .arg(format!("rm -rf {}", victim.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!victim.exists());
+    // The daemon handles events as they arrive; leave it a moment to take the last ones.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (ctype, text) = scrape(&addr);
+    d.stop();
+
+    assert_eq!(ctype, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let got = samples(&text);
+    let mut want = BTreeMap::new();
+    expect(&mut want, "client_sdk", &sdk.calls);
+    expect(&mut want, "client_fetch", &fetch.calls);
+    let bot = [Call {
+        client: "agent".into(),
+        provider: "anthropic".into(),
+        streamed: false,
+        encoding: None,
+        inference: true,
+        usage: [11, 0, 0, 7, 0],
+    }];
+    expect(&mut want, "metrics-bot", &bot);
+    want.insert(
+        r#"guard_destructive_commands_total{agent="metrics-bot",rule="fs.rm-rf-outside-worktree",severity="high",action="observed"}"#.into(),
+        1.0,
+    );
+    for (series, value) in &want {
+        assert_eq!(got.get(series), Some(value), "{series}\n{text}");
+    }
+    // Only the agents' own calls are counted: nothing else under these agents' names.
+    let ours = |k: &str| ["client_sdk", "client_fetch", "metrics-bot"].iter().any(|a| k.contains(&format!(r#"agent="{a}""#)));
+    for (k, v) in got.iter().filter(|(k, _)| (k.starts_with("guard_llm_requests_total") || k.starts_with("guard_llm_tokens_total")) && ours(k)) {
+        assert_eq!(want.get(k), Some(v), "unexpected series {k}");
+    }
+    // Histograms saw one observation per inference call of each agent and provider.
+    let sdk_anthropic = sdk.calls.iter().filter(|c| c.provider == "anthropic").count() as f64;
+    assert_eq!(got.get(r#"guard_llm_request_duration_seconds_count{agent="client_sdk",provider="anthropic"}"#), Some(&sdk_anthropic));
+    assert!(got.contains_key(r#"guard_build_info{version="0.1.0"}"#), "{text}");
+    assert!(got.keys().any(|k| k.starts_with(r#"guard_tls_targets_attached{library="libssl""#)), "{text}");
+    for secret in ["sk-mock", "sk-ant-api03", "Hello", "clean up the build", "/srv/"] {
+        assert!(!text.contains(secret), "{secret} leaked into /metrics");
+    }
+}
