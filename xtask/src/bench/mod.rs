@@ -39,7 +39,7 @@ pub fn run(only: &[String]) -> Result<()> {
     ]))?;
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
-    let (cert, key) = (out.join("cert.pem"), out.join("key.pem"));
+    let (cert, key) = (out.join("loopback-cert.pem"), out.join("loopback-key.pem"));
     if !cert.exists() {
         sh(Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
