@@ -120,6 +120,8 @@ const METRICS_EVERY: Duration = Duration::from_secs(2);
 struct Proc {
     markers: Vec<String>,
     clk_tck: u64,
+    /// Cwds the reader noted as execs left the ring.
+    cwds: Arc<crate::events::cwd::CwdCache>,
 }
 
 impl Proc {
@@ -131,6 +133,7 @@ impl Proc {
                 .map(str::to_owned)
                 .collect(),
             clk_tck: seed::clk_tck(),
+            cwds: Arc::new(crate::events::cwd::CwdCache::new("/proc", 4096)),
         }
     }
 
@@ -149,6 +152,9 @@ impl Lookup for Proc {
         seed::read_one(std::path::Path::new("/proc"), pid, &markers, self.clk_tck)
     }
     fn cwd(&mut self, pid: u32) -> Option<String> {
+        if let Some(cwd) = self.cwds.take(pid) {
+            return Some(cwd);
+        }
         seed::read_cwd(std::path::Path::new("/proc"), pid)
     }
 }
@@ -240,7 +246,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         tracing::info!(addr = %l.local_addr(), "serving /metrics");
         tokio::spawn(l.serve(metrics.clone(), stop_rx.clone()))
     });
-    let reader = tokio::spawn(reader::run(ring, tx, stats.clone(), stop_rx));
+    let reader = tokio::spawn(reader::run(ring, tx, stats.clone(), sinks.proc.cwds.clone(), stop_rx));
 
     let io = |what| move |source| DaemonError::Io { what, source };
     let mut sigterm = signal(SignalKind::terminate()).map_err(io("SIGTERM handler"))?;

@@ -2,6 +2,7 @@
 //!
 //! These are what the rest of the pipeline consumes, and what `--record` writes and `replay` reads.
 
+pub mod cwd;
 pub mod decode;
 pub mod encode;
 pub mod exec_join;

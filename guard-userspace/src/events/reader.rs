@@ -39,6 +39,7 @@ pub async fn run(
     ring: RingBuf<MapData>,
     tx: mpsc::Sender<Bytes>,
     stats: Arc<ReaderStats>,
+    cwds: Arc<super::cwd::CwdCache>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     // SAFETY: the ring owns its map fd, which stays open and unchanged until the AsyncFd drops.
@@ -48,19 +49,20 @@ pub async fn run(
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                drain(&mut guard.get_inner_mut().0, &tx, &stats);
+                drain(&mut guard.get_inner_mut().0, &tx, &stats, &cwds);
                 guard.clear_ready();
             }
             _ = stop.changed() => {
-                drain(&mut fd.get_mut().0, &tx, &stats);
+                drain(&mut fd.get_mut().0, &tx, &stats, &cwds);
                 return Ok(());
             }
         }
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::Sender<Bytes>, stats: &ReaderStats) {
+fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::Sender<Bytes>, stats: &ReaderStats, cwds: &super::cwd::CwdCache) {
     while let Some(item) = ring.next() {
+        cwds.note(&item);
         stats.records.fetch_add(1, Relaxed);
         stats.bytes.fetch_add(item.len() as u64, Relaxed);
         if tx.try_send(Bytes::copy_from_slice(&item)).is_err() {
