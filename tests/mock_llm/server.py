@@ -142,6 +142,9 @@ def gemini(model, mode, u):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
+    # Headers and body go out as two writes: without TCP_NODELAY, Nagle plus the client's delayed
+    # ACK stall every response by ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
