@@ -89,9 +89,10 @@ pub enum Chain {
     Undecided(usize),
 }
 
-/// Finds the first offset where [`CHAIN`] plausible frame headers follow one another (at the
-/// end of the capture, `closing`, a chain that ends exactly at the end of `buf` also counts).
-/// The answer depends only on the bytes, not on how they were cut into pieces.
+/// Finds the first offset where [`CHAIN`] plausible frame headers follow one another. Two
+/// frames that end exactly where the bytes so far end also count (a writer's call ends at a
+/// frame boundary, and waiting for a third frame would let the other direction's frames be
+/// handled first), and so does one at the end of the capture (`closing`).
 pub fn find_chain(buf: &[u8], from: usize, closing: bool) -> Chain {
     for p in from..buf.len() {
         let mut at = p;
@@ -100,7 +101,7 @@ pub fn find_chain(buf: &[u8], from: usize, closing: bool) -> Chain {
             if frames == CHAIN {
                 break Some(true);
             }
-            if at == buf.len() && closing && frames > 0 {
+            if at == buf.len() && (frames >= 2 || (closing && frames > 0)) {
                 break Some(true);
             }
             let Some(h) = FrameHead::parse(&buf[at..]) else {
