@@ -124,6 +124,9 @@ impl Headers {
     }
 }
 
+// A head is returned once per message and moved on at once: boxing it would cost an
+// allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step<'a> {
     /// More input is needed.

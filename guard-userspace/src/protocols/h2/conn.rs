@@ -372,7 +372,7 @@ impl H2Conn {
         if !ok {
             self.stats.http_errors += 1;
         }
-        if b.push || b.stream % 2 == 0 {
+        if b.push || b.stream.is_multiple_of(2) {
             // Server push: decoded only to keep the table in step.
             return;
         }
@@ -451,7 +451,7 @@ impl H2Conn {
 
     /// A stream first seen mid-way (its request head was lost) after bytes went missing.
     fn open_unknown(&mut self, id: u32, ts: u64) -> bool {
-        if !self.lossy || id % 2 == 0 || id == 0 || self.is_closed(id) {
+        if !self.lossy || id.is_multiple_of(2) || self.is_closed(id) {
             return false;
         }
         self.next_id += 1;
