@@ -23,6 +23,15 @@ pub struct MockLlm {
 impl MockLlm {
     /// Starts the server on a free loopback port with a fresh self-signed certificate.
     pub fn start() -> Self {
+        Self::start_script("server.py")
+    }
+
+    /// The same mock speaking HTTP/2 (ALPN h2).
+    pub fn start_h2() -> Self {
+        Self::start_script("h2_server.py")
+    }
+
+    fn start_script(script: &str) -> Self {
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
             .unwrap();
         let id = std::process::id();
@@ -31,7 +40,7 @@ impl MockLlm {
         std::fs::write(&ca_file, ck.cert.pem()).unwrap();
         std::fs::write(&key_file, ck.signing_key.serialize_pem()).unwrap();
         let mut child = Command::new("python3")
-            .arg(mock_dir().join("server.py"))
+            .arg(mock_dir().join(script))
             .args(["--port", "0", "--cert"])
             .arg(&ca_file)
             .arg("--key")

@@ -103,6 +103,7 @@ impl Run {
         let x = Exchange {
             conn: Some(ConnId { pid, conn: 1 }),
             role: Role::Client,
+            protocol: crate::protocols::exchange::Protocol::Http1,
             provider: Provider::Anthropic,
             endpoint: if inference {
                 Endpoint::Messages

@@ -80,6 +80,8 @@ impl prometheus_client::encoding::EncodeLabelValue for Reason {
             Some(IncompleteReason::BodyCap) => "body_cap",
             Some(IncompleteReason::ConnectionClosed) => "connection_closed",
             Some(IncompleteReason::StreamTruncated) => "stream_truncated",
+            Some(IncompleteReason::HeadersUnknown) => "headers_unknown",
+            Some(IncompleteReason::StreamReset) => "stream_reset",
         })
     }
 }

@@ -11,6 +11,7 @@ fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
     Exchange {
         conn: None,
         role: Role::Client,
+        protocol: crate::protocols::exchange::Protocol::Http1,
         provider,
         endpoint: Endpoint::Messages,
         inference: true,

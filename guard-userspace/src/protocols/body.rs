@@ -18,6 +18,9 @@ enum Format {
     EventStream(EventStreamDecoder),
     /// A whole JSON document, parsed at the end; `None` once it passed the cap.
     Buffered(Option<Vec<u8>>),
+    /// The content type is unknown (its header could not be decoded): the first byte that is
+    /// not white space tells SSE (`data:`, `event:`, `:`) from JSON (`{`, `[`).
+    Sniff { json_array: bool },
     Discard,
 }
 
@@ -52,6 +55,13 @@ impl BodyDecoder {
             Format::Buffered(Some(Vec::new()))
         };
         Self::with(cfg, encoding, format, shape, cfg.max_buffered_body)
+    }
+
+    /// A response body whose headers are unknown: its format is read from its first bytes and
+    /// its content coding is taken as identity.
+    pub fn response_sniffed(cfg: &DecoderConfig, shape: Shape, json_array: bool) -> Self {
+        let format = if shape == Shape::None { Format::Discard } else { Format::Sniff { json_array } };
+        Self::with(cfg, None, format, shape, cfg.max_buffered_body)
     }
 
     /// A request body, kept (bounded) to read its model and stream flags.
@@ -147,6 +157,15 @@ impl BodyDecoder {
 }
 
 fn feed(format: &mut Format, shape: Shape, cap: usize, obs: &mut Observed, b: &[u8], failure: &mut Option<IncompleteReason>) {
+    if let Format::Sniff { json_array } = *format {
+        let Some(&first) = b.iter().find(|c| !c.is_ascii_whitespace()) else { return };
+        *format = match first {
+            b'd' | b'e' | b':' | b'i' | b'r' => Format::Sse(SseParser::new(cap.min(1 << 20))),
+            b'[' if json_array => Format::JsonArray(JsonArrayStream::new(cap.min(1 << 20))),
+            b'{' | b'[' => Format::Buffered(Some(Vec::new())),
+            _ => Format::Discard,
+        };
+    }
     match format {
         Format::Sse(p) => p.push(b, &mut |ev| providers::extract(shape, obs, Payload::Sse { event: ev.event, data: ev.data })),
         Format::JsonArray(a) => a.push(b, &mut |el| providers::extract(shape, obs, Payload::Json(el))),
@@ -172,6 +191,6 @@ fn feed(format: &mut Format, shape: Shape, cap: usize, obs: &mut Observed, b: &[
                 }
             }
         }
-        Format::Discard => {}
+        Format::Sniff { .. } | Format::Discard => {}
     }
 }

@@ -36,6 +36,22 @@ pub enum IncompleteReason {
     /// The body ended, but a stream that announces its end (`message_stop`, `[DONE]`,
     /// `response.completed`) never did.
     StreamTruncated,
+    /// HTTP/2 header compression state was unknown (capture began mid-connection, or bytes
+    /// were lost), so a header block could not be decoded. Headers are never guessed: what the
+    /// path and body shape still tell is used.
+    HeadersUnknown,
+    /// The HTTP/2 stream was reset (RST_STREAM), or refused by GOAWAY, before the response ended.
+    StreamReset,
+}
+
+/// Which protocol carried the exchange, decided from the bytes (preface, upgrade), never the port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Http1,
+    Http2,
+    /// One request/response pair of messages on a WebSocket (OpenAI Responses over WebSocket).
+    Websocket,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -54,6 +70,7 @@ pub struct Exchange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conn: Option<ConnId>,
     pub role: Role,
+    pub protocol: Protocol,
     pub provider: Provider,
     pub endpoint: Endpoint,
     /// An inference call: its usage counts. Token counting, model lists, telemetry and anything

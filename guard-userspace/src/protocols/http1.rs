@@ -15,7 +15,7 @@ const MAX_HEADERS: usize = 128;
 const MAX_CHUNK_LINE: usize = 1024;
 const MAX_TRAILERS: usize = 64 * 1024;
 /// How a status line starts, then how request lines start: resync looks for these.
-const STARTS: [&[u8]; 10] =
+pub(crate) const RESYNC_STARTS: [&[u8]; 10] =
     [b"HTTP/1.", b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE "];
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -59,6 +59,10 @@ pub struct Headers {
     pub content_type: Option<String>,
     pub host: Option<String>,
     pub upgrade: bool,
+    /// `Upgrade: websocket`.
+    pub websocket: bool,
+    /// `Sec-WebSocket-Extensions` (every field, joined by commas).
+    pub ws_extensions: Option<String>,
     pub anthropic_version: bool,
     /// Bedrock's token-count headers (invoke) and error type.
     pub amzn_input_tokens: Option<u64>,
@@ -120,6 +124,9 @@ impl Headers {
     }
 }
 
+// A head is returned once per message and moved on at once: boxing it would cost an
+// allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step<'a> {
     /// More input is needed.
@@ -327,9 +334,9 @@ impl MessageReader {
     fn looks_like_start(&self, b: &[u8]) -> Option<bool> {
         let mut maybe = false;
         let candidates: &[&[u8]] = match self.expect {
-            Some(Kind::Response) => &STARTS[..1],
-            Some(Kind::Request) => &STARTS[1..],
-            None => &STARTS,
+            Some(Kind::Response) => &RESYNC_STARTS[..1],
+            Some(Kind::Request) => &RESYNC_STARTS[1..],
+            None => &RESYNC_STARTS,
         };
         for c in candidates {
             let n = c.len().min(b.len());
@@ -538,9 +545,19 @@ fn bad(e: httparse::Error) -> Http1Error {
 fn collect(raw: &[httparse::Header<'_>]) -> Result<Headers, Http1Error> {
     let mut h = Headers::default();
     for f in raw {
-        let v = || String::from_utf8_lossy(f.value).trim().chars().take(256).collect::<String>();
-        let num = || std::str::from_utf8(f.value).ok().and_then(|s| s.trim().parse::<u64>().ok());
-        let name = f.name;
+        h.observe(f.name, f.value)?;
+    }
+    Ok(h)
+}
+
+impl Headers {
+    /// Notes one header field if guard uses it (names are matched case-insensitively, so the
+    /// same code reads HTTP/2's lower-case fields). Authorization, x-api-key, api-key,
+    /// x-goog-api-key, cookies and the rest stop here.
+    pub fn observe(&mut self, name: &str, value: &[u8]) -> Result<(), Http1Error> {
+        let h = self;
+        let v = || String::from_utf8_lossy(value).trim().chars().take(256).collect::<String>();
+        let num = || std::str::from_utf8(value).ok().and_then(|s| s.trim().parse::<u64>().ok());
         if name.eq_ignore_ascii_case("content-length") {
             let n = num().ok_or(Http1Error::BadHead { detail: "content-length" })?;
             if h.content_length.is_some_and(|m| m != n) {
@@ -560,6 +577,13 @@ fn collect(raw: &[httparse::Header<'_>]) -> Result<Headers, Http1Error> {
             h.host = Some(v());
         } else if name.eq_ignore_ascii_case("upgrade") {
             h.upgrade = true;
+            h.websocket |= v().to_ascii_lowercase().split(',').any(|p| p.trim() == "websocket");
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            let add = v();
+            h.ws_extensions = Some(match h.ws_extensions.take() {
+                Some(prev) => format!("{prev}, {add}"),
+                None => add,
+            });
         } else if name.eq_ignore_ascii_case("anthropic-version") {
             h.anthropic_version = true;
         } else if name.eq_ignore_ascii_case("x-amzn-bedrock-input-token-count") {
@@ -574,10 +598,11 @@ fn collect(raw: &[httparse::Header<'_>]) -> Result<Headers, Http1Error> {
             // "ThrottlingException:http://internal.amazon.com/..." → the part before the colon.
             h.amzn_error_type = Some(v().split(':').next().unwrap_or("").to_string());
         }
-        // Authorization, x-api-key, api-key, x-goog-api-key, cookies and the rest stop here.
+        Ok(())
     }
-    Ok(h)
 }
+
+pub(crate) mod conn;
 
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,19 @@
-//! Sans-IO protocol decoders: HTTP/1.1, SSE, JSON streams, AWS eventstream and content
-//! encodings (issue 3); HTTP/2 and WebSocket come later (issue 5). Bytes in, [`Exchange`]s out:
-//! nothing here opens a file or socket or reads a clock.
+//! Sans-IO protocol decoders: HTTP/1.1, HTTP/2 (HPACK per connection), WebSocket
+//! (permessage-deflate), SSE, JSON streams, AWS eventstream and content encodings. Which
+//! protocol a connection speaks is decided from its bytes (`connection`). Bytes in,
+//! [`Exchange`]s out: nothing here opens a file or socket or reads a clock.
 
 mod body;
 pub mod connection;
 pub mod encoding;
 pub mod eventstream;
 pub mod exchange;
+pub mod h2;
 pub mod http1;
 pub mod json_stream;
+mod pending;
 pub mod sse;
+pub mod ws;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -21,7 +25,7 @@ mod tests;
 use serde::Serialize;
 
 pub use connection::ConnectionDecoder;
-pub use exchange::{Exchange, IncompleteReason, Role, Timings};
+pub use exchange::{Exchange, IncompleteReason, Protocol, Role, Timings};
 
 /// Bounds and switches for decoding; memory per connection stays under roughly
 /// `max_head × 2 + max_request_body + max_buffered_body`.

@@ -3,6 +3,8 @@
 
 mod fixtures;
 mod gaps;
+mod h2ws;
+pub(crate) mod live;
 mod split;
 
 use crate::{
@@ -70,6 +72,11 @@ pub(crate) fn run_pieces(segments: &[Segment], cuts: &[Vec<usize>]) -> Vec<Excha
     let mut d = ConnectionDecoder::new(DecoderConfig::default());
     let mut last_ts = 0;
     for (i, s) in segments.iter().enumerate() {
+        if s.bytes.is_empty() {
+            // An empty segment stands for bytes lost on that direction.
+            d.on_gap(s.dir, s.ts, 1);
+            continue;
+        }
         let mut at = 0;
         let mut points: Vec<usize> = cuts.get(i).cloned().unwrap_or_default();
         points.sort_unstable();

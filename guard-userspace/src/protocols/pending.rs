@@ -1,0 +1,179 @@
+//! An exchange in flight, shared by the HTTP/1.1, HTTP/2 and WebSocket decoders: what the
+//! request said, the response's body decoder and what the provider reported so far.
+
+use crate::providers::{self, Endpoint, Observed, Provider, RequestBody, Route};
+
+use super::{
+    DecoderConfig, DecoderStats,
+    body::BodyDecoder,
+    exchange::{Exchange, IncompleteReason, Protocol, Role, Timings},
+};
+
+pub(crate) struct Pending {
+    pub id: u64,
+    pub protocol: Protocol,
+    /// `None`: the request was lost (a placeholder) or never seen.
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub route: Route,
+    pub anthropic_version: bool,
+    pub request_model: Option<String>,
+    pub request_stream: bool,
+    pub request_body: Option<BodyDecoder>,
+    pub start_ns: Option<u64>,
+    pub status: Option<u16>,
+    pub first_byte_ns: Option<u64>,
+    pub response: Option<BodyDecoder>,
+    pub obs: Observed,
+    pub reason: Option<IncompleteReason>,
+}
+
+impl Pending {
+    pub fn unknown(id: u64, protocol: Protocol, reason: IncompleteReason) -> Self {
+        Self {
+            id,
+            protocol,
+            method: None,
+            path: None,
+            host: None,
+            route: providers::route("", ""),
+            anthropic_version: false,
+            request_model: None,
+            request_stream: false,
+            request_body: None,
+            start_ns: None,
+            status: None,
+            first_byte_ns: None,
+            response: None,
+            obs: Observed::default(),
+            reason: Some(reason),
+        }
+    }
+
+    /// A request whose method and target were read; its body (if any) is kept as `keep` says.
+    pub fn request(id: u64, protocol: Protocol, method: &str, target: &str, started: u64) -> Self {
+        let route = providers::route(method, target);
+        let path = target.split('?').next().unwrap_or("").chars().take(256).collect();
+        Self {
+            method: Some(method.chars().take(16).collect()),
+            path: Some(path),
+            start_ns: Some(started),
+            route,
+            reason: None,
+            ..Self::unknown(id, protocol, IncompleteReason::Gap)
+        }
+    }
+
+    /// Whether a request body is worth reading: inference calls and unknown POSTs (their
+    /// shape may tell what they are).
+    pub fn keeps_body(&self) -> bool {
+        self.route.inference || (self.route.endpoint == Endpoint::Other && self.method.as_deref() == Some("POST"))
+    }
+
+    pub fn mark(&mut self, reason: IncompleteReason) {
+        self.reason.get_or_insert(reason);
+    }
+
+    /// Ends the response body: flushes its decoders and notes a decoding failure.
+    pub fn end_response(&mut self, stats: &mut DecoderStats) {
+        if let Some(body) = &mut self.response {
+            body.finish(&mut self.obs, stats);
+            if let Some(r) = body.failure {
+                self.mark(r);
+            }
+        }
+    }
+
+    /// Reads the model and stream flags from a finished request body, then drops the body.
+    pub fn finish_request(&mut self, stats: &mut DecoderStats) {
+        let Some(mut body) = self.request_body.take() else { return };
+        let mut scratch = Observed::default();
+        body.finish(&mut scratch, stats);
+        let Some(buf) = body.take_buffer() else { return };
+        if buf.is_empty() {
+            return;
+        }
+        match serde_json::from_slice::<RequestBody>(&buf) {
+            Ok(rb) => self.apply_request_body(&rb),
+            Err(_) => stats.bad_request_bodies += 1,
+        }
+    }
+
+    pub fn apply_request_body(&mut self, rb: &RequestBody) {
+        // Headers that could not be decoded leave the method unknown; a request with a JSON
+        // body is a POST for the purpose of recognising its shape (nothing is reported as one).
+        let method = self.method.as_deref().unwrap_or(if self.path.is_none() { "POST" } else { "" });
+        self.route.refine(method, rb, self.anthropic_version);
+        self.request_model = rb.model.as_deref().and_then(|m| providers::clean_label(m, 128));
+        self.request_stream = rb.stream.unwrap_or(false);
+    }
+
+    /// The exchange record, or `None` when it is not inference and those are not reported.
+    pub fn into_exchange(
+        mut self,
+        role: Role,
+        cfg: &DecoderConfig,
+        stats: &mut DecoderStats,
+        end_ns: u64,
+    ) -> Option<Exchange> {
+        if self.request_body.is_some() {
+            // The response came before the request body ended (an early error reply).
+            self.finish_request(stats);
+        }
+        let Self { route, obs, .. } = &self;
+        let streamed = self.response.as_ref().map_or(self.request_stream, BodyDecoder::streamed);
+        let mut reason = self.reason;
+        if reason.is_none()
+            && streamed
+            && route.shape.has_terminal_event()
+            && !obs.finished
+            && self.status.is_some_and(|s| (200..300).contains(&s))
+        {
+            reason = Some(IncompleteReason::StreamTruncated);
+        }
+        let inference = route.inference && (!route.from_body_shape || obs.usage_seen);
+        if !inference && !cfg.emit_non_inference {
+            return None;
+        }
+        let path_first = route.provider != Provider::Azure;
+        let model = self
+            .request_model
+            .clone()
+            .or_else(|| if path_first { route.path_model.clone() } else { None })
+            .or_else(|| obs.model.clone())
+            .or_else(|| route.path_model.clone());
+        stats.exchanges += 1;
+        if reason.is_some() {
+            stats.incomplete += 1;
+        }
+        Some(Exchange {
+            conn: None,
+            role,
+            protocol: self.protocol,
+            provider: route.provider,
+            endpoint: route.endpoint,
+            inference,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            host: self.host.clone(),
+            model: if route.endpoint == Endpoint::Other && !inference { None } else { model },
+            status: self.status,
+            streamed,
+            complete: reason.is_none(),
+            incomplete_reason: reason,
+            error_type: obs.error_type.clone(),
+            timings: Timings { start_ns: self.start_ns, first_byte_ns: self.first_byte_ns, end_ns },
+            usage: if inference { obs.usage } else { Default::default() },
+            usage_seen: inference && obs.usage_seen,
+        })
+    }
+}
+
+/// Why exchanges still open at the end of a connection are incomplete.
+pub(crate) fn abandoned(role: Option<Role>) -> IncompleteReason {
+    match role {
+        Some(Role::Server) => IncompleteReason::ConnectionClosed,
+        _ => IncompleteReason::ClientAbort,
+    }
+}
