@@ -12,6 +12,7 @@ pub mod ebpf;
 pub mod events;
 pub mod glob;
 pub mod govern;
+pub mod hooks;
 pub mod pipeline;
 pub mod process;
 pub mod protocols;
