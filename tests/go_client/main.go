@@ -1,7 +1,8 @@
 // A Go crypto/tls client for guard's end-to-end tests. Stdlib only, HTTP/1.1 keep-alive.
 //
 //	goclient llm  BASE CA_FILE [encoding]  one JSON line per call, like client_fetch.mjs
-//	goclient loop BASE CA_FILE N           N GETs of /v1/models on one connection; prints N
+//	goclient loop BASE CA_FILE N           N GETs of /v1/models over 16 keep-alive
+//	                                       connections; prints how many got a 200
 package main
 
 import (
@@ -14,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,10 +32,14 @@ func client(caFile string) *http.Client {
 		ForceAttemptHTTP2: false,
 		// An empty map turns HTTP/2 off: the mock speaks HTTP/1.1 only.
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
-		MaxIdleConnsPerHost: 1,
+		MaxIdleConnsPerHost: workers,
 	}
 	return &http.Client{Transport: tr}
 }
+
+// Connections the loop uses at once: the mock answers each request in two TCP writes, so one
+// connection waits out a delayed ACK (~40 ms) per request.
+const workers = 16
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, err)
@@ -54,6 +61,11 @@ func main() {
 	// A program's first milliseconds can precede guard attaching to its binary.
 	if ms, err := strconv.Atoi(os.Getenv("MOCK_CLIENT_DELAY_MS")); err == nil {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	// Or wait until told (a line on stdin) that the probes are in place.
+	if os.Getenv("GOCLIENT_WAIT_STDIN") != "" {
+		var line string
+		fmt.Scanln(&line)
 	}
 	switch mode {
 	case "llm":
@@ -120,19 +132,32 @@ func llm(c *http.Client, base, enc string) {
 }
 
 func loop(c *http.Client, base string, n int) {
-	done := 0
+	var done int64
+	var wg sync.WaitGroup
+	next := make(chan struct{}, n)
 	for i := 0; i < n; i++ {
-		res, err := c.Get(base + "/v1/models")
-		if err != nil {
-			fail(err)
-		}
-		if _, err := io.Copy(io.Discard, res.Body); err != nil {
-			fail(err)
-		}
-		res.Body.Close()
-		if res.StatusCode == 200 {
-			done++
-		}
+		next <- struct{}{}
 	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				res, err := c.Get(base + "/v1/models")
+				if err != nil {
+					fail(err)
+				}
+				if _, err := io.Copy(io.Discard, res.Body); err != nil {
+					fail(err)
+				}
+				res.Body.Close()
+				if res.StatusCode == 200 {
+					atomic.AddInt64(&done, 1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	fmt.Println(done)
 }

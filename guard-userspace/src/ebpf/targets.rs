@@ -138,10 +138,15 @@ impl Scanner {
 
     /// Every running process.
     pub fn scan_all(&mut self) -> Vec<TlsTarget> {
+        Self::pids().into_iter().flat_map(|p| self.scan_pid(p)).collect()
+    }
+
+    /// The running processes, in order.
+    pub fn pids() -> Vec<u32> {
         let Ok(entries) = fs::read_dir("/proc") else { return vec![] };
         let mut pids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
         pids.sort();
-        pids.into_iter().flat_map(|p| self.scan_pid(p)).collect()
+        pids
     }
 
     /// Inspects one file (once per inode); returns it when it is a new target.

@@ -28,3 +28,11 @@ pub fn section<'d>(elf: &object::File<'d>, name: &str) -> Option<(u64, &'d [u8])
     let s = elf.section_by_name(name)?;
     Some((s.address(), s.data().ok()?))
 }
+
+/// Offset in the file → virtual address, through the loadable segment that holds it.
+pub fn vaddr_of(elf: &object::File<'_>, off: u64) -> Option<u64> {
+    elf.segments().find_map(|seg| {
+        let (file_start, file_size) = seg.file_range();
+        (off >= file_start && off < file_start + file_size).then(|| seg.address() + (off - file_start))
+    })
+}

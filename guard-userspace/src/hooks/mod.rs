@@ -4,12 +4,15 @@
 //! 1. `dynsym`: exported `SSL_write`/`SSL_read` (libssl, node's static OpenSSL);
 //! 2. `symtab`: the same names in the static symbol table of an unstripped binary;
 //! 3. `gopclntab`: Go's function table, which survives `-s -w`, names `crypto/tls.(*Conn).Write`
-//!    and `.Read`; their RET instructions come from disassembly (Go cannot take uretprobes).
+//!    and `.Read`; their RET instructions come from disassembly (Go cannot take uretprobes);
+//! 4. `structural`: BoringSSL in a stripped static binary (Bun), from the error-reporting call
+//!    sites of `SSL_write`/`SSL_read` and the call graph ([`boring`]).
 //!
 //! A file where none applies gets a [`Miss`] with a reason, so that a blind spot is reported
 //! rather than silent. Sans-IO: [`analyse`] takes the file's bytes; reading, caching by build-id
 //! and running off the event loop are the caller's business ([`cache`]).
 
+mod boring;
 pub mod cache;
 mod elf;
 mod gopclntab;
@@ -62,6 +65,8 @@ pub enum Strategy {
     Dynsym,
     Symtab,
     Gopclntab,
+    /// From the code's shape: error-reporting call sites and the call graph (BoringSSL).
+    Structural,
 }
 
 /// The TLS implementation a file carries (a label value: a closed set).
@@ -138,10 +143,14 @@ pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
         Err(gopclntab::PclnError::TooOld { .. }) => Ok(Analysis::Miss(Miss::UnsupportedGoVersion)),
         Err(gopclntab::PclnError::NotAmd64 { .. }) => Ok(Analysis::Miss(Miss::UnsupportedArch)),
         Err(e) => Err(e.into()),
-        Ok(None) => Ok(Analysis::Miss(match markers::library(data) {
-            Some(lib) => Miss::Unhooked(lib),
-            None => Miss::NoTls,
-        })),
+        Ok(None) => Ok(match markers::library(data) {
+            Some(Library::Boringssl) if amd64 => match boring::find(&file, data) {
+                Some(found) => Analysis::Found(found),
+                None => Analysis::Miss(Miss::Unhooked(Library::Boringssl)),
+            },
+            Some(lib) => Analysis::Miss(Miss::Unhooked(lib)),
+            None => Analysis::Miss(Miss::NoTls),
+        }),
     }
 }
 

@@ -103,7 +103,7 @@ fn garbage_and_truncated_files_are_errors_not_panics() {
 }
 
 #[test]
-fn bun_is_reported_as_boringssl_without_a_hook() {
+fn bun_boringssl_is_found_by_structure() {
     let Some(bun) = std::env::var_os("GUARD_TEST_BUN") else {
         eprintln!("SKIP: set GUARD_TEST_BUN to a bun binary");
         return;
@@ -112,7 +112,15 @@ fn bun_is_reported_as_boringssl_without_a_hook() {
     let t = std::time::Instant::now();
     let a = analyse(&data).unwrap();
     eprintln!("bun: {a:?} in {:?}", t.elapsed());
-    assert!(matches!(a, Analysis::Miss(Miss::Unhooked(Library::Boringssl)) | Analysis::Found(Found { library: Library::Boringssl, .. })));
+    let Analysis::Found(f) = a else { panic!("no hook in bun") };
+    assert_eq!((f.library, f.strategy), (Library::Boringssl, Strategy::Structural));
+    let kinds: Vec<HookKind> = f.hooks.iter().map(|h| h.kind).collect();
+    assert_eq!(kinds, [HookKind::SslWrite, HookKind::SslRead]);
+    for h in &f.hooks {
+        // An entry after padding, and not an int3.
+        assert_eq!(h.offset % 16, 0);
+        assert_ne!(data[h.offset as usize], 0xcc);
+    }
 }
 
 #[test]
