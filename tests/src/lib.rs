@@ -5,6 +5,7 @@
 //! what guard captures comes from the client alone.
 #![allow(clippy::unwrap_used)] // test harness: a failure should panic with its message
 
+pub mod bun;
 pub mod daemon;
 pub mod go;
 pub mod mock;

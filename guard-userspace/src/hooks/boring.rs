@@ -101,7 +101,9 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
 
 /// Addresses of the NUL-terminated strings ending in "/ssl/ssl_lib.cc" (BoringSSL's `__FILE__`).
 fn file_strings(file: &object::File<'_>, data: &[u8]) -> Vec<u64> {
-    memmem::find_iter(data, b"/ssl/ssl_lib.cc\0")
+    // Reversed in guard's own binary, so that guard does not look like BoringSSL to itself.
+    let name: Vec<u8> = b"\0cc.bil_lss/lss/".iter().rev().copied().collect();
+    memmem::find_iter(data, &name)
         .filter_map(|at| {
             let start = data[..at].iter().rposition(|&b| b == 0).map_or(0, |p| p + 1);
             elf::vaddr_of(file, start as u64)
