@@ -46,6 +46,14 @@ fn go_client_usage_is_exact_with_and_without_symbols() {
     let (full, stripped) = go::clients();
     let mock = MockLlm::start();
     let mut d = Daemon::start("go-llm");
+    // Let guard hook each binary (an idle process of it, waiting on stdin) before the calls: a
+    // debug build's scanning thread may be busy with other new binaries on a shared machine.
+    for (bin, name) in [(full, "goclient "), (stripped, "goclient-stripped ")] {
+        let mut idle = go::repeat(bin, &mock, 0).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        d.wait_for(name, Duration::from_secs(120));
+        let _ = idle.kill();
+        let _ = idle.wait();
+    }
     let mut runs = Vec::new();
     for bin in [full, stripped] {
         for enc in ["", "gzip"] {
@@ -56,8 +64,8 @@ fn go_client_usage_is_exact_with_and_without_symbols() {
             runs.push(run);
         }
     }
-    d.wait_for("Gopclntab", Duration::from_secs(1));
-    let events = d.stop();
+    let (events, log) = d.stop_with_log();
+    assert!(log.iter().any(|l| l.contains("Gopclntab")), "attached through .gopclntab");
     let all = exchanges(&events);
     for run in &runs {
         assert_usage_matches(&all, run);
