@@ -7,11 +7,7 @@
 //! uretprobe: those rewrite the return address on the goroutine stack, which Go moves and
 //! unwinds, and crash the program.
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
-    macros::uprobe,
-    programs::ProbeContext,
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::ProbeContext};
 use guard_common::event::{DIR_READ, DIR_WRITE, FUNC_GO_READ, FUNC_GO_WRITE};
 
 use crate::{
@@ -69,21 +65,47 @@ fn write(ctx: &ProbeContext) -> Result<(), i64> {
     if (len as i64) <= 0 {
         return Ok(());
     }
-    let call = TlsCall { conn, buf, len_ptr: 0, func: FUNC_GO_WRITE, _pad: [0; 7] };
+    let call = TlsCall {
+        conn,
+        buf,
+        len_ptr: 0,
+        func: FUNC_GO_WRITE,
+        _pad: [0; 7],
+    };
     emit(id, &call, DIR_WRITE, len)
 }
 
 fn read(ctx: &ProbeContext) -> Result<(), i64> {
     let id = caller().ok_or(0i64)?;
     let (conn, buf, _, g) = regs(ctx);
-    let key = GoKey { tgid: (id >> 32) as u32, _pad: 0, g };
-    GO_CALLS.insert(&key, &TlsCall { conn, buf, len_ptr: 0, func: FUNC_GO_READ, _pad: [0; 7] }, 0).map_err(i64::from)
+    let key = GoKey {
+        tgid: (id >> 32) as u32,
+        _pad: 0,
+        g,
+    };
+    GO_CALLS
+        .insert(
+            &key,
+            &TlsCall {
+                conn,
+                buf,
+                len_ptr: 0,
+                func: FUNC_GO_READ,
+                _pad: [0; 7],
+            },
+            0,
+        )
+        .map_err(i64::from)
 }
 
 fn read_ret(ctx: &ProbeContext) -> Result<(), i64> {
     let id = caller().ok_or(0i64)?;
     let (n, _, _, g) = regs(ctx);
-    let key = GoKey { tgid: (id >> 32) as u32, _pad: 0, g };
+    let key = GoKey {
+        tgid: (id >> 32) as u32,
+        _pad: 0,
+        g,
+    };
     // SAFETY: the value is copied out before the entry is removed.
     let call = unsafe { *GO_CALLS.get(&key).ok_or(0i64)? };
     let _ = GO_CALLS.remove(&key);

@@ -34,8 +34,14 @@ impl ScanWorker {
     pub fn spawn(scanner: Scanner) -> std::io::Result<Self> {
         let (tx, rx) = channel();
         let (found_tx, found) = unbounded_channel();
-        let thread = std::thread::Builder::new().name("guard-scan".into()).spawn(move || work(scanner, rx, found_tx))?;
-        Ok(Self { tx: Some(tx), found, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("guard-scan".into())
+            .spawn(move || work(scanner, rx, found_tx))?;
+        Ok(Self {
+            tx: Some(tx),
+            found,
+            thread: Some(thread),
+        })
     }
 
     pub fn request(&self, r: Request) {
@@ -71,7 +77,9 @@ fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<TlsT
             for pid in Scanner::pids() {
                 // A full pass can take long (new large files): serve fresh execs in between.
                 pending.extend(rx.try_iter().filter(|r| *r != Request::All));
-                if !serve_pids(&mut scanner, &mut pending, &found) || !send(&found, scanner.scan_pid(pid)) {
+                if !serve_pids(&mut scanner, &mut pending, &found)
+                    || !send(&found, scanner.scan_pid(pid))
+                {
                     return;
                 }
             }
@@ -79,10 +87,24 @@ fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<TlsT
     }
 }
 
-fn serve_pids(scanner: &mut Scanner, pending: &mut BTreeSet<Request>, found: &UnboundedSender<TlsTarget>) -> bool {
-    let pids: Vec<u32> = pending.iter().filter_map(|r| if let Request::Pid(p) = r { Some(*p) } else { None }).collect();
+fn serve_pids(
+    scanner: &mut Scanner,
+    pending: &mut BTreeSet<Request>,
+    found: &UnboundedSender<TlsTarget>,
+) -> bool {
+    let pids: Vec<u32> = pending
+        .iter()
+        .filter_map(|r| {
+            if let Request::Pid(p) = r {
+                Some(*p)
+            } else {
+                None
+            }
+        })
+        .collect();
     pending.retain(|r| *r == Request::All);
-    pids.into_iter().all(|pid| send(found, scanner.scan_pid(pid)))
+    pids.into_iter()
+        .all(|pid| send(found, scanner.scan_pid(pid)))
 }
 
 fn send(to: &UnboundedSender<TlsTarget>, targets: Vec<TlsTarget>) -> bool {

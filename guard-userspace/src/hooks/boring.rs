@@ -40,7 +40,10 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
         .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & 1 != 0))
         .filter_map(|s| {
             let (off, len) = s.file_range();
-            Some(Code { addr: s.address(), bytes: data.get(usize::try_from(off).ok()?..usize::try_from(off + len).ok()?)? })
+            Some(Code {
+                addr: s.address(),
+                bytes: data.get(usize::try_from(off).ok()?..usize::try_from(off + len).ok()?)?,
+            })
         })
         .collect();
     let strings = file_strings(file, data);
@@ -61,7 +64,11 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
     }
     tracing::debug!(?funcs, "BoringSSL error sites by function");
     let has = |rs: &[u32], want: &[u32]| want.iter().all(|w| rs.contains(w));
-    let core = [SHOULD_NOT_HAVE_BEEN_CALLED, UNINITIALIZED, HANDSHAKE_FAILURE];
+    let core = [
+        SHOULD_NOT_HAVE_BEEN_CALLED,
+        UNINITIALIZED,
+        HANDSHAKE_FAILURE,
+    ];
     let only = |pred: &dyn Fn(&[u32]) -> bool| {
         let mut it = funcs.iter().filter(|f| pred(&f.1));
         match (it.next(), it.next()) {
@@ -78,10 +85,17 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
             let inner = only(&|rs| has(rs, &core[1..]) && !rs.contains(&BAD_LENGTH))?;
             let callers: Vec<u64> = funcs
                 .iter()
-                .filter(|f| f.1.contains(&SHOULD_NOT_HAVE_BEEN_CALLED) && !f.1.contains(&BAD_LENGTH))
+                .filter(|f| {
+                    f.1.contains(&SHOULD_NOT_HAVE_BEEN_CALLED) && !f.1.contains(&BAD_LENGTH)
+                })
                 .filter(|f| {
                     // Up to the next function found, so a neighbour's calls are not counted.
-                    let next = funcs.iter().map(|g| g.0).filter(|&g| g > f.0).min().unwrap_or(u64::MAX);
+                    let next = funcs
+                        .iter()
+                        .map(|g| g.0)
+                        .filter(|&g| g > f.0)
+                        .min()
+                        .unwrap_or(u64::MAX);
                     calls_within(&code, f.0, CALL_REACH.min(next - f.0), inner)
                 })
                 .map(|f| f.0)
@@ -93,10 +107,20 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
         }
     };
     let hooks = vec![
-        Hook { kind: HookKind::SslWrite, offset: elf::file_offset(file, write)? },
-        Hook { kind: HookKind::SslRead, offset: elf::file_offset(file, read)? },
+        Hook {
+            kind: HookKind::SslWrite,
+            offset: elf::file_offset(file, write)?,
+        },
+        Hook {
+            kind: HookKind::SslRead,
+            offset: elf::file_offset(file, read)?,
+        },
     ];
-    Some(Found { library: Library::Boringssl, strategy: Strategy::Structural, hooks })
+    Some(Found {
+        library: Library::Boringssl,
+        strategy: Strategy::Structural,
+        hooks,
+    })
 }
 
 /// Addresses of the NUL-terminated strings ending in "/ssl/ssl_lib.cc" (BoringSSL's `__FILE__`).
@@ -105,7 +129,10 @@ fn file_strings(file: &object::File<'_>, data: &[u8]) -> Vec<u64> {
     let name: Vec<u8> = b"\0cc.bil_lss/lss/".iter().rev().copied().collect();
     memmem::find_iter(data, &name)
         .filter_map(|at| {
-            let start = data[..at].iter().rposition(|&b| b == 0).map_or(0, |p| p + 1);
+            let start = data[..at]
+                .iter()
+                .rposition(|&b| b == 0)
+                .map_or(0, |p| p + 1);
             elf::vaddr_of(file, start as u64)
         })
         .collect()
@@ -127,13 +154,22 @@ fn error_sites(code: &Code<'_>, strings: &[u64]) -> Vec<(u64, u32)> {
             }
         }
         for at in memchr_iter(0x8d, code.bytes) {
-            let (Some(&rex), Some(&modrm)) = (at.checked_sub(1).and_then(|i| code.bytes.get(i)), code.bytes.get(at + 1)) else { continue };
+            let (Some(&rex), Some(&modrm)) = (
+                at.checked_sub(1).and_then(|i| code.bytes.get(i)),
+                code.bytes.get(at + 1),
+            ) else {
+                continue;
+            };
             if !(rex == 0x48 || rex == 0x4c) || modrm & 0xc7 != 0x05 {
                 continue;
             }
-            let Some(d) = code.bytes.get(at + 2..at + 6) else { continue };
+            let Some(d) = code.bytes.get(at + 2..at + 6) else {
+                continue;
+            };
             let next = code.addr + at as u64 + 6;
-            if next.wrapping_add_signed(i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]]))) == *s {
+            if next.wrapping_add_signed(i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])))
+                == *s
+            {
                 refs.push(at - 1);
             }
         }
@@ -193,12 +229,23 @@ fn put_error_reason(code: &[u8], ip: u64) -> Option<u32> {
 /// Whether the code in `[from, from + reach)` has a direct call to `target`.
 fn calls_within(code: &[Code<'_>], from: u64, reach: u64, target: u64) -> bool {
     code.iter().any(|c| {
-        let Some(start) = from.checked_sub(c.addr).and_then(|o| usize::try_from(o).ok()) else { return false };
-        let Some(window) = c.bytes.get(start..c.bytes.len().min(start + reach as usize)) else { return false };
+        let Some(start) = from
+            .checked_sub(c.addr)
+            .and_then(|o| usize::try_from(o).ok())
+        else {
+            return false;
+        };
+        let Some(window) = c
+            .bytes
+            .get(start..c.bytes.len().min(start + reach as usize))
+        else {
+            return false;
+        };
         memchr_iter(0xe8, window).any(|at| {
             window.get(at + 1..at + 5).is_some_and(|d| {
                 let next = from + at as u64 + 5;
-                next.wrapping_add_signed(i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]]))) == target
+                next.wrapping_add_signed(i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])))
+                    == target
             })
         })
     })
@@ -218,8 +265,11 @@ fn entries_before(code: &[Code<'_>], sites: &[(u64, u32)]) -> Vec<Option<u64>> {
     for c in code {
         let end = c.addr + c.bytes.len() as u64;
         for at in memchr_iter(0xe8, c.bytes) {
-            let Some(d) = c.bytes.get(at + 1..at + 5) else { continue };
-            let t = (c.addr + at as u64 + 5).wrapping_add_signed(i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])));
+            let Some(d) = c.bytes.get(at + 1..at + 5) else {
+                continue;
+            };
+            let t = (c.addr + at as u64 + 5)
+                .wrapping_add_signed(i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])));
             if t % 16 != 0 || t <= c.addr || t >= end {
                 continue;
             }

@@ -14,7 +14,10 @@ use super::{Analysis, HookError, analyse, elf};
 pub enum FileKey {
     BuildId(Vec<u8>),
     /// Size, and a hash of the first and last 64 KiB and one 4 KiB page per MiB between.
-    Sampled { size: u64, hash: u64 },
+    Sampled {
+        size: u64,
+        hash: u64,
+    },
 }
 
 impl FileKey {
@@ -32,7 +35,10 @@ impl FileKey {
         for page in (EDGE..data.len().saturating_sub(EDGE)).step_by(1 << 20) {
             h.write(&data[page..data.len().min(page + 4096)]);
         }
-        Self::Sampled { size: data.len() as u64, hash: h.finish() }
+        Self::Sampled {
+            size: data.len() as u64,
+            hash: h.finish(),
+        }
     }
 }
 

@@ -51,12 +51,16 @@ pub struct Func {
 }
 
 fn u32_at(d: &[u8], off: usize, what: &'static str) -> Result<u32, PclnError> {
-    let b = d.get(off..off.saturating_add(4)).ok_or(PclnError::Truncated { what })?;
+    let b = d
+        .get(off..off.saturating_add(4))
+        .ok_or(PclnError::Truncated { what })?;
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn u64_at(d: &[u8], off: usize, what: &'static str) -> Result<u64, PclnError> {
-    let b = d.get(off..off.saturating_add(8)).ok_or(PclnError::Truncated { what })?;
+    let b = d
+        .get(off..off.saturating_add(8))
+        .ok_or(PclnError::Truncated { what })?;
     let mut a = [0u8; 8];
     a.copy_from_slice(b);
     Ok(u64::from_le_bytes(a))
@@ -70,7 +74,10 @@ impl<'d> Table<'d> {
     /// The table of a Go binary: `Ok(None)` when the file is not one.
     pub fn locate(file: &object::File<'d>, data: &'d [u8]) -> Result<Option<Self>, PclnError> {
         if let Some((_, bytes)) = elf::section(file, ".gopclntab") {
-            let text = file.section_by_name(".text").map(|s| s.address()).unwrap_or(0);
+            let text = file
+                .section_by_name(".text")
+                .map(|s| s.address())
+                .unwrap_or(0);
             return Self::parse(bytes, text).map(Some);
         }
         // Section headers can be removed (sstrip): look for a header that parses, by its magic.
@@ -110,7 +117,14 @@ impl<'d> Table<'d> {
         };
         let funcnames = usize_at(data, rest, "name table offset")?;
         let functab = usize_at(data, rest + 32, "function table offset")?;
-        let t = Self { data, layout, nfunc, text_start: if text_start == 0 { text } else { text_start }, funcnames, functab };
+        let t = Self {
+            data,
+            layout,
+            nfunc,
+            text_start: if text_start == 0 { text } else { text_start },
+            funcnames,
+            functab,
+        };
         // The last entry (the end of the last function) must be inside the table.
         t.entry(nfunc)?;
         Ok(t)
@@ -125,8 +139,12 @@ impl<'d> Table<'d> {
 
     /// Entry address of function `i` (`i == nfunc`: the end of the text).
     fn entry(&self, i: usize) -> Result<u64, PclnError> {
-        let off = i.checked_mul(self.entry_size()).and_then(|o| o.checked_add(self.functab));
-        let off = off.ok_or(PclnError::Truncated { what: "function table" })?;
+        let off = i
+            .checked_mul(self.entry_size())
+            .and_then(|o| o.checked_add(self.functab));
+        let off = off.ok_or(PclnError::Truncated {
+            what: "function table",
+        })?;
         Ok(match self.layout {
             Layout::Go116 => u64_at(self.data, off, "function table")?,
             Layout::Go118 => self.text_start + u64::from(u32_at(self.data, off, "function table")?),
@@ -135,13 +153,16 @@ impl<'d> Table<'d> {
 
     /// Name of function `i`.
     fn name(&self, i: usize) -> Option<&'d [u8]> {
-        let off = i.checked_mul(self.entry_size())?.checked_add(self.functab)?;
+        let off = i
+            .checked_mul(self.entry_size())?
+            .checked_add(self.functab)?;
         let funcoff = match self.layout {
             Layout::Go116 => usize::try_from(u64_at(self.data, off + 8, "").ok()?).ok()?,
             Layout::Go118 => u32_at(self.data, off + 4, "").ok()? as usize,
         };
         // `_func`: the entry (pointer-sized or a 32-bit offset), then `nameOff int32`.
-        let name_field = self.functab.checked_add(funcoff)? + if self.layout == Layout::Go116 { 8 } else { 4 };
+        let name_field =
+            self.functab.checked_add(funcoff)? + if self.layout == Layout::Go116 { 8 } else { 4 };
         let name_off = usize::try_from(u32_at(self.data, name_field, "").ok()? as i32).ok()?;
         let start = self.funcnames.checked_add(name_off)?;
         let rest = self.data.get(start..)?;
@@ -154,7 +175,9 @@ impl<'d> Table<'d> {
         let mut out = [None; N];
         for i in 0..self.nfunc {
             let Some(name) = self.name(i) else { continue };
-            let Some(k) = names.iter().position(|n| n.as_bytes() == name) else { continue };
+            let Some(k) = names.iter().position(|n| n.as_bytes() == name) else {
+                continue;
+            };
             if out[k].is_some() {
                 continue;
             }

@@ -32,10 +32,25 @@ mod tests {
     #[test]
     fn source_paths_name_the_library() {
         // Built at run time so that the test binary itself carries no marker.
-        let path = |ext: &str| format!("x\0../../vendor/boringssl/ssl/ssl_lib.{}\0y", std::hint::black_box(ext)).into_bytes();
+        let path = |ext: &str| {
+            format!(
+                "x\0../../vendor/boringssl/ssl/ssl_lib.{}\0y",
+                std::hint::black_box(ext)
+            )
+            .into_bytes()
+        };
         assert_eq!(library(&path("cc")), Some(Library::Boringssl));
         assert_eq!(library(&path("c")), Some(Library::Openssl));
-        assert_eq!(library(format!("/registry/src/x/{}-0.23.1/src/conn.rs", std::hint::black_box("rustls")).as_bytes()), Some(Library::Rustls));
+        assert_eq!(
+            library(
+                format!(
+                    "/registry/src/x/{}-0.23.1/src/conn.rs",
+                    std::hint::black_box("rustls")
+                )
+                .as_bytes()
+            ),
+            Some(Library::Rustls)
+        );
         assert_eq!(library(b"hello world"), None);
     }
 }

@@ -156,29 +156,58 @@ pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
 
 /// Go: entries of Write, Read, Close from the function table, and the RETs of Read.
 fn go_hooks(file: &object::File<'_>, data: &[u8], table: &gopclntab::Table<'_>) -> Analysis {
-    const NAMES: [&str; 3] = ["crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Close"];
+    const NAMES: [&str; 3] = [
+        "crypto/tls.(*Conn).Write",
+        "crypto/tls.(*Conn).Read",
+        "crypto/tls.(*Conn).Close",
+    ];
     let [write, read, close] = table.find(NAMES);
     let (Some(write), Some(read)) = (write, read) else {
         return Analysis::Miss(Miss::NoTls);
     };
     let unhooked = Analysis::Miss(Miss::Unhooked(Library::GoCryptoTls));
     let at = |addr| elf::file_offset(file, addr);
-    let (Some(w), Some(r)) = (at(write.entry), at(read.entry)) else { return unhooked };
-    let Some(code) = elf::bytes_at(file, data, read.entry, read.end - read.entry) else { return unhooked };
+    let (Some(w), Some(r)) = (at(write.entry), at(read.entry)) else {
+        return unhooked;
+    };
+    let Some(code) = elf::bytes_at(file, data, read.entry, read.end - read.entry) else {
+        return unhooked;
+    };
     let rets = rets::find(code, read.entry);
     // A Read with no RET would leave every entry unanswered: no hook rather than half of one.
     if rets.is_empty() {
         return unhooked;
     }
-    let mut hooks = vec![Hook { kind: HookKind::GoWrite, offset: w }, Hook { kind: HookKind::GoRead, offset: r }];
+    let mut hooks = vec![
+        Hook {
+            kind: HookKind::GoWrite,
+            offset: w,
+        },
+        Hook {
+            kind: HookKind::GoRead,
+            offset: r,
+        },
+    ];
     for ret in rets {
-        let Some(offset) = at(ret) else { return unhooked };
-        hooks.push(Hook { kind: HookKind::GoReadRet, offset });
+        let Some(offset) = at(ret) else {
+            return unhooked;
+        };
+        hooks.push(Hook {
+            kind: HookKind::GoReadRet,
+            offset,
+        });
     }
     if let Some(offset) = close.and_then(|c| at(c.entry)) {
-        hooks.push(Hook { kind: HookKind::GoClose, offset });
+        hooks.push(Hook {
+            kind: HookKind::GoClose,
+            offset,
+        });
     }
-    Analysis::Found(Found { library: Library::GoCryptoTls, strategy: Strategy::Gopclntab, hooks })
+    Analysis::Found(Found {
+        library: Library::GoCryptoTls,
+        strategy: Strategy::Gopclntab,
+        hooks,
+    })
 }
 
 #[cfg(test)]

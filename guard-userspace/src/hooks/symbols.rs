@@ -5,11 +5,18 @@ use object::{Object as _, ObjectSymbol as _};
 
 use super::{Found, Hook, HookKind, Library, Strategy, elf};
 
-const SSL: [HookKind; 5] = [HookKind::SslWrite, HookKind::SslRead, HookKind::SslWriteEx, HookKind::SslReadEx, HookKind::SslFree];
+const SSL: [HookKind; 5] = [
+    HookKind::SslWrite,
+    HookKind::SslRead,
+    HookKind::SslWriteEx,
+    HookKind::SslReadEx,
+    HookKind::SslFree,
+];
 
 /// The SSL functions a file defines, from its dynamic symbols first, then its static ones.
 pub fn find(file: &object::File<'_>) -> Option<Found> {
-    from(file, file.dynamic_symbols(), Strategy::Dynsym).or_else(|| from(file, file.symbols(), Strategy::Symtab))
+    from(file, file.dynamic_symbols(), Strategy::Dynsym)
+        .or_else(|| from(file, file.symbols(), Strategy::Symtab))
 }
 
 fn from<'d, 'f>(
@@ -23,7 +30,9 @@ fn from<'d, 'f>(
             continue;
         }
         let Ok(name) = sym.name() else { continue };
-        let Some(kind) = SSL.into_iter().find(|k| k.name() == name) else { continue };
+        let Some(kind) = SSL.into_iter().find(|k| k.name() == name) else {
+            continue;
+        };
         if hooks.iter().any(|h| h.kind == kind) {
             continue;
         }
@@ -32,6 +41,11 @@ fn from<'d, 'f>(
         }
     }
     let has = |k| hooks.iter().any(|h| h.kind == k);
-    let usable = (has(HookKind::SslWrite) || has(HookKind::SslWriteEx)) && (has(HookKind::SslRead) || has(HookKind::SslReadEx));
-    usable.then_some(Found { library: Library::Openssl, strategy, hooks })
+    let usable = (has(HookKind::SslWrite) || has(HookKind::SslWriteEx))
+        && (has(HookKind::SslRead) || has(HookKind::SslReadEx));
+    usable.then_some(Found {
+        library: Library::Openssl,
+        strategy,
+        hooks,
+    })
 }

