@@ -140,6 +140,9 @@ pub const FUNC_SSL_WRITE: u8 = 1;
 pub const FUNC_SSL_READ: u8 = 2;
 pub const FUNC_SSL_WRITE_EX: u8 = 3;
 pub const FUNC_SSL_READ_EX: u8 = 4;
+/// Go's `crypto/tls.(*Conn).Write` / `.Read`: the connection id is the `*tls.Conn`.
+pub const FUNC_GO_WRITE: u8 = 5;
+pub const FUNC_GO_READ: u8 = 6;
 
 /// One chunk of TLS plaintext. Only `len` bytes of `data` are sent.
 #[repr(C)]

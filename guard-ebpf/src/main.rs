@@ -6,6 +6,7 @@
 mod exec;
 mod floor;
 mod globals;
+mod go;
 mod maps;
 mod task;
 mod tls;

@@ -25,6 +25,11 @@ pub static ARGV_SCRATCH: PerCpuArray<ExecArgvEvent> = PerCpuArray::with_max_entr
 #[map]
 pub static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16_384, 0);
 
+/// Arguments of a Go `(*tls.Conn).Read` in flight, by goroutine: a goroutine that blocks may
+/// resume on another thread, so the thread id cannot tie the return to its entry.
+#[map]
+pub static GO_CALLS: LruHashMap<GoKey, TlsCall> = LruHashMap::with_max_entries(16_384, 0);
+
 /// Next stream offset per connection and direction. LRU so dead connections age out.
 #[map]
 pub static TLS_OFFSETS: LruHashMap<ConnKey, [u64; 2]> = LruHashMap::with_max_entries(65_536, 0);
@@ -54,4 +59,13 @@ pub fn count_loss(slot: u32) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.
         unsafe { *c += 1 };
     }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    /// The goroutine (`g` pointer, in R14 under Go's register ABI on amd64).
+    pub g: u64,
 }

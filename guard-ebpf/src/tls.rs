@@ -108,7 +108,7 @@ fn ret(ctx: &RetProbeContext) -> Result<(), i64> {
     emit(id, &call, dir, len)
 }
 
-fn emit(id: u64, call: &TlsCall, dir: u8, len: u64) -> Result<(), i64> {
+pub(crate) fn emit(id: u64, call: &TlsCall, dir: u8, len: u64) -> Result<(), i64> {
     let tgid = (id >> 32) as u32;
     let key = ConnKey { tgid, _pad: 0, conn: call.conn };
     // Claim this call's range of the stream first: bytes we then fail to send show up as a gap.
@@ -202,6 +202,12 @@ fn free(ctx: &ProbeContext) -> Result<(), i64> {
         return Ok(());
     }
     let conn: u64 = ctx.arg(0).ok_or(0i64)?;
+    close(id, conn)
+}
+
+/// Announces the end of connection `conn` of the current process, if it carried data.
+pub(crate) fn close(id: u64, conn: u64) -> Result<(), i64> {
+    let tgid = (id >> 32) as u32;
     let key = ConnKey { tgid, _pad: 0, conn };
     // Only connections that carried data are announced as closed.
     if TLS_OFFSETS.remove(&key).is_err() {

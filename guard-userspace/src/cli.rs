@@ -47,6 +47,11 @@ pub enum Cmd {
     /// Destructive-command rules.
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// Where `guard run` would hook TLS in these ELF files, which strategy found it (or why none
+    /// did), and how long the analysis took. No root needed.
+    Hooks {
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,7 +17,11 @@ use tokio::{
 
 use crate::{
     audit::{AuditError, AuditWriter},
-    ebpf::{Kernel, LoadError, LoadOptions, targets::Scanner},
+    ebpf::{
+        Kernel, LoadError, LoadOptions,
+        scan_worker::{Request, ScanWorker},
+        targets::Scanner,
+    },
     events::{
         self, Event, reader,
         record::{RecordError, Recorder},
@@ -237,6 +241,11 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     for t in &found {
         attach(&mut kernel, t);
     }
+    // From here on files are analysed off the event loop.
+    let mut scans = ScanWorker::spawn(scanner).map_err(|source| DaemonError::Io {
+        what: "the scanning thread",
+        source,
+    })?;
 
     let ring = kernel.take_ring()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(opts.channel_capacity.max(1));
@@ -273,19 +282,16 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 }
                 for pid in out.drain(..).filter_map(|o| log_output(&o)) {
                     // Look at the new program's executable now, and at its libraries shortly.
-                    for t in scanner.scan_pid(pid) {
-                        attach(&mut kernel, &t);
-                    }
+                    scans.request(Request::Pid(pid));
                     rescans.extend(EXEC_RESCANS.iter().map(|d| (now + *d, pid)));
                 }
             }
+            Some(t) = scans.found.recv() => attach(&mut kernel, &t),
             _ = tick.tick() => {
                 let now = Instant::now();
                 while rescans.front().is_some_and(|(at, _)| *at <= now) {
                     let Some((_, pid)) = rescans.pop_front() else { break };
-                    for t in scanner.scan_pid(pid) {
-                        attach(&mut kernel, &t);
-                    }
+                    scans.request(Request::Pid(pid));
                 }
                 if now.duration_since(last_metrics) >= METRICS_EVERY {
                     last_metrics = now;
@@ -293,9 +299,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 }
                 if now.duration_since(last_full_scan) >= opts.rescan_every {
                     last_full_scan = now;
-                    for t in scanner.scan_all() {
-                        attach(&mut kernel, &t);
-                    }
+                    scans.request(Request::All);
                 }
             }
             _ = sigterm.recv() => break,
@@ -384,7 +388,14 @@ fn update_metrics(
 fn attach(kernel: &mut Kernel, t: &crate::ebpf::targets::TlsTarget) {
     match kernel.attach_tls(t) {
         Ok(0) => {}
-        Ok(hooks) => tracing::info!(path = %t.path, kind = ?t.kind, hooks, "attached TLS target"),
+        Ok(hooks) => tracing::info!(
+            path = %t.path,
+            kind = ?t.kind,
+            library = ?t.library,
+            strategy = ?t.strategy,
+            hooks,
+            "attached TLS target"
+        ),
         Err(e) => tracing::warn!(error = %e, "TLS target not attached"),
     }
 }

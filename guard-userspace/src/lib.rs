@@ -15,6 +15,7 @@ pub mod events;
 pub mod glob;
 pub mod govern;
 pub mod metrics;
+pub mod hooks;
 pub mod pipeline;
 pub mod process;
 pub mod protocols;

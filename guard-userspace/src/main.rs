@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Cmd::Doctor { json, config } => Ok(guard::doctor::main(json, config.as_deref())),
         Cmd::Replay { file, commands } => replay(&file, commands),
         Cmd::Rules(cmd) => Ok(rules(cmd)),
+        Cmd::Hooks { files } => hooks(&files),
     };
     match result {
         Ok(code) => code,
@@ -125,4 +126,21 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     msg
+}
+
+/// One JSON line per file: the analysis and its wall time.
+fn hooks(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut cache = guard::hooks::cache::Cache::default();
+    let mut out = std::io::stdout().lock();
+    for f in files {
+        let start = std::time::Instant::now();
+        let analysis = guard::ebpf::targets::inspect(f, &mut cache).map_err(|e| e.to_string());
+        let line = serde_json::json!({
+            "path": f,
+            "analysis": analysis,
+            "ms": start.elapsed().as_secs_f64() * 1e3,
+        });
+        writeln!(out, "{line}").context("writing to stdout")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

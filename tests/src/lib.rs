@@ -5,7 +5,9 @@
 //! what guard captures comes from the client alone.
 #![allow(clippy::unwrap_used)] // test harness: a failure should panic with its message
 
+pub mod bun;
 pub mod daemon;
+pub mod go;
 pub mod mock;
 pub mod server;
 

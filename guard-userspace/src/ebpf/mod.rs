@@ -2,6 +2,7 @@
 
 pub mod btf;
 pub mod probes;
+pub mod scan_worker;
 pub mod targets;
 pub mod tracefs;
 
@@ -151,11 +152,12 @@ impl Kernel {
             return Ok(0);
         }
         let mut placed = 0;
-        for &(symbol, offset) in &target.symbols {
-            let Some(&(_, entry, with_return)) = TLS_PROGRAMS.iter().find(|t| t.0 == symbol) else { continue };
+        for hook in &target.hooks {
+            let Some(&(_, entry, with_return)) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind) else { continue };
+            let offset = hook.offset;
             let programs = [Some(entry), with_return.then_some(TLS_RETURN_PROGRAM)];
             for program in programs.into_iter().flatten() {
-                let err = |source| AttachError { path: target.path.clone(), symbol: symbol.name(), source };
+                let err = |source| AttachError { path: target.path.clone(), symbol: hook.kind.name(), source };
                 let prog: &mut UProbe = self
                     .ebpf
                     .program_mut(program)
@@ -181,6 +183,15 @@ impl Kernel {
         let mut m = HashMap::new();
         for t in self.attached.values() {
             *m.entry(t.kind).or_default() += 1;
+        }
+        m
+    }
+
+    /// Attached targets per (library, strategy): the labels of `guard_tls_targets_attached`.
+    pub fn attached_by_strategy(&self) -> HashMap<(crate::hooks::Library, crate::hooks::Strategy), usize> {
+        let mut m = HashMap::new();
+        for t in self.attached.values() {
+            *m.entry((t.library, t.strategy)).or_default() += 1;
         }
         m
     }

@@ -1,6 +1,8 @@
 //! The probe table: every kernel hook guard uses, whether it is required, and what it is for.
 //! The loader walks this table in one loop; an optional probe that fails is reported, not fatal.
 
+use crate::hooks::HookKind;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
     Tracepoint { category: &'static str, name: &'static str },
@@ -35,15 +37,20 @@ pub const PROBES: &[Probe] = &[
     tp("sys_exit_execveat", "syscalls", false, "execveat results"),
 ];
 
-/// Uprobe programs per TLS function: (entry program, whether the shared return probe is needed).
-pub const TLS_PROGRAMS: &[(super::targets::TlsSymbol, &str, bool)] = {
-    use super::targets::TlsSymbol::*;
+/// Uprobe programs per hook kind: (entry program, whether the shared uretprobe is needed).
+/// Go hooks never take a uretprobe: their returns are hooked at the RET instructions.
+pub const TLS_PROGRAMS: &[(HookKind, &str, bool)] = {
+    use HookKind::*;
     &[
         (SslWrite, "ssl_write", true),
         (SslRead, "ssl_read", true),
         (SslWriteEx, "ssl_write_ex", true),
         (SslReadEx, "ssl_read_ex", true),
         (SslFree, "ssl_free", false),
+        (GoWrite, "go_tls_write", false),
+        (GoRead, "go_tls_read", false),
+        (GoReadRet, "go_tls_read_ret", false),
+        (GoClose, "go_tls_close", false),
     ]
 };
 

@@ -11,31 +11,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use object::{Object as _, ObjectSegment as _, ObjectSymbol as _};
-
-/// The functions we hook, by symbol name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum TlsSymbol {
-    SslWrite,
-    SslRead,
-    SslWriteEx,
-    SslReadEx,
-    SslFree,
-}
-
-impl TlsSymbol {
-    pub const ALL: [Self; 5] = [Self::SslWrite, Self::SslRead, Self::SslWriteEx, Self::SslReadEx, Self::SslFree];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::SslWrite => "SSL_write",
-            Self::SslRead => "SSL_read",
-            Self::SslWriteEx => "SSL_write_ex",
-            Self::SslReadEx => "SSL_read_ex",
-            Self::SslFree => "SSL_free",
-        }
-    }
-}
+use crate::hooks::{Analysis, Found, Hook, HookKind, Library, Miss, Strategy, cache::Cache};
 
 /// Where the file came from, for labels and logs (a closed set: no paths in metric labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -43,7 +19,7 @@ impl TlsSymbol {
 pub enum LibraryKind {
     /// A shared libssl.
     Libssl,
-    /// Another file that defines the SSL functions (e.g. node with its static OpenSSL).
+    /// Another file that carries a TLS library (node's static OpenSSL, a Go binary).
     Embedded,
 }
 
@@ -56,51 +32,45 @@ pub struct TlsTarget {
     pub kind: LibraryKind,
     pub dev: u64,
     pub ino: u64,
-    /// File offsets of the functions found.
-    pub symbols: Vec<(TlsSymbol, u64)>,
+    pub library: Library,
+    /// How the hooks were found (the `strategy` label of `guard_tls_targets_attached`).
+    pub strategy: Strategy,
+    /// Where the probes go, by file offset.
+    pub hooks: Vec<Hook>,
+}
+
+impl TlsTarget {
+    /// File offsets of the hooks of one kind.
+    pub fn offsets(&self, kind: HookKind) -> impl Iterator<Item = u64> + '_ {
+        self.hooks.iter().filter(move |h| h.kind == kind).map(|h| h.offset)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("cannot open {path}: {source}")]
     Open { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not an ELF file we can read: {source}")]
-    Elf { path: PathBuf, source: object::Error },
+    #[error("{path}: {reason}")]
+    Analysis { path: PathBuf, reason: String },
 }
 
-/// Reads the SSL function offsets of one ELF file. `None`: it does not define SSL_write/SSL_read.
-pub fn inspect(path: &Path) -> Result<Option<Vec<(TlsSymbol, u64)>>, TargetError> {
+/// What was learnt about one file.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Hooked { library: Library, strategy: Strategy },
+    Miss(Miss),
+    /// Unreadable or not ELF.
+    Error,
+}
+
+/// Analyses one file through the cache.
+pub fn inspect(path: &Path, cache: &mut Cache) -> Result<Analysis, TargetError> {
     let file = fs::File::open(path).map_err(|source| TargetError::Open { path: path.into(), source })?;
     // SAFETY: read-only map of a file we only parse; if it is truncated underneath us the parse
-    // may see garbage, which `object` reports as an error rather than reading out of bounds.
+    // may see garbage, which the parsers report as an error rather than reading out of bounds.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| TargetError::Open { path: path.into(), source })?;
-    let elf = object::File::parse(&*map).map_err(|source| TargetError::Elf { path: path.into(), source })?;
-    let mut found: Vec<(TlsSymbol, u64)> = Vec::new();
-    for sym in elf.dynamic_symbols().chain(elf.symbols()) {
-        if !sym.is_definition() || sym.kind() != object::SymbolKind::Text {
-            continue;
-        }
-        let Ok(name) = sym.name() else { continue };
-        let Some(which) = TlsSymbol::ALL.into_iter().find(|s| s.name() == name) else { continue };
-        if found.iter().any(|(s, _)| *s == which) {
-            continue;
-        }
-        if let Some(off) = file_offset(&elf, sym.address()) {
-            found.push((which, off));
-        }
-    }
-    let has = |s| found.iter().any(|(f, _)| *f == s);
-    let usable = (has(TlsSymbol::SslWrite) || has(TlsSymbol::SslWriteEx)) && (has(TlsSymbol::SslRead) || has(TlsSymbol::SslReadEx));
-    Ok(usable.then_some(found))
-}
-
-/// Virtual address → offset in the file, through the loadable segment that holds it.
-fn file_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
-    elf.segments().find_map(|seg| {
-        let (start, size) = (seg.address(), seg.size());
-        let (file_start, file_size) = seg.file_range();
-        (addr >= start && addr < start + size && addr - start < file_size).then(|| addr - start + file_start)
-    })
+    cache.analyse(&map).map_err(|reason| TargetError::Analysis { path: path.into(), reason })
 }
 
 pub fn is_libssl(path: &str) -> bool {
@@ -131,7 +101,8 @@ pub const SYSTEM_LIB_DIRS: &[&str] =
 /// Remembers every file inspected, by (dev, inode), so each is read once.
 #[derive(Default)]
 pub struct Scanner {
-    seen: HashMap<(u64, u64), bool>,
+    seen: HashMap<(u64, u64), FileStatus>,
+    cache: Cache,
     pub inspect_errors: u64,
 }
 
@@ -167,10 +138,15 @@ impl Scanner {
 
     /// Every running process.
     pub fn scan_all(&mut self) -> Vec<TlsTarget> {
+        Self::pids().into_iter().flat_map(|p| self.scan_pid(p)).collect()
+    }
+
+    /// The running processes, in order.
+    pub fn pids() -> Vec<u32> {
         let Ok(entries) = fs::read_dir("/proc") else { return vec![] };
         let mut pids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
         pids.sort();
-        pids.into_iter().flat_map(|p| self.scan_pid(p)).collect()
+        pids
     }
 
     /// Inspects one file (once per inode); returns it when it is a new target.
@@ -183,18 +159,40 @@ impl Scanner {
         if self.seen.contains_key(&key) {
             return None;
         }
-        let symbols = match inspect(attach) {
-            Ok(s) => s,
+        let analysis = inspect(attach, &mut self.cache);
+        let status = match &analysis {
+            Ok(Analysis::Found(f)) => FileStatus::Hooked { library: f.library, strategy: f.strategy },
+            Ok(Analysis::Miss(m)) => FileStatus::Miss(*m),
+            Err(_) => FileStatus::Error,
+        };
+        if let FileStatus::Miss(m) = status
+            && m.is_blind_spot()
+        {
+            tracing::info!(path, reason = ?m, "TLS library without a verified hook");
+        }
+        self.seen.insert(key, status);
+        let Found { library, strategy, hooks } = match analysis {
+            Ok(Analysis::Found(f)) => f,
+            Ok(Analysis::Miss(_)) => return None,
             Err(e) => {
                 self.inspect_errors += 1;
                 tracing::debug!(error = %e, "skipping file");
-                None
+                return None;
             }
         };
-        self.seen.insert(key, symbols.is_some());
-        let symbols = symbols?;
         let kind = if is_libssl(path) { LibraryKind::Libssl } else { LibraryKind::Embedded };
-        Some(TlsTarget { attach_path: attach.into(), path: path.into(), kind, dev: key.0, ino: key.1, symbols })
+        Some(TlsTarget { attach_path: attach.into(), path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks })
+    }
+
+    /// What is known of a file (by device and inode), once it was inspected.
+    pub fn status(&self, dev: u64, ino: u64) -> Option<&FileStatus> {
+        self.seen.get(&(dev, ino))
+    }
+
+    /// What is known of a process's executable: for the per-agent blind-spot gauge and doctor.
+    pub fn exe_status(&self, pid: u32) -> Option<&FileStatus> {
+        let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+        self.status(meta.dev(), meta.ino())
     }
 }
 
@@ -231,8 +229,9 @@ mod tests {
     #[test]
     fn a_binary_without_tls_is_not_a_target() {
         let me = std::env::current_exe().unwrap();
-        assert!(inspect(&me).unwrap().is_none());
-        assert!(inspect(Path::new("/etc/hostname")).is_err());
+        let mut cache = Cache::default();
+        assert_eq!(inspect(&me, &mut cache).unwrap(), Analysis::Miss(Miss::NoTls));
+        assert!(inspect(Path::new("/etc/hostname"), &mut cache).is_err());
     }
 
     #[test]
@@ -245,9 +244,10 @@ mod tests {
             eprintln!("SKIP: no system libssl.so.3");
             return;
         };
-        let syms = inspect(lib).unwrap().expect("libssl defines SSL_write");
-        for s in TlsSymbol::ALL {
-            assert!(syms.iter().any(|(f, off)| *f == s && *off > 0), "{s:?} missing");
+        let Analysis::Found(found) = inspect(lib, &mut Cache::default()).unwrap() else { panic!("libssl defines SSL_write") };
+        assert_eq!((found.library, found.strategy), (Library::Openssl, Strategy::Dynsym));
+        for k in [HookKind::SslWrite, HookKind::SslRead, HookKind::SslWriteEx, HookKind::SslReadEx, HookKind::SslFree] {
+            assert!(found.hooks.iter().any(|h| h.kind == k && h.offset > 0), "{k:?} missing");
         }
     }
 }

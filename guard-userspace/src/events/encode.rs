@@ -92,6 +92,8 @@ pub fn encode(ev: &Event) -> Vec<u8> {
                 TlsFunc::SslRead => k::FUNC_SSL_READ,
                 TlsFunc::SslWriteEx => k::FUNC_SSL_WRITE_EX,
                 TlsFunc::SslReadEx => k::FUNC_SSL_READ_EX,
+                TlsFunc::GoWrite => k::FUNC_GO_WRITE,
+                TlsFunc::GoRead => k::FUNC_GO_READ,
             });
             out.extend_from_slice(&[0; 6]);
             debug_assert_eq!(out.len(), k::TLS_DATA_FIXED);

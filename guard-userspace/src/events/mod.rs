@@ -47,6 +47,9 @@ pub enum TlsFunc {
     SslRead,
     SslWriteEx,
     SslReadEx,
+    /// Go's `crypto/tls.(*Conn).Write` / `.Read`.
+    GoWrite,
+    GoRead,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

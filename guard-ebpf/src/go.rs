@@ -1,0 +1,116 @@
+//! Go's crypto/tls, found by userspace through `.gopclntab` (it survives `-s -w`). Arguments
+//! come in registers under Go's ABIInternal on amd64: receiver in RAX, then the slice as
+//! RBX (ptr), RCX (len), RDI (cap); results come back in RAX, RBX, ...; R14 holds the goroutine.
+//!
+//! (*Conn).Write(b) is captured at entry: the bytes are all there, and a failed write ends the
+//! connection anyway. (*Conn).Read(b) is captured at each of its RET instructions, never with a
+//! uretprobe: those rewrite the return address on the goroutine stack, which Go moves and
+//! unwinds, and crash the program.
+
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::ProbeContext};
+use guard_common::event::{DIR_READ, DIR_WRITE, FUNC_GO_READ, FUNC_GO_WRITE};
+
+use crate::{
+    globals,
+    maps::{GO_CALLS, GoKey, TlsCall},
+    tls::{close, emit},
+};
+
+/// (RAX, RBX, RCX, R14) of the probed thread.
+#[inline(always)]
+fn regs(ctx: &ProbeContext) -> (u64, u64, u64, u64) {
+    // SAFETY: for a uprobe the context is the thread's saved user registers, readable in place.
+    let r = unsafe { &*ctx.regs };
+    (r.rax, r.rbx, r.rcx, r.r14)
+}
+
+/// The calling thread, unless it is guard itself.
+#[inline(always)]
+fn caller() -> Option<u64> {
+    let id = bpf_get_current_pid_tgid();
+    ((id >> 32) as u32 != globals::self_tgid()).then_some(id)
+}
+
+#[uprobe]
+pub fn go_tls_write(ctx: ProbeContext) -> u32 {
+    let _ = write(&ctx);
+    0
+}
+
+#[uprobe]
+pub fn go_tls_read(ctx: ProbeContext) -> u32 {
+    let _ = read(&ctx);
+    0
+}
+
+/// Attached to every RET instruction of `(*Conn).Read`.
+#[uprobe]
+pub fn go_tls_read_ret(ctx: ProbeContext) -> u32 {
+    let _ = read_ret(&ctx);
+    0
+}
+
+#[uprobe]
+pub fn go_tls_close(ctx: ProbeContext) -> u32 {
+    if let Some(id) = caller() {
+        let _ = close(id, regs(&ctx).0);
+    }
+    0
+}
+
+fn write(ctx: &ProbeContext) -> Result<(), i64> {
+    let id = caller().ok_or(0i64)?;
+    let (conn, buf, len, _) = regs(ctx);
+    // A Go length is an int: a negative one is impossible, but never trust user registers.
+    if (len as i64) <= 0 {
+        return Ok(());
+    }
+    let call = TlsCall {
+        conn,
+        buf,
+        len_ptr: 0,
+        func: FUNC_GO_WRITE,
+        _pad: [0; 7],
+    };
+    emit(id, &call, DIR_WRITE, len)
+}
+
+fn read(ctx: &ProbeContext) -> Result<(), i64> {
+    let id = caller().ok_or(0i64)?;
+    let (conn, buf, _, g) = regs(ctx);
+    let key = GoKey {
+        tgid: (id >> 32) as u32,
+        _pad: 0,
+        g,
+    };
+    GO_CALLS
+        .insert(
+            &key,
+            &TlsCall {
+                conn,
+                buf,
+                len_ptr: 0,
+                func: FUNC_GO_READ,
+                _pad: [0; 7],
+            },
+            0,
+        )
+        .map_err(i64::from)
+}
+
+fn read_ret(ctx: &ProbeContext) -> Result<(), i64> {
+    let id = caller().ok_or(0i64)?;
+    let (n, _, _, g) = regs(ctx);
+    let key = GoKey {
+        tgid: (id >> 32) as u32,
+        _pad: 0,
+        g,
+    };
+    // SAFETY: the value is copied out before the entry is removed.
+    let call = unsafe { *GO_CALLS.get(&key).ok_or(0i64)? };
+    let _ = GO_CALLS.remove(&key);
+    if (n as i64) <= 0 {
+        return Ok(());
+    }
+    emit(id, &call, DIR_READ, n)
+}

@@ -1,0 +1,67 @@
+//! Analyses are cached by what the file is, not where it is: its GNU build-id, or failing that a
+//! hash of its size and sampled pages. A 100 MB binary run from many paths, or again after an
+//! upgrade that did not change it, is analysed once.
+
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hasher as _},
+};
+
+use super::{Analysis, HookError, analyse, elf};
+
+/// What a file is, independently of its path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FileKey {
+    BuildId(Vec<u8>),
+    /// Size, and a hash of the first and last 64 KiB and one 4 KiB page per MiB between.
+    Sampled {
+        size: u64,
+        hash: u64,
+    },
+}
+
+impl FileKey {
+    pub fn of(data: &[u8]) -> Self {
+        if let Ok(file) = object::File::parse(data)
+            && let Some(id) = elf::build_id(&file)
+            && !id.is_empty()
+        {
+            return Self::BuildId(id);
+        }
+        const EDGE: usize = 64 << 10;
+        let mut h = DefaultHasher::new();
+        h.write(&data[..data.len().min(EDGE)]);
+        h.write(&data[data.len().saturating_sub(EDGE)..]);
+        for page in (EDGE..data.len().saturating_sub(EDGE)).step_by(1 << 20) {
+            h.write(&data[page..data.len().min(page + 4096)]);
+        }
+        Self::Sampled {
+            size: data.len() as u64,
+            hash: h.finish(),
+        }
+    }
+}
+
+/// Results by file identity. Errors are cached too: a file that does not parse will not parse
+/// next time either.
+#[derive(Default)]
+pub struct Cache {
+    entries: HashMap<FileKey, Result<Analysis, String>>,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl Cache {
+    /// The analysis of `data`, computed at most once per file identity.
+    pub fn analyse(&mut self, data: &[u8]) -> Result<Analysis, String> {
+        let key = FileKey::of(data);
+        if let Some(r) = self.entries.get(&key) {
+            self.hits += 1;
+            return r.clone();
+        }
+        self.misses += 1;
+        let r = analyse(data).map_err(|e: HookError| e.to_string());
+        self.entries.insert(key, r.clone());
+        r
+    }
+}

@@ -1,0 +1,56 @@
+//! Which TLS library a file carries when no strategy found its functions, from strings its code
+//! cannot drop: the source paths its error macros record (`__FILE__`) and its own name. Only used
+//! to tell a blind spot from a file without TLS, never to place a hook.
+
+use memchr::memmem;
+
+use super::Library;
+
+/// Stored reversed, so that guard's own binary does not carry them and look like a TLS library.
+const MARKERS: &[(&[u8], Library)] = &[
+    // OPENSSL_PUT_ERROR records __FILE__: BoringSSL's TLS code is in ssl/*.cc ("/ssl/ssl_lib.cc").
+    (b"\0cc.bil_lss/lss/", Library::Boringssl),
+    (b"\0c.bil_lss/lss/", Library::Openssl),
+    // Panic locations name the crate's source path.
+    (b"-sltsur/", Library::Rustls),
+];
+
+pub fn library(data: &[u8]) -> Option<Library> {
+    MARKERS
+        .iter()
+        .find(|(m, _)| {
+            let forward: Vec<u8> = m.iter().rev().copied().collect();
+            memmem::find(data, &forward).is_some()
+        })
+        .map(|(_, l)| *l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_paths_name_the_library() {
+        // Built at run time so that the test binary itself carries no marker.
+        let path = |ext: &str| {
+            format!(
+                "x\0../../vendor/boringssl/ssl/ssl_lib.{}\0y",
+                std::hint::black_box(ext)
+            )
+            .into_bytes()
+        };
+        assert_eq!(library(&path("cc")), Some(Library::Boringssl));
+        assert_eq!(library(&path("c")), Some(Library::Openssl));
+        assert_eq!(
+            library(
+                format!(
+                    "/registry/src/x/{}-0.23.1/src/conn.rs",
+                    std::hint::black_box("rustls")
+                )
+                .as_bytes()
+            ),
+            Some(Library::Rustls)
+        );
+        assert_eq!(library(b"hello world"), None);
+    }
+}

@@ -1,0 +1,214 @@
+//! The hook finder: where in an ELF file guard can see TLS plaintext, found from the code's own
+//! structure rather than from per-version tables. Strategies, cheapest and surest first:
+//!
+//! 1. `dynsym`: exported `SSL_write`/`SSL_read` (libssl, node's static OpenSSL);
+//! 2. `symtab`: the same names in the static symbol table of an unstripped binary;
+//! 3. `gopclntab`: Go's function table, which survives `-s -w`, names `crypto/tls.(*Conn).Write`
+//!    and `.Read`; their RET instructions come from disassembly (Go cannot take uretprobes);
+//! 4. `structural`: BoringSSL in a stripped static binary (Bun), from the error-reporting call
+//!    sites of `SSL_write`/`SSL_read` and the call graph ([`boring`]).
+//!
+//! A file where none applies gets a [`Miss`] with a reason, so that a blind spot is reported
+//! rather than silent. Sans-IO: [`analyse`] takes the file's bytes; reading, caching by build-id
+//! and running off the event loop are the caller's business ([`cache`]).
+
+mod boring;
+pub mod cache;
+mod elf;
+mod gopclntab;
+mod markers;
+mod rets;
+mod symbols;
+
+use object::Object as _;
+use serde::Serialize;
+
+/// A place a kernel program is attached, and which program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    SslWrite,
+    SslRead,
+    SslWriteEx,
+    SslReadEx,
+    SslFree,
+    /// Entry of Go's `crypto/tls.(*Conn).Write`.
+    GoWrite,
+    /// Entry of `(*Conn).Read`.
+    GoRead,
+    /// One RET instruction of `(*Conn).Read`.
+    GoReadRet,
+    /// Entry of `(*Conn).Close`.
+    GoClose,
+}
+
+impl HookKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SslWrite => "SSL_write",
+            Self::SslRead => "SSL_read",
+            Self::SslWriteEx => "SSL_write_ex",
+            Self::SslReadEx => "SSL_read_ex",
+            Self::SslFree => "SSL_free",
+            Self::GoWrite => "crypto/tls.(*Conn).Write",
+            Self::GoRead => "crypto/tls.(*Conn).Read",
+            Self::GoReadRet => "crypto/tls.(*Conn).Read RET",
+            Self::GoClose => "crypto/tls.(*Conn).Close",
+        }
+    }
+}
+
+/// How the hooks of a file were found (a label value: a closed set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Dynsym,
+    Symtab,
+    Gopclntab,
+    /// From the code's shape: error-reporting call sites and the call graph (BoringSSL).
+    Structural,
+}
+
+/// The TLS implementation a file carries (a label value: a closed set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Library {
+    Openssl,
+    GoCryptoTls,
+    Boringssl,
+    Rustls,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Hook {
+    pub kind: HookKind,
+    /// Offset in the file, where the uprobe goes.
+    pub offset: u64,
+}
+
+/// Hooks that were found, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Found {
+    pub library: Library,
+    pub strategy: Strategy,
+    pub hooks: Vec<Hook>,
+}
+
+/// Why a file has no hook (a label value: a closed set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Miss {
+    /// No TLS library in it: nothing to see, not a blind spot.
+    NoTls,
+    /// It carries TLS (by its strings or metadata) but no strategy located the functions.
+    Unhooked(Library),
+    /// Not x86-64 code: the hooks and the register conventions are amd64 only.
+    UnsupportedArch,
+    /// A Go binary whose function table layout we do not read (before Go 1.16).
+    UnsupportedGoVersion,
+}
+
+impl Miss {
+    /// Whether this miss leaves TLS traffic unseen.
+    pub fn is_blind_spot(self) -> bool {
+        !matches!(self, Self::NoTls)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Analysis {
+    Found(Found),
+    Miss(Miss),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("not an ELF file we can read: {0}")]
+    Elf(#[from] object::Error),
+    #[error("malformed Go function table: {0}")]
+    Gopclntab(#[from] gopclntab::PclnError),
+}
+
+/// Finds the TLS hooks of one ELF file, given its bytes.
+pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
+    let file = object::File::parse(data)?;
+    if let Some(found) = symbols::find(&file) {
+        return Ok(Analysis::Found(found));
+    }
+    let amd64 = file.architecture() == object::Architecture::X86_64;
+    match gopclntab::Table::locate(&file, data) {
+        Ok(Some(_)) if !amd64 => Ok(Analysis::Miss(Miss::UnsupportedArch)),
+        Ok(Some(table)) => Ok(go_hooks(&file, data, &table)),
+        Err(gopclntab::PclnError::TooOld { .. }) => Ok(Analysis::Miss(Miss::UnsupportedGoVersion)),
+        Err(gopclntab::PclnError::NotAmd64 { .. }) => Ok(Analysis::Miss(Miss::UnsupportedArch)),
+        Err(e) => Err(e.into()),
+        Ok(None) => Ok(match markers::library(data) {
+            Some(Library::Boringssl) if amd64 => match boring::find(&file, data) {
+                Some(found) => Analysis::Found(found),
+                None => Analysis::Miss(Miss::Unhooked(Library::Boringssl)),
+            },
+            Some(lib) => Analysis::Miss(Miss::Unhooked(lib)),
+            None => Analysis::Miss(Miss::NoTls),
+        }),
+    }
+}
+
+/// Go: entries of Write, Read, Close from the function table, and the RETs of Read.
+fn go_hooks(file: &object::File<'_>, data: &[u8], table: &gopclntab::Table<'_>) -> Analysis {
+    const NAMES: [&str; 3] = [
+        "crypto/tls.(*Conn).Write",
+        "crypto/tls.(*Conn).Read",
+        "crypto/tls.(*Conn).Close",
+    ];
+    let [write, read, close] = table.find(NAMES);
+    let (Some(write), Some(read)) = (write, read) else {
+        return Analysis::Miss(Miss::NoTls);
+    };
+    let unhooked = Analysis::Miss(Miss::Unhooked(Library::GoCryptoTls));
+    let at = |addr| elf::file_offset(file, addr);
+    let (Some(w), Some(r)) = (at(write.entry), at(read.entry)) else {
+        return unhooked;
+    };
+    let Some(code) = elf::bytes_at(file, data, read.entry, read.end - read.entry) else {
+        return unhooked;
+    };
+    let rets = rets::find(code, read.entry);
+    // A Read with no RET would leave every entry unanswered: no hook rather than half of one.
+    if rets.is_empty() {
+        return unhooked;
+    }
+    let mut hooks = vec![
+        Hook {
+            kind: HookKind::GoWrite,
+            offset: w,
+        },
+        Hook {
+            kind: HookKind::GoRead,
+            offset: r,
+        },
+    ];
+    for ret in rets {
+        let Some(offset) = at(ret) else {
+            return unhooked;
+        };
+        hooks.push(Hook {
+            kind: HookKind::GoReadRet,
+            offset,
+        });
+    }
+    if let Some(offset) = close.and_then(|c| at(c.entry)) {
+        hooks.push(Hook {
+            kind: HookKind::GoClose,
+            offset,
+        });
+    }
+    Analysis::Found(Found {
+        library: Library::GoCryptoTls,
+        strategy: Strategy::Gopclntab,
+        hooks,
+    })
+}
+
+#[cfg(test)]
+mod tests;

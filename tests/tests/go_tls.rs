@@ -1,0 +1,150 @@
+//! Privileged end-to-end: a Go client (crypto/tls, statically linked) against the local mock LLM
+//! server, built with symbols and with `-ldflags="-s -w"`. guard finds `(*Conn).Write`/`.Read`
+//! through `.gopclntab`, hooks Read's RET instructions (no uretprobe), and must decode exactly
+//! the usage the server sent. Then 10,000 requests on one connection: none lost, no crash.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::Write as _,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use guard::{
+    events::TlsFunc,
+    protocols::{Exchange, Role},
+};
+use guard_tests::{
+    connections_of,
+    daemon::Daemon,
+    exchanges, go,
+    mock::{ClientRun, MockLlm, run_client},
+    privileged,
+};
+
+fn assert_usage_matches(all: &[Exchange], run: &ClientRun) {
+    let mut mine: Vec<&Exchange> = all
+        .iter()
+        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
+        .collect();
+    mine.sort_by_key(|x| x.timings.start_ns);
+    assert_eq!(
+        mine.len(),
+        run.calls.len(),
+        "pid {}: decoded {mine:#?}\nclient made {:#?}",
+        run.pid,
+        run.calls
+    );
+    for (x, call) in mine.iter().zip(&run.calls) {
+        let provider = serde_json::to_value(x.provider).unwrap();
+        assert_eq!(
+            provider.as_str(),
+            Some(call.provider.as_str()),
+            "{x:#?}\n{call:#?}"
+        );
+        assert_eq!(x.streamed, call.streamed, "{x:#?}\n{call:#?}");
+        assert!(x.inference && x.complete && x.usage_seen, "{x:#?}");
+        assert_eq!(x.status, Some(200));
+        let u = x.usage;
+        assert_eq!(
+            [u.input, u.cache_read, u.cache_write, u.output, u.reasoning],
+            call.usage,
+            "{x:#?}\n{call:#?}"
+        );
+    }
+}
+
+#[test]
+fn go_client_usage_is_exact_with_and_without_symbols() {
+    if !privileged() {
+        return;
+    }
+    let (full, stripped) = go::clients();
+    let mock = MockLlm::start();
+    let mut d = Daemon::start("go-llm");
+    // Let guard hook each binary (an idle process of it, waiting on stdin) before the calls: a
+    // debug build's scanning thread may be busy with other new binaries on a shared machine.
+    for (bin, name) in [(full, "goclient "), (stripped, "goclient-stripped ")] {
+        let mut idle = go::repeat(bin, &mock, 0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        d.wait_for(name, Duration::from_secs(120));
+        let _ = idle.kill();
+        let _ = idle.wait();
+    }
+    let mut runs = Vec::new();
+    for bin in [full, stripped] {
+        for enc in ["", "gzip"] {
+            let run = run_client(&mut go::llm(bin, &mock, enc));
+            assert_eq!(run.calls.len(), 5);
+            let want = (!enc.is_empty()).then(|| enc.to_string());
+            assert!(
+                run.calls.iter().all(|c| c.encoding == want),
+                "{enc:?}: {:#?}",
+                run.calls
+            );
+            runs.push(run);
+        }
+    }
+    let (events, log) = d.stop_with_log();
+    assert!(
+        log.iter().any(|l| l.contains("Gopclntab")),
+        "attached through .gopclntab"
+    );
+    let all = exchanges(&events);
+    for run in &runs {
+        assert_usage_matches(&all, run);
+        for (_, c) in connections_of(&events, run.pid) {
+            assert_eq!(c.gaps, 0);
+            assert!(
+                c.funcs
+                    .iter()
+                    .all(|f| matches!(f, TlsFunc::GoWrite | TlsFunc::GoRead)),
+                "{:?}",
+                c.funcs
+            );
+        }
+    }
+}
+
+#[test]
+fn go_client_ten_thousand_requests_all_seen_no_crash() {
+    if !privileged() {
+        return;
+    }
+    const N: u32 = 10_000;
+    let (_, stripped) = go::clients();
+    let mock = MockLlm::start();
+    let mut d = Daemon::start("go-loop");
+    let mut child = go::repeat(stripped, &mock, N)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Start once guard has hooked this binary: what ran before is not the point here.
+    d.wait_for("goclient-stripped", Duration::from_secs(60));
+    let t = Instant::now();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    eprintln!("{N} requests in {:?}", t.elapsed());
+    assert!(
+        out.status.success(),
+        "the Go client failed under the probes: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), N.to_string());
+    let events = d.stop();
+    let conns: Vec<_> = exchanges(&events)
+        .into_iter()
+        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == pid))
+        .collect();
+    assert_eq!(conns.len(), N as usize, "every request seen once");
+    assert!(conns.iter().all(|x| x.path.as_deref() == Some("/v1/models")
+        && x.status == Some(200)
+        && x.complete
+        && !x.inference));
+}
