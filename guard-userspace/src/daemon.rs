@@ -170,6 +170,8 @@ struct Sinks {
     audit: Option<AuditWriter>,
     metrics: Arc<Metrics>,
     governed: Vec<Governed>,
+    /// (library, strategy) pairs that have had a `guard_tls_targets_attached` series.
+    tls_seen: std::collections::HashSet<(crate::hooks::Library, crate::hooks::Strategy)>,
 }
 
 impl Sinks {
@@ -234,7 +236,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         .map(AuditWriter::open)
         .transpose()?;
     let metrics = Arc::new(Metrics::new(&opts.labels));
-    let mut sinks = Sinks { governor, proc, audit, metrics: metrics.clone(), governed: Vec::new() };
+    let mut sinks = Sinks { governor, proc, audit, metrics: metrics.clone(), governed: Vec::new(), tls_seen: Default::default() };
     let mut scanner = Scanner::default();
     let mut found = scanner.scan_system();
     found.extend(scanner.scan_all());
@@ -267,7 +269,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last_full_scan = Instant::now();
     let mut last_metrics = Instant::now();
-    update_metrics(&metrics, &kernel, &stats, &pipeline, &sinks, &counters);
+    update_metrics(&metrics, &kernel, &stats, &pipeline, &mut sinks, &counters);
     let mut out = Vec::new();
     tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
 
@@ -295,7 +297,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 }
                 if now.duration_since(last_metrics) >= METRICS_EVERY {
                     last_metrics = now;
-                    update_metrics(&metrics, &kernel, &stats, &pipeline, &sinks, &counters);
+                    update_metrics(&metrics, &kernel, &stats, &pipeline, &mut sinks, &counters);
                 }
                 if now.duration_since(last_full_scan) >= opts.rescan_every {
                     last_full_scan = now;
@@ -330,7 +332,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(r) = recorder.as_mut() {
         r.flush()?;
     }
-    update_metrics(&metrics, &kernel, &stats, &pipeline, &sinks, &counters);
+    update_metrics(&metrics, &kernel, &stats, &pipeline, &mut sinks, &counters);
     if let Some(server) = server {
         match server.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics server stopped with an error"),
@@ -360,12 +362,11 @@ fn update_metrics(
     kernel: &Kernel,
     stats: &reader::ReaderStats,
     pipeline: &Pipeline,
-    sinks: &Sinks,
+    sinks: &mut Sinks,
     counters: &Counters,
 ) {
     use guard_common::event::{LOSS_RING_FULL, LOSS_TLS_TRUNCATED};
 
-    use crate::ebpf::targets::LibraryKind;
     let counts = sinks.governor.table().agent_counts();
     m.set_agent_processes(counts.into_iter().map(|(a, n)| (a.to_string(), n)));
     if let Ok(k) = kernel.losses() {
@@ -379,10 +380,18 @@ fn update_metrics(
     m.set_lost_total(LossSource::ExecDropped, p.execs_dropped);
     let d = pipeline.decoder_stats();
     m.set_lost_total(LossSource::DecoderError, d.http_errors + d.decode_errors + d.bad_payloads + d.dropped_events);
-    let by_kind = kernel.attached_by_kind();
-    for (kind, name) in [(LibraryKind::Libssl, "libssl"), (LibraryKind::Embedded, "embedded")] {
-        m.set_tls_targets(name, by_kind.get(&kind).copied().unwrap_or(0) as i64);
+    // Every (library, strategy) ever attached keeps a series, at 0 once its files are gone.
+    let by_strategy = kernel.attached_by_strategy();
+    sinks.tls_seen.extend(by_strategy.keys().copied());
+    for key @ (library, strategy) in &sinks.tls_seen {
+        let n = by_strategy.get(key).copied().unwrap_or(0) as i64;
+        m.set_tls_targets(&label(library), &label(strategy), n);
     }
+}
+
+/// The snake_case name a closed serde enum serialises to.
+fn label(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 fn attach(kernel: &mut Kernel, t: &crate::ebpf::targets::TlsTarget) {

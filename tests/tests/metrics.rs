@@ -128,7 +128,7 @@ fn metrics_equal_the_servers_usage_and_the_commands_run() {
     let sdk_anthropic = sdk.calls.iter().filter(|c| c.provider == "anthropic").count() as f64;
     assert_eq!(got.get(r#"guard_llm_request_duration_seconds_count{agent="client_sdk",provider="anthropic"}"#), Some(&sdk_anthropic));
     assert!(got.contains_key(r#"guard_build_info{version="0.1.0"}"#), "{text}");
-    assert!(got.keys().any(|k| k.starts_with(r#"guard_tls_targets_attached{library="libssl""#)), "{text}");
+    assert!(got.keys().any(|k| k.starts_with(r#"guard_tls_targets_attached{library="openssl",strategy="dynsym"}"#)), "{text}");
     for secret in ["sk-mock", "sk-ant-api03", "Hello", "clean up the build", "/srv/"] {
         assert!(!text.contains(secret), "{secret} leaked into /metrics");
     }

@@ -77,6 +77,10 @@ pub struct RunningAgent {
     pub program: String,
     /// Live processes attributed to this agent process (itself included).
     pub processes: u64,
+    /// What guard found in the agent's executable: hooks and the strategy that found them, a
+    /// blind spot (TLS inside but no verified hook), or no TLS of its own (then the shared
+    /// libraries it loads are what is hooked). `None` when the scan did not reach it.
+    pub executable_tls: Option<crate::ebpf::targets::FileStatus>,
 }
 
 /// Where to look. `live` is false for a fake root (tests): no kernel probing, no TLS scan.
@@ -120,8 +124,9 @@ pub fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report {
     let has = |c: u32| cap_eff.is_some_and(|e| e & (1 << c) != 0);
     let may_probe = opts.live && (has(checks::CAP_BPF) || has(checks::CAP_SYS_ADMIN));
     let enforcement = enforce::mechanisms(&sys, btf.as_ref(), may_probe);
-    let tls_targets = if opts.live { tls_targets() } else { Vec::new() };
-    let agents = cfg.catalog().map(|c| running_agents(&proc_root, c)).unwrap_or_default();
+    let mut scanner = Scanner::default();
+    let tls_targets = if opts.live { tls_targets(&mut scanner) } else { Vec::new() };
+    let agents = cfg.catalog().map(|c| running_agents(&proc_root, c, &scanner)).unwrap_or_default();
 
     let problems: Vec<String> = checks.iter().filter(|c| c.status == Status::Fail).map(|c| format!("{}: {}", c.name, c.detail)).collect();
     Report {
@@ -139,8 +144,7 @@ pub fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report {
 }
 
 /// What `guard run` would hook at start: system libssl files, then every process's mappings.
-fn tls_targets() -> Vec<Target> {
-    let mut scanner = Scanner::default();
+fn tls_targets(scanner: &mut Scanner) -> Vec<Target> {
     let mut found = scanner.scan_system();
     found.extend(scanner.scan_all());
     found
@@ -154,7 +158,7 @@ fn tls_targets() -> Vec<Target> {
 }
 
 /// The catalog's agents among the running processes, with their process counts.
-fn running_agents(proc_root: &Path, catalog: crate::process::Catalog) -> Vec<RunningAgent> {
+fn running_agents(proc_root: &Path, catalog: crate::process::Catalog, scanner: &Scanner) -> Vec<RunningAgent> {
     let catalog = Arc::new(catalog);
     let Ok(procs) = seed::read_all(proc_root, &catalog.marker_names(), seed::clk_tck()) else { return Vec::new() };
     let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
@@ -175,6 +179,7 @@ fn running_agents(proc_root: &Path, catalog: crate::process::Catalog) -> Vec<Run
             pid: a.key.pid,
             program: table.get_key(a.key).map(|p| p.name().to_owned()).unwrap_or_default(),
             processes: per_agent.get(&k).copied().unwrap_or(0),
+            executable_tls: scanner.exe_status(a.key.pid).cloned(),
         })
         .collect()
 }
@@ -218,7 +223,14 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(s, "\nagents running ({})", r.agents.len());
     for a in &r.agents {
-        let _ = writeln!(s, "  {:<16} pid {} ({}), {} process(es)", a.agent, a.pid, a.program, a.processes);
+        let tls = match &a.executable_tls {
+            Some(crate::ebpf::targets::FileStatus::Hooked { library, strategy }) => format!("hooked: {library:?} by {strategy:?}"),
+            Some(crate::ebpf::targets::FileStatus::Miss(m)) if m.is_blind_spot() => format!("BLIND SPOT: {m:?}"),
+            Some(crate::ebpf::targets::FileStatus::Miss(_)) => "no TLS of its own (shared libraries hooked)".to_owned(),
+            Some(crate::ebpf::targets::FileStatus::Error) => "executable unreadable".to_owned(),
+            None => "not scanned".to_owned(),
+        };
+        let _ = writeln!(s, "  {:<16} pid {} ({}), {} process(es); executable: {tls}", a.agent, a.pid, a.program, a.processes);
     }
     if r.can_run {
         let _ = writeln!(s, "\nresult: guard can run here");

@@ -112,7 +112,7 @@ fn a_capable_host_reports_every_section() {
     assert_eq!(v["tls_targets"], serde_json::json!([]));
     assert_eq!(
         v["agents"],
-        serde_json::json!([{ "agent": "claude-code", "kind": "catalog", "pid": 100, "program": "claude", "processes": 2 }])
+        serde_json::json!([{ "agent": "claude-code", "kind": "catalog", "pid": 100, "program": "claude", "processes": 2, "executable_tls": null }])
     );
 }
 

@@ -131,10 +131,12 @@ impl Metrics {
         }
     }
 
-    /// Sets how many files of one library kind are hooked (`libssl`, `embedded`, ...).
-    pub fn set_tls_targets(&self, library: &str, n: i64) {
+    /// Sets how many files of one TLS library (`openssl`, `boringssl`, `go_crypto_tls`, ...) are
+    /// hooked through one strategy (`dynsym`, `symtab`, `gopclntab`, `structural`).
+    pub fn set_tls_targets(&self, library: &str, strategy: &str, n: i64) {
         let library = self.libraries.admit("library", ident_value(library));
-        self.runtime.tls_targets.get_or_create(&LibraryLabel { library }).set(n);
+        let strategy = self.libraries.admit("strategy", ident_value(strategy));
+        self.runtime.tls_targets.get_or_create(&LibraryLabel { library, strategy }).set(n);
     }
 
     /// The OpenMetrics text of every family, `# EOF` included.

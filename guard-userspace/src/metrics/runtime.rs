@@ -18,6 +18,7 @@ pub struct SourceLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LibraryLabel {
     pub library: String,
+    pub strategy: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,7 +55,7 @@ impl RuntimeMetrics {
         let tls_targets = Family::default();
         reg.register(
             "guard_tls_targets_attached",
-            "Files whose TLS functions guard has hooked, by kind of library",
+            "Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks",
             tls_targets.clone(),
         );
         reg.register(

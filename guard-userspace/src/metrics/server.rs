@@ -136,7 +136,7 @@ mod tests {
         let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr();
         let metrics = Arc::new(Metrics::default());
-        metrics.set_tls_targets("libssl", 1);
+        metrics.set_tls_targets("openssl", "dynsym", 1);
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(listener.serve(metrics, stopped));
 
@@ -144,7 +144,7 @@ mod tests {
         assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
         assert!(resp.contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"), "{resp}");
         assert!(resp.contains("\r\n\r\n# HELP guard_llm_requests "), "{resp}");
-        assert!(resp.contains("guard_tls_targets_attached{library=\"libssl\"} 1\n"), "{resp}");
+        assert!(resp.contains("guard_tls_targets_attached{library=\"openssl\",strategy=\"dynsym\"} 1\n"), "{resp}");
         assert!(resp.ends_with("# EOF\n"), "{resp}");
 
         let resp = get(addr, "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;

@@ -239,8 +239,8 @@ fn commands_processes_losses_and_targets() {
     m.set_lost_total(LossSource::KernelRingFull, 7);
     m.set_lost_total(LossSource::ChannelFull, 3);
     m.set_lost_total(LossSource::ChannelFull, 1); // the source restarted
-    m.set_tls_targets("libssl", 2);
-    m.set_tls_targets("embedded", 1);
+    m.set_tls_targets("openssl", "dynsym", 2);
+    m.set_tls_targets("boringssl", "structural", 1);
     let text = m.encode();
     let get = |name| sorted(&family(&text, name)).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
     assert_eq!(
@@ -257,7 +257,7 @@ fn commands_processes_losses_and_targets() {
     assert!(get("guard_events_lost").contains("guard_events_lost_total{source=\"channel_full\"} 4\n"));
     assert_eq!(
         get("guard_tls_targets_attached"),
-        "guard_tls_targets_attached{library=\"embedded\"} 1\nguard_tls_targets_attached{library=\"libssl\"} 2"
+        "guard_tls_targets_attached{library=\"boringssl\",strategy=\"structural\"} 1\nguard_tls_targets_attached{library=\"openssl\",strategy=\"dynsym\"} 2"
     );
 }
 
@@ -287,7 +287,7 @@ fn populated() -> String {
     m.on_destructive("claude-code", "fs.rm-rf-root", Severity::Critical, Action::Observed);
     m.on_agent_command("claude-code");
     m.set_agent_processes([("claude-code".to_owned(), 1)]);
-    m.set_tls_targets("libssl", 1);
+    m.set_tls_targets("openssl", "dynsym", 1);
     m.encode()
 }
 
