@@ -1,5 +1,6 @@
-//! Attaches the empty uprobe/uretprobe pair to SSL_write in the given library, prints `ready`,
-//! and holds them until stdin closes. The floor condition of `cargo xtask bench-probe`.
+//! Attaches the empty uprobe/uretprobe pair to SSL_write and SSL_read in the given library (where
+//! guard hooks them), prints `ready`, and holds them until stdin closes. The floor condition of
+//! `cargo xtask bench probe`.
 
 use std::io::Read as _;
 
@@ -11,7 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in ["floor_entry", "floor_return"] {
         let p: &mut UProbe = ebpf.program_mut(name).ok_or("program missing")?.try_into()?;
         p.load()?;
-        p.attach("SSL_write", &lib, UProbeScope::AllProcesses)?;
+        for func in ["SSL_write", "SSL_read"] {
+            p.attach(func, &lib, UProbeScope::AllProcesses)?;
+        }
     }
     println!("ready");
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
