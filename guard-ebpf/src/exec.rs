@@ -1,6 +1,7 @@
 //! Process lifecycle: exec, fork and exit tracepoints, and argv at `execve`/`execveat` entry with
 //! the result at exit, so a failed exec is never reported as run.
 
+use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::{
     EbpfContext as _,
     helpers::{
@@ -168,9 +169,26 @@ fn try_enter_exec(
 /// Copies `len` bytes of a scratch record into the ring buffer, counting a full ring as a loss.
 #[inline(always)]
 pub fn output(rec: *const u8, len: usize) -> Result<(), i64> {
+    output_flags(rec, len, 0)
+}
+
+/// Unread bytes in the ring past which TLS data wakes the reader at once.
+const WAKE_AT: u64 = 256 * 1024;
+
+/// [`output`] for bulk TLS data: it does not wake the reader (which also drains on a short timer)
+/// until enough is waiting. A wake-up per record made the daemon's cost per small record mostly
+/// context switches. Process events keep the default, prompt wake-up.
+#[inline(always)]
+pub fn output_bulk(rec: *const u8, len: usize) -> Result<(), i64> {
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKE_AT { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
+    output_flags(rec, len, flags as u64)
+}
+
+#[inline(always)]
+fn output_flags(rec: *const u8, len: usize, flags: u64) -> Result<(), i64> {
     // SAFETY: `rec` points at a scratch record at least `len` bytes long (callers bound `len`).
     let bytes = unsafe { core::slice::from_raw_parts(rec, len) };
-    EVENTS.output::<[u8]>(bytes, 0).map_err(|e| {
+    EVENTS.output::<[u8]>(bytes, flags).map_err(|e| {
         count_loss(LOSS_RING_FULL);
         e as i64
     })
@@ -231,7 +249,9 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     if n > 0 {
         ev.filename_len = (n - 1) as u32;
     }
-    slot.submit(0);
+    // Wake the reader even when bulk TLS data is waiting unread: it reads the new program's cwd
+    // from /proc as this record arrives, before a short-lived command is gone.
+    slot.submit(BPF_RB_FORCE_WAKEUP as u64);
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use guard_common::event::{
 };
 
 use crate::{
-    exec::output,
+    exec::output_bulk,
     globals,
     maps::{ConnKey, EVENTS, TLS_CALLS, TLS_OFFSETS, TLS_SCRATCH, TlsCall, count_loss},
 };
@@ -190,7 +190,7 @@ extern "C" fn send_chunk(i: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if r < 0 {
         count_loss(LOSS_TLS_READ);
     } else {
-        let _ = output(ev as *const _ as *const u8, TLS_DATA_FIXED + n as usize);
+        let _ = output_bulk(ev as *const _ as *const u8, TLS_DATA_FIXED + n as usize);
     }
     0
 }

@@ -1,6 +1,6 @@
-//! The reader only reads: it drains the ring buffer whenever the kernel signals data and hands each
-//! record, copied, to a bounded channel. It never blocks on the consumer: a full channel is a
-//! counted loss, so a slow pipeline cannot stall the kernel side.
+//! The reader only reads: it drains the ring buffer when the kernel signals data, and every 20 ms
+//! (bulk TLS data does not signal), and hands each record, copied, to a bounded channel. It never
+//! blocks on the consumer: a full channel is a counted loss, so a slow pipeline cannot stall the kernel.
 
 use std::{
     os::fd::AsRawFd,
@@ -34,6 +34,9 @@ impl AsRawFd for Ring {
     }
 }
 
+/// How long TLS data may wait in the ring when no wake-up came.
+const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Runs until `stop` turns true, then drains what is left and returns.
 pub async fn run(
     ring: RingBuf<MapData>,
@@ -45,8 +48,13 @@ pub async fn run(
     // SAFETY: the ring owns its map fd, which stays open and unchanged until the AsyncFd drops.
     let mut fd = unsafe { AsyncFd::register_with_interest(Ring(ring), tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)?;
+    // TLS data is written without waking us until enough is waiting (see guard-ebpf
+    // `output_bulk`): drain on a short timer too, so a quiet connection's last bytes are not late.
+    let mut tick = tokio::time::interval(DRAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = tick.tick() => drain(&mut fd.get_mut().0, &tx, &stats, &cwds),
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
                 drain(&mut guard.get_inner_mut().0, &tx, &stats, &cwds);
