@@ -157,3 +157,44 @@ pub fn node_fetch(mock: &MockLlm, encoding: &str) -> Command {
         .env("MOCK_CLIENT_DELAY_MS", "700");
     c
 }
+
+/// Every call the client made is one complete inference exchange of its process, in order, with
+/// exactly the server's usage.
+pub fn assert_usage_matches(all: &[guard::protocols::Exchange], run: &ClientRun) {
+    let mut mine: Vec<&guard::protocols::Exchange> = all
+        .iter()
+        .filter(|x| x.role == guard::protocols::Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
+        .collect();
+    mine.sort_by_key(|x| x.timings.start_ns);
+    assert_eq!(
+        mine.len(),
+        run.calls.len(),
+        "pid {}: decoded {mine:#?}\nclient made {:#?}",
+        run.pid,
+        run.calls
+    );
+    for (x, call) in mine.iter().zip(&run.calls) {
+        if !call.inference {
+            assert!(
+                !x.inference && x.usage == Default::default(),
+                "not inference, never counted: {x:#?}"
+            );
+            continue;
+        }
+        let provider = serde_json::to_value(x.provider).unwrap();
+        assert_eq!(
+            provider.as_str(),
+            Some(call.provider.as_str()),
+            "{x:#?}\n{call:#?}"
+        );
+        assert_eq!(x.streamed, call.streamed, "{x:#?}\n{call:#?}");
+        assert!(x.inference && x.complete && x.usage_seen, "{x:#?}");
+        assert_eq!(x.status, Some(200));
+        let u = x.usage;
+        assert_eq!(
+            [u.input, u.cache_read, u.cache_write, u.output, u.reasoning],
+            call.usage,
+            "{x:#?}\n{call:#?}"
+        );
+    }
+}

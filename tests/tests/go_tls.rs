@@ -12,47 +12,15 @@ use std::{
 
 use guard::{
     events::TlsFunc,
-    protocols::{Exchange, Role},
+    protocols::Role,
 };
 use guard_tests::{
     connections_of,
     daemon::Daemon,
     exchanges, go,
-    mock::{ClientRun, MockLlm, run_client},
+    mock::{MockLlm, assert_usage_matches, run_client},
     privileged,
 };
-
-fn assert_usage_matches(all: &[Exchange], run: &ClientRun) {
-    let mut mine: Vec<&Exchange> = all
-        .iter()
-        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
-        .collect();
-    mine.sort_by_key(|x| x.timings.start_ns);
-    assert_eq!(
-        mine.len(),
-        run.calls.len(),
-        "pid {}: decoded {mine:#?}\nclient made {:#?}",
-        run.pid,
-        run.calls
-    );
-    for (x, call) in mine.iter().zip(&run.calls) {
-        let provider = serde_json::to_value(x.provider).unwrap();
-        assert_eq!(
-            provider.as_str(),
-            Some(call.provider.as_str()),
-            "{x:#?}\n{call:#?}"
-        );
-        assert_eq!(x.streamed, call.streamed, "{x:#?}\n{call:#?}");
-        assert!(x.inference && x.complete && x.usage_seen, "{x:#?}");
-        assert_eq!(x.status, Some(200));
-        let u = x.usage;
-        assert_eq!(
-            [u.input, u.cache_read, u.cache_write, u.output, u.reasoning],
-            call.usage,
-            "{x:#?}\n{call:#?}"
-        );
-    }
-}
 
 #[test]
 fn go_client_usage_is_exact_with_and_without_symbols() {

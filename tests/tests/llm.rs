@@ -3,54 +3,12 @@
 //! decodes must equal what the server sent, call by call, for plain and compressed bodies.
 #![allow(clippy::unwrap_used)]
 
-use guard::protocols::{Exchange, Role};
 use guard_tests::{
     daemon::Daemon,
     exchanges,
-    mock::{ClientRun, MockLlm, node_fetch, python_sdk, run_client},
+    mock::{ClientRun, MockLlm, assert_usage_matches, node_fetch, python_sdk, run_client},
     privileged,
 };
-
-/// Every call the client made is one complete inference exchange of its process, in order, with
-/// exactly the server's usage.
-fn assert_usage_matches(all: &[Exchange], run: &ClientRun) {
-    let mut mine: Vec<&Exchange> = all
-        .iter()
-        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
-        .collect();
-    mine.sort_by_key(|x| x.timings.start_ns);
-    assert_eq!(
-        mine.len(),
-        run.calls.len(),
-        "pid {}: decoded {mine:#?}\nclient made {:#?}",
-        run.pid,
-        run.calls
-    );
-    for (x, call) in mine.iter().zip(&run.calls) {
-        if !call.inference {
-            assert!(
-                !x.inference && x.usage == Default::default(),
-                "not inference, never counted: {x:#?}"
-            );
-            continue;
-        }
-        let provider = serde_json::to_value(x.provider).unwrap();
-        assert_eq!(
-            provider.as_str(),
-            Some(call.provider.as_str()),
-            "{x:#?}\n{call:#?}"
-        );
-        assert_eq!(x.streamed, call.streamed, "{x:#?}\n{call:#?}");
-        assert!(x.inference && x.complete && x.usage_seen, "{x:#?}");
-        assert_eq!(x.status, Some(200));
-        let u = x.usage;
-        assert_eq!(
-            [u.input, u.cache_read, u.cache_write, u.output, u.reasoning],
-            call.usage,
-            "{x:#?}\n{call:#?}"
-        );
-    }
-}
 
 /// The clients really received each coding (the server only compresses when asked and accepted).
 fn assert_encoding(run: &ClientRun, encoding: &str) {
