@@ -158,7 +158,10 @@ pub struct TlsDataEvent {
     pub len: u32,
     pub dir: u8,
     pub func: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// The uprobe's attach cookie: which hooked file the call came through, so userspace can
+    /// hold back a guessed hook's bytes until they are verified. 0 when attached without one.
+    pub target: u32,
     pub data: [u8; TLS_CHUNK],
 }
 

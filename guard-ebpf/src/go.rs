@@ -13,7 +13,7 @@ use guard_common::event::{DIR_READ, DIR_WRITE, FUNC_GO_READ, FUNC_GO_WRITE};
 use crate::{
     globals,
     maps::{GO_CALLS, GoKey, TlsCall},
-    tls::{close, emit},
+    tls::{close, cookie, emit},
 };
 
 /// (RAX, RBX, RCX, R14) of the probed thread.
@@ -70,7 +70,8 @@ fn write(ctx: &ProbeContext) -> Result<(), i64> {
         buf,
         len_ptr: 0,
         func: FUNC_GO_WRITE,
-        _pad: [0; 7],
+        _pad: [0; 3],
+        target: cookie(ctx),
     };
     emit(id, &call, DIR_WRITE, len)
 }
@@ -91,7 +92,8 @@ fn read(ctx: &ProbeContext) -> Result<(), i64> {
                 buf,
                 len_ptr: 0,
                 func: FUNC_GO_READ,
-                _pad: [0; 7],
+                _pad: [0; 3],
+                target: cookie(ctx),
             },
             0,
         )

@@ -42,7 +42,9 @@ pub struct TlsCall {
     /// `size_t *` out-parameter of the `_ex` variants (0 otherwise).
     pub len_ptr: u64,
     pub func: u8,
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// The attach cookie of the entry probe (see `TlsDataEvent::target`).
+    pub target: u32,
 }
 
 #[repr(C)]

@@ -7,7 +7,11 @@
 //! SSL_free(ssl)
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::{bpf_loop, bpf_probe_read_user}},
+    EbpfContext as _,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_attach_cookie, bpf_loop, bpf_probe_read_user},
+    },
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
@@ -70,7 +74,15 @@ fn enter(ctx: &ProbeContext, func: u8) -> Result<(), i64> {
         FUNC_SSL_WRITE_EX | FUNC_SSL_READ_EX => ctx.arg(3).ok_or(0i64)?,
         _ => 0,
     };
-    TLS_CALLS.insert(id, TlsCall { conn, buf, len_ptr, func, _pad: [0; 7] }, 0).map_err(i64::from)
+    let call = TlsCall { conn, buf, len_ptr, func, _pad: [0; 3], target: cookie(ctx) };
+    TLS_CALLS.insert(id, call, 0).map_err(i64::from)
+}
+
+/// The attach cookie: the id userspace gave the hooked file (kernel 5.15+ for uprobes).
+#[inline(always)]
+pub(crate) fn cookie(ctx: &ProbeContext) -> u32 {
+    // SAFETY: the helper only reads the cookie of the link this program runs for.
+    unsafe { bpf_get_attach_cookie(ctx.as_ptr()) as u32 }
 }
 
 fn ret(ctx: &RetProbeContext) -> Result<(), i64> {
@@ -142,7 +154,8 @@ pub(crate) fn emit(id: u64, call: &TlsCall, dir: u8, len: u64) -> Result<(), i64
     ev.call_len = len.min(u32::MAX as u64) as u32;
     ev.dir = dir;
     ev.func = call.func;
-    ev._pad = [0; 6];
+    ev._pad = [0; 2];
+    ev.target = call.target;
     let chunks = len.div_ceil(TLS_CHUNK as u64);
     if chunks > TLS_MAX_CHUNKS as u64 {
         count_loss(LOSS_TLS_TRUNCATED);

@@ -19,8 +19,8 @@ use crate::{
     audit::{AuditError, AuditWriter},
     ebpf::{
         Kernel, LoadError, LoadOptions,
-        scan_worker::{Request, ScanWorker},
-        targets::Scanner,
+        scan_worker::{Report, Request, ScanWorker},
+        targets::{ProcessTls, Scanner},
     },
     events::{
         self, Event, reader,
@@ -30,7 +30,9 @@ use crate::{
     metrics::{LabelCaps, LossSource, Metrics, MetricsError, MetricsListener},
     pipeline::{Limits, Output, Pipeline},
     process::{Catalog, SeedProcess, seed},
+    coverage::{self, BlindReason, HookState},
     rules::RuleSet,
+    verify::{self, Verdict, Verifier},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -240,8 +242,14 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut scanner = Scanner::default();
     let mut found = scanner.scan_system();
     found.extend(scanner.scan_all());
+    let mut tls = Tls {
+        verifier: Verifier::new(verify::Limits::default()),
+        verdicts: Vec::new(),
+        procs: scanner.take_changes().into_iter().collect(),
+        rejected: Default::default(),
+    };
     for t in &found {
-        attach(&mut kernel, t);
+        tls.attach(&mut kernel, t);
     }
     // From here on files are analysed off the event loop.
     let mut scans = ScanWorker::spawn(scanner).map_err(|source| DaemonError::Io {
@@ -269,7 +277,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last_full_scan = Instant::now();
     let mut last_metrics = Instant::now();
-    update_metrics(&metrics, &kernel, &stats, &pipeline, &mut sinks, &counters);
+    update_metrics(&metrics, &kernel, &stats, &pipeline, &tls, &mut sinks, &counters);
     let mut out = Vec::new();
     tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
 
@@ -277,10 +285,14 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         tokio::select! {
             raw = rx.recv() => {
                 let Some(raw) = raw else { break };
-                handle(&raw, &mut pipeline, recorder.as_mut(), &mut counters, &mut out)?;
+                handle(&raw, &mut tls, &mut pipeline, recorder.as_mut(), &mut counters, &mut out)?;
+                tls.settle(&mut kernel);
                 let now = Instant::now();
                 for o in &out {
                     sinks.take(o, &mut counters);
+                    if let Output::Exit(x) = o {
+                        tls.procs.remove(&x.pid);
+                    }
                 }
                 for pid in out.drain(..).filter_map(|o| log_output(&o)) {
                     // Look at the new program's executable now, and at its libraries shortly.
@@ -288,7 +300,10 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     rescans.extend(EXEC_RESCANS.iter().map(|d| (now + *d, pid)));
                 }
             }
-            Some(t) = scans.found.recv() => attach(&mut kernel, &t),
+            Some(r) = scans.found.recv() => match r {
+                Report::Target(t) => tls.attach(&mut kernel, &t),
+                Report::Process(pid, p) => { tls.procs.insert(pid, p); }
+            },
             _ = tick.tick() => {
                 let now = Instant::now();
                 while rescans.front().is_some_and(|(at, _)| *at <= now) {
@@ -297,7 +312,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 }
                 if now.duration_since(last_metrics) >= METRICS_EVERY {
                     last_metrics = now;
-                    update_metrics(&metrics, &kernel, &stats, &pipeline, &mut sinks, &counters);
+                    update_metrics(&metrics, &kernel, &stats, &pipeline, &tls, &mut sinks, &counters);
                 }
                 if now.duration_since(last_full_scan) >= opts.rescan_every {
                     last_full_scan = now;
@@ -319,6 +334,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     while let Ok(raw) = rx.try_recv() {
         handle(
             &raw,
+            &mut tls,
             &mut pipeline,
             recorder.as_mut(),
             &mut counters,
@@ -332,7 +348,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(r) = recorder.as_mut() {
         r.flush()?;
     }
-    update_metrics(&metrics, &kernel, &stats, &pipeline, &mut sinks, &counters);
+    update_metrics(&metrics, &kernel, &stats, &pipeline, &tls, &mut sinks, &counters);
     if let Some(server) = server {
         match server.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics server stopped with an error"),
@@ -350,6 +366,8 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         decode_errors = counters.decode_errors,
         audit_errors = counters.audit_errors,
         stream_gaps = pipeline.stats().stream_gaps,
+        unverified_dropped = tls.verifier.stats.dropped_events,
+        unverified_held = tls.verifier.held_events(),
         "stopped"
     );
     drop(kernel);
@@ -362,6 +380,7 @@ fn update_metrics(
     kernel: &Kernel,
     stats: &reader::ReaderStats,
     pipeline: &Pipeline,
+    tls: &Tls,
     sinks: &mut Sinks,
     counters: &Counters,
 ) {
@@ -378,8 +397,10 @@ fn update_metrics(
     let p = pipeline.stats();
     m.set_lost_total(LossSource::StreamGap, p.stream_gaps);
     m.set_lost_total(LossSource::ExecDropped, p.execs_dropped);
+    m.set_lost_total(LossSource::UnverifiedHook, tls.verifier.stats.dropped_events);
     let d = pipeline.decoder_stats();
     m.set_lost_total(LossSource::DecoderError, d.http_errors + d.decode_errors + d.bad_payloads + d.dropped_events);
+    m.set_tls_blind(tls.blind(kernel, &sinks.governor));
     // Every (library, strategy) ever attached keeps a series, at 0 once its files are gone.
     let by_strategy = kernel.attached_by_strategy();
     sinks.tls_seen.extend(by_strategy.keys().copied());
@@ -394,23 +415,94 @@ fn label(v: &impl serde::Serialize) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn attach(kernel: &mut Kernel, t: &crate::ebpf::targets::TlsTarget) {
-    match kernel.attach_tls(t) {
-        Ok(0) => {}
-        Ok(hooks) => tracing::info!(
-            path = %t.path,
-            kind = ?t.kind,
-            library = ?t.library,
-            strategy = ?t.strategy,
-            hooks,
-            "attached TLS target"
-        ),
-        Err(e) => tracing::warn!(error = %e, "TLS target not attached"),
+/// The hooked files, the verification of the guessed ones, and what each process carries.
+struct Tls {
+    verifier: Verifier,
+    verdicts: Vec<Verdict>,
+    /// The TLS files of each live process, as the scanner last saw them.
+    procs: std::collections::HashMap<u32, ProcessTls>,
+    /// Files whose guessed hooks were rejected and detached, by (dev, inode).
+    rejected: std::collections::HashSet<(u64, u64)>,
+}
+
+impl Tls {
+    fn attach(&mut self, kernel: &mut Kernel, t: &crate::ebpf::targets::TlsTarget) {
+        match kernel.attach_tls(t) {
+            Ok(None) => {}
+            Ok(Some((id, hooks))) => {
+                let guess = t.strategy.is_guess();
+                if guess {
+                    self.verifier.guessed(id);
+                }
+                tracing::info!(
+                    path = %t.path,
+                    kind = ?t.kind,
+                    library = ?t.library,
+                    strategy = ?t.strategy,
+                    hooks,
+                    id,
+                    verified = !guess,
+                    "attached TLS target"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "TLS target not attached"),
+        }
+    }
+
+    /// Acts on the verdicts the last events brought: a rejected guess is detached.
+    fn settle(&mut self, kernel: &mut Kernel) {
+        for v in self.verdicts.drain(..) {
+            match v.state {
+                verify::State::Verified => {
+                    let path = kernel.attached_targets().find(|t| kernel.target_id(t.dev, t.ino) == Some(v.target)).map(|t| t.path.clone());
+                    tracing::info!(id = v.target, path, "TLS hook verified: its traffic is HTTP, HTTP/2 or WebSocket");
+                }
+                verify::State::Rejected => {
+                    let t = kernel.detach_tls(v.target);
+                    if let Some(t) = &t {
+                        self.rejected.insert((t.dev, t.ino));
+                    }
+                    tracing::warn!(
+                        id = v.target,
+                        path = t.as_ref().map(|t| t.path.as_str()),
+                        "TLS hook rejected and detached: its connections carried neither HTTP, HTTP/2 nor WebSocket"
+                    );
+                }
+                verify::State::Pending => {}
+            }
+        }
+    }
+
+    /// Where a hooked file stands, for the blind-spot gauge.
+    fn hook_state(&self, kernel: &Kernel, key: (u64, u64)) -> HookState {
+        match kernel.target_id(key.0, key.1).map(|id| self.verifier.state(id)) {
+            Some(None) => HookState::Named,
+            Some(Some(verify::State::Pending)) => HookState::Pending,
+            Some(Some(verify::State::Verified)) => HookState::Verified,
+            Some(Some(verify::State::Rejected)) => HookState::Rejected,
+            None if self.rejected.contains(&key) => HookState::Rejected,
+            None => HookState::NotAttached,
+        }
+    }
+
+    /// The agent processes that hold TCP connections guard cannot read, with the reason.
+    fn blind(&self, kernel: &Kernel, governor: &Governor) -> Vec<(String, BlindReason)> {
+        governor
+            .table()
+            .agent_processes()
+            .into_iter()
+            .filter(|(pid, _)| !crate::process::sockets::established_tcp(std::path::Path::new("/proc"), *pid).is_empty())
+            .filter_map(|(pid, agent)| {
+                let reason = coverage::blind_reason(self.procs.get(&pid), |key| self.hook_state(kernel, key))?;
+                Some((agent.to_string(), reason))
+            })
+            .collect()
     }
 }
 
 fn handle(
     raw: &[u8],
+    tls: &mut Tls,
     pipeline: &mut Pipeline,
     recorder: Option<&mut Recorder<std::fs::File>>,
     counters: &mut Counters,
@@ -424,10 +516,17 @@ fn handle(
             return Ok(());
         }
     };
-    if let Some(r) = recorder {
-        r.write(&ev)?;
+    // A guessed hook's events wait here until verified, so recordings hold only what the
+    // pipeline saw.
+    let mut passed = Vec::new();
+    tls.verifier.push(ev, &mut passed, &mut tls.verdicts);
+    let mut recorder = recorder;
+    for ev in passed {
+        if let Some(r) = recorder.as_deref_mut() {
+            r.write(&ev)?;
+        }
+        pipeline.push(ev, out);
     }
-    pipeline.push(ev, out);
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod coverage;
 pub mod daemon;
 pub mod doctor;
 pub mod ebpf;
@@ -22,6 +23,7 @@ pub mod protocols;
 pub mod providers;
 pub mod rules;
 pub mod streams;
+pub mod verify;
 
 /// The compiled kernel programs (empty when built with `AYA_BUILD_SKIP=1`).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guard"));

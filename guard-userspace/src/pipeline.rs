@@ -148,6 +148,7 @@ mod tests {
             func: TlsFunc::SslWrite,
             offset,
             call_len: data.len() as u32,
+            target: 0,
             data: Bytes::copy_from_slice(data),
         })
     }

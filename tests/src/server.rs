@@ -1,7 +1,8 @@
 //! A local HTTPS server on 127.0.0.1 that keeps the exact plaintext it received and sent.
 //!
 //! `GET|POST /bytes/N` answers with N bytes of a fixed pattern. One request per connection
-//! (`Connection: close`), so each transcript is one connection.
+//! (`Connection: close`), so each transcript is one connection. [`TlsServer::start_echo`] speaks
+//! no HTTP at all: it echoes what it reads, the way a non-HTTP TLS protocol would look.
 
 use std::{
     io::{Read, Write},
@@ -36,8 +37,19 @@ pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8 ^ (i / 251 % 256) as u8).collect()
 }
 
+type Handler = fn(TcpStream, Arc<rustls::ServerConfig>) -> Option<Transcript>;
+
 impl TlsServer {
     pub fn start() -> Self {
+        Self::start_serving(serve)
+    }
+
+    /// A server that echoes every byte back until the client closes.
+    pub fn start_echo() -> Self {
+        Self::start_serving(echo)
+    }
+
+    fn start_serving(handler: Handler) -> Self {
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
         let ca_file = crate::temp_path(&format!("ca-{}.pem", std::process::id()));
         std::fs::write(&ca_file, ck.cert.pem()).unwrap();
@@ -63,7 +75,7 @@ impl TlsServer {
                 let Ok(stream) = stream else { continue };
                 let (config, t) = (config.clone(), t.clone());
                 std::thread::spawn(move || {
-                    if let Some(tr) = serve(stream, config) {
+                    if let Some(tr) = handler(stream, config) {
                         t.lock().unwrap().push(tr);
                     }
                 });
@@ -122,5 +134,19 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> Option<Transcript
     tr.sent = resp;
     tls.conn.send_close_notify();
     let _ = tls.flush();
+    Some(tr)
+}
+
+fn echo(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> Option<Transcript> {
+    let conn = rustls::ServerConnection::new(config).ok()?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tr = Transcript::default();
+    let mut buf = [0u8; 16384];
+    while let Some(n) = tls.read(&mut buf).ok().filter(|&n| n > 0) {
+        tr.received.extend_from_slice(&buf[..n]);
+        tls.write_all(&buf[..n]).ok()?;
+        tls.flush().ok()?;
+        tr.sent.extend_from_slice(&buf[..n]);
+    }
     Some(tr)
 }

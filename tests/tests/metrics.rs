@@ -3,20 +3,15 @@
 //! mock server reported and what was run.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    collections::BTreeMap,
-    io::{Read as _, Write as _},
-    net::TcpStream,
-    path::Path,
-    process::Command,
-};
+use std::{collections::BTreeMap, path::Path, process::Command};
 
 use guard_tests::{
     daemon::Daemon,
     mock::{Call, MockLlm, node_fetch, python_sdk, run_client},
-    privileged, temp_path,
+    privileged,
+    scrape::{metrics_addr, samples, scrape},
+    temp_path,
 };
-use serde_json::Value;
 
 /// The model each client script asks for, by provider.
 fn model_of(provider: &str) -> &'static str {
@@ -27,26 +22,6 @@ fn model_of(provider: &str) -> &'static str {
         "gemini" => "gemini-2.5-pro",
         other => panic!("unexpected provider {other}"),
     }
-}
-
-/// `GET /metrics` over HTTP: (content type, body).
-fn scrape(addr: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let ctype = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_owned)).unwrap();
-    (ctype, body.to_owned())
-}
-
-/// Series → value, for the samples of the scrape.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap())))
-        .collect()
 }
 
 /// What the calls of one agent must add up to.
@@ -70,14 +45,7 @@ fn metrics_equal_the_servers_usage_and_the_commands_run() {
     let victim = Path::new("/srv").join(format!("guard-e2e-metrics-{}", std::process::id()));
     std::fs::create_dir_all(victim.join("sub")).unwrap();
     let d = Daemon::start_with("metrics", &["--metrics-addr", "127.0.0.1:0", "--audit-log", "off", "--log-format", "json"]);
-    let addr = d
-        .log_lines()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["fields"]["message"] == "serving /metrics")
-        .map(|v| v["fields"]["addr"].as_str().unwrap().to_owned())
-        .expect("guard logs the metrics address");
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let addr = metrics_addr(&d);
 
     let sdk = run_client(&mut python_sdk(&mock, "gzip"));
     let fetch = run_client(&mut node_fetch(&mock, ""));

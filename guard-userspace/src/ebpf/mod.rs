@@ -11,7 +11,7 @@ use std::{collections::HashMap, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{ProbeKind, RawTracePoint, TracePoint, UProbe, uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope}},
+    programs::{ProbeKind, RawTracePoint, TracePoint, UProbe, uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope}},
 };
 use guard_common::{config::{FIELD_ABSENT, globals}, event::LOSS_SLOTS};
 
@@ -77,7 +77,16 @@ pub struct ProbeStatus {
 pub struct Kernel {
     ebpf: Ebpf,
     pub probes: Vec<ProbeStatus>,
-    attached: HashMap<(u64, u64), TlsTarget>,
+    attached: HashMap<(u64, u64), Attached>,
+    /// The attach cookie of the next file: events say which file they came through.
+    next_id: u32,
+}
+
+/// A hooked file, its id (the attach cookie of all its probes) and its links.
+struct Attached {
+    id: u32,
+    target: TlsTarget,
+    links: Vec<(&'static str, UProbeLinkId)>,
 }
 
 /// Offsets the programs need, from this kernel's BTF and tracefs.
@@ -143,45 +152,73 @@ impl Kernel {
                 .map_err(|source| LoadError::Program { program, source })?;
             prog.load().map_err(|source| LoadError::Program { program, source })?;
         }
-        Ok(Self { ebpf, probes: statuses, attached: HashMap::new() })
+        Ok(Self { ebpf, probes: statuses, attached: HashMap::new(), next_id: 1 })
     }
 
-    /// Attaches the TLS probes to a file. Returns how many hooks were placed.
-    pub fn attach_tls(&mut self, target: &TlsTarget) -> Result<usize, AttachError> {
+    /// Attaches the TLS probes to a file, each with the file's id as its cookie. Returns the id
+    /// and how many probes were placed, or `None` when the file is attached already. A file that
+    /// fails half-way is detached again.
+    pub fn attach_tls(&mut self, target: &TlsTarget) -> Result<Option<(u32, usize)>, AttachError> {
         if self.attached.contains_key(&(target.dev, target.ino)) {
-            return Ok(0);
+            return Ok(None);
         }
-        let mut placed = 0;
+        let id = self.next_id;
+        let mut links = Vec::new();
+        if let Err(e) = self.place(target, id, &mut links) {
+            self.unlink(links);
+            return Err(e);
+        }
+        self.next_id += 1;
+        let placed = links.len();
+        self.attached.insert((target.dev, target.ino), Attached { id, target: target.clone(), links });
+        Ok(Some((id, placed)))
+    }
+
+    fn place(&mut self, target: &TlsTarget, id: u32, links: &mut Vec<(&'static str, UProbeLinkId)>) -> Result<(), AttachError> {
         for hook in &target.hooks {
             let Some(&(_, entry, with_return)) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind) else { continue };
-            let offset = hook.offset;
             let programs = [Some(entry), with_return.then_some(TLS_RETURN_PROGRAM)];
             for program in programs.into_iter().flatten() {
                 let err = |source| AttachError { path: target.path.clone(), symbol: hook.kind.name(), source };
-                let prog: &mut UProbe = self
-                    .ebpf
-                    .program_mut(program)
-                    .ok_or_else(|| err(aya::programs::ProgramError::NotLoaded))?
-                    .try_into()
-                    .map_err(err)?;
+                let prog = uprobe(&mut self.ebpf, program).map_err(err)?;
                 debug_assert!(matches!(prog.kind(), ProbeKind::Entry | ProbeKind::Return));
-                let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(offset), cookie: None };
-                prog.attach(point, &target.attach_path, UProbeScope::AllProcesses).map_err(err)?;
-                placed += 1;
+                let location = UProbeAttachLocation::AbsoluteOffset(hook.offset);
+                let point = UProbeAttachPoint { location, cookie: Some(u64::from(id)) };
+                links.push((program, prog.attach(point, &target.attach_path, UProbeScope::AllProcesses).map_err(err)?));
             }
         }
-        self.attached.insert((target.dev, target.ino), target.clone());
-        Ok(placed)
+        Ok(())
+    }
+
+    fn unlink(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
+        for (program, link) in links {
+            if let Ok(prog) = uprobe(&mut self.ebpf, program) {
+                let _ = prog.detach(link);
+            }
+        }
+    }
+
+    /// Detaches the file with this id (a rejected guess). Returns it, if it was attached.
+    pub fn detach_tls(&mut self, id: u32) -> Option<TlsTarget> {
+        let key = self.attached.iter().find(|(_, a)| a.id == id).map(|(k, _)| *k)?;
+        let a = self.attached.remove(&key)?;
+        self.unlink(a.links);
+        Some(a.target)
+    }
+
+    /// The id of an attached file.
+    pub fn target_id(&self, dev: u64, ino: u64) -> Option<u32> {
+        self.attached.get(&(dev, ino)).map(|a| a.id)
     }
 
     pub fn attached_targets(&self) -> impl Iterator<Item = &TlsTarget> {
-        self.attached.values()
+        self.attached.values().map(|a| &a.target)
     }
 
     /// Attached targets per library kind, for the `guard_tls_targets_attached` gauge.
     pub fn attached_by_kind(&self) -> HashMap<LibraryKind, usize> {
         let mut m = HashMap::new();
-        for t in self.attached.values() {
+        for t in self.attached_targets() {
             *m.entry(t.kind).or_default() += 1;
         }
         m
@@ -190,7 +227,7 @@ impl Kernel {
     /// Attached targets per (library, strategy): the labels of `guard_tls_targets_attached`.
     pub fn attached_by_strategy(&self) -> HashMap<(crate::hooks::Library, crate::hooks::Strategy), usize> {
         let mut m = HashMap::new();
-        for t in self.attached.values() {
+        for t in self.attached_targets() {
             *m.entry((t.library, t.strategy)).or_default() += 1;
         }
         m
@@ -213,6 +250,10 @@ impl Kernel {
         }
         Ok(out)
     }
+}
+
+fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut UProbe, aya::programs::ProgramError> {
+    ebpf.program_mut(program).ok_or(aya::programs::ProgramError::NotLoaded)?.try_into()
 }
 
 fn attach_probe(ebpf: &mut Ebpf, program: &'static str, hook: Hook) -> Result<(), LoadError> {

@@ -10,7 +10,16 @@ use std::{
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::targets::{Scanner, TlsTarget};
+use super::targets::{ProcessTls, Scanner, TlsTarget};
+
+/// What the worker learnt.
+#[derive(Debug)]
+pub enum Report {
+    /// A new file to attach.
+    Target(TlsTarget),
+    /// The TLS files a process maps changed (for the blind-spot gauge).
+    Process(u32, ProcessTls),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Request {
@@ -22,8 +31,9 @@ pub enum Request {
 
 pub struct ScanWorker {
     tx: Option<Sender<Request>>,
-    /// New targets, to attach on the event loop (the kernel handle is not shared).
-    pub found: UnboundedReceiver<TlsTarget>,
+    /// New targets, to attach on the event loop (the kernel handle is not shared), and changes
+    /// of what each process carries.
+    pub found: UnboundedReceiver<Report>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -61,7 +71,7 @@ impl Drop for ScanWorker {
     }
 }
 
-fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<TlsTarget>) {
+fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Report>) {
     // SAFETY: setpriority on the calling thread (a Linux thread id is a PRIO_PROCESS who).
     unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, NICE) };
     let mut pending: BTreeSet<Request> = BTreeSet::new();
@@ -77,9 +87,7 @@ fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<TlsT
             for pid in Scanner::pids() {
                 // A full pass can take long (new large files): serve fresh execs in between.
                 pending.extend(rx.try_iter().filter(|r| *r != Request::All));
-                if !serve_pids(&mut scanner, &mut pending, &found)
-                    || !send(&found, scanner.scan_pid(pid))
-                {
+                if !serve_pids(&mut scanner, &mut pending, &found) || !scan(&mut scanner, pid, &found) {
                     return;
                 }
             }
@@ -90,7 +98,7 @@ fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<TlsT
 fn serve_pids(
     scanner: &mut Scanner,
     pending: &mut BTreeSet<Request>,
-    found: &UnboundedSender<TlsTarget>,
+    found: &UnboundedSender<Report>,
 ) -> bool {
     let pids: Vec<u32> = pending
         .iter()
@@ -103,10 +111,12 @@ fn serve_pids(
         })
         .collect();
     pending.retain(|r| *r == Request::All);
-    pids.into_iter()
-        .all(|pid| send(found, scanner.scan_pid(pid)))
+    pids.into_iter().all(|pid| scan(scanner, pid, found))
 }
 
-fn send(to: &UnboundedSender<TlsTarget>, targets: Vec<TlsTarget>) -> bool {
-    targets.into_iter().all(|t| to.send(t).is_ok())
+/// Scans one process and sends what came of it; false once the daemon is gone.
+fn scan(scanner: &mut Scanner, pid: u32, to: &UnboundedSender<Report>) -> bool {
+    let targets = scanner.scan_pid(pid).into_iter().map(Report::Target);
+    let changes = scanner.take_changes().into_iter().map(|(pid, tls)| Report::Process(pid, tls));
+    targets.chain(changes).all(|r| to.send(r).is_ok())
 }

@@ -55,7 +55,7 @@ pub enum TargetError {
 }
 
 /// What was learnt about one file.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileStatus {
     Hooked { library: Library, strategy: Strategy },
@@ -98,25 +98,54 @@ pub fn mapped_files(maps: &str) -> Vec<String> {
 pub const SYSTEM_LIB_DIRS: &[&str] =
     &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"];
 
+/// The files of one process that carry TLS: hooked ones and blind spots, by (dev, inode).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessTls {
+    pub files: Vec<((u64, u64), FileStatus)>,
+}
+
 /// Remembers every file inspected, by (dev, inode), so each is read once.
 #[derive(Default)]
 pub struct Scanner {
     seen: HashMap<(u64, u64), FileStatus>,
     cache: Cache,
     pub inspect_errors: u64,
+    /// What each process scanned last carried, and which of those changed since last taken.
+    procs: HashMap<u32, ProcessTls>,
+    changed: Vec<(u32, ProcessTls)>,
 }
 
 impl Scanner {
     /// New targets among the files a process maps, plus its executable.
     pub fn scan_pid(&mut self, pid: u32) -> Vec<TlsTarget> {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
-        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else { return vec![] };
+        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            self.procs.remove(&pid);
+            return vec![];
+        };
         let mut out = vec![];
+        let mut tls = ProcessTls::default();
         for path in mapped_files(&maps) {
             let attach = root.join(path.trim_start_matches('/'));
             out.extend(self.consider(&attach, &path));
+            let Ok(meta) = fs::metadata(&attach) else { continue };
+            let key = (meta.dev(), meta.ino());
+            match self.seen.get(&key) {
+                Some(st @ FileStatus::Hooked { .. }) => tls.files.push((key, st.clone())),
+                Some(st @ FileStatus::Miss(m)) if m.is_blind_spot() => tls.files.push((key, st.clone())),
+                _ => {}
+            }
+        }
+        if self.procs.get(&pid) != Some(&tls) {
+            self.procs.insert(pid, tls.clone());
+            self.changed.push((pid, tls));
         }
         out
+    }
+
+    /// The processes whose TLS files changed since the last call (for the blind-spot gauge).
+    pub fn take_changes(&mut self) -> Vec<(u32, ProcessTls)> {
+        std::mem::take(&mut self.changed)
     }
 
     /// New targets among the `libssl.so*` files in the system library directories.

@@ -172,6 +172,7 @@ fn decode_tls(buf: &[u8], hdr: k::Header) -> Result<Event, DecodeError> {
         func,
         offset: e.stream_offset,
         call_len: e.call_len,
+        target: e.target,
         data: Bytes::copy_from_slice(&buf[start..start + len]),
     }))
 }

@@ -95,7 +95,8 @@ pub fn encode(ev: &Event) -> Vec<u8> {
                 TlsFunc::GoWrite => k::FUNC_GO_WRITE,
                 TlsFunc::GoRead => k::FUNC_GO_READ,
             });
-            out.extend_from_slice(&[0; 6]);
+            out.extend_from_slice(&[0; 2]);
+            out.extend_from_slice(&d.target.to_ne_bytes());
             debug_assert_eq!(out.len(), k::TLS_DATA_FIXED);
             out.extend_from_slice(&d.data);
             out
@@ -119,7 +120,7 @@ mod tests {
             Event::ExecArgv(ExecArgv { ts_ns: 4, pid: 10, tid: 10, syscall: ExecSyscall::Execveat, filename: "/bin/sh".into(), argv: vec!["sh".into(), "-c".into(), "".into(), "x y".into()], truncated: false }),
             Event::ExecArgv(ExecArgv { ts_ns: 4, pid: 10, tid: 10, syscall: ExecSyscall::Execve, filename: "/bin/true".into(), argv: vec![], truncated: true }),
             Event::ExecResult(ExecResult { ts_ns: 5, pid: 10, tid: 10, ret: -2 }),
-            Event::TlsData(TlsData { ts_ns: 6, tid: 11, conn: ConnId { pid: 10, conn: 0xdead }, dir: Direction::Read, func: TlsFunc::SslReadEx, offset: 1 << 40, call_len: 70000, data: Bytes::from_static(b"HTTP/1.1 200 OK\r\n") }),
+            Event::TlsData(TlsData { ts_ns: 6, tid: 11, conn: ConnId { pid: 10, conn: 0xdead }, dir: Direction::Read, func: TlsFunc::SslReadEx, offset: 1 << 40, call_len: 70000, target: 3, data: Bytes::from_static(b"HTTP/1.1 200 OK\r\n") }),
             Event::TlsClose(TlsClose { ts_ns: 7, conn: ConnId { pid: 10, conn: 0xdead } }),
         ]
     }

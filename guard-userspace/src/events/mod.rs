@@ -145,6 +145,9 @@ pub struct TlsData {
     pub offset: u64,
     /// Bytes the whole library call moved.
     pub call_len: u32,
+    /// Which hooked file the call came through (the uprobe's attach cookie; 0 = not told).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub target: u32,
     #[serde(with = "b64")]
     pub data: Bytes,
 }
@@ -180,6 +183,10 @@ impl Event {
             Self::TlsClose(e) => e.ts_ns,
         }
     }
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// TLS payloads in recordings are base64, so a recording stays one JSON object per line.

@@ -69,6 +69,14 @@ pub enum Strategy {
     Structural,
 }
 
+impl Strategy {
+    /// A hook found by name is the function it names; one found from the code's shape is a
+    /// guess whose traffic must be verified before it counts (see `crate::verify`).
+    pub fn is_guess(self) -> bool {
+        matches!(self, Self::Structural)
+    }
+}
+
 /// The TLS implementation a file carries (a label value: a closed set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -186,10 +186,12 @@ pub enum LossSource {
     DecoderError,
     /// Exec records abandoned because their parts never met (pending limit).
     ExecDropped,
+    /// TLS data through a guessed hook that was rejected, or held past the limit while unverified.
+    UnverifiedHook,
 }
 
 impl LossSource {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -197,6 +199,7 @@ impl LossSource {
         Self::StreamGap,
         Self::DecoderError,
         Self::ExecDropped,
+        Self::UnverifiedHook,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -208,6 +211,7 @@ impl LossSource {
             Self::StreamGap => "stream_gap",
             Self::DecoderError => "decoder_error",
             Self::ExecDropped => "exec_dropped",
+            Self::UnverifiedHook => "unverified_hook",
         }
     }
 }

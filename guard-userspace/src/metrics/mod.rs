@@ -25,7 +25,7 @@ use self::{
     commands::{AgentLabel, CommandMetrics, DestructiveLabels},
     labels::{Capped, agent_value, ident_value, model_value, provider_str},
     llm::LlmMetrics,
-    runtime::{LibraryLabel, RuntimeMetrics, SourceLabel},
+    runtime::{BlindLabel, LibraryLabel, RuntimeMetrics, SourceLabel},
 };
 use crate::{audit::Action, protocols::Exchange, rules::Severity};
 
@@ -137,6 +137,23 @@ impl Metrics {
         let library = self.libraries.admit("library", ident_value(library));
         let strategy = self.libraries.admit("strategy", ident_value(strategy));
         self.runtime.tls_targets.get_or_create(&LibraryLabel { library, strategy }).set(n);
+    }
+
+    /// Sets the blind-spot gauge: agent processes holding connections that guard cannot read,
+    /// per (agent, reason). Pairs seen before and absent now read 0.
+    pub fn set_tls_blind(&self, counts: impl IntoIterator<Item = (String, crate::coverage::BlindReason)>) {
+        let mut next: BTreeMap<BlindLabel, i64> = BTreeMap::new();
+        for (agent, reason) in counts {
+            *next.entry(BlindLabel { agent: self.agent(&agent), reason: reason.as_str() }).or_default() += 1;
+        }
+        let mut seen = self.runtime.tls_blind_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for old in seen.iter().filter(|l| !next.contains_key(*l)) {
+            self.runtime.tls_blind.get_or_create(old).set(0);
+        }
+        for (label, n) in next {
+            self.runtime.tls_blind.get_or_create(&label).set(n);
+            seen.insert(label);
+        }
     }
 
     /// The OpenMetrics text of every family, `# EOF` included.

@@ -21,6 +21,12 @@ pub struct LibraryLabel {
     pub strategy: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct BlindLabel {
+    pub agent: String,
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: &'static str,
@@ -32,6 +38,9 @@ pub struct RuntimeMetrics {
     /// The last cumulative total seen per source, to turn totals into increments.
     pub(super) lost_seen: Mutex<[u64; LossSource::ALL.len()]>,
     pub(super) tls_targets: Family<LibraryLabel, Gauge>,
+    pub(super) tls_blind: Family<BlindLabel, Gauge>,
+    /// Every blind-spot series ever set, so that one that clears reads 0 rather than vanishing.
+    pub(super) tls_blind_seen: Mutex<std::collections::BTreeSet<BlindLabel>>,
 }
 
 impl RuntimeMetrics {
@@ -58,11 +67,24 @@ impl RuntimeMetrics {
             "Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks",
             tls_targets.clone(),
         );
+        let tls_blind = Family::default();
+        reg.register(
+            "guard_tls_blind_processes",
+            "Agent processes holding TCP connections while guard has no verified hook into their TLS, by agent and reason",
+            tls_blind.clone(),
+        );
         reg.register(
             "guard_build",
             "guard's version",
             Info::new(VersionLabel { version: env!("CARGO_PKG_VERSION") }),
         );
-        Self { agent_processes, lost, lost_seen: Mutex::new([0; LossSource::ALL.len()]), tls_targets }
+        Self {
+            agent_processes,
+            lost,
+            lost_seen: Mutex::new([0; LossSource::ALL.len()]),
+            tls_targets,
+            tls_blind,
+            tls_blind_seen: Mutex::default(),
+        }
     }
 }

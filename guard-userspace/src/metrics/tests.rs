@@ -127,8 +127,11 @@ fn one_call_encodes_exactly() {
         + "guard_events_lost_total{source=\"kernel_ring_full\"} 0\n"
         + "guard_events_lost_total{source=\"kernel_tls_truncated\"} 0\n"
         + "guard_events_lost_total{source=\"stream_gap\"} 0\n"
+        + "guard_events_lost_total{source=\"unverified_hook\"} 0\n"
         + "# HELP guard_tls_targets_attached Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks.\n"
         + "# TYPE guard_tls_targets_attached gauge\n"
+        + "# HELP guard_tls_blind_processes Agent processes holding TCP connections while guard has no verified hook into their TLS, by agent and reason.\n"
+        + "# TYPE guard_tls_blind_processes gauge\n"
         + "# HELP guard_build guard's version.\n"
         + "# TYPE guard_build info\n"
         + &format!("guard_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))
@@ -241,6 +244,9 @@ fn commands_processes_losses_and_targets() {
     m.set_lost_total(LossSource::ChannelFull, 1); // the source restarted
     m.set_tls_targets("openssl", "dynsym", 2);
     m.set_tls_targets("boringssl", "structural", 1);
+    use crate::{coverage::BlindReason, hooks::Library};
+    m.set_tls_blind([("codex".to_owned(), BlindReason::Unhooked(Library::Rustls)), ("claude-code".to_owned(), BlindReason::HookUnverified)]);
+    m.set_tls_blind([("codex".to_owned(), BlindReason::Unhooked(Library::Rustls)), ("codex".to_owned(), BlindReason::Unhooked(Library::Rustls))]);
     let text = m.encode();
     let get = |name| sorted(&family(&text, name)).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
     assert_eq!(
@@ -258,6 +264,11 @@ fn commands_processes_losses_and_targets() {
     assert_eq!(
         get("guard_tls_targets_attached"),
         "guard_tls_targets_attached{library=\"boringssl\",strategy=\"structural\"} 1\nguard_tls_targets_attached{library=\"openssl\",strategy=\"dynsym\"} 2"
+    );
+    // A blind spot that clears reads 0; two processes of one agent with one reason count 2.
+    assert_eq!(
+        get("guard_tls_blind_processes"),
+        "guard_tls_blind_processes{agent=\"claude-code\",reason=\"hook_unverified\"} 0\nguard_tls_blind_processes{agent=\"codex\",reason=\"unhooked_rustls\"} 2"
     );
 }
 
@@ -288,6 +299,7 @@ fn populated() -> String {
     m.on_agent_command("claude-code");
     m.set_agent_processes([("claude-code".to_owned(), 1)]);
     m.set_tls_targets("openssl", "dynsym", 1);
+    m.set_tls_blind([("codex".to_owned(), crate::coverage::BlindReason::Unhooked(crate::hooks::Library::Rustls))]);
     m.encode()
 }
 
@@ -354,7 +366,7 @@ fn the_grafana_dashboard_queries_real_series() {
     // Every family of the contract has a panel.
     for family in [
         "guard_llm_requests", "guard_llm_tokens", "guard_llm_request_duration_seconds", "guard_llm_time_to_first_token_seconds",
-        "guard_destructive_commands", "guard_agent_processes", "guard_events_lost", "guard_tls_targets_attached", "guard_build_info",
+        "guard_destructive_commands", "guard_agent_processes", "guard_events_lost", "guard_tls_targets_attached", "guard_tls_blind_processes", "guard_build_info",
     ] {
         assert!(used.contains(family), "no panel shows {family}: {used:?}");
     }

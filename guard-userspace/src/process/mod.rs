@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod seed;
+pub mod sockets;
 pub mod table;
 
 #[cfg(test)]

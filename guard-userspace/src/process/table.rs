@@ -452,12 +452,19 @@ impl ProcessTable {
     /// not per event.
     pub fn agent_counts(&self) -> std::collections::BTreeMap<Arc<str>, i64> {
         let mut out = std::collections::BTreeMap::new();
-        for p in self.procs.values().filter(|p| p.exited_at_ns.is_none()) {
-            if let Some(a) = self.agent_of_key(p.key) {
-                *out.entry(a.id).or_insert(0) += 1;
-            }
+        for (_, agent) in self.agent_processes() {
+            *out.entry(agent).or_insert(0) += 1;
         }
         out
+    }
+
+    /// Every live process attributed to an agent, with the agent (same walk as `agent_counts`).
+    pub fn agent_processes(&self) -> Vec<(u32, Arc<str>)> {
+        self.procs
+            .values()
+            .filter(|p| p.exited_at_ns.is_none())
+            .filter_map(|p| Some((p.key.pid, self.agent_of_key(p.key)?.id)))
+            .collect()
     }
 
     /// Program names from the oldest known ancestor down to `pid` (for the audit log).

@@ -12,6 +12,7 @@ fn chunk(dir: Direction, offset: u64, data: &'static [u8]) -> TlsData {
         func: TlsFunc::SslWrite,
         offset,
         call_len: data.len() as u32,
+        target: 0,
         data: Bytes::from_static(data),
     }
 }
