@@ -210,3 +210,38 @@ fn a_held_connection_of_a_process_that_exits_closes_after_its_bytes() {
         .collect();
     assert_eq!(kinds, ["data 1", "close 1", "data 2", "data 2"]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, failure_persistence: None, ..Default::default() })]
+
+    /// However the events of a guessed file, a named file and another process interleave, once
+    /// the guess is verified every connection's events come out complete and in their order.
+    #[test]
+    fn verification_never_reorders_or_loses_a_connections_events(order in proptest::collection::vec(0usize..3, 0..24)) {
+        let streams: [Vec<Event>; 3] = [
+            // The guess: mid-stream bytes first, then a request and its response.
+            vec![data(3, 1, Direction::Read, 0, b"data: {\"x\":1}\n\ndata: {}\n\n"), data(3, 2, Direction::Write, 0, REQ), data(3, 2, Direction::Read, 0, RESP)],
+            (0..4u64).map(|i| data(1, 5, Direction::Write, i * 3, b"abc")).collect(),
+            vec![Event::TlsClose(TlsClose { ts_ns: 1, conn: ConnId { pid: 9, conn: 6 } })],
+        ];
+        let mut next = [0usize; 3];
+        let mut input = Vec::new();
+        for s in order.into_iter().chain([0, 0, 0, 1, 1, 1, 1, 2]) {
+            if let Some(ev) = streams[s].get(next[s]) {
+                input.push(ev.clone());
+                next[s] += 1;
+            }
+        }
+        let mut v = Verifier::default();
+        v.guessed(3);
+        let (out, verdicts) = run(&mut v, input.clone());
+        proptest::prop_assert_eq!(verdicts, vec![Verdict { target: 3, state: State::Verified }]);
+        let of = |evs: &[Event], c: u64| -> Vec<Event> {
+            evs.iter().filter(|e| matches!(e, Event::TlsData(d) if d.conn.conn == c) || matches!(e, Event::TlsClose(x) if x.conn.conn == c)).cloned().collect()
+        };
+        for c in [1, 2, 5, 6] {
+            proptest::prop_assert_eq!(of(&out, c), of(&input, c));
+        }
+        proptest::prop_assert_eq!(out.len(), input.len());
+    }
+}
