@@ -105,7 +105,7 @@ pub struct ProcessTls {
 }
 
 /// Remembers every file inspected, by (dev, inode), so each is read once.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Scanner {
     seen: HashMap<(u64, u64), FileStatus>,
     cache: Cache,
