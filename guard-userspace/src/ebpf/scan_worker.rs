@@ -21,7 +21,7 @@ use super::targets::{ProcessTls, Scanner, TlsTarget};
 pub enum Report {
     /// A new file to attach.
     Target(TlsTarget),
-    /// The TLS files a process maps changed (for the blind-spot gauge).
+    /// The TLS files a process maps (for the blind-spot gauge), at each scan of it.
     Process(u32, ProcessTls),
 }
 
@@ -123,7 +123,6 @@ fn serve_pids(
 
 /// Scans one process and sends what came of it; false once the daemon is gone.
 fn scan(scanner: &mut Scanner, pid: u32, to: &UnboundedSender<Report>) -> bool {
-    let targets = scanner.scan_pid(pid).into_iter().map(Report::Target);
-    let changes = scanner.take_changes().into_iter().map(|(pid, tls)| Report::Process(pid, tls));
-    targets.chain(changes).all(|r| to.send(r).is_ok())
+    let Some((targets, tls)) = scanner.scan_process(pid) else { return true };
+    targets.into_iter().map(Report::Target).chain([Report::Process(pid, tls)]).all(|r| to.send(r).is_ok())
 }
