@@ -241,11 +241,17 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut sinks = Sinks { governor, proc, audit, metrics: metrics.clone(), governed: Vec::new(), tls_seen: Default::default() };
     let mut scanner = Scanner::default();
     let mut found = scanner.scan_system();
-    found.extend(scanner.scan_all());
+    let mut procs = std::collections::HashMap::new();
+    for pid in Scanner::pids() {
+        if let Some((targets, tls)) = scanner.scan_process(pid) {
+            found.extend(targets);
+            procs.insert(pid, tls);
+        }
+    }
     let mut tls = Tls {
         verifier: Verifier::new(verify::Limits::default()),
         verdicts: Vec::new(),
-        procs: scanner.take_changes().into_iter().collect(),
+        procs,
         rejected: Default::default(),
     };
     for t in &found {

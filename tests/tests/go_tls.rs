@@ -105,12 +105,20 @@ fn go_client_ten_thousand_requests_all_seen_no_crash() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), N.to_string());
-    let events = d.stop();
+    let (events, log) = d.stop_with_log();
     let conns: Vec<_> = exchanges(&events)
         .into_iter()
         .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == pid))
         .collect();
-    assert_eq!(conns.len(), N as usize, "every request seen once");
+    if conns.len() != N as usize {
+        // Say where they went: kernel losses and gaps are in the daemon's last line.
+        let mut reasons = std::collections::BTreeMap::new();
+        for x in &conns {
+            *reasons.entry(format!("{:?}/{:?}", x.status, x.incomplete_reason)).or_insert(0) += 1;
+        }
+        let stopped = log.iter().rev().find(|l| l.contains("stopped"));
+        panic!("{} exchanges for {N} requests: {reasons:?}; {stopped:?}", conns.len());
+    }
     assert!(conns.iter().all(|x| x.path.as_deref() == Some("/v1/models")
         && x.status == Some(200)
         && x.complete

@@ -1,6 +1,10 @@
-//! Runs the [`Scanner`] on its own low-priority thread, so analysing a new 100 MB binary never
-//! stalls the event loop that drains the ring buffer. Requests are coalesced: a burst of execs
-//! costs one pass per distinct process.
+//! Runs the [`Scanner`] on low-priority threads, so analysing a new 100 MB binary never stalls
+//! the event loop that drains the ring buffer. Two lanes: one serves processes that just exec'd,
+//! the other the periodic pass over every process. A pass that meets a large new file (a fresh
+//! build on a developer's machine) takes seconds on it, and a program started meanwhile must not
+//! wait behind it. Each lane has its own copy of what the start-up scan learnt; a file both lanes
+//! meet is analysed twice, and the kernel side attaches it once. Requests are coalesced: a burst
+//! of execs costs one scan per distinct process.
 
 use std::{
     collections::BTreeSet,
@@ -17,7 +21,7 @@ use super::targets::{ProcessTls, Scanner, TlsTarget};
 pub enum Report {
     /// A new file to attach.
     Target(TlsTarget),
-    /// The TLS files a process maps changed (for the blind-spot gauge).
+    /// The TLS files a process maps (for the blind-spot gauge), at each scan of it.
     Process(u32, ProcessTls),
 }
 
@@ -30,11 +34,12 @@ pub enum Request {
 }
 
 pub struct ScanWorker {
-    tx: Option<Sender<Request>>,
+    /// (exec lane, pass lane).
+    tx: Option<(Sender<Request>, Sender<Request>)>,
     /// New targets, to attach on the event loop (the kernel handle is not shared), and changes
     /// of what each process carries.
     pub found: UnboundedReceiver<Report>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// Niceness of the scanning thread: analysis takes what CPU the machine does not need.
@@ -42,30 +47,32 @@ const NICE: i32 = 10;
 
 impl ScanWorker {
     pub fn spawn(scanner: Scanner) -> std::io::Result<Self> {
-        let (tx, rx) = channel();
         let (found_tx, found) = unbounded_channel();
-        let thread = std::thread::Builder::new()
-            .name("guard-scan".into())
-            .spawn(move || work(scanner, rx, found_tx))?;
-        Ok(Self {
-            tx: Some(tx),
-            found,
-            thread: Some(thread),
-        })
+        let lane = |name: &str, scanner: Scanner, found: UnboundedSender<Report>| {
+            let (tx, rx) = channel();
+            let t = std::thread::Builder::new().name(name.into()).spawn(move || work(scanner, rx, found))?;
+            Ok::<_, std::io::Error>((tx, t))
+        };
+        let (exec_tx, exec) = lane("guard-scan-exec", scanner.clone(), found_tx.clone())?;
+        let (pass_tx, pass) = lane("guard-scan-pass", scanner, found_tx)?;
+        Ok(Self { tx: Some((exec_tx, pass_tx)), found, threads: vec![exec, pass] })
     }
 
     pub fn request(&self, r: Request) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(r);
+        if let Some((exec, pass)) = &self.tx {
+            let _ = match r {
+                Request::Pid(_) => exec.send(r),
+                Request::All => pass.send(r),
+            };
         }
     }
 }
 
 impl Drop for ScanWorker {
     fn drop(&mut self) {
-        // Closing the channel ends the thread after the pass it is in.
+        // Closing the channels ends each thread after the scan it is in.
         self.tx = None;
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -116,7 +123,6 @@ fn serve_pids(
 
 /// Scans one process and sends what came of it; false once the daemon is gone.
 fn scan(scanner: &mut Scanner, pid: u32, to: &UnboundedSender<Report>) -> bool {
-    let targets = scanner.scan_pid(pid).into_iter().map(Report::Target);
-    let changes = scanner.take_changes().into_iter().map(|(pid, tls)| Report::Process(pid, tls));
-    targets.chain(changes).all(|r| to.send(r).is_ok())
+    let Some((targets, tls)) = scanner.scan_process(pid) else { return true };
+    targets.into_iter().map(Report::Target).chain([Report::Process(pid, tls)]).all(|r| to.send(r).is_ok())
 }

@@ -105,24 +105,23 @@ pub struct ProcessTls {
 }
 
 /// Remembers every file inspected, by (dev, inode), so each is read once.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Scanner {
     seen: HashMap<(u64, u64), FileStatus>,
     cache: Cache,
     pub inspect_errors: u64,
-    /// What each process scanned last carried, and which of those changed since last taken.
-    procs: HashMap<u32, ProcessTls>,
-    changed: Vec<(u32, ProcessTls)>,
 }
 
 impl Scanner {
     /// New targets among the files a process maps, plus its executable.
     pub fn scan_pid(&mut self, pid: u32) -> Vec<TlsTarget> {
+        self.scan_process(pid).map(|(t, _)| t).unwrap_or_default()
+    }
+
+    /// [`Self::scan_pid`], also saying which TLS files the process maps; `None` once it is gone.
+    pub fn scan_process(&mut self, pid: u32) -> Option<(Vec<TlsTarget>, ProcessTls)> {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
-        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
-            self.procs.remove(&pid);
-            return vec![];
-        };
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
         let mut out = vec![];
         let mut tls = ProcessTls::default();
         for path in mapped_files(&maps) {
@@ -136,16 +135,7 @@ impl Scanner {
                 _ => {}
             }
         }
-        if self.procs.get(&pid) != Some(&tls) {
-            self.procs.insert(pid, tls.clone());
-            self.changed.push((pid, tls));
-        }
-        out
-    }
-
-    /// The processes whose TLS files changed since the last call (for the blind-spot gauge).
-    pub fn take_changes(&mut self) -> Vec<(u32, ProcessTls)> {
-        std::mem::take(&mut self.changed)
+        Some((out, tls))
     }
 
     /// New targets among the `libssl.so*` files in the system library directories.

@@ -44,7 +44,7 @@ impl FileKey {
 
 /// Results by file identity. Errors are cached too: a file that does not parse will not parse
 /// next time either.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Cache {
     entries: HashMap<FileKey, Result<Analysis, String>>,
     pub hits: u64,
