@@ -58,7 +58,10 @@ const RULES: &[(HookKind, &[&[u64]])] = &[
     (HookKind::AeadInit, &[&[UNSUPPORTED_KEY_SIZE]]),
     (
         HookKind::AeadInitDefault,
-        &[&[NO_DIRECTION_SET], &[UNSUPPORTED_KEY_SIZE, NO_DIRECTION_SET]],
+        &[
+            &[NO_DIRECTION_SET],
+            &[UNSUPPORTED_KEY_SIZE, NO_DIRECTION_SET],
+        ],
     ),
 ];
 /// The hook kinds this finder reports.

@@ -219,8 +219,7 @@ fn rustls_aead(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
 /// it, it is not TLS guard can frame.
 pub fn candidates(data: &[u8]) -> Result<Option<Found>, HookError> {
     let file = object::File::parse(data)?;
-    if file.architecture() != object::Architecture::X86_64 || !markers::has(data, Library::Rustls)
-    {
+    if file.architecture() != object::Architecture::X86_64 || !markers::has(data, Library::Rustls) {
         return Ok(None);
     }
     Ok(awslc::find(&file, data).map(|(strategy, hooks)| Found {
