@@ -81,12 +81,28 @@ pub fn address_loads(code: &Code<'_>, targets: &[u64]) -> Vec<(u64, u64)> {
     out
 }
 
-/// Addresses in the file's loaded data where the NUL-terminated string `s` starts (also where it
-/// ends a longer string: linkers merge a string into the tail of another).
+/// Addresses in the file's loaded, non-executable data where the NUL-terminated string `s` starts
+/// (also where it ends a longer string: linkers merge a string into the tail of another).
 pub fn string_addrs(file: &object::File<'_>, data: &[u8], s: &str) -> Vec<u64> {
     let mut needle = s.as_bytes().to_vec();
     needle.push(0);
-    memmem::find_iter(data, &needle)
-        .filter_map(|at| super::elf::vaddr_of(file, at as u64))
-        .collect()
+    let finder = memmem::Finder::new(&needle);
+    let mut out = Vec::new();
+    for seg in file.segments() {
+        if matches!(seg.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & 1 != 0) {
+            continue;
+        }
+        let (off, len) = seg.file_range();
+        let Some(bytes) = usize::try_from(off)
+            .ok()
+            .zip(off.checked_add(len).and_then(|e| usize::try_from(e).ok()))
+            .and_then(|(a, b)| data.get(a..b))
+        else {
+            continue;
+        };
+        out.extend(finder.find_iter(bytes).map(|at| seg.address() + at as u64));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }

@@ -89,7 +89,7 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
     }
     let funcs = Functions::of(file)?;
     let code = code::segments(file, data);
-    let sites = error_sites(&code, &strings)?;
+    let sites = error_sites(&code, &funcs, &strings)?;
     tracing::debug!(?sites, "OpenSSL error sites");
 
     // Functions holding each name's sites.
@@ -222,7 +222,7 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
 /// Every `ERR_raise(ERR_LIB_SSL, ..)` whose `__func__` is one of `strings` (sorted). None when the
 /// sites disagree on which functions are `ERR_set_debug` and `ERR_set_error`: then we do not
 /// read this code's shape right.
-fn error_sites(code: &[Code<'_>], strings: &[(u64, Name)]) -> Option<Vec<Site>> {
+fn error_sites(code: &[Code<'_>], funcs: &Functions, strings: &[(u64, Name)]) -> Option<Vec<Site>> {
     let addrs: Vec<u64> = strings.iter().map(|s| s.0).collect();
     let mut sites = Vec::new();
     for c in code {
@@ -230,10 +230,10 @@ fn error_sites(code: &[Code<'_>], strings: &[(u64, Name)]) -> Option<Vec<Site>> 
             let Some(name) = strings.iter().find(|s| s.0 == target).map(|s| s.1) else {
                 continue;
             };
-            let Some(bytes) = c.range(at, (at + 96).min(c.addr + c.bytes.len() as u64)) else {
+            let Some(func) = funcs.containing(at) else {
                 continue;
             };
-            if let Some(s) = raise_at(bytes, at, name) {
+            if let Some(s) = raise_at(c, func, at, name) {
                 sites.push(s);
             }
         }
@@ -245,10 +245,17 @@ fn error_sites(code: &[Code<'_>], strings: &[(u64, Name)]) -> Option<Vec<Site>> 
     agree.then_some(sites)
 }
 
-/// Decodes from the load of the `__func__` string: it must go to RDX, then come a direct call
-/// (`ERR_set_debug`) and the next direct call or jump (`ERR_set_error`) with `ERR_LIB_SSL` in EDI.
-fn raise_at(bytes: &[u8], ip: u64, name: Name) -> Option<Site> {
-    let mut dec = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+/// Decodes from the load of the `__func__` string at `ip` in function `func`: it must go to RDX,
+/// then come a direct call (`ERR_set_debug`) and the next direct call or tail jump
+/// (`ERR_set_error`) with `ERR_LIB_SSL` in EDI. Jumps inside the function are followed: a
+/// compiler may share the end of the sequence among the sites of a function.
+fn raise_at(c: &Code<'_>, func: (u64, u64), ip: u64, name: Name) -> Option<Site> {
+    const STEPS: usize = 24;
+    let decoder_at = |ip: u64| {
+        let bytes = c.range(ip, func.1)?;
+        Some(Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE))
+    };
+    let mut dec = decoder_at(ip)?;
     let load = dec.decode();
     if !matches!(load.mnemonic(), Mnemonic::Lea | Mnemonic::Mov)
         || !matches!(load.op0_register(), Register::RDX | Register::EDX)
@@ -264,44 +271,52 @@ fn raise_at(bytes: &[u8], ip: u64, name: Name) -> Option<Site> {
     let direct = |insn: &iced_x86::Instruction| {
         insn.op_count() == 1 && insn.op0_kind() == OpKind::NearBranch64
     };
+    let inside = |t: u64| (func.0..func.1).contains(&t);
     let mut set_debug = None;
-    for _ in 0..8 {
-        let insn = dec.decode();
-        if insn.mnemonic() == Mnemonic::Call && direct(&insn) {
-            set_debug = Some(insn.near_branch_target());
-            break;
-        }
-        if insn.is_invalid()
-            || writes(
-                &insn,
-                &[Register::RDX, Register::EDX, Register::DX, Register::DL],
-            )
-            || matches!(
-                insn.mnemonic(),
-                Mnemonic::Call | Mnemonic::Jmp | Mnemonic::Ret
-            )
-            || direct(&insn)
-        {
+    let (mut lib, mut reason) = (None, None);
+    for _ in 0..STEPS {
+        if !dec.can_decode() {
             return None;
         }
-    }
-    let set_debug = set_debug?;
-    let (mut lib, mut reason) = (None, None);
-    for _ in 0..10 {
         let insn = dec.decode();
-        if matches!(insn.mnemonic(), Mnemonic::Call | Mnemonic::Jmp) && direct(&insn) {
+        let m = insn.mnemonic();
+        if insn.is_invalid() || m == Mnemonic::Ret {
+            return None;
+        }
+        if m == Mnemonic::Jmp && direct(&insn) && inside(insn.near_branch_target()) {
+            dec = decoder_at(insn.near_branch_target())?;
+            continue;
+        }
+        if matches!(m, Mnemonic::Call | Mnemonic::Jmp) && direct(&insn) {
+            let Some(debug) = set_debug else {
+                if m == Mnemonic::Jmp {
+                    return None;
+                }
+                set_debug = Some(insn.near_branch_target());
+                continue;
+            };
             return (lib == Some(ERR_LIB_SSL)).then_some(Site {
                 at: ip,
                 name,
-                set_debug,
+                set_debug: debug,
                 set_error: insn.near_branch_target(),
                 reason,
             });
         }
-        if insn.is_invalid() || direct(&insn) || matches!(insn.mnemonic(), Mnemonic::Ret) {
+        // Any other branch: the path is not a straight ERR_raise.
+        if direct(&insn) || matches!(m, Mnemonic::Call | Mnemonic::Jmp) {
             return None;
         }
-        let imm = (insn.mnemonic() == Mnemonic::Mov && insn.op1_kind() == OpKind::Immediate32)
+        if set_debug.is_none() {
+            if writes(
+                &insn,
+                &[Register::RDX, Register::EDX, Register::DX, Register::DL],
+            ) {
+                return None;
+            }
+            continue;
+        }
+        let imm = (m == Mnemonic::Mov && insn.op1_kind() == OpKind::Immediate32)
             .then(|| insn.immediate32());
         if writes(&insn, &[Register::EDI, Register::RDI]) {
             lib = imm;
