@@ -8,8 +8,14 @@ use std::collections::HashMap;
 use gimli::{BaseAddresses, CieOrFde, EhFrame, LittleEndian, UnwindSection as _};
 use object::{Object as _, ObjectSection as _};
 
-/// Functions as sorted, non-overlapping `[start, end)` ranges.
-pub struct Functions(Vec<(u64, u64)>);
+/// Functions as sorted, non-overlapping `[start, end)` ranges, and the starts that are entries.
+pub struct Functions {
+    ranges: Vec<(u64, u64)>,
+    /// Starts whose unwind rule is that of a function entry: the canonical frame address is
+    /// RSP + 8, just above the return address the call pushed. A piece the compiler split out of
+    /// a function (`foo.cold`) starts inside its parent's frame and has another rule.
+    entries: Vec<u64>,
+}
 
 impl Functions {
     /// The functions of `.eh_frame`, or None if the file has none.
@@ -27,9 +33,11 @@ impl Functions {
         type Cie<'d> = gimli::CommonInformationEntry<gimli::EndianSlice<'d, LittleEndian>>;
         let mut cies: HashMap<gimli::EhFrameOffset, Cie<'_>> = HashMap::new();
         let mut ranges = Vec::new();
-        let mut entries = eh.entries(&bases);
+        let mut entries = Vec::new();
+        let mut ctx = gimli::UnwindContext::new();
+        let mut cfi = eh.entries(&bases);
         // A malformed entry ends the walk: what was read so far is still right.
-        while let Ok(Some(entry)) = entries.next() {
+        while let Ok(Some(entry)) = cfi.next() {
             let CieOrFde::Fde(partial) = entry else {
                 continue;
             };
@@ -47,6 +55,20 @@ impl Functions {
                 && let Some(end) = start.checked_add(fde.len())
             {
                 ranges.push((start, end));
+                let entry = fde
+                    .rows(&eh, &bases, &mut ctx)
+                    .ok()
+                    .and_then(|mut rows| rows.next_row().ok().flatten().cloned())
+                    .is_some_and(|row| {
+                        *row.cfa()
+                            == gimli::CfaRule::RegisterAndOffset {
+                                register: gimli::X86_64::RSP,
+                                offset: 8,
+                            }
+                    });
+                if entry {
+                    entries.push(start);
+                }
             }
         }
         if ranges.is_empty() {
@@ -65,24 +87,37 @@ impl Functions {
             })
             .map(|(_, r)| *r)
             .collect();
-        Some(Self(clean))
+        entries.sort_unstable();
+        Some(Self {
+            ranges: clean,
+            entries,
+        })
+    }
+
+    /// Whether a function starts at `addr` with the unwind rule of an entry (x86-64).
+    pub fn is_entry(&self, addr: u64) -> bool {
+        self.entries.binary_search(&addr).is_ok()
     }
 
     /// The function whose code holds `addr`.
     pub fn containing(&self, addr: u64) -> Option<(u64, u64)> {
-        let i = self.0.partition_point(|r| r.0 <= addr).checked_sub(1)?;
-        let r = self.0[i];
+        let i = self
+            .ranges
+            .partition_point(|r| r.0 <= addr)
+            .checked_sub(1)?;
+        let r = self.ranges[i];
         (addr < r.1).then_some(r)
     }
 
     /// Every function, in address order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.0.iter().copied()
+        self.ranges.iter().copied()
     }
 
     #[cfg(test)]
     pub fn from_ranges(ranges: Vec<(u64, u64)>) -> Self {
-        Self(ranges)
+        let entries = ranges.iter().map(|r| r.0).collect();
+        Self { ranges, entries }
     }
 }
 

@@ -192,6 +192,11 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
     .into_iter()
     .filter_map(|(k, f)| Some((k, f?)))
     .collect();
+    // Each must begin where a call lands (not a piece split out of a function).
+    if let Some((k, f)) = chosen.iter().find(|(_, f)| !funcs.is_entry(f.0)) {
+        tracing::debug!(?k, ?f, "not a function entry by its unwind rule");
+        return None;
+    }
     let has = |ks: [HookKind; 2]| chosen.iter().any(|(k, _)| ks.contains(k));
     if !has([HookKind::SslWrite, HookKind::SslWriteEx])
         || !has([HookKind::SslRead, HookKind::SslReadEx])
