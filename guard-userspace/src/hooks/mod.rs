@@ -5,8 +5,9 @@
 //! 2. `symtab`: the same names in the static symbol table of an unstripped binary;
 //! 3. `gopclntab`: Go's function table, which survives `-s -w`, names `crypto/tls.(*Conn).Write`
 //!    and `.Read`; their RET instructions come from disassembly (Go cannot take uretprobes);
-//! 4. `structural`: BoringSSL in a stripped static binary (Bun), from the error-reporting call
-//!    sites of `SSL_write`/`SSL_read` and the call graph ([`boring`]).
+//! 4. `structural`: from the error-reporting call sites and the call graph. BoringSSL in a
+//!    stripped static binary (Bun, [`boring`]); OpenSSL 3 in a stripped static binary (a Rust
+//!    program with `openssl` vendored, [`openssl`]), whose function bounds come from `.eh_frame`.
 //!
 //! A file where none applies gets a [`Miss`] with a reason, so that a blind spot is reported
 //! rather than silent. Sans-IO: [`analyse`] takes the file's bytes; reading, caching by build-id
@@ -14,9 +15,13 @@
 
 mod boring;
 pub mod cache;
+mod code;
 mod elf;
+mod flow;
+mod frames;
 mod gopclntab;
 mod markers;
+mod openssl;
 mod rets;
 mod symbols;
 
@@ -65,7 +70,7 @@ pub enum Strategy {
     Dynsym,
     Symtab,
     Gopclntab,
-    /// From the code's shape: error-reporting call sites and the call graph (BoringSSL).
+    /// From the code's shape: error-reporting call sites and the call graph (BoringSSL, OpenSSL 3).
     Structural,
 }
 
@@ -155,6 +160,10 @@ pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
             Some(Library::Boringssl) if amd64 => match boring::find(&file, data) {
                 Some(found) => Analysis::Found(found),
                 None => Analysis::Miss(Miss::Unhooked(Library::Boringssl)),
+            },
+            Some(Library::Openssl) if amd64 => match openssl::find(&file, data) {
+                Some(found) => Analysis::Found(found),
+                None => Analysis::Miss(Miss::Unhooked(Library::Openssl)),
             },
             Some(lib) => Analysis::Miss(Miss::Unhooked(lib)),
             None => Analysis::Miss(Miss::NoTls),
