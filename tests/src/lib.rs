@@ -9,6 +9,7 @@ pub mod bun;
 pub mod daemon;
 pub mod go;
 pub mod mock;
+pub mod openssl;
 pub mod scrape;
 pub mod server;
 

@@ -19,8 +19,12 @@ const LLVM_MAJOR: &str = "22";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages: LLVM for building bpf-linker, and the real clients the privileged tests drive.
+/// perl, make, gcc and binutils build and strip the OpenSSL test client (openssl-src compiles
+/// OpenSSL from source).
 const APT_BUILD: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"];
-const APT_TEST: &[&str] = &["curl", "openssl", "python3", "python3-venv", "nodejs", "ca-certificates"];
+const APT_TEST: &[&str] = &[
+    "curl", "openssl", "python3", "python3-venv", "nodejs", "ca-certificates", "perl", "make", "gcc", "binutils",
+];
 
 /// Offline Kubernetes schema validation of deploy/kubernetes (bundles the OpenAPI schemas).
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.34.1";

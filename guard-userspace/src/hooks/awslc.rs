@@ -6,7 +6,7 @@
 //!
 //! 1. The `__FILE__` string of aws-lc's AEAD layer, ".../crypto/fipsmodule/cipher/aead.c".
 //! 2. Every instruction that loads its address (`lea r64, [rip + disp32]`, or `mov r32, imm32`
-//!    in a non-PIE file), and the function around it from `.eh_frame` ([`fde`]).
+//!    in a non-PIE file), and the function around it from `.eh_frame` ([`frames`]).
 //! 3. Each such function decoded from its first to its last byte. At each `call` or direct `jmp`
 //!    (clang shares one call among error sites and jumps to it), the last constant put in each
 //!    argument register: `ERR_put_error(ERR_LIB_CIPHER, 0, reason, __FILE__, __LINE__)` has the
@@ -33,7 +33,7 @@ use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind, Register};
 use memchr::{memchr_iter, memmem};
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _};
 
-use super::{Hook, HookKind, Strategy, elf, fde};
+use super::{Hook, HookKind, Strategy, elf, frames};
 
 const ERR_LIB_CIPHER: u64 = 30;
 const BAD_DECRYPT: u64 = 101;
@@ -133,7 +133,7 @@ pub fn by_symbols(file: &object::File<'_>) -> Vec<Hook> {
 /// A function that references aead.c, and the CIPHER reasons it raises there.
 #[derive(Debug)]
 struct Func {
-    f: fde::Function,
+    f: frames::Function,
     reasons: Vec<u64>,
 }
 
@@ -160,7 +160,7 @@ pub fn structural(file: &object::File<'_>, data: &[u8]) -> Option<Vec<Hook>> {
     if refs.is_empty() {
         return None;
     }
-    let fdes = fde::Fdes::of(file);
+    let fdes = frames::Fdes::of(file);
     let mut funcs: Vec<Func> = Vec::new();
     for r in refs {
         // A site we cannot place in a function might be the one we look for: no guess at all.

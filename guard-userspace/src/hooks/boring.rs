@@ -14,9 +14,12 @@
 
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind, Register};
 use memchr::{memchr_iter, memmem};
-use object::{Object as _, ObjectSegment as _};
 
-use super::{Found, Hook, HookKind, Library, Strategy, elf};
+use super::{
+    Found, Hook, HookKind, Library, Strategy,
+    code::{self, Code},
+    elf,
+};
 
 const ERR_LIB_SSL: u32 = 16;
 const SHOULD_NOT_HAVE_BEEN_CALLED: u32 = 64 | 2;
@@ -28,24 +31,8 @@ const MAX_FUNC: u64 = 16 << 10;
 /// How far from SSL_read's entry its call to the inlined-or-not read implementation may be.
 const CALL_REACH: u64 = 1024;
 
-/// Executable bytes of the file and the address they load at.
-struct Code<'d> {
-    addr: u64,
-    bytes: &'d [u8],
-}
-
 pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
-    let code: Vec<Code<'_>> = file
-        .segments()
-        .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & 1 != 0))
-        .filter_map(|s| {
-            let (off, len) = s.file_range();
-            Some(Code {
-                addr: s.address(),
-                bytes: data.get(usize::try_from(off).ok()?..usize::try_from(off + len).ok()?)?,
-            })
-        })
-        .collect();
+    let code = code::segments(file, data);
     let strings = file_strings(file, data);
     if strings.is_empty() {
         return None;

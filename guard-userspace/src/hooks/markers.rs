@@ -11,6 +11,9 @@ const MARKERS: &[(&[u8], Library)] = &[
     // OPENSSL_PUT_ERROR records __FILE__: BoringSSL's TLS code is in ssl/*.cc ("/ssl/ssl_lib.cc").
     (b"\0cc.bil_lss/lss/", Library::Boringssl),
     (b"\0c.bil_lss/lss/", Library::Openssl),
+    // OpenSSL built in its own tree (openssl-src, the `openssl` crate's `vendored`) records the
+    // relative path.
+    (b"\0c.bil_lss/lss\0", Library::Openssl),
     // Panic locations name the crate's source path.
     (b"-sltsur/", Library::Rustls),
 ];
@@ -49,6 +52,8 @@ mod tests {
         };
         assert_eq!(library(&path("cc")), Some(Library::Boringssl));
         assert_eq!(library(&path("c")), Some(Library::Openssl));
+        let relative = format!("x\0ssl/ssl_lib.{}\0y", std::hint::black_box("c"));
+        assert_eq!(library(relative.as_bytes()), Some(Library::Openssl));
         assert_eq!(
             library(
                 format!(

@@ -5,8 +5,9 @@
 //! 2. `symtab`: the same names in the static symbol table of an unstripped binary;
 //! 3. `gopclntab`: Go's function table, which survives `-s -w`, names `crypto/tls.(*Conn).Write`
 //!    and `.Read`; their RET instructions come from disassembly (Go cannot take uretprobes);
-//! 4. `structural`: BoringSSL in a stripped static binary (Bun), from the error-reporting call
-//!    sites of `SSL_write`/`SSL_read` and the call graph ([`boring`]).
+//! 4. `structural`: from the error-reporting call sites and the call graph. BoringSSL in a
+//!    stripped static binary (Bun, [`boring`]); OpenSSL 3 in a stripped static binary (a Rust
+//!    program with `openssl` vendored, [`openssl`]), whose function bounds come from `.eh_frame`.
 //!
 //! rustls on aws-lc (Codex CLI) is found too, at aws-lc's AEAD entry points ([`awslc`]), but only
 //! shown as [`candidates`] for now: the kernel has no program for those hook kinds yet, so
@@ -20,10 +21,13 @@
 mod awslc;
 mod boring;
 pub mod cache;
+mod code;
 mod elf;
-mod fde;
+mod flow;
+mod frames;
 mod gopclntab;
 mod markers;
+mod openssl;
 mod rets;
 mod symbols;
 
@@ -87,7 +91,7 @@ pub enum Strategy {
     Dynsym,
     Symtab,
     Gopclntab,
-    /// From the code's shape: error-reporting call sites and the call graph (BoringSSL).
+    /// From the code's shape: error-reporting call sites and the call graph (BoringSSL, OpenSSL 3).
     Structural,
 }
 
@@ -177,6 +181,10 @@ pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
             Some(Library::Boringssl) if amd64 => match boring::find(&file, data) {
                 Some(found) => Analysis::Found(found),
                 None => Analysis::Miss(Miss::Unhooked(Library::Boringssl)),
+            },
+            Some(Library::Openssl) if amd64 => match openssl::find(&file, data) {
+                Some(found) => Analysis::Found(found),
+                None => Analysis::Miss(Miss::Unhooked(Library::Openssl)),
             },
             // Skipped (no cost) while any aws-lc hook kind lacks a kernel program.
             Some(Library::Rustls) if amd64 && awslc::KINDS.into_iter().all(has_program) => {

@@ -406,3 +406,146 @@ fn no_aead_entries_without_aws_lc() {
         assert_eq!(candidates(&data).unwrap(), None, "{}", path.display());
     }
 }
+
+/// The OpenSSL test clients (`tests/openssl_client`, OpenSSL 3 vendored) as the end-to-end tests
+/// build them: `GUARD_TEST_OPENSSL=DIR`, or `target/test-tools/openssl`, holding
+/// `TAG/osslclient` (with symbols) and `TAG/osslclient-stripped`. Building OpenSSL takes minutes,
+/// so the unit tests only use builds already there (`cargo xtask test -p guard-tests --test
+/// openssl_tls` makes them).
+fn openssl_clients() -> Vec<(PathBuf, PathBuf)> {
+    let dir = std::env::var_os("GUARD_TEST_OPENSSL").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/openssl"),
+        PathBuf::from,
+    );
+    let mut out: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let d = e.ok()?.path();
+            let pair = (d.join("osslclient"), d.join("osslclient-stripped"));
+            (pair.0.is_file() && pair.1.is_file()).then_some(pair)
+        })
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        eprintln!(
+            "\n*** SKIPPED: no OpenSSL test client in {} (set GUARD_TEST_OPENSSL, or run the \
+             openssl_tls end-to-end test once) ***\n",
+            dir.display()
+        );
+    }
+    out
+}
+
+/// (kind, file offset) of the SSL functions a symbol table names.
+fn by_symbols(path: &std::path::Path) -> Vec<(HookKind, u64)> {
+    let data = std::fs::read(path).unwrap();
+    let mut v: Vec<(HookKind, u64)> = match symbols::find(&object::File::parse(&*data).unwrap()) {
+        Some(f) => f.hooks.iter().map(|h| (h.kind, h.offset)).collect(),
+        None => Vec::new(),
+    };
+    v.retain(|h| h.0 != HookKind::SslFree);
+    v.sort_by_key(|h| (h.1, h.0.name()));
+    v
+}
+
+/// (kind, file offset) of what the OpenSSL structural strategy finds, and how long it took.
+fn by_structure(path: &std::path::Path) -> (Option<Vec<(HookKind, u64)>>, std::time::Duration) {
+    let data = std::fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let t = std::time::Instant::now();
+    let found = openssl::find(&file, &data);
+    let took = t.elapsed();
+    let hooks = found.map(|f| {
+        assert_eq!(
+            (f.library, f.strategy),
+            (Library::Openssl, Strategy::Structural)
+        );
+        let mut v: Vec<(HookKind, u64)> = f.hooks.iter().map(|h| (h.kind, h.offset)).collect();
+        v.sort_by_key(|h| (h.1, h.0.name()));
+        v
+    });
+    (hooks, took)
+}
+
+#[test]
+fn static_openssl_is_found_by_structure_at_the_symbol_tables_offsets() {
+    for (full, stripped) in openssl_clients() {
+        let want = by_symbols(&full);
+        // The openssl crate calls the _ex functions.
+        for k in [HookKind::SslWriteEx, HookKind::SslReadEx] {
+            assert!(want.iter().any(|h| h.0 == k), "{}: {want:?}", full.display());
+        }
+        for path in [&full, &stripped] {
+            let (got, took) = by_structure(path);
+            eprintln!("{}: {got:x?} in {took:?}", path.display());
+            assert_eq!(got.as_ref(), Some(&want), "{}", path.display());
+        }
+        assert!(
+            object::File::parse(&*std::fs::read(&stripped).unwrap())
+                .unwrap()
+                .symbols()
+                .next()
+                .is_none(),
+            "really stripped"
+        );
+        // And through the strategies in order: nothing else applies to the stripped file.
+        let f = found(&stripped);
+        assert_eq!(
+            (f.library, f.strategy),
+            (Library::Openssl, Strategy::Structural)
+        );
+    }
+}
+
+#[test]
+fn structure_agrees_with_the_exported_symbols_of_other_openssl_builds() {
+    // Debian's libssl.so.3 (gcc, CET) and rustup's cargo (OpenSSL statically linked by
+    // openssl-src, clang; only SSL_read/SSL_write kept): whatever the structure finds must be
+    // exactly where the symbols say, with a read and a write hook.
+    let cargo = std::env::var_os("CARGO").map(PathBuf::from);
+    let files = [
+        Some(PathBuf::from("/lib/x86_64-linux-gnu/libssl.so.3")),
+        cargo,
+    ];
+    for path in files.into_iter().flatten().filter(|p| p.is_file()) {
+        let want = by_symbols(&path);
+        let (got, took) = by_structure(&path);
+        eprintln!("{}: {got:x?} in {took:?}", path.display());
+        if want.is_empty() {
+            // No OpenSSL 3 of its own (a cargo built against the system's).
+            continue;
+        }
+        let got = got.unwrap_or_else(|| panic!("{}: nothing found", path.display()));
+        assert!(got.iter().all(|h| want.contains(h)), "{}: {got:?} vs {want:?}", path.display());
+        let kinds: Vec<HookKind> = got.iter().map(|h| h.0).collect();
+        assert!(
+            kinds.iter().any(|k| matches!(k, HookKind::SslRead | HookKind::SslReadEx))
+                && kinds
+                    .iter()
+                    .any(|k| matches!(k, HookKind::SslWrite | HookKind::SslWriteEx)),
+            "{}: {got:?}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn the_openssl_structure_is_found_in_no_other_binary() {
+    let mut files = vec![std::env::current_exe().unwrap()];
+    files.extend(
+        ["/bin/true", "/usr/bin/python3"]
+            .map(PathBuf::from)
+            .into_iter()
+            .filter(|p| p.is_file()),
+    );
+    if let Some((full, stripped)) = go_clients() {
+        files.extend([full.clone(), stripped.clone()]);
+    }
+    files.extend(std::env::var_os("GUARD_TEST_BUN").map(PathBuf::from));
+    for path in files {
+        let (got, took) = by_structure(&path);
+        eprintln!("{}: {got:?} in {took:?}", path.display());
+        assert_eq!(got, None, "{}", path.display());
+    }
+}

@@ -1,0 +1,111 @@
+//! The OpenSSL test client (`tests/openssl_client`): the `openssl` crate with `vendored`, so
+//! OpenSSL 3 statically linked into a Rust binary the way reqwest + native-tls carry it. Built
+//! with cargo from crates.io (a committed Cargo.lock per OpenSSL minor) into
+//! `target/test-tools/openssl/TAG`, then stripped with binutils' `strip`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use crate::mock::MockLlm;
+
+/// (directory under tests/openssl_client, OpenSSL release its Cargo.lock pins). 3.2 and 3.5
+/// differ in `ssl_write_internal`'s arguments (3.3 added `flags`) and in `SSL_write_ex`.
+pub const BUILDS: [(&str, &str); 2] = [("v3_2", "3.2.1"), ("v3_5", "3.5.5")];
+
+/// One build of the client.
+pub struct Client {
+    pub tag: &'static str,
+    pub openssl: &'static str,
+    /// With its symbol table.
+    pub full: PathBuf,
+    /// `strip`ped: no .symtab, .eh_frame kept.
+    pub stripped: PathBuf,
+}
+
+/// The workspace's `target/test-tools/openssl`.
+pub fn tools_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/openssl")
+}
+
+/// Both builds, compiled on first use in this process (cargo makes it a no-op when up to date;
+/// a cold build compiles OpenSSL, a few minutes each).
+pub fn clients() -> &'static [Client] {
+    static BUILT: OnceLock<Vec<Client>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        BUILDS
+            .iter()
+            .map(|&(tag, openssl)| build(tag, openssl))
+            .collect()
+    })
+}
+
+fn build(tag: &'static str, openssl: &'static str) -> Client {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("openssl_client")
+        .join(tag);
+    let out = tools_dir().join(tag);
+    std::fs::create_dir_all(&out).unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let o = Command::new(&cargo)
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(src.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &out)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    assert!(
+        o.status.success(),
+        "building the OpenSSL {openssl} client (openssl-src needs perl, make and a C compiler: \
+         cargo xtask setup --tests): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let full = out.join("osslclient");
+    let stripped = out.join("osslclient-stripped");
+    std::fs::copy(out.join("release/osslclient"), &full).unwrap();
+    strip(&full, &stripped);
+    Client {
+        tag,
+        openssl,
+        full,
+        stripped,
+    }
+}
+
+fn strip(from: &Path, to: &Path) {
+    let o = Command::new("strip")
+        .arg("-o")
+        .arg(to)
+        .arg(from)
+        .output()
+        .unwrap_or_else(|e| panic!("no `strip` (binutils; cargo xtask setup --tests): {e}"));
+    assert!(
+        o.status.success(),
+        "strip: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `osslclient llm`: the five LLM calls on one keep-alive connection, one JSON line each.
+pub fn llm(bin: &Path, mock: &MockLlm, encoding: &str) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("llm")
+        .arg(&mock.base)
+        .arg(&mock.ca_file)
+        .arg(encoding)
+        .env("MOCK_CLIENT_DELAY_MS", "300");
+    c
+}
+
+/// `osslclient loop`: `n` GETs on one keep-alive connection, started by a line on its stdin
+/// (an idle process of the binary until then); prints how many got a 200.
+pub fn repeat(bin: &Path, mock: &MockLlm, n: u32) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("loop")
+        .arg(&mock.base)
+        .arg(&mock.ca_file)
+        .arg(n.to_string())
+        .env("OSSLCLIENT_WAIT_STDIN", "1");
+    c
+}
