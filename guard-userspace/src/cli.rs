@@ -48,7 +48,8 @@ pub enum Cmd {
     #[command(subcommand)]
     Rules(RulesCmd),
     /// Where `guard run` would hook TLS in these ELF files, which strategy found it (or why none
-    /// did), and how long the analysis took. No root needed.
+    /// did), and how long the analysis took; `candidates` lists hooks found that `guard run` does
+    /// not attach yet (aws-lc's AEAD entry points under rustls). No root needed.
     Hooks {
         files: Vec<PathBuf>,
     },

@@ -135,10 +135,16 @@ fn hooks(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
     for f in files {
         let start = std::time::Instant::now();
         let analysis = guard::ebpf::targets::inspect(f, &mut cache).map_err(|e| e.to_string());
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        // Hooks found that `guard run` does not attach yet (no kernel program): rustls's aws-lc.
+        let start = std::time::Instant::now();
+        let candidates = guard::ebpf::targets::candidates(f).map_err(|e| e.to_string());
         let line = serde_json::json!({
             "path": f,
             "analysis": analysis,
-            "ms": start.elapsed().as_secs_f64() * 1e3,
+            "ms": ms,
+            "candidates": candidates,
+            "candidates_ms": start.elapsed().as_secs_f64() * 1e3,
         });
         writeln!(out, "{line}").context("writing to stdout")?;
     }

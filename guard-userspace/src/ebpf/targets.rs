@@ -66,11 +66,21 @@ pub enum FileStatus {
 
 /// Analyses one file through the cache.
 pub fn inspect(path: &Path, cache: &mut Cache) -> Result<Analysis, TargetError> {
+    let map = map(path)?;
+    cache.analyse(&map).map_err(|reason| TargetError::Analysis { path: path.into(), reason })
+}
+
+/// Hooks found in one file that guard does not attach yet (`hooks::candidates`), for `guard hooks`.
+pub fn candidates(path: &Path) -> Result<Option<Found>, TargetError> {
+    let map = map(path)?;
+    crate::hooks::candidates(&map).map_err(|e| TargetError::Analysis { path: path.into(), reason: e.to_string() })
+}
+
+fn map(path: &Path) -> Result<memmap2::Mmap, TargetError> {
     let file = fs::File::open(path).map_err(|source| TargetError::Open { path: path.into(), source })?;
     // SAFETY: read-only map of a file we only parse; if it is truncated underneath us the parse
     // may see garbage, which the parsers report as an error rather than reading out of bounds.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| TargetError::Open { path: path.into(), source })?;
-    cache.analyse(&map).map_err(|reason| TargetError::Analysis { path: path.into(), reason })
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|source| TargetError::Open { path: path.into(), source })
 }
 
 pub fn is_libssl(path: &str) -> bool {
@@ -178,7 +188,14 @@ impl Scanner {
         if self.seen.contains_key(&key) {
             return None;
         }
-        let analysis = inspect(attach, &mut self.cache);
+        let mut analysis = inspect(attach, &mut self.cache);
+        // Never a target whose hooks the kernel has no program for: it would be counted as
+        // covered with nothing attached (`hooks::analyse` already holds such files back).
+        if let Ok(Analysis::Found(f)) = &analysis
+            && !f.hooks.iter().all(|h| crate::hooks::has_program(h.kind))
+        {
+            analysis = Ok(Analysis::Miss(Miss::Unhooked(f.library)));
+        }
         let status = match &analysis {
             Ok(Analysis::Found(f)) => FileStatus::Hooked { library: f.library, strategy: f.strategy },
             Ok(Analysis::Miss(m)) => FileStatus::Miss(*m),

@@ -28,6 +28,14 @@ pub fn library(data: &[u8]) -> Option<Library> {
         .map(|(_, l)| *l)
 }
 
+/// Whether the file carries this library's marker, even when another's comes first.
+pub fn has(data: &[u8], lib: Library) -> bool {
+    MARKERS.iter().filter(|(_, l)| *l == lib).any(|(m, _)| {
+        let forward: Vec<u8> = m.iter().rev().copied().collect();
+        memmem::find(data, &forward).is_some()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,16 @@
 //!    stripped static binary (Bun, [`boring`]); OpenSSL 3 in a stripped static binary (a Rust
 //!    program with `openssl` vendored, [`openssl`]), whose function bounds come from `.eh_frame`.
 //!
+//! rustls on aws-lc (Codex CLI) is found too, at aws-lc's AEAD entry points ([`awslc`]), but only
+//! shown as [`candidates`] for now: the kernel has no program for those hook kinds yet, so
+//! [`analyse`] keeps calling such a file `Unhooked(Rustls)` rather than a target that would be
+//! attached with nothing on it and counted as covered.
+//!
 //! A file where none applies gets a [`Miss`] with a reason, so that a blind spot is reported
 //! rather than silent. Sans-IO: [`analyse`] takes the file's bytes; reading, caching by build-id
 //! and running off the event loop are the caller's business ([`cache`]).
 
+mod awslc;
 mod boring;
 pub mod cache;
 mod code;
@@ -45,6 +51,16 @@ pub enum HookKind {
     GoReadRet,
     /// Entry of `(*Conn).Close`.
     GoClose,
+    /// aws-lc's `EVP_AEAD_CTX_seal`: one whole TLS record before sealing (rustls + aws-lc-rs).
+    AeadSeal,
+    /// `EVP_AEAD_CTX_seal_scatter`, the same with a separate tag buffer.
+    AeadSealScatter,
+    /// `EVP_AEAD_CTX_open`: a record opened (plaintext at return).
+    AeadOpen,
+    /// `EVP_AEAD_CTX_init_with_direction`: each new key.
+    AeadInit,
+    /// `EVP_AEAD_CTX_init`, which calls or inlines `init_with_direction`: also each new key.
+    AeadInitDefault,
 }
 
 impl HookKind {
@@ -59,6 +75,11 @@ impl HookKind {
             Self::GoRead => "crypto/tls.(*Conn).Read",
             Self::GoReadRet => "crypto/tls.(*Conn).Read RET",
             Self::GoClose => "crypto/tls.(*Conn).Close",
+            Self::AeadSeal => "EVP_AEAD_CTX_seal",
+            Self::AeadSealScatter => "EVP_AEAD_CTX_seal_scatter",
+            Self::AeadOpen => "EVP_AEAD_CTX_open",
+            Self::AeadInit => "EVP_AEAD_CTX_init_with_direction",
+            Self::AeadInitDefault => "EVP_AEAD_CTX_init",
         }
     }
 }
@@ -165,10 +186,55 @@ pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
                 Some(found) => Analysis::Found(found),
                 None => Analysis::Miss(Miss::Unhooked(Library::Openssl)),
             },
+            // Skipped (no cost) while any aws-lc hook kind lacks a kernel program.
+            Some(Library::Rustls) if amd64 && awslc::KINDS.into_iter().all(has_program) => {
+                match rustls_aead(&file, data) {
+                    Some(found) if found.hooks.iter().all(|h| has_program(h.kind)) => {
+                        Analysis::Found(found)
+                    }
+                    _ => Analysis::Miss(Miss::Unhooked(Library::Rustls)),
+                }
+            }
             Some(lib) => Analysis::Miss(Miss::Unhooked(lib)),
             None => Analysis::Miss(Miss::NoTls),
         }),
     }
+}
+
+/// Whether guard's kernel side has a program for this hook kind: a file is only a target when
+/// every one of its hooks has one ([`analyse`] never returns other hooks).
+pub fn has_program(kind: HookKind) -> bool {
+    crate::ebpf::probes::TLS_PROGRAMS
+        .iter()
+        .any(|t| t.0 == kind)
+}
+
+/// rustls on aws-lc: its AEAD entry points, when enough of them were found to carry traffic.
+fn rustls_aead(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
+    let (strategy, hooks) = awslc::find(file, data)?;
+    awslc::usable(&hooks).then_some(Found {
+        library: Library::Rustls,
+        strategy,
+        hooks,
+    })
+}
+
+/// Hooks found that [`analyse`] does not report yet, for `guard hooks`: aws-lc's AEAD entry
+/// points in a file that carries rustls, each one found exactly once (the others are left out),
+/// whether or not together they are enough to carry traffic. `None` when the file carries no
+/// rustls or no aws-lc AEAD layer. aws-lc without rustls is not looked at: with its own TLS
+/// (libssl's `ssl_lib.cc`) it is hooked at `SSL_write`/`SSL_read` above the AEAD, and without
+/// it, it is not TLS guard can frame.
+pub fn candidates(data: &[u8]) -> Result<Option<Found>, HookError> {
+    let file = object::File::parse(data)?;
+    if file.architecture() != object::Architecture::X86_64 || !markers::has(data, Library::Rustls) {
+        return Ok(None);
+    }
+    Ok(awslc::find(&file, data).map(|(strategy, hooks)| Found {
+        library: Library::Rustls,
+        strategy,
+        hooks,
+    }))
 }
 
 /// Go: entries of Write, Read, Close from the function table, and the RETs of Read.

@@ -203,6 +203,209 @@ fn the_cache_analyses_a_file_once() {
     ));
 }
 
+/// Unstripped files that link aws-lc: rustup as released (clang-built aws-lc 0.38, with OpenSSL's
+/// SSL functions exported too) and the rustls-probe client (gcc-built aws-lc 0.47, rustls only)
+/// when it was built (`tests/clients/rustls-probe`, `cargo build --release`).
+fn aws_lc_with_symbols() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    match cargo_home
+        .map(|c| c.join("bin/rustup"))
+        .filter(|p| p.is_file())
+    {
+        Some(p) => out.push(p),
+        None => eprintln!("SKIP: no $CARGO_HOME/bin/rustup"),
+    }
+    let probe = rustls_probe();
+    match probe.is_file() {
+        true => out.push(probe),
+        false => eprintln!("SKIP: {} not built", probe.display()),
+    }
+    out
+}
+
+/// The rustls-probe client's release build. The name is put together at run time: "/rustls-" in
+/// the test binary would make it look like rustls to the finder.
+fn rustls_probe() -> PathBuf {
+    let name = format!("{}-probe", std::hint::black_box("rustls"));
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/clients")
+        .join(&name)
+        .join("target/release")
+        .join(&name)
+}
+
+/// The AEAD entry points by name in `.symtab` (`aws_lc_0_38_0_EVP_AEAD_CTX_seal`), the truth
+/// the structural finder is checked against.
+fn aead_symbols(data: &[u8]) -> Vec<Hook> {
+    let file = object::File::parse(data).unwrap();
+    let mut out = Vec::new();
+    for kind in awslc::KINDS {
+        let mut at = file.symbols().filter(|s| {
+            s.name().is_ok_and(|n| {
+                n == kind.name()
+                    || n.starts_with("aws_lc_") && n.ends_with(&format!("_{}", kind.name()))
+            })
+        });
+        if let (Some(s), None) = (at.next(), at.next()) {
+            out.push(Hook {
+                kind,
+                offset: elf::file_offset(&file, s.address()).unwrap(),
+            });
+        }
+    }
+    out
+}
+
+/// A copy of `path` run through `strip`, in a fresh temporary directory.
+fn stripped_copy(path: &std::path::Path) -> Option<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stripped");
+    let ok = Command::new("strip")
+        .arg("-o")
+        .arg(&out)
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "SKIP: `strip` failed or is missing; stripped copy of {} not checked",
+            path.display()
+        );
+    }
+    ok.then_some((dir, out))
+}
+
+#[test]
+fn aead_entries_match_the_symbol_table_with_and_without_symbols() {
+    for path in aws_lc_with_symbols() {
+        let data = std::fs::read(&path).unwrap();
+        let want = aead_symbols(&data);
+        let kinds: Vec<HookKind> = want.iter().map(|h| h.kind).collect();
+        assert_eq!(
+            kinds,
+            awslc::KINDS,
+            "{}: every entry point has one symbol",
+            path.display()
+        );
+        let file = object::File::parse(&*data).unwrap();
+        // By name, and by structure with the symbol table ignored.
+        assert_eq!(
+            awslc::find(&file, &data),
+            Some((Strategy::Symtab, want.clone()))
+        );
+        assert_eq!(
+            awslc::structural(&file, &data),
+            Some(want.clone()),
+            "{}",
+            path.display()
+        );
+        let Some((_dir, stripped)) = stripped_copy(&path) else {
+            continue;
+        };
+        let sdata = std::fs::read(&stripped).unwrap();
+        let sfile = object::File::parse(&*sdata).unwrap();
+        assert!(sfile.symbols().next().is_none(), "really stripped");
+        let t = std::time::Instant::now();
+        let got = candidates(&sdata).unwrap();
+        let took = t.elapsed();
+        assert_eq!(
+            got,
+            Some(Found {
+                library: Library::Rustls,
+                strategy: Strategy::Structural,
+                hooks: want.clone(),
+            }),
+            "{}",
+            path.display()
+        );
+        for h in &want {
+            eprintln!(
+                "{} {:<34} structural {:#x} = symbol {:#x}",
+                path.display(),
+                h.kind.name(),
+                h.offset,
+                h.offset
+            );
+        }
+        eprintln!("{}: stripped copy analysed in {took:?}", path.display());
+    }
+}
+
+#[test]
+fn aead_hooks_are_not_targets_until_the_kernel_has_programs() {
+    // The gate: no kernel program for these kinds yet, so `analyse` must not report them.
+    for k in awslc::KINDS {
+        assert!(
+            !has_program(k),
+            "{k:?} has a program: update analyse's tests"
+        );
+    }
+    for k in [
+        HookKind::SslWrite,
+        HookKind::SslRead,
+        HookKind::GoWrite,
+        HookKind::GoReadRet,
+    ] {
+        assert!(has_program(k), "{k:?}");
+    }
+    let probe = rustls_probe();
+    let mut files: Vec<PathBuf> = Vec::new();
+    match probe.is_file() {
+        true => files.push(probe),
+        false => eprintln!("SKIP: {} not built", probe.display()),
+    }
+    match std::env::var_os("GUARD_TEST_CODEX") {
+        Some(c) => files.push(c.into()),
+        None => eprintln!("SKIP: set GUARD_TEST_CODEX to a codex binary"),
+    }
+    for path in files {
+        let data = std::fs::read(&path).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(
+            analyse(&data).unwrap(),
+            Analysis::Miss(Miss::Unhooked(Library::Rustls)),
+            "{}",
+            path.display()
+        );
+        let analysed = t.elapsed();
+        let t = std::time::Instant::now();
+        let c = candidates(&data).unwrap().unwrap();
+        eprintln!(
+            "{}: analyse {analysed:?}, candidates {:?}: {c:?}",
+            path.display(),
+            t.elapsed()
+        );
+        assert!(awslc::usable(&c.hooks), "{}: {c:?}", path.display());
+    }
+}
+
+#[test]
+fn no_aead_entries_without_aws_lc() {
+    let mut files: Vec<PathBuf> = vec![std::env::current_exe().unwrap()];
+    files.extend(
+        [
+            "/bin/true",
+            "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+            "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file()),
+    );
+    match go_clients() {
+        Some((full, stripped)) => files.extend([full.clone(), stripped.clone()]),
+        None => eprintln!("SKIP: no Go client for the negative control"),
+    }
+    for path in files {
+        let data = std::fs::read(&path).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        assert_eq!(awslc::find(&file, &data), None, "{}", path.display());
+        assert_eq!(candidates(&data).unwrap(), None, "{}", path.display());
+    }
+}
 
 /// The OpenSSL test clients (`tests/openssl_client`, OpenSSL 3 vendored) as the end-to-end tests
 /// build them: `GUARD_TEST_OPENSSL=DIR`, or `target/test-tools/openssl`, holding
