@@ -3,8 +3,10 @@
 //! side by side hold, absolute times drift). The report goes to `target/bench/report.md`;
 //! BENCHMARKS.md explains each figure.
 
+mod analysis;
 mod e2e;
 mod exec;
+mod hooks;
 mod probe;
 mod procfs;
 
@@ -68,6 +70,8 @@ pub fn run(only: &[String]) -> Result<()> {
         Ok(())
     };
     section("probe", &probe::run)?;
+    section("hooks", &hooks::run)?;
+    section("analysis", &analysis::run)?;
     section("exec", &exec::run)?;
     section("e2e", &e2e::run)?;
     let path = env.out.join("report.md");
@@ -121,6 +125,19 @@ impl Guard {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits until a log line contains every one of `needles`.
+    pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> Result<()> {
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            let seen = self.lines.lock().is_ok_and(|v| v.iter().any(|l| needles.iter().all(|n| l.contains(n))));
+            if seen {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("guard logged no line with {needles:?} within {timeout:?}")
     }
 
     /// SIGTERM, wait, and return the "stopped" summary line's `key=value` counters.
