@@ -14,7 +14,10 @@ use std::{
     io::{BufRead as _, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -232,4 +235,77 @@ pub fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
 
 pub fn bench_script(env: &Env, name: &str) -> PathBuf {
     env.root.join("bench").join(name)
+}
+
+/// Processes that hold uprobes this bench did not place: `guard run` daemons and floor holders
+/// that are not our children. The machine is shared, and any guard daemon hooks every process's
+/// TLS, the harnesses' included, so a sample taken while one lives measures its probes too.
+pub fn foreign_probe_holders() -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
+        let prog = args.next().unwrap_or_default();
+        let prog = prog.rsplit('/').next().unwrap_or_default();
+        let holds = (prog == "guard" && args.next().as_deref() == Some("run")) || prog == "probe_floor";
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if holds && ppid != Some(me) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits (up to an hour) until no foreign probe holder runs.
+pub fn wait_until_no_foreign_probes() -> Result<()> {
+    let t = Instant::now();
+    let mut told = false;
+    loop {
+        let pids = foreign_probe_holders();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(3600) {
+            bail!("other guard daemons or probe holders ran for an hour: {pids:?}");
+        }
+        if !told {
+            println!("bench: waiting for other guard daemons / probe holders to end: {pids:?}");
+            told = true;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Watches, every 100 ms, for foreign probe holders while a sample is taken.
+pub struct ForeignWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u32>>,
+}
+
+impl ForeignWatch {
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                seen.extend(foreign_probe_holders());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen.extend(foreign_probe_holders());
+            seen.sort_unstable();
+            seen.dedup();
+            seen
+        });
+        Self { stop, thread }
+    }
+
+    /// The foreign holders seen while it ran.
+    pub fn finish(self) -> Vec<u32> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
 }

@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Env, Guard, counter, median, output, procfs};
+use super::{Env, ForeignWatch, Guard, counter, median, output, procfs, wait_until_no_foreign_probes};
 use crate::sh;
 
 const LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
@@ -69,10 +69,21 @@ pub fn per_call(env: &Env, h: &Harness) -> Result<String> {
             let mut samples: [(Cond, Vec<f64>); 3] = [(Cond::None, vec![]), (Cond::Floor, vec![]), (Cond::Guard, vec![])];
             for _ in 0..ROUNDS {
                 for (cond, vals) in samples.iter_mut() {
-                    let holder = Holder::start(*cond, env, &h.hooked)?;
-                    let out = run_harness(env, h, holder.1.as_ref(), &[size, CALLS, REPS, op]);
-                    holder.stop()?;
-                    vals.extend(out?.lines().filter_map(|l| l.trim().parse::<f64>().ok()));
+                    // Another guard on this shared machine would probe the harness too: such
+                    // samples are taken again.
+                    let out = loop {
+                        wait_until_no_foreign_probes()?;
+                        let watch = ForeignWatch::start();
+                        let holder = Holder::start(*cond, env, &h.hooked)?;
+                        let out = run_harness(env, h, holder.1.as_ref(), &[size, CALLS, REPS, op]);
+                        holder.stop()?;
+                        let foreign = watch.finish();
+                        if foreign.is_empty() {
+                            break out?;
+                        }
+                        println!("bench: sample discarded: other probe holders ran meanwhile ({foreign:?})");
+                    };
+                    vals.extend(out.lines().filter_map(|l| l.trim().parse::<f64>().ok()));
                 }
             }
             let med = |c: Cond| samples.iter().find(|s| s.0 == c).map_or(f64::NAN, |s| median(&s.1));
