@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Env, ForeignWatch, Guard, counter, median, output, procfs, wait_until_no_foreign_probes};
+use super::{Env, ForeignWatch, Guard, counter, median, output, procfs, wait_until_quiet};
 use crate::sh;
 
 const LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
@@ -64,15 +64,17 @@ pub fn per_call(env: &Env, h: &Harness) -> Result<String> {
         "| call | size | none | floor (empty probes) | guard | floor overhead | guard overhead | guard/floor |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
+    let mut busy_runs = Vec::new();
     for (op, call) in ["write", "read"].into_iter().zip(h.calls) {
         for size in ["64", "16384"] {
             let mut samples: [(Cond, Vec<f64>); 3] = [(Cond::None, vec![]), (Cond::Floor, vec![]), (Cond::Guard, vec![])];
+            let mut busy = 0;
             for _ in 0..ROUNDS {
                 for (cond, vals) in samples.iter_mut() {
                     // Another guard on this shared machine would probe the harness too: such
-                    // samples are taken again.
+                    // samples are taken again. Each starts on a quiet machine.
                     let out = loop {
-                        wait_until_no_foreign_probes()?;
+                        busy += usize::from(wait_until_quiet()?);
                         let watch = ForeignWatch::start();
                         let holder = Holder::start(*cond, env, &h.hooked)?;
                         let out = run_harness(env, h, holder.1.as_ref(), &[size, CALLS, REPS, op]);
@@ -92,11 +94,20 @@ pub fn per_call(env: &Env, h: &Harness) -> Result<String> {
                 "| {call} | {size} B | {none:.0} | {floor:.0} | {guard:.0} | +{:.0} | +{:.0} | {:.2} |\n",
                 floor - none,
                 guard - none,
-                (guard - none) / (floor - none)
+                (guard - none) / (floor - none),
             );
+            if busy > 0 {
+                busy_runs.push(format!("{call} {size} B: {busy} of {}", 3 * ROUNDS));
+            }
             print!("{row}");
             report += &row;
         }
+    }
+    if !busy_runs.is_empty() {
+        report += &format!(
+            "\nRuns that started on a busy machine (other work over 0.3 cores for 10 minutes): {}.\n",
+            busy_runs.join("; ")
+        );
     }
     Ok(report)
 }
