@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use super::{
     Env,
     hooks::{BUN_VERSION, bun, go_harness},
-    median,
+    median, wait_until_quiet,
 };
 use crate::sh;
 
@@ -44,12 +44,15 @@ pub fn run(env: &Env) -> Result<String> {
          | file | size | found | cold wall | cold CPU | warm wall | warm CPU | analysis (in-process, warm) | peak RSS | peak of file pages | peak of RSS − file pages |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let mut notes = Vec::new();
     for file in &files {
         let size = fs::metadata(file)?.len();
         let mut cold = Vec::new();
         let mut warm = Vec::new();
         measure(&guard, file)?; // fills the page cache
+        let mut busy = 0;
         for _ in 0..RUNS {
+            busy += usize::from(wait_until_quiet()?);
             evict(file)?;
             let resident = resident_fraction(file)?;
             if resident > 0.01 {
@@ -77,6 +80,15 @@ pub fn run(env: &Env) -> Result<String> {
         );
         print!("{row}");
         report += &row;
+        if busy > 0 {
+            notes.push(format!("{}: {busy} of {RUNS} pairs", file.display()));
+        }
+    }
+    if !notes.is_empty() {
+        report += &format!(
+            "\nCold/warm pairs that started on a busy machine (other work over 0.3 cores for 10 minutes): {}.\n",
+            notes.join("; ")
+        );
     }
     Ok(report)
 }
