@@ -32,12 +32,14 @@ pub fn run(env: &Env) -> Result<String> {
     )?;
     report += &format!(
         "\n### Bun {BUN_VERSION} BoringSSL (structural; npm `@oven/bun-linux-x64`)\n\n\
-         `Bun.connect` ↔ `Bun.listen` with TLS in one process over loopback TCP. Write: each `socket.write` \
-         (one SSL_write and the send() of its record). Read: JavaScript cannot time one SSL_read, so this is \
-         the time for the client to take in a batch of records already in its socket buffer, per record: \
-         one SSL_read each, plus one per batch that returns want-read. A batch is what fits the socket \
-         buffers at once: 256 records of 64 B (1.004 SSL_read calls per record), 2 of 16 KiB (1.5 calls). \
-         Entry probe + uretprobe on both; in both modes the in-process peer's calls are probed too, untimed.\n\n"
+         `Bun.connect` ↔ `Bun.listen` with TLS in one process over a Unix stream socket (over loopback TCP a \
+         small write cost either ~1.7 or ~5.2 µs, as the kernel corked it or not, which swamped the probes). \
+         Write: each `socket.write` (one SSL_write and the send() of its record). Read: JavaScript cannot time \
+         one SSL_read, so this is the time for the client to take in a batch of records already in its socket \
+         buffer, per record: one SSL_read each, plus one per batch that returns want-read. A batch is what fits \
+         the socket buffer at once: 256 records of 64 B (1.004 SSL_read calls per record), 7 of 16 KiB (1.14 \
+         calls). Entry probe + uretprobe on both; in both modes the in-process peer's calls are probed too, \
+         untimed.\n\n"
     );
     report += &per_call(
         env,
