@@ -3,7 +3,8 @@
 //
 // A TLS client (Bun.connect) and a TLS server (Bun.listen) in this one process, over a Unix
 // stream socket: loopback TCP made the cost of a small write bimodal (about 1.7 or 5.2 µs on
-// this VM, depending on whether the kernel corks it), which swamped the probes' cost.
+// this VM, apparently as TCP autocorking held the segment back or not), which swamped the
+// probes' cost.
 // JavaScript cannot wrap a single SSL_read, so the two modes differ:
 //  - write: each client `socket.write(buf)` is timed. In Bun that call is one SSL_write of the
 //    whole buffer (one TLS record up to 16 KiB) plus the send() of its ciphertext. After every

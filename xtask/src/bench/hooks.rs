@@ -33,7 +33,8 @@ pub fn run(env: &Env) -> Result<String> {
     report += &format!(
         "\n### Bun {BUN_VERSION} BoringSSL (structural; npm `@oven/bun-linux-x64`)\n\n\
          `Bun.connect` ↔ `Bun.listen` with TLS in one process over a Unix stream socket (over loopback TCP a \
-         small write cost either ~1.7 or ~5.2 µs, as the kernel corked it or not, which swamped the probes). \
+         small write cost either ~1.7 or ~5.2 µs, apparently as TCP autocorking held it back or not, which swamped \
+         the probes). \
          Write: each `socket.write` (one SSL_write and the send() of its record). Read: JavaScript cannot time \
          one SSL_read, so this is the time for the client to take in a batch of records already in its socket \
          buffer, per record: one SSL_read each, plus one per batch that returns want-read. A batch is what fits \
