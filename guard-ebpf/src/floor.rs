@@ -1,5 +1,6 @@
 //! An empty uprobe/uretprobe pair: the cost floor that no probe can beat. Only the benchmarks
-//! load these (`cargo xtask bench-probe`); the daemon never does.
+//! load these (`probe_floor`, for `cargo xtask bench probe` and `bench hooks`); the daemon never
+//! does.
 
 use aya_ebpf::{
     macros::{uprobe, uretprobe},

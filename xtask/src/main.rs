@@ -28,8 +28,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run every benchmark (probe cost, exec tracing, end-to-end, pipeline, memory) and write
-    /// target/bench/report.md. Name sections to run only those: probe, exec, e2e.
+    /// Run every benchmark (probe cost, probe cost on stripped binaries, their analysis, exec
+    /// tracing, end-to-end, pipeline, memory) and write target/bench/report.md. Name sections to
+    /// run only those: probe, hooks, analysis, exec, e2e.
     Bench {
         only: Vec<String>,
     },

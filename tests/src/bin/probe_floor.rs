@@ -1,22 +1,44 @@
-//! Attaches the empty uprobe/uretprobe pair to SSL_write and SSL_read in the given library (where
-//! guard hooks them), prints `ready`, and holds them until stdin closes. The floor condition of
-//! `cargo xtask bench probe`.
+//! Attaches the empty probes where guard would attach its own in FILE, prints `ready`, and holds
+//! them until stdin closes: the floor condition of `cargo xtask bench probe` and `bench hooks`.
+//!
+//! FILE is analysed by guard's own hook finder (dynsym, symtab, `.gopclntab`, structural), so the
+//! floor has guard's offsets and guard's kinds of probe: `floor_entry` wherever guard puts an
+//! entry program, plus `floor_return` (a uretprobe) wherever guard adds its return program. Go
+//! therefore gets no uretprobe here either: an entry probe on each RET of `(*Conn).Read`.
 
 use std::io::Read as _;
 
-use aya::programs::{UProbe, uprobe::UProbeScope};
+use aya::programs::{
+    UProbe,
+    uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+};
+use guard::{
+    ebpf::{probes::TLS_PROGRAMS, targets::inspect},
+    hooks::{Analysis, cache::Cache},
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let lib = std::env::args().nth(1).ok_or("usage: probe_floor LIBSSL")?;
+    let file = std::env::args().nth(1).ok_or("usage: probe_floor FILE")?;
+    let found = match inspect(file.as_ref(), &mut Cache::default())? {
+        Analysis::Found(found) => found,
+        Analysis::Miss(miss) => return Err(format!("{file}: no hooks ({miss:?})").into()),
+    };
     let mut ebpf = aya::Ebpf::load(guard::EBPF_OBJECT)?;
     for name in ["floor_entry", "floor_return"] {
         let p: &mut UProbe = ebpf.program_mut(name).ok_or("program missing")?.try_into()?;
         p.load()?;
-        for func in ["SSL_write", "SSL_read"] {
-            p.attach(func, &lib, UProbeScope::AllProcesses)?;
+    }
+    let mut placed = 0;
+    for hook in &found.hooks {
+        let &(_, _, with_return) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind).ok_or("hook kind without a program")?;
+        for name in ["floor_entry", "floor_return"].into_iter().take(if with_return { 2 } else { 1 }) {
+            let p: &mut UProbe = ebpf.program_mut(name).ok_or("program missing")?.try_into()?;
+            let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(hook.offset), cookie: None };
+            p.attach(point, &file, UProbeScope::AllProcesses)?;
+            placed += 1;
         }
     }
-    println!("ready");
+    println!("ready: {placed} empty probes on {} hooks ({:?})", found.hooks.len(), found.strategy);
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     Ok(())
 }

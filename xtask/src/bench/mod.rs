@@ -3,8 +3,10 @@
 //! side by side hold, absolute times drift). The report goes to `target/bench/report.md`;
 //! BENCHMARKS.md explains each figure.
 
+mod analysis;
 mod e2e;
 mod exec;
+mod hooks;
 mod probe;
 mod procfs;
 
@@ -12,7 +14,10 @@ use std::{
     io::{BufRead as _, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -68,6 +73,8 @@ pub fn run(only: &[String]) -> Result<()> {
         Ok(())
     };
     section("probe", &probe::run)?;
+    section("hooks", &hooks::run)?;
+    section("analysis", &analysis::run)?;
     section("exec", &exec::run)?;
     section("e2e", &e2e::run)?;
     let path = env.out.join("report.md");
@@ -121,6 +128,19 @@ impl Guard {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits until a log line contains every one of `needles`.
+    pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> Result<()> {
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            let seen = self.lines.lock().is_ok_and(|v| v.iter().any(|l| needles.iter().all(|n| l.contains(n))));
+            if seen {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("guard logged no line with {needles:?} within {timeout:?}")
     }
 
     /// SIGTERM, wait, and return the "stopped" summary line's `key=value` counters.
@@ -215,4 +235,86 @@ pub fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
 
 pub fn bench_script(env: &Env, name: &str) -> PathBuf {
     env.root.join("bench").join(name)
+}
+
+/// Processes that hold uprobes this bench did not place: `guard run` daemons and floor holders
+/// that are not our children. The machine is shared, and any guard daemon hooks every process's
+/// TLS, the harnesses' included, so a sample taken while one lives measures its probes too.
+pub fn foreign_probe_holders() -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
+        let prog = args.next().unwrap_or_default();
+        let prog = prog.rsplit('/').next().unwrap_or_default();
+        let holds = (prog == "guard" && args.next().as_deref() == Some("run")) || prog == "probe_floor";
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if holds && ppid != Some(me) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits until no foreign probe holder runs and the machine is nearly idle (under `QUIET_CORES`
+/// busy over one second) before a sample: the guard condition needs the daemon's core, so other
+/// people's builds and tests skew it most. Gives up on quiet (not on foreign probes) after
+/// `QUIET_PATIENCE` and says so.
+/// Returns whether the sample starts on a busy machine after all.
+pub fn wait_until_quiet() -> Result<bool> {
+    const QUIET_CORES: f64 = 0.3;
+    const QUIET_PATIENCE: Duration = Duration::from_secs(600);
+    let t = Instant::now();
+    let mut told = false;
+    loop {
+        let pids = foreign_probe_holders();
+        let busy = procfs::busy_cores(Duration::from_secs(1));
+        if pids.is_empty() && (busy < QUIET_CORES || t.elapsed() > QUIET_PATIENCE) {
+            if busy >= QUIET_CORES {
+                println!("bench: the machine stayed busy ({busy:.1} cores) for {QUIET_PATIENCE:?}; sampling anyway");
+            }
+            return Ok(busy >= QUIET_CORES);
+        }
+        if t.elapsed() > Duration::from_secs(3600) {
+            bail!("other guard daemons or probe holders ran for an hour: {pids:?}");
+        }
+        if !told {
+            println!("bench: waiting for a quiet machine (foreign probe holders {pids:?}, {busy:.1} cores busy)");
+            told = true;
+        }
+    }
+}
+
+/// Watches, every 100 ms, for foreign probe holders while a sample is taken.
+pub struct ForeignWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u32>>,
+}
+
+impl ForeignWatch {
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                seen.extend(foreign_probe_holders());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen.extend(foreign_probe_holders());
+            seen.sort_unstable();
+            seen.dedup();
+            seen
+        });
+        Self { stop, thread }
+    }
+
+    /// The foreign holders seen while it ran.
+    pub fn finish(self) -> Vec<u32> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
 }

@@ -4,14 +4,16 @@
 //! harness's maximum rate.
 
 use std::{
-    io::{BufRead as _, BufReader},
-    path::PathBuf,
+    ffi::OsString,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Env, Guard, counter, median, output, procfs};
+use super::{Env, ForeignWatch, Guard, counter, median, output, procfs, wait_until_quiet};
 use crate::sh;
 
 const LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
@@ -29,38 +31,126 @@ enum Cond {
 pub fn run(env: &Env) -> Result<String> {
     let harness = env.out.join("probe_cost");
     sh(Command::new("gcc").args(["-O2", "-o"]).arg(&harness).arg(env.root.join("bench/probe_cost.c")).args(["-lssl", "-lcrypto"]))?;
+    let libssl = Harness { cmd: vec![harness.clone().into()], hooked: LIBSSL.into(), calls: ["SSL_write", "SSL_read"], gated: false };
     let mut report = String::from(
         "\n## Probe cost\n\nPer-call ns, median; overhead = condition − none. guard has no fast path for connections it \
-         is not interested in: every call on a hooked library is copied to the ring.\n\n\
-         | call | size | none | floor (empty pair) | guard | floor overhead | guard overhead | guard/floor |\n|---|---|---|---|---|---|---|---|\n",
+         is not interested in: every call on a hooked library is copied to the ring.\n\n",
     );
-    for op in ["write", "read"] {
+    report += &per_call(env, &libssl)?;
+    report += &max_rate(env, &harness)?;
+    Ok(report)
+}
+
+/// A per-call cost harness. It takes `CERT KEY SIZE CALLS REPS write|read` after `cmd` and prints
+/// one ns/call figure per repetition.
+pub struct Harness {
+    /// The program and its leading arguments.
+    pub cmd: Vec<OsString>,
+    /// The file whose hooks the calls go through: probe_floor mirrors guard's probes on it, and
+    /// guard logs it when it attaches.
+    pub hooked: PathBuf,
+    /// The write and read rows' names.
+    pub calls: [&'static str; 2],
+    /// The harness prints `ready`, then waits for a line on stdin (PROBE_COST_WAIT_STDIN) before
+    /// the timed phase. Needed where guard hooks the harness's own binary once it runs; a system
+    /// libssl is hooked before `guard ready`.
+    pub gated: bool,
+}
+
+/// The table of one harness: write and read, 64 B and 16 KiB, under the three conditions
+/// interleaved round by round.
+pub fn per_call(env: &Env, h: &Harness) -> Result<String> {
+    let mut report = String::from(
+        "| call | size | none | floor (empty probes) | guard | floor overhead | guard overhead | guard/floor |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    let mut busy_runs = Vec::new();
+    for (op, call) in ["write", "read"].into_iter().zip(h.calls) {
         for size in ["64", "16384"] {
             let mut samples: [(Cond, Vec<f64>); 3] = [(Cond::None, vec![]), (Cond::Floor, vec![]), (Cond::Guard, vec![])];
+            let mut busy = 0;
             for _ in 0..ROUNDS {
                 for (cond, vals) in samples.iter_mut() {
-                    let holder = Holder::start(*cond, env)?;
-                    let out = output(Command::new(&harness).arg(&env.cert).arg(&env.key).args([size, CALLS, REPS, op]))?;
-                    holder.stop()?;
+                    // Another guard on this shared machine would probe the harness too: such
+                    // samples are taken again. Each starts on a quiet machine.
+                    let out = loop {
+                        busy += usize::from(wait_until_quiet()?);
+                        let watch = ForeignWatch::start();
+                        let holder = Holder::start(*cond, env, &h.hooked)?;
+                        let out = run_harness(env, h, holder.1.as_ref(), &[size, CALLS, REPS, op]);
+                        holder.stop()?;
+                        let foreign = watch.finish();
+                        if foreign.is_empty() {
+                            break out?;
+                        }
+                        println!("bench: sample discarded: other probe holders ran meanwhile ({foreign:?})");
+                    };
                     vals.extend(out.lines().filter_map(|l| l.trim().parse::<f64>().ok()));
                 }
             }
             let med = |c: Cond| samples.iter().find(|s| s.0 == c).map_or(f64::NAN, |s| median(&s.1));
             let (none, floor, guard) = (med(Cond::None), med(Cond::Floor), med(Cond::Guard));
-            report += &format!(
-                "| SSL_{op} | {size} B | {none:.0} | {floor:.0} | {guard:.0} | +{:.0} | +{:.0} | {:.2} |\n",
+            let row = format!(
+                "| {call} | {size} B | {none:.0} | {floor:.0} | {guard:.0} | +{:.0} | +{:.0} | {:.2} |\n",
                 floor - none,
                 guard - none,
-                (guard - none) / (floor - none)
+                (guard - none) / (floor - none),
             );
+            if busy > 0 {
+                busy_runs.push(format!("{call} {size} B: {busy} of {}", 3 * ROUNDS));
+            }
+            print!("{row}");
+            report += &row;
         }
     }
-    report += &max_rate(env, &harness)?;
+    if !busy_runs.is_empty() {
+        report += &format!(
+            "\nRuns that started on a busy machine (other work over 0.3 cores for 10 minutes): {}.\n",
+            busy_runs.join("; ")
+        );
+    }
     Ok(report)
 }
 
+/// One run of the harness; when gated and guard holds the probes, the timed phase starts only
+/// once guard has logged the attach to `h.hooked`.
+fn run_harness(env: &Env, h: &Harness, guard: Option<&Guard>, args: &[&str]) -> Result<String> {
+    let (program, lead) = h.cmd.split_first().context("empty harness command")?;
+    let mut cmd = Command::new(program);
+    cmd.args(lead).arg(&env.cert).arg(&env.key).args(args);
+    if !h.gated {
+        return output(&mut cmd);
+    }
+    let mut child = cmd.env("PROBE_COST_WAIT_STDIN", "1").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let result = (|| -> Result<String> {
+        let mut stdout = BufReader::new(child.stdout.take().context("harness stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        if line.trim() != "ready" {
+            bail!("harness {program:?} did not get ready (said {line:?})");
+        }
+        if let Some(g) = guard {
+            let path = h.hooked.to_str().context("hooked path")?;
+            g.wait_for(&["attached TLS target", path], Duration::from_secs(120))?;
+        }
+        child.stdin.take().context("harness stdin")?.write_all(b"go\n")?;
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest)?;
+        Ok(rest)
+    })();
+    if result.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let rest = result?;
+    if !status.success() {
+        bail!("harness {program:?} {args:?} failed: {status}");
+    }
+    Ok(rest)
+}
+
 /// The daemon under the harness's maximum SSL_write rate: its CPU, peak RSS and losses.
-fn max_rate(env: &Env, harness: &PathBuf) -> Result<String> {
+fn max_rate(env: &Env, harness: &Path) -> Result<String> {
     let mut report = String::from(
         "\n### Daemon at the maximum probe rate\n\nDaemon CPU is counted from the harness's start until the daemon is idle again \
          (it keeps draining after the harness ends), as a share of one core over the harness's wall time.\n\n\
@@ -109,13 +199,13 @@ fn max_rate(env: &Env, harness: &PathBuf) -> Result<String> {
 struct Holder(Option<Child>, Option<Guard>);
 
 impl Holder {
-    fn start(cond: Cond, env: &Env) -> Result<Self> {
+    fn start(cond: Cond, env: &Env, hooked: &Path) -> Result<Self> {
         Ok(match cond {
             Cond::None => Self(None, None),
             Cond::Guard => Self(None, Some(Guard::start(env, &[])?)),
             Cond::Floor => {
                 let mut c = Command::new(env.release.join("probe_floor"))
-                    .arg(LIBSSL)
+                    .arg(hooked)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .spawn()?;

@@ -23,3 +23,18 @@ pub fn status_kib(pid: u32, key: &str) -> u64 {
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
+
+/// Cores busy (not idle, not waiting for I/O) machine-wide over `window`, from /proc/stat.
+pub fn busy_cores(window: std::time::Duration) -> f64 {
+    let sample = || -> (u64, u64) {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+        (f.iter().take(8).sum(), idle)
+    };
+    let (t0, i0) = sample();
+    std::thread::sleep(window);
+    let (t1, i1) = sample();
+    let busy = (t1 - t0).saturating_sub(i1 - i0);
+    busy as f64 / 100.0 / window.as_secs_f64()
+}

@@ -1,0 +1,3 @@
+module guardbench/probecostgo
+
+go 1.19
