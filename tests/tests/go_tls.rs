@@ -110,8 +110,10 @@ fn go_client_ten_thousand_requests_all_seen_no_crash() {
         .into_iter()
         .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == pid))
         .collect();
+    // One extra exchange (no response, client abort) was what a doubled write looked like:
+    // Write's entry probe sat before the stack check, which re-enters the function when the
+    // goroutine's stack grows. Say where any difference went.
     if conns.len() != N as usize {
-        // Say where they went: kernel losses and gaps are in the daemon's last line.
         let mut reasons = std::collections::BTreeMap::new();
         for x in &conns {
             *reasons.entry(format!("{:?}/{:?}", x.status, x.incomplete_reason)).or_insert(0) += 1;

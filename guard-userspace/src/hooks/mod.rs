@@ -250,10 +250,14 @@ fn go_hooks(file: &object::File<'_>, data: &[u8], table: &gopclntab::Table<'_>) 
     };
     let unhooked = Analysis::Miss(Miss::Unhooked(Library::GoCryptoTls));
     let at = |addr| elf::file_offset(file, addr);
-    let (Some(w), Some(r)) = (at(write.entry), at(read.entry)) else {
+    // Entry probes go after the stack check, which re-enters the function when the stack grows.
+    let body = |f: &gopclntab::Func| {
+        elf::bytes_at(file, data, f.entry, f.end - f.entry).map(|code| (code, rets::after_stack_check(code, f.entry)))
+    };
+    let (Some((_, write_body)), Some((code, read_body))) = (body(&write), body(&read)) else {
         return unhooked;
     };
-    let Some(code) = elf::bytes_at(file, data, read.entry, read.end - read.entry) else {
+    let (Some(w), Some(r)) = (at(write_body), at(read_body)) else {
         return unhooked;
     };
     let rets = rets::find(code, read.entry);
@@ -280,7 +284,7 @@ fn go_hooks(file: &object::File<'_>, data: &[u8], table: &gopclntab::Table<'_>) 
             offset,
         });
     }
-    if let Some(offset) = close.and_then(|c| at(c.entry)) {
+    if let Some(offset) = close.and_then(|c| at(body(&c)?.1)) {
         hooks.push(Hook {
             kind: HookKind::GoClose,
             offset,

@@ -78,11 +78,20 @@ fn go_hooks_match_the_symbol_table_with_and_without_symbols() {
             (Library::GoCryptoTls, Strategy::Gopclntab)
         );
         let one = |k| f.hooks.iter().find(|h| h.kind == k).unwrap().offset;
-        // `-s -w` drops the symbol table but not the code: the same offsets either way.
-        assert_eq!(one(HookKind::GoWrite), sym("crypto/tls.(*Conn).Write"));
-        assert_eq!(one(HookKind::GoRead), sym("crypto/tls.(*Conn).Read"));
-        assert_eq!(one(HookKind::GoClose), sym("crypto/tls.(*Conn).Close"));
+        // `-s -w` drops the symbol table but not the code: the same offsets either way. Entry
+        // probes sit just after the stack check (a conditional jump), on the body's first
+        // instruction, `push rbp`, a few bytes into the function.
         let bytes = std::fs::read(path).unwrap();
+        for (k, name) in [
+            (HookKind::GoWrite, "crypto/tls.(*Conn).Write"),
+            (HookKind::GoRead, "crypto/tls.(*Conn).Read"),
+            (HookKind::GoClose, "crypto/tls.(*Conn).Close"),
+        ] {
+            let (hook, entry) = (one(k), sym(name));
+            assert!(hook > entry && hook <= entry + 16, "{name}: hook {hook:#x}, entry {entry:#x}");
+            assert_eq!(bytes[hook as usize], 0x55, "{name}: push rbp at {hook:#x}");
+            assert!(matches!(bytes[hook as usize - 6..hook as usize], [0x0f, 0x86, ..]) || bytes[hook as usize - 2] == 0x76, "{name}: after a jbe");
+        }
         let rets: Vec<u64> = f
             .hooks
             .iter()
