@@ -33,7 +33,9 @@ const CALL_REACH: u64 = 1024;
 
 pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
     let code = code::segments(file, data);
-    let strings = file_strings(file, data);
+    let mut strings = file_strings(file, data);
+    strings.sort_unstable();
+    strings.dedup();
     if strings.is_empty() {
         return None;
     }
@@ -125,48 +127,16 @@ fn file_strings(file: &object::File<'_>, data: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-/// `ERR_put_error(ERR_LIB_SSL, [0,] reason, file, line)` call sites: (address, reason).
+/// `ERR_put_error(ERR_LIB_SSL, [0,] reason, file, line)` call sites: (address, reason), from
+/// every load of a `ssl_lib.cc` string (`strings` sorted).
 fn error_sites(code: &Code<'_>, strings: &[u64]) -> Vec<(u64, u32)> {
-    let mut out = Vec::new();
-    for s in strings {
-        // Non-PIE: `mov r32, imm32` (B8+r, or 41 B8+r). PIE: `lea r64, [rip + disp32]`.
-        let mut refs: Vec<usize> = Vec::new();
-        if let Ok(abs) = u32::try_from(*s) {
-            for at in memmem::find_iter(code.bytes, &abs.to_le_bytes()) {
-                let op = at.checked_sub(1).map(|i| code.bytes[i]);
-                if op.is_some_and(|o| (0xb8..=0xbf).contains(&o)) {
-                    let rex = at >= 2 && code.bytes[at - 2] == 0x41;
-                    refs.push(at - 1 - usize::from(rex));
-                }
-            }
-        }
-        for at in memchr_iter(0x8d, code.bytes) {
-            let (Some(&rex), Some(&modrm)) = (
-                at.checked_sub(1).and_then(|i| code.bytes.get(i)),
-                code.bytes.get(at + 1),
-            ) else {
-                continue;
-            };
-            if !(rex == 0x48 || rex == 0x4c) || modrm & 0xc7 != 0x05 {
-                continue;
-            }
-            let Some(d) = code.bytes.get(at + 2..at + 6) else {
-                continue;
-            };
-            let next = code.addr + at as u64 + 6;
-            if next.wrapping_add_signed(i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])))
-                == *s
-            {
-                refs.push(at - 1);
-            }
-        }
-        for at in refs {
-            if let Some(reason) = put_error_reason(&code.bytes[at..], code.addr + at as u64) {
-                out.push((code.addr + at as u64, reason));
-            }
-        }
-    }
-    out
+    code::address_loads(code, strings)
+        .into_iter()
+        .filter_map(|(addr, _)| {
+            let at = usize::try_from(addr - code.addr).ok()?;
+            Some((addr, put_error_reason(code.bytes.get(at..)?, addr)?))
+        })
+        .collect()
 }
 
 /// Position of a register among the SysV integer argument registers.
