@@ -143,6 +143,10 @@ pub const FUNC_SSL_READ_EX: u8 = 4;
 /// Go's `crypto/tls.(*Conn).Write` / `.Read`: the connection id is the `*tls.Conn`.
 pub const FUNC_GO_WRITE: u8 = 5;
 pub const FUNC_GO_READ: u8 = 6;
+/// aws-lc's `EVP_AEAD_CTX_seal{,_scatter}` / `EVP_AEAD_CTX_open` under rustls: one TLS record's
+/// application data each; the connection id is the socket's (see guard-ebpf's aead.rs).
+pub const FUNC_AEAD_SEAL: u8 = 7;
+pub const FUNC_AEAD_OPEN: u8 = 8;
 
 /// One chunk of TLS plaintext. Only `len` bytes of `data` are sent.
 #[repr(C)]
@@ -178,7 +182,11 @@ pub const LOSS_RING_FULL: u32 = 0;
 pub const LOSS_TLS_TRUNCATED: u32 = 1;
 pub const LOSS_ARGV_READ: u32 = 2;
 pub const LOSS_TLS_READ: u32 = 3;
-pub const LOSS_SLOTS: u32 = 4;
+/// Application data sealed or opened under a key guard could not tie to a socket.
+pub const LOSS_AEAD_UNBOUND: u32 = 4;
+/// A TLS 1.3 record whose zero padding was too long to find its content type in.
+pub const LOSS_TLS13_PADDING: u32 = 5;
+pub const LOSS_SLOTS: u32 = 6;
 
 pub const TLS_DATA_FIXED: usize = core::mem::offset_of!(TlsDataEvent, data);
 pub const EXEC_ARGV_FIXED: usize = core::mem::offset_of!(ExecArgvEvent, args);

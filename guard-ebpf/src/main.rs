@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+mod aead;
 mod exec;
 mod floor;
 mod globals;

@@ -390,13 +390,15 @@ fn update_metrics(
     sinks: &mut Sinks,
     counters: &Counters,
 ) {
-    use guard_common::event::{LOSS_RING_FULL, LOSS_TLS_TRUNCATED};
+    use guard_common::event::{LOSS_AEAD_UNBOUND, LOSS_RING_FULL, LOSS_TLS13_PADDING, LOSS_TLS_TRUNCATED};
 
     let counts = sinks.governor.table().agent_counts();
     m.set_agent_processes(counts.into_iter().map(|(a, n)| (a.to_string(), n)));
     if let Ok(k) = kernel.losses() {
         m.set_lost_total(LossSource::KernelRingFull, k[LOSS_RING_FULL as usize]);
         m.set_lost_total(LossSource::KernelTlsTruncated, k[LOSS_TLS_TRUNCATED as usize]);
+        m.set_lost_total(LossSource::KernelAeadUnbound, k[LOSS_AEAD_UNBOUND as usize]);
+        m.set_lost_total(LossSource::KernelTls13Padding, k[LOSS_TLS13_PADDING as usize]);
     }
     m.set_lost_total(LossSource::ChannelFull, stats.channel_full.load(Relaxed));
     m.set_lost_total(LossSource::DecodeError, counters.decode_errors);

@@ -6,10 +6,12 @@
 #![allow(clippy::unwrap_used)] // test harness: a failure should panic with its message
 
 pub mod bun;
+pub mod cargo_client;
 pub mod daemon;
 pub mod go;
 pub mod mock;
 pub mod openssl;
+pub mod rustls;
 pub mod scrape;
 pub mod server;
 

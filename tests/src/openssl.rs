@@ -43,48 +43,19 @@ pub fn clients() -> &'static [Client] {
 }
 
 fn build(tag: &'static str, openssl: &'static str) -> Client {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("openssl_client")
-        .join(tag);
-    let out = tools_dir().join(tag);
-    std::fs::create_dir_all(&out).unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let o = Command::new(&cargo)
-        .args(["build", "--release", "--locked", "--manifest-path"])
-        .arg(src.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &out)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
-    assert!(
-        o.status.success(),
-        "building the OpenSSL {openssl} client (openssl-src needs perl, make and a C compiler: \
-         cargo xtask setup --tests): {}",
-        String::from_utf8_lossy(&o.stderr)
+    let b = crate::cargo_client::build(
+        "openssl_client",
+        "openssl",
+        tag,
+        "osslclient",
+        "openssl-src needs perl, make and a C compiler",
     );
-    let full = out.join("osslclient");
-    let stripped = out.join("osslclient-stripped");
-    std::fs::copy(out.join("release/osslclient"), &full).unwrap();
-    strip(&full, &stripped);
     Client {
         tag,
         openssl,
-        full,
-        stripped,
+        full: b.full,
+        stripped: b.stripped,
     }
-}
-
-fn strip(from: &Path, to: &Path) {
-    let o = Command::new("strip")
-        .arg("-o")
-        .arg(to)
-        .arg(from)
-        .output()
-        .unwrap_or_else(|e| panic!("no `strip` (binutils; cargo xtask setup --tests): {e}"));
-    assert!(
-        o.status.success(),
-        "strip: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// `osslclient llm`: the five LLM calls on one keep-alive connection, one JSON line each.

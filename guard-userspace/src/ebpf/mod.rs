@@ -16,7 +16,7 @@ use aya::{
 use guard_common::{config::{FIELD_ABSENT, globals}, event::LOSS_SLOTS};
 
 use self::{
-    probes::{Hook, PROBES, TLS_PROGRAMS, TLS_RETURN_PROGRAM},
+    probes::{AEAD_SYSCALLS, Hook, PROBES, TLS_PROGRAMS, tls_program_names},
     targets::{LibraryKind, TlsTarget},
 };
 
@@ -80,6 +80,8 @@ pub struct Kernel {
     attached: HashMap<(u64, u64), Attached>,
     /// The attach cookie of the next file: events say which file they came through.
     next_id: u32,
+    /// Whether the syscall tracepoints of the rustls hooks are attached (on first need).
+    aead_syscalls: bool,
 }
 
 /// A hooked file, its id (the attach cookie of all its probes) and its links.
@@ -144,7 +146,7 @@ impl Kernel {
             }
             statuses.push(status);
         }
-        for program in TLS_PROGRAMS.iter().map(|t| t.1).chain([TLS_RETURN_PROGRAM]) {
+        for program in tls_program_names() {
             let prog: &mut UProbe = ebpf
                 .program_mut(program)
                 .ok_or(LoadError::NoProgram { program })?
@@ -152,7 +154,18 @@ impl Kernel {
                 .map_err(|source| LoadError::Program { program, source })?;
             prog.load().map_err(|source| LoadError::Program { program, source })?;
         }
-        Ok(Self { ebpf, probes: statuses, attached: HashMap::new(), next_id: 1 })
+        // Loaded now so that a verifier refusal shows at start; attached when first needed.
+        let mut syscall_programs: Vec<&'static str> = AEAD_SYSCALLS.iter().map(|s| s.0).collect();
+        syscall_programs.dedup();
+        for program in syscall_programs {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(program)
+                .ok_or(LoadError::NoProgram { program })?
+                .try_into()
+                .map_err(|source| LoadError::Program { program, source })?;
+            prog.load().map_err(|source| LoadError::Program { program, source })?;
+        }
+        Ok(Self { ebpf, probes: statuses, attached: HashMap::new(), next_id: 1, aead_syscalls: false })
     }
 
     /// Attaches the TLS probes to a file, each with the file's id as its cookie. Returns the id
@@ -175,9 +188,12 @@ impl Kernel {
     }
 
     fn place(&mut self, target: &TlsTarget, id: u32, links: &mut Vec<(&'static str, UProbeLinkId)>) -> Result<(), AttachError> {
+        if target.hooks.iter().any(|h| h.kind.is_aead()) {
+            self.attach_aead_syscalls().map_err(|source| AttachError { path: target.path.clone(), symbol: "syscalls", source })?;
+        }
         for hook in &target.hooks {
-            let Some(&(_, entry, with_return)) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind) else { continue };
-            let programs = [Some(entry), with_return.then_some(TLS_RETURN_PROGRAM)];
+            let Some(&(_, entry, ret)) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind) else { continue };
+            let programs = [Some(entry), ret];
             for program in programs.into_iter().flatten() {
                 let err = |source| AttachError { path: target.path.clone(), symbol: hook.kind.name(), source };
                 let prog = uprobe(&mut self.ebpf, program).map_err(err)?;
@@ -187,6 +203,20 @@ impl Kernel {
                 links.push((program, prog.attach(point, &target.attach_path, UProbeScope::AllProcesses).map_err(err)?));
             }
         }
+        Ok(())
+    }
+
+    /// The syscall tracepoints the AEAD programs need, once; they stay for the daemon's life.
+    fn attach_aead_syscalls(&mut self) -> Result<(), aya::programs::ProgramError> {
+        if self.aead_syscalls {
+            return Ok(());
+        }
+        for &(program, name) in AEAD_SYSCALLS {
+            let prog: &mut TracePoint = self.ebpf.program_mut(program).ok_or(aya::programs::ProgramError::NotLoaded)?.try_into()?;
+            prog.attach("syscalls", name)?;
+        }
+        self.aead_syscalls = true;
+        tracing::info!(syscalls = AEAD_SYSCALLS.len(), "attached the socket tracepoints of the rustls hooks");
         Ok(())
     }
 

@@ -37,21 +37,46 @@ pub const PROBES: &[Probe] = &[
     tp("sys_exit_execveat", "syscalls", false, "execveat results"),
 ];
 
-/// Uprobe programs per hook kind: (entry program, whether the shared uretprobe is needed).
+/// Uprobe programs per hook kind: (entry program, return program if any).
 /// Go hooks never take a uretprobe: their returns are hooked at the RET instructions.
-pub const TLS_PROGRAMS: &[(HookKind, &str, bool)] = {
+pub const TLS_PROGRAMS: &[(HookKind, &str, Option<&str>)] = {
     use HookKind::*;
+    const RET: Option<&str> = Some("ssl_return");
     &[
-        (SslWrite, "ssl_write", true),
-        (SslRead, "ssl_read", true),
-        (SslWriteEx, "ssl_write_ex", true),
-        (SslReadEx, "ssl_read_ex", true),
-        (SslFree, "ssl_free", false),
-        (GoWrite, "go_tls_write", false),
-        (GoRead, "go_tls_read", false),
-        (GoReadRet, "go_tls_read_ret", false),
-        (GoClose, "go_tls_close", false),
+        (SslWrite, "ssl_write", RET),
+        (SslRead, "ssl_read", RET),
+        (SslWriteEx, "ssl_write_ex", RET),
+        (SslReadEx, "ssl_read_ex", RET),
+        (SslFree, "ssl_free", None),
+        (GoWrite, "go_tls_write", None),
+        (GoRead, "go_tls_read", None),
+        (GoReadRet, "go_tls_read_ret", None),
+        (GoClose, "go_tls_close", None),
+        (AeadSeal, "aead_seal", None),
+        (AeadSealScatter, "aead_seal_scatter", None),
+        (AeadOpen, "aead_open", Some("aead_open_ret")),
+        (AeadInit, "aead_key_init", None),
+        (AeadInitDefault, "aead_key_init", None),
+        (ProgramStart, "aead_start", None),
     ]
 };
 
-pub const TLS_RETURN_PROGRAM: &str = "ssl_return";
+/// Every uprobe program in [`TLS_PROGRAMS`], once each.
+pub fn tls_program_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = TLS_PROGRAMS.iter().flat_map(|t| [Some(t.1), t.2]).flatten().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The syscalls that tie rustls records to their sockets (see guard-ebpf's aead.rs): attached on
+/// the first file hooked at aws-lc's AEAD functions, and then only processes whose AEAD hooks
+/// fired do more than one map lookup in them.
+pub const AEAD_SYSCALLS: &[(&str, &str)] = &[
+    ("aead_sys_read", "sys_enter_read"),
+    ("aead_sys_read", "sys_enter_recvfrom"),
+    ("aead_sys_write", "sys_enter_write"),
+    ("aead_sys_write", "sys_enter_sendto"),
+    ("aead_sys_writev", "sys_enter_writev"),
+    ("aead_sys_close", "sys_enter_close"),
+];

@@ -161,6 +161,8 @@ fn decode_tls(buf: &[u8], hdr: k::Header) -> Result<Event, DecodeError> {
         k::FUNC_SSL_READ_EX => TlsFunc::SslReadEx,
         k::FUNC_GO_WRITE => TlsFunc::GoWrite,
         k::FUNC_GO_READ => TlsFunc::GoRead,
+        k::FUNC_AEAD_SEAL => TlsFunc::AeadSeal,
+        k::FUNC_AEAD_OPEN => TlsFunc::AeadOpen,
         v => return Err(DecodeError::BadField { what: "tls function", value: v.into() }),
     };
     let start = k::TLS_DATA_FIXED;

@@ -94,6 +94,8 @@ pub fn encode(ev: &Event) -> Vec<u8> {
                 TlsFunc::SslReadEx => k::FUNC_SSL_READ_EX,
                 TlsFunc::GoWrite => k::FUNC_GO_WRITE,
                 TlsFunc::GoRead => k::FUNC_GO_READ,
+                TlsFunc::AeadSeal => k::FUNC_AEAD_SEAL,
+                TlsFunc::AeadOpen => k::FUNC_AEAD_OPEN,
             });
             out.extend_from_slice(&[0; 2]);
             out.extend_from_slice(&d.target.to_ne_bytes());

@@ -50,6 +50,9 @@ pub enum TlsFunc {
     /// Go's `crypto/tls.(*Conn).Write` / `.Read`.
     GoWrite,
     GoRead,
+    /// aws-lc's AEAD seal/open under rustls: one record's application data each.
+    AeadSeal,
+    AeadOpen,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -61,9 +61,21 @@ pub enum HookKind {
     AeadInit,
     /// `EVP_AEAD_CTX_init`, which calls or inlines `init_with_direction`: also each new key.
     AeadInitDefault,
+    /// The program's entry point (`e_entry`) in an executable with rustls hooks: each process
+    /// of it starts being watched before its first connection, so that its first keys bind.
+    ProgramStart,
 }
 
 impl HookKind {
+    /// aws-lc's AEAD entry points (rustls): their records are tied to sockets by syscall
+    /// tracepoints.
+    pub const fn is_aead(self) -> bool {
+        matches!(
+            self,
+            Self::AeadSeal | Self::AeadSealScatter | Self::AeadOpen | Self::AeadInit | Self::AeadInitDefault | Self::ProgramStart
+        )
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::SslWrite => "SSL_write",
@@ -80,6 +92,7 @@ impl HookKind {
             Self::AeadOpen => "EVP_AEAD_CTX_open",
             Self::AeadInit => "EVP_AEAD_CTX_init_with_direction",
             Self::AeadInitDefault => "EVP_AEAD_CTX_init",
+            Self::ProgramStart => "entry point",
         }
     }
 }
@@ -211,7 +224,15 @@ pub fn has_program(kind: HookKind) -> bool {
 
 /// rustls on aws-lc: its AEAD entry points, when enough of them were found to carry traffic.
 fn rustls_aead(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
-    let (strategy, hooks) = awslc::find(file, data)?;
+    let (strategy, mut hooks) = awslc::find(file, data)?;
+    // A shared library's entry point never runs: its processes are watched from their first
+    // AEAD call instead, and miss the first keys of connections made before it.
+    if let Some(offset) = (file.kind() == object::ObjectKind::Executable || file.entry() != 0)
+        .then(|| elf::file_offset(file, file.entry()))
+        .flatten()
+    {
+        hooks.push(Hook { kind: HookKind::ProgramStart, offset });
+    }
     awslc::usable(&hooks).then_some(Found {
         library: Library::Rustls,
         strategy,

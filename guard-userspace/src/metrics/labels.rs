@@ -188,10 +188,14 @@ pub enum LossSource {
     ExecDropped,
     /// TLS data through a guessed hook that was rejected, or held past the limit while unverified.
     UnverifiedHook,
+    /// rustls records sealed or opened under a key guard could not tie to a socket.
+    KernelAeadUnbound,
+    /// TLS 1.3 records whose padding hid their content type.
+    KernelTls13Padding,
 }
 
 impl LossSource {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -200,6 +204,8 @@ impl LossSource {
         Self::DecoderError,
         Self::ExecDropped,
         Self::UnverifiedHook,
+        Self::KernelAeadUnbound,
+        Self::KernelTls13Padding,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -212,6 +218,8 @@ impl LossSource {
             Self::DecoderError => "decoder_error",
             Self::ExecDropped => "exec_dropped",
             Self::UnverifiedHook => "unverified_hook",
+            Self::KernelAeadUnbound => "kernel_aead_unbound",
+            Self::KernelTls13Padding => "kernel_tls13_padding",
         }
     }
 }

@@ -30,8 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut placed = 0;
     for hook in &found.hooks {
-        let &(_, _, with_return) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind).ok_or("hook kind without a program")?;
-        for name in ["floor_entry", "floor_return"].into_iter().take(if with_return { 2 } else { 1 }) {
+        let &(_, _, ret) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind).ok_or("hook kind without a program")?;
+        for name in ["floor_entry", "floor_return"].into_iter().take(if ret.is_some() { 2 } else { 1 }) {
             let p: &mut UProbe = ebpf.program_mut(name).ok_or("program missing")?.try_into()?;
             let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(hook.offset), cookie: None };
             p.attach(point, &file, UProbeScope::AllProcesses)?;

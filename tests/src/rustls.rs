@@ -1,0 +1,59 @@
+//! The rustls test client (`tests/rustls_client`): reqwest + rustls on tokio's multi-threaded
+//! runtime, like Codex CLI, in three configurations, each built from crates.io with a committed
+//! Cargo.lock into `target/test-tools/rustls/TAG` and stripped.
+
+use std::{path::PathBuf, process::Command, sync::OnceLock};
+
+use crate::mock::MockLlm;
+
+/// One configuration of the client.
+pub struct Client {
+    pub tag: &'static str,
+    /// The rustls release its Cargo.lock pins.
+    pub rustls: &'static str,
+    /// Whether its crypto provider is aws-lc-rs (else ring: a blind spot).
+    pub aws_lc: bool,
+    pub full: PathBuf,
+    pub stripped: PathBuf,
+}
+
+/// (directory under tests/rustls_client, rustls release, aws-lc-rs provider).
+pub const BUILDS: [(&str, &str, bool); 3] = [("r23_aws", "0.23.46", true), ("r22_aws", "0.22.4", true), ("r23_ring", "0.23.46", false)];
+
+/// Every configuration, compiled on first use in this process (a cold build compiles aws-lc or
+/// ring from C, a few minutes each).
+pub fn clients() -> &'static [Client] {
+    static BUILT: OnceLock<Vec<Client>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        BUILDS
+            .iter()
+            .map(|&(tag, rustls, aws_lc)| {
+                let b = crate::cargo_client::build("rustls_client", "rustls", tag, "rustlsclient", "aws-lc-sys and ring need a C compiler");
+                Client { tag, rustls, aws_lc, full: b.full, stripped: b.stripped }
+            })
+            .collect()
+    })
+}
+
+/// `rustlsclient llm`: the five LLM calls on one keep-alive connection, one JSON line each.
+pub fn llm(bin: &std::path::Path, mock: &MockLlm, encoding: &str, http2: bool) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("llm").arg(&mock.base).arg(&mock.ca_file).arg(encoding).env("MOCK_CLIENT_DELAY_MS", "300");
+    if http2 {
+        c.env("RUSTLSCLIENT_HTTP2", "1");
+    }
+    c
+}
+
+/// `rustlsclient loop`: `n` GETs over `conc` connections, started by a line on its stdin (an
+/// idle process of the binary until then); prints how many got a 200.
+pub fn repeat(bin: &std::path::Path, mock: &MockLlm, n: u32, conc: u32) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("loop")
+        .arg(&mock.base)
+        .arg(&mock.ca_file)
+        .arg(n.to_string())
+        .arg(conc.to_string())
+        .env("RUSTLSCLIENT_WAIT_STDIN", "1");
+    c
+}
