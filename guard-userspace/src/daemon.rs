@@ -308,7 +308,14 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
             }
             Some(r) = scans.found.recv() => match r {
                 Report::Target(t) => tls.attach(&mut kernel, &t),
-                Report::Process(pid, p) => { tls.procs.insert(pid, p); }
+                Report::Process(pid, p) => {
+                    // A process of a rustls file is watched from now even if it started before
+                    // the file was hooked (its entry-point probe then never fired).
+                    if p.files.iter().any(|(_, st)| matches!(st, crate::ebpf::targets::FileStatus::Hooked { library: crate::hooks::Library::Rustls, .. })) {
+                        kernel.track_aead(pid);
+                    }
+                    tls.procs.insert(pid, p);
+                }
             },
             _ = tick.tick() => {
                 let now = Instant::now();

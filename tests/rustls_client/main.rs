@@ -18,8 +18,8 @@ use rustls::crypto::ring::default_provider;
 #[cfg(not(feature = "ring-provider"))]
 use rustls::crypto::aws_lc_rs::default_provider;
 
-fn fail(msg: impl std::fmt::Display) -> ! {
-    eprintln!("rustlsclient: {msg}");
+fn fail(msg: impl std::fmt::Debug) -> ! {
+    eprintln!("rustlsclient: {msg:?}");
     exit(1)
 }
 

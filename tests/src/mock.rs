@@ -34,7 +34,10 @@ impl MockLlm {
     fn start_script(script: &str) -> Self {
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
             .unwrap();
-        let id = std::process::id();
+        // One certificate per server: two mocks in one test must not share the files.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{n}", std::process::id());
         let ca_file = crate::temp_path(&format!("mock-ca-{id}.pem"));
         let key_file = crate::temp_path(&format!("mock-key-{id}.pem"));
         std::fs::write(&ca_file, ck.cert.pem()).unwrap();

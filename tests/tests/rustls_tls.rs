@@ -47,12 +47,24 @@ fn assert_structural_is_the_symbol_table(c: &rustls::Client) {
     assert_eq!(s.hooks, f.hooks, "rustls {}", c.rustls);
 }
 
+/// Waits until guard attaches to this file.
+fn wait_attached(d: &mut Daemon, bin: &std::path::Path) {
+    // The daemon logs the path the process maps: the canonical one.
+    let path = std::fs::canonicalize(bin).unwrap().to_string_lossy().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let line = d.wait_for("attached TLS target", deadline.saturating_duration_since(Instant::now()));
+        if line.contains(&*path) {
+            assert!(line.contains("Rustls"), "attached: {line}");
+            return;
+        }
+    }
+}
+
 /// Lets guard hook a binary (an idle process of it, waiting on stdin) before any call.
 fn hook_first(d: &mut Daemon, mock: &MockLlm, bin: &std::path::Path) {
     let mut idle = rustls::repeat(bin, mock, 0, 1).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-    let name = bin.file_name().unwrap().to_string_lossy().to_string();
-    let line = d.wait_for(&format!("{name}\""), Duration::from_secs(120));
-    assert!(line.contains("Rustls"), "attached: {line}");
+    wait_attached(d, bin);
     let _ = idle.kill();
     let _ = idle.wait();
 }
@@ -131,21 +143,27 @@ fn rustls_eight_connections_at_once_each_request_seen_once() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    d.wait_for("rustlsclient-stripped\"", Duration::from_secs(120));
+    wait_attached(&mut d, &c.stripped);
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "the client failed under the probes: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), N.to_string());
     let events = d.stop();
     let conns = connections_of(&events, pid);
-    assert_eq!(conns.len(), CONC as usize, "{:?}", conns.keys());
+    // At least one connection per task; hyper reconnects when the mock closes one (about 13
+    // connects for 400 requests under strace), so the exact number varies.
+    assert!(conns.len() >= CONC as usize, "{:?}", conns.keys());
     assert!(conns.values().all(|c| c.gaps == 0));
     let seen: Vec<_> = exchanges(&events)
         .into_iter()
         .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == pid))
         .collect();
     assert_eq!(seen.len(), N as usize, "every request seen once");
-    assert!(seen.iter().all(|x| x.path.as_deref() == Some("/v1/models") && x.status == Some(200) && x.complete && !x.inference));
+    let bad: Vec<_> = seen
+        .iter()
+        .filter(|x| !(x.path.as_deref() == Some("/v1/models") && x.status == Some(200) && x.complete && !x.inference))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
 }
 
 #[test]

@@ -206,6 +206,14 @@ impl Kernel {
         Ok(())
     }
 
+    /// Starts watching a process's sockets for the rustls hooks (see guard-ebpf's aead.rs).
+    pub fn track_aead(&mut self, pid: u32) {
+        let Some(map) = self.ebpf.map_mut("AEAD_TRACKED") else { return };
+        if let Ok(mut m) = aya::maps::HashMap::<_, u32, u8>::try_from(map) {
+            let _ = m.insert(pid, 1, 0);
+        }
+    }
+
     /// The syscall tracepoints the AEAD programs need, once; they stay for the daemon's life.
     fn attach_aead_syscalls(&mut self) -> Result<(), aya::programs::ProgramError> {
         if self.aead_syscalls {
