@@ -180,28 +180,55 @@ pub enum HookError {
 /// Finds the TLS hooks of one ELF file, given its bytes.
 pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
     let file = object::File::parse(data)?;
-    if let Some(found) = symbols::find(&file) {
+    let first = analyse_first(&file, data)?;
+    // rustls can sit next to another TLS library: Codex CLI links a static OpenSSL too, and
+    // rustup exports OpenSSL's functions. Its records then need the AEAD hooks as well.
+    let other = match &first {
+        Analysis::Found(f) => f.library != Library::Rustls,
+        Analysis::Miss(Miss::Unhooked(l)) => *l != Library::Rustls,
+        Analysis::Miss(_) => false,
+    };
+    if !other || file.architecture() != object::Architecture::X86_64 || !markers::has(data, Library::Rustls) {
+        return Ok(first);
+    }
+    let Some(aead) = rustls_aead(&file, data) else { return Ok(first) };
+    Ok(Analysis::Found(match first {
+        Analysis::Found(mut f) => {
+            // Held for verification if either set was found by structure.
+            if aead.strategy.is_guess() {
+                f.strategy = Strategy::Structural;
+            }
+            f.hooks.extend(aead.hooks);
+            f
+        }
+        Analysis::Miss(_) => aead,
+    }))
+}
+
+/// The hooks of the first TLS library the file shows.
+fn analyse_first(file: &object::File<'_>, data: &[u8]) -> Result<Analysis, HookError> {
+    if let Some(found) = symbols::find(file) {
         return Ok(Analysis::Found(found));
     }
     let amd64 = file.architecture() == object::Architecture::X86_64;
-    match gopclntab::Table::locate(&file, data) {
+    match gopclntab::Table::locate(file, data) {
         Ok(Some(_)) if !amd64 => Ok(Analysis::Miss(Miss::UnsupportedArch)),
-        Ok(Some(table)) => Ok(go_hooks(&file, data, &table)),
+        Ok(Some(table)) => Ok(go_hooks(file, data, &table)),
         Err(gopclntab::PclnError::TooOld { .. }) => Ok(Analysis::Miss(Miss::UnsupportedGoVersion)),
         Err(gopclntab::PclnError::NotAmd64 { .. }) => Ok(Analysis::Miss(Miss::UnsupportedArch)),
         Err(e) => Err(e.into()),
         Ok(None) => Ok(match markers::library(data) {
-            Some(Library::Boringssl) if amd64 => match boring::find(&file, data) {
+            Some(Library::Boringssl) if amd64 => match boring::find(file, data) {
                 Some(found) => Analysis::Found(found),
                 None => Analysis::Miss(Miss::Unhooked(Library::Boringssl)),
             },
-            Some(Library::Openssl) if amd64 => match openssl::find(&file, data) {
+            Some(Library::Openssl) if amd64 => match openssl::find(file, data) {
                 Some(found) => Analysis::Found(found),
                 None => Analysis::Miss(Miss::Unhooked(Library::Openssl)),
             },
             // Skipped (no cost) while any aws-lc hook kind lacks a kernel program.
             Some(Library::Rustls) if amd64 && awslc::KINDS.into_iter().all(has_program) => {
-                match rustls_aead(&file, data) {
+                match rustls_aead(file, data) {
                     Some(found) if found.hooks.iter().all(|h| has_program(h.kind)) => {
                         Analysis::Found(found)
                     }
