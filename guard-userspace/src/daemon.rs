@@ -311,7 +311,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 Report::Process(pid, p) => {
                     // A process of a rustls file is watched from now even if it started before
                     // the file was hooked (its entry-point probe then never fired).
-                    if p.files.iter().any(|(_, st)| matches!(st, crate::ebpf::targets::FileStatus::Hooked { library: crate::hooks::Library::Rustls, .. })) {
+                    if p.files.iter().any(|(key, _)| kernel.has_aead_hooks(key.0, key.1)) {
                         kernel.track_aead(pid);
                     }
                     tls.procs.insert(pid, p);

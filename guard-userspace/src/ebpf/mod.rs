@@ -206,6 +206,11 @@ impl Kernel {
         Ok(())
     }
 
+    /// Whether this attached file has the rustls (AEAD) hooks.
+    pub fn has_aead_hooks(&self, dev: u64, ino: u64) -> bool {
+        self.attached.get(&(dev, ino)).is_some_and(|a| a.target.hooks.iter().any(|h| h.kind.is_aead()))
+    }
+
     /// Starts watching a process's sockets for the rustls hooks (see guard-ebpf's aead.rs).
     pub fn track_aead(&mut self, pid: u32) {
         let Some(map) = self.ebpf.map_mut("AEAD_TRACKED") else { return };

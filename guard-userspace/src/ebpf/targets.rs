@@ -217,7 +217,11 @@ impl Scanner {
             }
         };
         let kind = if is_libssl(path) { LibraryKind::Libssl } else { LibraryKind::Embedded };
-        Some(TlsTarget { attach_path: attach.into(), path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks })
+        // The same file by guard's own path when it is one: a process's root can be a sandbox
+        // (Codex CLI runs its tools under bubblewrap) that is gone by the time guard attaches.
+        let same = fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == key);
+        let attach_path = if same { PathBuf::from(path) } else { attach.into() };
+        Some(TlsTarget { attach_path, path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks })
     }
 
     /// What is known of a file (by device and inode), once it was inspected.
