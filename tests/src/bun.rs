@@ -13,34 +13,7 @@ pub const VERSIONS: [&str; 2] = ["1.3.14", "1.4.5"];
 
 /// The `bun` binary of `version`, downloaded with `npm pack` if not there yet.
 pub fn bun(version: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/test-tools/bun")
-        .join(version);
-    let bin = dir.join("package/bin/bun");
-    if bin.exists() {
-        return bin;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let pkg = format!("@oven/bun-linux-x64@{version}");
-    let out = Command::new("npm")
-        .args(["pack", "--silent", &pkg])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "npm pack {pkg}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tgz = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let st = Command::new("tar")
-        .arg("xzf")
-        .arg(&tgz)
-        .current_dir(&dir)
-        .status()
-        .unwrap();
-    assert!(st.success() && bin.exists(), "unpacking {tgz}");
-    bin
+    crate::npm::fetch("bun", version, &format!("@oven/bun-linux-x64@{version}"), "bin/bun")
 }
 
 /// `bun build --compile`: the fetch client as a single-file executable.

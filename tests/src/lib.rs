@@ -7,9 +7,11 @@
 
 pub mod bun;
 pub mod cargo_client;
+pub mod codex;
 pub mod daemon;
 pub mod go;
 pub mod mock;
+pub mod npm;
 pub mod openssl;
 pub mod rustls;
 pub mod scrape;
