@@ -442,6 +442,11 @@ struct Tls {
 
 impl Tls {
     fn attach(&mut self, kernel: &mut Kernel, t: &crate::ebpf::targets::TlsTarget) {
+        // Each scan lane remembers the files it has seen on its own, so the other lane can offer
+        // a rejected file again: it stays detached until the daemon restarts.
+        if self.rejected.contains(&(t.dev, t.ino)) {
+            return;
+        }
         match kernel.attach_tls(t) {
             Ok(None) => {}
             Ok(Some((id, hooks))) => {

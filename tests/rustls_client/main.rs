@@ -8,17 +8,23 @@
 //!   rustlsclient loop BASE CA_FILE N CONC      N GETs of /v1/models over CONC concurrent
 //!                                              connections; prints how many got a 200
 //!
-//! `RUSTLSCLIENT_HTTP2=1`: HTTP/2 (ALPN h2) instead of HTTP/1.1. `RUSTLSCLIENT_WAIT_STDIN=1`:
+//!   rustlsclient ws / ws-server ...            (feature `ws`: see ws.rs)
+//!
+//! `RUSTLSCLIENT_HTTP2=1`: HTTP/2 (ALPN h2) instead of HTTP/1.1. `RUSTLSCLIENT_TLS12=1`: TLS 1.2
+//! only (AES-GCM records go through `EVP_AEAD_CTX_seal_scatter`). `RUSTLSCLIENT_WAIT_STDIN=1`:
 //! wait for a line on stdin before any connection. `MOCK_CLIENT_DELAY_MS`: sleep first.
 
 use std::{io::BufReader, process::exit, sync::Arc};
 
-#[cfg(feature = "ring-provider")]
-use rustls::crypto::ring::default_provider;
-#[cfg(not(feature = "ring-provider"))]
-use rustls::crypto::aws_lc_rs::default_provider;
+#[cfg(feature = "ws")]
+mod ws;
 
-fn fail(msg: impl std::fmt::Debug) -> ! {
+#[cfg(feature = "ring-provider")]
+pub(crate) use rustls::crypto::ring::default_provider;
+#[cfg(not(feature = "ring-provider"))]
+pub(crate) use rustls::crypto::aws_lc_rs::default_provider;
+
+pub(crate) fn fail(msg: impl std::fmt::Debug) -> ! {
     eprintln!("rustlsclient: {msg:?}");
     exit(1)
 }
@@ -27,19 +33,30 @@ fn http2() -> bool {
     std::env::var_os("RUSTLSCLIENT_HTTP2").is_some()
 }
 
-/// A client that trusts only the mock's certificate and has one connection per concurrent task.
-fn client(ca_file: &str) -> reqwest::Client {
+/// A TLS configuration that trusts only the mock's certificate, offering `alpn`.
+fn tls_config(ca_file: &str, alpn: &[u8]) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::File::open(ca_file).unwrap_or_else(|e| fail(e));
     for cert in rustls_pemfile::certs(&mut BufReader::new(pem)) {
         roots.add(cert.unwrap_or_else(|e| fail(e))).unwrap_or_else(|e| fail(e));
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
-        .with_safe_default_protocol_versions()
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()));
+    let builder = if std::env::var_os("RUSTLSCLIENT_TLS12").is_some() {
+        builder.with_protocol_versions(&[&rustls::version::TLS12])
+    } else {
+        builder.with_safe_default_protocol_versions()
+    };
+    let mut tls = builder
         .unwrap_or_else(|e| fail(e))
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![if http2() { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls
+}
+
+/// A reqwest client over [`tls_config`].
+fn client(ca_file: &str) -> reqwest::Client {
+    let tls = tls_config(ca_file, if http2() { b"h2" } else { b"http/1.1" });
     let b = reqwest::Client::builder().use_preconfigured_tls(tls);
     let b = if http2() { b.http2_prior_knowledge() } else { b.http1_only() };
     b.build().unwrap_or_else(|e| fail(e))
@@ -124,6 +141,10 @@ async fn main() {
     match mode.as_str() {
         "llm" => llm(base, ca, args.get(4).map_or("", String::as_str)).await,
         "loop" => repeat(base, ca, num(4), num(5)).await,
+        #[cfg(feature = "ws")]
+        "ws" => ws::client(base, tls_config(ca, b"http/1.1"), num(4)).await,
+        #[cfg(feature = "ws")]
+        "ws-server" => ws::server(&args[2], ca).await,
         other => fail(format!("unknown mode {other:?}")),
     }
 }

@@ -36,11 +36,14 @@ pub fn clients() -> &'static [Client] {
 }
 
 /// `rustlsclient llm`: the five LLM calls on one keep-alive connection, one JSON line each.
-pub fn llm(bin: &std::path::Path, mock: &MockLlm, encoding: &str, http2: bool) -> Command {
+pub fn llm(bin: &std::path::Path, mock: &MockLlm, encoding: &str, http2: bool, tls12: bool) -> Command {
     let mut c = Command::new(bin);
     c.arg("llm").arg(&mock.base).arg(&mock.ca_file).arg(encoding).env("MOCK_CLIENT_DELAY_MS", "300");
     if http2 {
         c.env("RUSTLSCLIENT_HTTP2", "1");
+    }
+    if tls12 {
+        c.env("RUSTLSCLIENT_TLS12", "1");
     }
     c
 }
@@ -55,5 +58,34 @@ pub fn repeat(bin: &std::path::Path, mock: &MockLlm, n: u32, conc: u32) -> Comma
         .arg(n.to_string())
         .arg(conc.to_string())
         .env("RUSTLSCLIENT_WAIT_STDIN", "1");
+    c
+}
+
+/// `rustlsclient ws-server`: the Responses WebSocket with permessage-deflate over TLS, in its own
+/// process.
+pub fn ws_server(bin: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> std::process::Child {
+    Command::new(bin)
+        .arg("ws-server")
+        .arg(cert)
+        .arg(key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The server's `wss://` URL of the Responses endpoint, from its first line.
+pub fn ws_url(server: &mut std::process::Child) -> String {
+    use std::io::BufRead as _;
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+    assert!(base.starts_with("wss://127.0.0.1:"), "ws server said {line:?}");
+    format!("{base}/v1/responses")
+}
+
+/// `rustlsclient ws`: `turns` turns on one connection, one JSON line each.
+pub fn ws(bin: &std::path::Path, url: &str, ca: &std::path::Path, turns: usize) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("ws").arg(url).arg(ca).arg(turns.to_string()).env("MOCK_CLIENT_DELAY_MS", "300");
     c
 }

@@ -2,7 +2,7 @@
 //! configurations (rustls 0.23 and 0.22 with aws-lc-rs, rustls 0.23 with ring), stripped and not.
 //! guard finds aws-lc's AEAD entry points by structure with no per-version table, ties each
 //! record to its socket, and must decode exactly the usage the mock server sent, over HTTP/1.1
-//! and HTTP/2, every chunk from the AEAD hooks; with 8 connections at once, each request once.
+//! and HTTP/2, TLS 1.3 and 1.2, every chunk from the AEAD hooks; with 8 connections at once, each request once.
 //! The ring build has no aws-lc: guard must say it is blind to it, not pretend to see it.
 #![allow(clippy::unwrap_used)]
 
@@ -87,8 +87,9 @@ fn rustls_aws_lc_usage_is_exact_on_two_minors_stripped_and_not() {
         // Stripped first: its hooks are found by structure and go through verification.
         for bin in [&c.stripped, &c.full] {
             hook_first(&mut d, &mock, bin);
-            for (m, enc, h2) in [(&mock, "", false), (&mock, "gzip", false), (&mock_h2, "", true)] {
-                let run = run_client(&mut rustls::llm(bin, m, enc, h2));
+            let cases = [(&mock, "", false, false), (&mock, "gzip", false, false), (&mock_h2, "", true, false), (&mock, "", false, true)];
+            for (m, enc, h2, tls12) in cases {
+                let run = run_client(&mut rustls::llm(bin, m, enc, h2, tls12));
                 assert_eq!(run.calls.len(), 5, "rustls {} {}", c.rustls, bin.display());
                 let want = (!enc.is_empty()).then(|| enc.to_string());
                 assert!(run.calls.iter().all(|x| x.encoding == want), "{enc:?}: {:#?}", run.calls);
@@ -206,4 +207,54 @@ fn rustls_on_ring_is_a_reported_blind_spot() {
     assert_eq!(m.get(blind), Some(&1.0), "{m:#?}");
     let events = d.stop();
     assert!(connections_of(&events, pid).is_empty(), "nothing of ring's traffic is claimed as seen");
+}
+
+/// The OpenAI Responses API over WebSocket with permessage-deflate, as Codex speaks it: yawc on
+/// rustls + aws-lc-rs at both ends (the server another process of the same stripped binary).
+/// guard must decode the compressed frames of each turn with exactly the usage the server sent.
+#[test]
+fn rustls_websocket_with_deflate_usage_is_exact() {
+    if !privileged() {
+        return;
+    }
+    const TURNS: usize = 3;
+    let c = &rustls::clients()[0];
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (guard_tests::temp_path("ws-cert.pem"), guard_tests::temp_path("ws-key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+
+    let mut d = Daemon::start("rustls-ws");
+    let mut server = rustls::ws_server(&c.stripped, &cert, &key);
+    wait_attached(&mut d, &c.stripped);
+    let url = rustls::ws_url(&mut server);
+    let run = run_client(&mut rustls::ws(&c.stripped, &url, &cert, TURNS));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.calls.len(), TURNS);
+    let events = d.stop();
+
+    let mine: Vec<_> = exchanges(&events)
+        .into_iter()
+        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
+        .collect();
+    assert_eq!(mine.len(), TURNS + 1, "the upgrade and each turn: {mine:#?}");
+    assert!(mine[0].status == Some(101) && !mine[0].inference, "{:#?}", mine[0]);
+    for (x, call) in mine[1..].iter().zip(&run.calls) {
+        let provider = serde_json::to_value(x.provider).unwrap();
+        assert_eq!(provider.as_str(), Some("openai_responses"), "{x:#?}");
+        assert!(x.inference && x.complete && x.usage_seen && x.streamed, "{x:#?}");
+        let u = x.usage;
+        assert_eq!([u.input, u.cache_read, u.cache_write, u.output, u.reasoning], call.usage, "{x:#?}");
+    }
+    let conns = connections_of(&events, run.pid);
+    assert_eq!(conns.len(), 1);
+    let conn = conns.values().next().unwrap();
+    assert_eq!(conn.gaps, 0);
+    assert!(conn.funcs.iter().all(|f| matches!(f, TlsFunc::AeadSeal | TlsFunc::AeadOpen)), "{:?}", conn.funcs);
+    // Deflate was negotiated, and the client's first message went out compressed (FIN, RSV1,
+    // text: 0xC1).
+    let head = conn.write.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(String::from_utf8_lossy(&conn.write[..head]).contains("permessage-deflate"));
+    assert_eq!(conn.write[head], 0xC1, "a compressed text frame");
 }
