@@ -34,7 +34,8 @@ use guard_common::event::{DIR_READ, DIR_WRITE, FUNC_AEAD_OPEN, FUNC_AEAD_SEAL, L
 
 use crate::{
     globals,
-    maps::{ConnKey, TlsCall, count_loss},
+    go::caller,
+    maps::{ConnKey, TLS13, TlsCall, count_loss},
     tls::{close, cookie, emit},
 };
 
@@ -166,13 +167,6 @@ pub fn aead_sys_close(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// The calling thread, unless it is guard itself.
-#[inline(always)]
-fn caller() -> Option<u64> {
-    let id = bpf_get_current_pid_tgid();
-    ((id >> 32) as u32 != globals::self_tgid()).then_some(id)
-}
-
 #[inline(always)]
 fn key(id: u64, v: u64) -> ConnKey {
     ConnKey { tgid: (id >> 32) as u32, _pad: 0, conn: v }
@@ -299,7 +293,7 @@ fn seal(ctx: &ProbeContext, scatter: bool) -> Result<(), i64> {
     };
     // SAFETY: map value pointer valid for this program run.
     let sock = unsafe { *sock };
-    let call = TlsCall { conn: sock, buf: input, len_ptr: 0, func: FUNC_AEAD_SEAL, _pad: [0; 3], target: cookie(ctx) };
+    let call = TlsCall { conn: sock, buf: input, len_ptr: 0, func: FUNC_AEAD_SEAL, flags: 0, _pad: [0; 2], target: cookie(ctx) };
     emit(id, &call, DIR_WRITE, len)
 }
 
@@ -310,8 +304,8 @@ fn open(ctx: &ProbeContext) -> Result<(), i64> {
     let out: u64 = ctx.arg(1).ok_or(0i64)?;
     let out_len: u64 = ctx.arg(2).ok_or(0i64)?;
     let [input, in_len, ad, ad_len] = stack_args::<4>(ctx)?;
-    let tls13 = match classify(ad, ad_len, in_len, false).ok_or(0i64)? {
-        Record::Tls13 => 1u8,
+    let flags = match classify(ad, ad_len, in_len, false).ok_or(0i64)? {
+        Record::Tls13 => TLS13,
         Record::Tls12(APP_DATA) => 0u8,
         Record::Tls12(_) => return Ok(()),
     };
@@ -330,7 +324,7 @@ fn open(ctx: &ProbeContext) -> Result<(), i64> {
         // SAFETY: map value pointer valid for this program run.
         None => CTX_SOCK.get_ptr(&key(id, actx)).map_or(0, |s| unsafe { *s }),
     };
-    let call = TlsCall { conn: sock, buf: out, len_ptr: out_len, func: FUNC_AEAD_OPEN, _pad: [tls13, 0, 0], target: cookie(ctx) };
+    let call = TlsCall { conn: sock, buf: out, len_ptr: out_len, func: FUNC_AEAD_OPEN, flags, _pad: [0; 2], target: cookie(ctx) };
     OPENS.insert(&id, &call, 0).map_err(i64::from)
 }
 
@@ -347,7 +341,7 @@ fn open_ret(ctx: &RetProbeContext) -> Result<(), i64> {
         count_loss(LOSS_TLS_READ);
         return Ok(());
     };
-    let len = if call._pad[0] == 1 { unpad(call.buf, n)? } else { n };
+    let len = if call.flags == TLS13 { unpad(call.buf, n)? } else { n };
     if len == 0 {
         return Ok(());
     }

@@ -26,7 +26,7 @@ fn regs(ctx: &ProbeContext) -> (u64, u64, u64, u64) {
 
 /// The calling thread, unless it is guard itself.
 #[inline(always)]
-fn caller() -> Option<u64> {
+pub(crate) fn caller() -> Option<u64> {
     let id = bpf_get_current_pid_tgid();
     ((id >> 32) as u32 != globals::self_tgid()).then_some(id)
 }
@@ -70,7 +70,8 @@ fn write(ctx: &ProbeContext) -> Result<(), i64> {
         buf,
         len_ptr: 0,
         func: FUNC_GO_WRITE,
-        _pad: [0; 3],
+        flags: 0,
+        _pad: [0; 2],
         target: cookie(ctx),
     };
     emit(id, &call, DIR_WRITE, len)
@@ -92,7 +93,8 @@ fn read(ctx: &ProbeContext) -> Result<(), i64> {
                 buf,
                 len_ptr: 0,
                 func: FUNC_GO_READ,
-                _pad: [0; 3],
+                flags: 0,
+                _pad: [0; 2],
                 target: cookie(ctx),
             },
             0,

@@ -42,10 +42,15 @@ pub struct TlsCall {
     /// `size_t *` out-parameter of the `_ex` variants (0 otherwise).
     pub len_ptr: u64,
     pub func: u8,
-    pub _pad: [u8; 3],
+    /// `TLS13` for an AEAD open of a TLS 1.3 record (its content type is at the end).
+    pub flags: u8,
+    pub _pad: [u8; 2],
     /// The attach cookie of the entry probe (see `TlsDataEvent::target`).
     pub target: u32,
 }
+
+/// `TlsCall::flags`.
+pub const TLS13: u8 = 1;
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -74,7 +74,7 @@ fn enter(ctx: &ProbeContext, func: u8) -> Result<(), i64> {
         FUNC_SSL_WRITE_EX | FUNC_SSL_READ_EX => ctx.arg(3).ok_or(0i64)?,
         _ => 0,
     };
-    let call = TlsCall { conn, buf, len_ptr, func, _pad: [0; 3], target: cookie(ctx) };
+    let call = TlsCall { conn, buf, len_ptr, func, flags: 0, _pad: [0; 2], target: cookie(ctx) };
     TLS_CALLS.insert(id, call, 0).map_err(i64::from)
 }
 

@@ -156,6 +156,7 @@ impl Kernel {
         }
         // Loaded now so that a verifier refusal shows at start; attached when first needed.
         let mut syscall_programs: Vec<&'static str> = AEAD_SYSCALLS.iter().map(|s| s.0).collect();
+        syscall_programs.sort_unstable();
         syscall_programs.dedup();
         for program in syscall_programs {
             let prog: &mut TracePoint = ebpf
