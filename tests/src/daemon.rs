@@ -81,6 +81,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon attaches to `bin` (it logs the canonical path the process maps)
+    /// and returns that log line.
+    pub fn wait_attached(&mut self, bin: &std::path::Path, timeout: Duration) -> String {
+        let path = std::fs::canonicalize(bin).unwrap().to_string_lossy().to_string();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let line = self.wait_for("attached TLS target", deadline.saturating_duration_since(std::time::Instant::now()));
+            if line.contains(&path) {
+                return line;
+            }
+        }
+    }
+
     /// Every line the daemon has logged so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()

@@ -49,6 +49,23 @@ pub struct Captured {
     pub funcs: Vec<TlsFunc>,
 }
 
+/// The client-side exchanges of process `pid`, in the order they were decoded.
+pub fn client_exchanges(events: &[Event], pid: u32) -> Vec<guard::protocols::Exchange> {
+    exchanges(events)
+        .into_iter()
+        .filter(|x| x.role == guard::protocols::Role::Client && x.conn.is_some_and(|c| c.pid == pid))
+        .collect()
+}
+
+/// Every chunk of the connection came through exactly these two functions, both of them used.
+pub fn assert_only_funcs(c: &Captured, write: TlsFunc, read: TlsFunc) {
+    assert!(
+        c.funcs.contains(&write) && c.funcs.contains(&read) && c.funcs.iter().all(|f| *f == write || *f == read),
+        "{:?}",
+        c.funcs
+    );
+}
+
 /// Runs recorded events through the pipeline and collects each connection of `pid`.
 pub fn connections_of(events: &[Event], pid: u32) -> BTreeMap<ConnId, Captured> {
     let mut p = Pipeline::new(&Limits::default());

@@ -25,11 +25,6 @@ pub struct Client {
     pub stripped: PathBuf,
 }
 
-/// The workspace's `target/test-tools/openssl`.
-pub fn tools_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/openssl")
-}
-
 /// Both builds, compiled on first use in this process (cargo makes it a no-op when up to date;
 /// a cold build compiles OpenSSL, a few minutes each).
 pub fn clients() -> &'static [Client] {

@@ -6,16 +6,15 @@
 
 use std::{
     process::Stdio,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use guard::{
     events::TlsFunc,
     hooks::{Analysis, HookKind},
-    protocols::Role,
     providers::Provider,
 };
-use guard_tests::{codex, connections_of, daemon::Daemon, exchanges, mock::MockLlm, privileged, temp_path};
+use guard_tests::{client_exchanges, codex, connections_of, daemon::Daemon, mock::MockLlm, privileged, temp_path};
 
 #[test]
 fn codex_responses_call_is_seen_with_its_usage() {
@@ -39,14 +38,7 @@ fn codex_responses_call_is_seen_with_its_usage() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let path = std::fs::canonicalize(&bin).unwrap().to_string_lossy().to_string();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = d.wait_for("attached TLS target", deadline.saturating_duration_since(Instant::now()));
-        if line.contains(&path) {
-            break;
-        }
-    }
+    d.wait_attached(&bin, Duration::from_secs(120));
     let _ = idle.kill();
     let _ = idle.wait();
 
@@ -63,10 +55,7 @@ fn codex_responses_call_is_seen_with_its_usage() {
         "attributed to Codex"
     );
 
-    let calls: Vec<_> = exchanges(&events)
-        .into_iter()
-        .filter(|x| x.role == Role::Client && x.inference && x.conn.is_some_and(|c| c.pid == pid))
-        .collect();
+    let calls: Vec<_> = client_exchanges(&events, pid).into_iter().filter(|x| x.inference).collect();
     assert_eq!(calls.len(), 1, "{calls:#?}");
     let x = &calls[0];
     assert_eq!((x.provider, x.path.as_deref(), x.model.as_deref()), (Provider::OpenaiResponses, Some("/v1/responses"), Some("gpt-5")));

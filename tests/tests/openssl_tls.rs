@@ -10,10 +10,9 @@ use std::{io::Write as _, process::Stdio, time::Duration};
 use guard::{
     events::TlsFunc,
     hooks::{Analysis, Found, HookKind, Library, Strategy},
-    protocols::Role,
 };
 use guard_tests::{
-    connections_of,
+    assert_only_funcs, client_exchanges, connections_of,
     daemon::Daemon,
     exchanges,
     mock::{MockLlm, assert_usage_matches, run_client},
@@ -111,15 +110,7 @@ fn openssl_static_stripped_usage_is_exact_on_two_minors() {
         for (_, c) in conns {
             assert_eq!(c.gaps, 0);
             // The openssl crate calls SSL_write_ex and SSL_read_ex: every chunk came from them.
-            assert!(
-                c.funcs.contains(&TlsFunc::SslWriteEx)
-                    && c.funcs.contains(&TlsFunc::SslReadEx)
-                    && c.funcs
-                        .iter()
-                        .all(|f| matches!(f, TlsFunc::SslWriteEx | TlsFunc::SslReadEx)),
-                "{:?}",
-                c.funcs
-            );
+            assert_only_funcs(&c, TlsFunc::SslWriteEx, TlsFunc::SslReadEx);
         }
     }
 }
@@ -154,10 +145,7 @@ fn openssl_static_stripped_five_hundred_requests_each_seen_once() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), N.to_string());
     let events = d.stop();
-    let seen: Vec<_> = exchanges(&events)
-        .into_iter()
-        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == pid))
-        .collect();
+    let seen = client_exchanges(&events, pid);
     assert_eq!(seen.len(), N as usize, "every request seen once");
     assert!(seen.iter().all(|x| x.path.as_deref() == Some("/v1/models")
         && x.status == Some(200)

@@ -15,10 +15,9 @@ use std::{
 use guard::{
     events::TlsFunc,
     hooks::{Analysis, Found, Library, Miss, Strategy},
-    protocols::Role,
 };
 use guard_tests::{
-    connections_of,
+    assert_only_funcs, client_exchanges, connections_of,
     daemon::Daemon,
     exchanges,
     mock::{MockLlm, assert_usage_matches, run_client},
@@ -47,18 +46,10 @@ fn assert_structural_is_the_symbol_table(c: &rustls::Client) {
     assert_eq!(s.hooks, f.hooks, "rustls {}", c.rustls);
 }
 
-/// Waits until guard attaches to this file.
+/// Waits until guard attaches to this file, as rustls.
 fn wait_attached(d: &mut Daemon, bin: &std::path::Path) {
-    // The daemon logs the path the process maps: the canonical one.
-    let path = std::fs::canonicalize(bin).unwrap().to_string_lossy().to_string();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = d.wait_for("attached TLS target", deadline.saturating_duration_since(Instant::now()));
-        if line.contains(&*path) {
-            assert!(line.contains("Rustls"), "attached: {line}");
-            return;
-        }
-    }
+    let line = d.wait_attached(bin, Duration::from_secs(120));
+    assert!(line.contains("Rustls"), "attached: {line}");
 }
 
 /// Lets guard hook a binary (an idle process of it, waiting on stdin) before any call.
@@ -116,13 +107,7 @@ fn rustls_aws_lc_usage_is_exact_on_two_minors_stripped_and_not() {
         assert!(!conns.is_empty());
         for (_, c) in conns {
             assert_eq!(c.gaps, 0);
-            assert!(
-                c.funcs.contains(&TlsFunc::AeadSeal)
-                    && c.funcs.contains(&TlsFunc::AeadOpen)
-                    && c.funcs.iter().all(|f| matches!(f, TlsFunc::AeadSeal | TlsFunc::AeadOpen)),
-                "{:?}",
-                c.funcs
-            );
+            assert_only_funcs(&c, TlsFunc::AeadSeal, TlsFunc::AeadOpen);
         }
     }
 }
@@ -155,10 +140,7 @@ fn rustls_eight_connections_at_once_each_request_seen_once() {
     // connects for 400 requests under strace), so the exact number varies.
     assert!(conns.len() >= CONC as usize, "{:?}", conns.keys());
     assert!(conns.values().all(|c| c.gaps == 0));
-    let seen: Vec<_> = exchanges(&events)
-        .into_iter()
-        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == pid))
-        .collect();
+    let seen = client_exchanges(&events, pid);
     assert_eq!(seen.len(), N as usize, "every request seen once");
     let bad: Vec<_> = seen
         .iter()
@@ -234,10 +216,7 @@ fn rustls_websocket_with_deflate_usage_is_exact() {
     assert_eq!(run.calls.len(), TURNS);
     let events = d.stop();
 
-    let mine: Vec<_> = exchanges(&events)
-        .into_iter()
-        .filter(|x| x.role == Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
-        .collect();
+    let mine = client_exchanges(&events, run.pid);
     assert_eq!(mine.len(), TURNS + 1, "the upgrade and each turn: {mine:#?}");
     assert!(mine[0].status == Some(101) && !mine[0].inference, "{:#?}", mine[0]);
     for (x, call) in mine[1..].iter().zip(&run.calls) {
