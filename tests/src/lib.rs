@@ -136,9 +136,21 @@ pub fn exchanges(events: &[Event]) -> Vec<guard::protocols::Exchange> {
         .collect()
 }
 
-/// A short unique temp path.
+/// A path in this test binary's scratch directory, `$TMPDIR/guard-test-<test name>`. The directory
+/// is emptied on first use, so every run reuses it: a directory per process left about 100 MB per
+/// run behind (the compiled Bun client) and once filled the disk that CI builds on. Privileged
+/// tests never run two at a time, so one directory per test name is enough.
 pub fn temp_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("guard-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let stem = exe.file_stem().unwrap_or_default().to_string_lossy();
+        // Cargo names test binaries `<test>-<hash>`.
+        let test = stem.rsplit_once('-').map_or(&*stem, |(test, _hash)| test);
+        let dir = std::env::temp_dir().join(format!("guard-test-{test}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+    .join(name)
 }

@@ -9,7 +9,7 @@ use std::{
     process::Command,
 };
 
-use guard_tests::daemon::guard_bin;
+use guard_tests::{daemon::guard_bin, temp_path};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -36,15 +36,12 @@ fn systemd_unit_verifies() {
     let bin = guard_bin();
     assert!(bin.is_file(), "build guard first: {}", bin.display());
     let unit = unit.replace("/usr/local/bin/guard", &bin.canonicalize().unwrap().display().to_string());
-    let dir = std::env::temp_dir().join(format!("guard-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("guard.service");
+    let path = temp_path("guard.service");
     std::fs::write(&path, unit).unwrap();
     let out = Command::new(analyze).arg("verify").arg(&path).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // Unknown keys and bad values are only warnings: any output is a failure.
     assert!(out.status.success() && stdout.trim().is_empty() && stderr.trim().is_empty(), "systemd-analyze verify:\n{stdout}{stderr}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -57,11 +54,10 @@ fn kubernetes_manifest_validates_against_the_schema() {
 
     // The validator does reject a wrong field (so a pass means something).
     let text = std::fs::read_to_string(&manifest).unwrap().replace("hostPID: true", "hostPid: true");
-    let bad = std::env::temp_dir().join(format!("guard-bad-{}.yaml", std::process::id()));
+    let bad = temp_path("bad-daemonset.yaml");
     std::fs::write(&bad, text).unwrap();
     let out = Command::new(&validate).args(["--strict", "--quiet"]).arg(&bad).output().unwrap();
     assert!(!out.status.success(), "a misspelt field passed validation");
-    let _ = std::fs::remove_file(bad);
 
     // The ConfigMap's guard.toml is a valid guard config.
     let yaml = std::fs::read_to_string(&manifest).unwrap();

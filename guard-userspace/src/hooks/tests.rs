@@ -29,7 +29,12 @@ fn go_clients() -> Option<&'static (PathBuf, PathBuf)> {
         .get_or_init(|| {
             let go = go()?;
             let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/go_client");
-            let out = std::env::temp_dir().join(format!("guard-hooks-{}", std::process::id()));
+            // Named by this test binary (its hash tells builds apart) and emptied first, so runs
+            // reuse one directory instead of leaving one per process.
+            let exe = std::env::current_exe().unwrap();
+            let stem = exe.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let out = std::env::temp_dir().join(format!("guard-hooks-{stem}"));
+            let _ = std::fs::remove_dir_all(&out);
             std::fs::create_dir_all(&out).unwrap();
             let build = |name: &str, flags: &[&str]| {
                 let bin = out.join(name);
@@ -131,8 +136,8 @@ fn binaries_without_tls_get_no_hook() {
         }
     }
     let Some(go) = go() else { return };
-    let dir = std::env::temp_dir().join(format!("guard-hooks-notls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(dir.join("go.mod"), "module notls\n\ngo 1.19\n").unwrap();
     std::fs::write(
         dir.join("main.go"),
@@ -144,7 +149,7 @@ fn binaries_without_tls_get_no_hook() {
         .args(["build", "-ldflags=-s -w", "-o"])
         .arg(&bin)
         .arg(".")
-        .current_dir(&dir)
+        .current_dir(dir)
         .status()
         .unwrap();
     assert!(st.success());
