@@ -239,7 +239,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         .transpose()?;
     let metrics = Arc::new(Metrics::new(&opts.labels));
     let mut sinks = Sinks { governor, proc, audit, metrics: metrics.clone(), governed: Vec::new(), tls_seen: Default::default() };
-    let mut scanner = Scanner::default();
+    let scanner = Scanner::default();
     let mut found = scanner.scan_system();
     let mut procs = std::collections::HashMap::new();
     for pid in Scanner::pids() {

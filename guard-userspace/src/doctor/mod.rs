@@ -124,8 +124,8 @@ pub fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report {
     let has = |c: u32| cap_eff.is_some_and(|e| e & (1 << c) != 0);
     let may_probe = opts.live && (has(checks::CAP_BPF) || has(checks::CAP_SYS_ADMIN));
     let enforcement = enforce::mechanisms(&sys, btf.as_ref(), may_probe);
-    let mut scanner = Scanner::default();
-    let tls_targets = if opts.live { tls_targets(&mut scanner) } else { Vec::new() };
+    let scanner = Scanner::default();
+    let tls_targets = if opts.live { tls_targets(&scanner) } else { Vec::new() };
     let agents = cfg.catalog().map(|c| running_agents(&proc_root, c, &scanner)).unwrap_or_default();
 
     let problems: Vec<String> = checks.iter().filter(|c| c.status == Status::Fail).map(|c| format!("{}: {}", c.name, c.detail)).collect();
@@ -144,7 +144,7 @@ pub fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report {
 }
 
 /// What `guard run` would hook at start: system libssl files, then every process's mappings.
-fn tls_targets(scanner: &mut Scanner) -> Vec<Target> {
+fn tls_targets(scanner: &Scanner) -> Vec<Target> {
     let mut found = scanner.scan_system();
     found.extend(scanner.scan_all());
     found
@@ -179,7 +179,7 @@ fn running_agents(proc_root: &Path, catalog: crate::process::Catalog, scanner: &
             pid: a.key.pid,
             program: table.get_key(a.key).map(|p| p.name().to_owned()).unwrap_or_default(),
             processes: per_agent.get(&k).copied().unwrap_or(0),
-            executable_tls: scanner.exe_status(a.key.pid).cloned(),
+            executable_tls: scanner.exe_status(a.key.pid),
         })
         .collect()
 }

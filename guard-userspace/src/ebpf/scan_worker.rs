@@ -2,9 +2,8 @@
 //! the event loop that drains the ring buffer. Two lanes: one serves processes that just exec'd,
 //! the other the periodic pass over every process. A pass that meets a large new file (a fresh
 //! build on a developer's machine) takes seconds on it, and a program started meanwhile must not
-//! wait behind it. Each lane has its own copy of what the start-up scan learnt; a file both lanes
-//! meet is analysed twice, and the kernel side attaches it once. Requests are coalesced: a burst
-//! of execs costs one scan per distinct process.
+//! wait behind it. The lanes share one [`Scanner`], so a file is analysed once whichever lane meets
+//! it first. Requests are coalesced: a burst of execs costs one scan per distinct process.
 
 use std::{
     collections::BTreeSet,
@@ -78,7 +77,7 @@ impl Drop for ScanWorker {
     }
 }
 
-fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Report>) {
+fn work(scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Report>) {
     // SAFETY: setpriority on the calling thread (a Linux thread id is a PRIO_PROCESS who).
     unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, NICE) };
     let mut pending: BTreeSet<Request> = BTreeSet::new();
@@ -87,14 +86,14 @@ fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Repo
         pending.extend(rx.try_iter());
         // Processes that just exec'd first: the periodic full pass can wait.
         let all = pending.remove(&Request::All);
-        if !serve_pids(&mut scanner, &mut pending, &found) {
+        if !serve_pids(&scanner, &mut pending, &found) {
             return;
         }
         if all {
             for pid in Scanner::pids() {
                 // A full pass can take long (new large files): serve fresh execs in between.
                 pending.extend(rx.try_iter().filter(|r| *r != Request::All));
-                if !serve_pids(&mut scanner, &mut pending, &found) || !scan(&mut scanner, pid, &found) {
+                if !serve_pids(&scanner, &mut pending, &found) || !scan(&scanner, pid, &found) {
                     return;
                 }
             }
@@ -103,7 +102,7 @@ fn work(mut scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Repo
 }
 
 fn serve_pids(
-    scanner: &mut Scanner,
+    scanner: &Scanner,
     pending: &mut BTreeSet<Request>,
     found: &UnboundedSender<Report>,
 ) -> bool {
@@ -122,7 +121,7 @@ fn serve_pids(
 }
 
 /// Scans one process and sends what came of it; false once the daemon is gone.
-fn scan(scanner: &mut Scanner, pid: u32, to: &UnboundedSender<Report>) -> bool {
+fn scan(scanner: &Scanner, pid: u32, to: &UnboundedSender<Report>) -> bool {
     let Some((targets, tls)) = scanner.scan_process(pid) else { return true };
     targets.into_iter().map(Report::Target).chain([Report::Process(pid, tls)]).all(|r| to.send(r).is_ok())
 }

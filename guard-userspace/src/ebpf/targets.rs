@@ -5,13 +5,17 @@
 //! `/proc/PID/root`) is its own target.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
 };
 
-use crate::hooks::{Analysis, Found, Hook, HookKind, Library, Miss, Strategy, cache::Cache};
+use crate::hooks::{
+    Analysis, Found, Hook, HookKind, Library, Miss, Strategy,
+    cache::{Cache, FileKey},
+};
 
 /// Where the file came from, for labels and logs (a closed set: no paths in metric labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -114,22 +118,59 @@ pub struct ProcessTls {
     pub files: Vec<((u64, u64), FileStatus)>,
 }
 
-/// Remembers every file inspected, by (dev, inode), so each is read once.
+/// Remembers every file inspected, by (dev, inode), so each is read once. Clones share what they
+/// know: the daemon's two scan lanes never analyse one file twice, and a lane that meets a file
+/// the other is analysing waits for that result (Codex CLI's 294 MB binary takes half a second)
+/// instead of repeating it. Each lane then reports the file's status for its own process.
 #[derive(Clone, Default)]
 pub struct Scanner {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when a file's analysis ends.
+    settled: Condvar,
+}
+
+#[derive(Default)]
+struct State {
     seen: HashMap<(u64, u64), FileStatus>,
+    /// Files being analysed now, by some clone.
+    busy: HashSet<(u64, u64)>,
     cache: Cache,
-    pub inspect_errors: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A lane that panicked mid-update leaves maps that are still valid; keep using them.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One clone's claim on analysing a file; dropping it (after the result is stored, or on a
+/// panic) wakes the clones that wait for the file.
+struct Claim<'a> {
+    shared: &'a Shared,
+    key: (u64, u64),
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().busy.remove(&self.key);
+        self.shared.settled.notify_all();
+    }
 }
 
 impl Scanner {
     /// New targets among the files a process maps, plus its executable.
-    pub fn scan_pid(&mut self, pid: u32) -> Vec<TlsTarget> {
+    pub fn scan_pid(&self, pid: u32) -> Vec<TlsTarget> {
         self.scan_process(pid).map(|(t, _)| t).unwrap_or_default()
     }
 
     /// [`Self::scan_pid`], also saying which TLS files the process maps; `None` once it is gone.
-    pub fn scan_process(&mut self, pid: u32) -> Option<(Vec<TlsTarget>, ProcessTls)> {
+    pub fn scan_process(&self, pid: u32) -> Option<(Vec<TlsTarget>, ProcessTls)> {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
         let mut out = vec![];
@@ -139,9 +180,9 @@ impl Scanner {
             out.extend(self.consider(&attach, &path));
             let Ok(meta) = fs::metadata(&attach) else { continue };
             let key = (meta.dev(), meta.ino());
-            match self.seen.get(&key) {
-                Some(st @ FileStatus::Hooked { .. }) => tls.files.push((key, st.clone())),
-                Some(st @ FileStatus::Miss(m)) if m.is_blind_spot() => tls.files.push((key, st.clone())),
+            match self.status(key.0, key.1) {
+                Some(st @ FileStatus::Hooked { .. }) => tls.files.push((key, st)),
+                Some(st @ FileStatus::Miss(m)) if m.is_blind_spot() => tls.files.push((key, st)),
                 _ => {}
             }
         }
@@ -149,7 +190,7 @@ impl Scanner {
     }
 
     /// New targets among the `libssl.so*` files in the system library directories.
-    pub fn scan_system(&mut self) -> Vec<TlsTarget> {
+    pub fn scan_system(&self) -> Vec<TlsTarget> {
         let mut out = vec![];
         for dir in SYSTEM_LIB_DIRS {
             let Ok(entries) = fs::read_dir(dir) else { continue };
@@ -166,7 +207,7 @@ impl Scanner {
     }
 
     /// Every running process.
-    pub fn scan_all(&mut self) -> Vec<TlsTarget> {
+    pub fn scan_all(&self) -> Vec<TlsTarget> {
         Self::pids().into_iter().flat_map(|p| self.scan_pid(p)).collect()
     }
 
@@ -178,17 +219,15 @@ impl Scanner {
         pids
     }
 
-    /// Inspects one file (once per inode); returns it when it is a new target.
-    pub fn consider(&mut self, attach: &Path, path: &str) -> Option<TlsTarget> {
+    /// Inspects one file (once per inode, across clones); returns it when it is a new target.
+    pub fn consider(&self, attach: &Path, path: &str) -> Option<TlsTarget> {
         let meta = fs::metadata(attach).ok()?;
         if !meta.is_file() {
             return None;
         }
         let key = (meta.dev(), meta.ino());
-        if self.seen.contains_key(&key) {
-            return None;
-        }
-        let mut analysis = inspect(attach, &mut self.cache);
+        let _claim = self.claim(key)?;
+        let mut analysis = self.inspect(attach);
         // Never a target whose hooks the kernel has no program for: it would be counted as
         // covered with nothing attached (`hooks::analyse` already holds such files back).
         if let Ok(Analysis::Found(f)) = &analysis
@@ -206,12 +245,11 @@ impl Scanner {
         {
             tracing::info!(path, reason = ?m, "TLS library without a verified hook");
         }
-        self.seen.insert(key, status);
+        self.shared.lock().seen.insert(key, status);
         let Found { library, strategy, hooks } = match analysis {
             Ok(Analysis::Found(f)) => f,
             Ok(Analysis::Miss(_)) => return None,
             Err(e) => {
-                self.inspect_errors += 1;
                 tracing::debug!(error = %e, "skipping file");
                 return None;
             }
@@ -224,13 +262,41 @@ impl Scanner {
         Some(TlsTarget { attach_path, path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks })
     }
 
+    /// The right to analyse a file, or `None` once it is known. Waits while another clone
+    /// analyses it.
+    fn claim(&self, key: (u64, u64)) -> Option<Claim<'_>> {
+        let mut st = self.shared.lock();
+        loop {
+            if st.seen.contains_key(&key) {
+                return None;
+            }
+            if st.busy.insert(key) {
+                return Some(Claim { shared: &self.shared, key });
+            }
+            st = self.shared.settled.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// [`inspect`] through the shared cache, which is not held while the analysis runs.
+    fn inspect(&self, path: &Path) -> Result<Analysis, TargetError> {
+        let map = map(path)?;
+        let key = FileKey::of(&map);
+        let cached = self.shared.lock().cache.get(&key);
+        let r = cached.unwrap_or_else(|| {
+            let r = Cache::compute(&map);
+            self.shared.lock().cache.insert(key, r.clone());
+            r
+        });
+        r.map_err(|reason| TargetError::Analysis { path: path.into(), reason })
+    }
+
     /// What is known of a file (by device and inode), once it was inspected.
-    pub fn status(&self, dev: u64, ino: u64) -> Option<&FileStatus> {
-        self.seen.get(&(dev, ino))
+    pub fn status(&self, dev: u64, ino: u64) -> Option<FileStatus> {
+        self.shared.lock().seen.get(&(dev, ino)).cloned()
     }
 
     /// What is known of a process's executable: for the per-agent blind-spot gauge and doctor.
-    pub fn exe_status(&self, pid: u32) -> Option<&FileStatus> {
+    pub fn exe_status(&self, pid: u32) -> Option<FileStatus> {
         let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
         self.status(meta.dev(), meta.ino())
     }
@@ -275,15 +341,40 @@ mod tests {
     }
 
     #[test]
-    fn the_system_libssl_is_a_target_with_all_functions() {
-        let Some(lib) = ["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3"]
+    fn clones_analyse_a_file_once_and_only_one_offers_it() {
+        let Some(lib) = system_libssl() else { return };
+        let scanner = Scanner::default();
+        // Four lanes meet the file at once: one analyses it, the others wait for its result.
+        let offered: usize = std::thread::scope(|s| {
+            let lanes: Vec<_> = (0..4)
+                .map(|_| {
+                    let lane = scanner.clone();
+                    s.spawn(move || lane.consider(lib, &lib.to_string_lossy()).is_some())
+                })
+                .collect();
+            lanes.into_iter().map(|l| usize::from(l.join().unwrap())).sum()
+        });
+        assert_eq!(offered, 1);
+        let counts = scanner.shared.lock().cache.clone();
+        assert_eq!((counts.misses, counts.hits), (1, 0), "the file was analysed more than once");
+        let meta = fs::metadata(lib).unwrap();
+        assert!(matches!(scanner.clone().status(meta.dev(), meta.ino()), Some(FileStatus::Hooked { .. })));
+    }
+
+    fn system_libssl() -> Option<&'static Path> {
+        let lib = ["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3"]
             .into_iter()
             .map(Path::new)
-            .find(|p| p.exists())
-        else {
+            .find(|p| p.exists());
+        if lib.is_none() {
             eprintln!("SKIP: no system libssl.so.3");
-            return;
-        };
+        }
+        lib
+    }
+
+    #[test]
+    fn the_system_libssl_is_a_target_with_all_functions() {
+        let Some(lib) = system_libssl() else { return };
         let Analysis::Found(found) = inspect(lib, &mut Cache::default()).unwrap() else { panic!("libssl defines SSL_write") };
         assert_eq!((found.library, found.strategy), (Library::Openssl, Strategy::Dynsym));
         for k in [HookKind::SslWrite, HookKind::SslRead, HookKind::SslWriteEx, HookKind::SslReadEx, HookKind::SslFree] {

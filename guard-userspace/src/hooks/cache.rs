@@ -55,13 +55,29 @@ impl Cache {
     /// The analysis of `data`, computed at most once per file identity.
     pub fn analyse(&mut self, data: &[u8]) -> Result<Analysis, String> {
         let key = FileKey::of(data);
-        if let Some(r) = self.entries.get(&key) {
-            self.hits += 1;
-            return r.clone();
+        if let Some(r) = self.get(&key) {
+            return r;
         }
-        self.misses += 1;
-        let r = analyse(data).map_err(|e: HookError| e.to_string());
-        self.entries.insert(key, r.clone());
+        let r = Self::compute(data);
+        self.insert(key, r.clone());
         r
+    }
+
+    /// A cached result (counted as a hit).
+    pub fn get(&mut self, key: &FileKey) -> Option<Result<Analysis, String>> {
+        let r = self.entries.get(key).cloned();
+        self.hits += u64::from(r.is_some());
+        r
+    }
+
+    /// The analysis itself, for callers that do not hold the cache while it runs.
+    pub fn compute(data: &[u8]) -> Result<Analysis, String> {
+        analyse(data).map_err(|e: HookError| e.to_string())
+    }
+
+    /// Stores a computed result (counted as a miss).
+    pub fn insert(&mut self, key: FileKey, r: Result<Analysis, String>) {
+        self.misses += 1;
+        self.entries.insert(key, r);
     }
 }
