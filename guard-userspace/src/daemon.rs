@@ -442,8 +442,7 @@ struct Tls {
 
 impl Tls {
     fn attach(&mut self, kernel: &mut Kernel, t: &crate::ebpf::targets::TlsTarget) {
-        // Each scan lane remembers the files it has seen on its own, so the other lane can offer
-        // a rejected file again: it stays detached until the daemon restarts.
+        // A rejected file stays detached until the daemon restarts, whatever offers it again.
         if self.rejected.contains(&(t.dev, t.ino)) {
             return;
         }
@@ -459,6 +458,7 @@ impl Tls {
                     kind = ?t.kind,
                     library = ?t.library,
                     strategy = ?t.strategy,
+                    also = ?t.also,
                     hooks,
                     id,
                     verified = !guess,

@@ -6,7 +6,7 @@
 
 use std::{
     process::Stdio,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use guard::{
@@ -14,7 +14,14 @@ use guard::{
     hooks::{Analysis, HookKind},
     providers::Provider,
 };
-use guard_tests::{client_exchanges, codex, connections_of, daemon::Daemon, mock::MockLlm, privileged, temp_path};
+use guard_tests::{
+    client_exchanges, codex, connections_of,
+    daemon::Daemon,
+    mock::MockLlm,
+    privileged,
+    scrape::{metrics_addr, samples, scrape},
+    temp_path,
+};
 
 #[test]
 fn codex_responses_call_is_seen_with_its_usage() {
@@ -30,7 +37,8 @@ fn codex_responses_call_is_seen_with_its_usage() {
     }
     let mock = MockLlm::start();
     let home = temp_path("codex-home");
-    let mut d = Daemon::start("codex");
+    let mut d = Daemon::start_with("codex", &["--metrics-addr", "127.0.0.1:0"]);
+    let addr = metrics_addr(&d);
     // An idle Codex (reading its prompt from stdin) lets guard hook the file before the run.
     let mut idle = codex::exec(&bin, &home, &mock, &["-"])
         .stdin(Stdio::piped())
@@ -48,6 +56,20 @@ fn codex_responses_call_is_seen_with_its_usage() {
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "codex failed: {text}");
     let total = codex::tokens_used(&text).unwrap_or_else(|| panic!("no token count in: {text}"));
+    // The file carries two TLS libraries, both found by structure: the targets gauge counts it
+    // under each (refreshed every 2 s).
+    let want = ["openssl", "rustls"].map(|l| format!(r#"guard_tls_targets_attached{{library="{l}",strategy="structural"}}"#));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = samples(&scrape(&addr).1);
+        if want.iter().all(|k| m.get(k) >= Some(&1.0)) || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for k in &want {
+        assert!(m.get(k) >= Some(&1.0), "{k}: {m:#?}");
+    }
     let (events, log) = d.stop_with_log();
     assert!(log.iter().any(|l| l.contains("TLS hook verified")), "Codex's hooks were verified by its traffic");
     assert!(

@@ -64,6 +64,9 @@ pub struct Target {
     /// The TLS implementation and how its hooks were found (see `guard hooks`).
     pub tls: crate::hooks::Library,
     pub strategy: crate::hooks::Strategy,
+    /// A second TLS library hooked in the same file (rustls next to OpenSSL in Codex CLI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub also: Option<(crate::hooks::Library, crate::hooks::Strategy)>,
     /// The functions hooked (a Go read's RET probes count once).
     pub symbols: Vec<crate::hooks::HookKind>,
 }
@@ -152,7 +155,7 @@ fn tls_targets(scanner: &Scanner) -> Vec<Target> {
         .map(|t| {
             let mut symbols: Vec<_> = t.hooks.iter().map(|h| h.kind).collect();
             symbols.dedup();
-            Target { path: t.path, library: t.kind, tls: t.library, strategy: t.strategy, symbols }
+            Target { path: t.path, library: t.kind, tls: t.library, strategy: t.strategy, also: t.also, symbols }
         })
         .collect()
 }
@@ -219,7 +222,8 @@ pub fn render(r: &Report) -> String {
             LibraryKind::Embedded => "embedded",
         };
         let names: Vec<String> = t.symbols.iter().map(|k| format!("{k:?}")).collect();
-        let _ = writeln!(s, "  {kind:<9} {}  {:?} by {:?}  [{}]", t.path, t.tls, t.strategy, names.join(" "));
+        let also = t.also.map(|(l, st)| format!(" + {l:?} by {st:?}")).unwrap_or_default();
+        let _ = writeln!(s, "  {kind:<9} {}  {:?} by {:?}{also}  [{}]", t.path, t.tls, t.strategy, names.join(" "));
     }
     let _ = writeln!(s, "\nagents running ({})", r.agents.len());
     for a in &r.agents {

@@ -268,11 +268,14 @@ impl Kernel {
         m
     }
 
-    /// Attached targets per (library, strategy): the labels of `guard_tls_targets_attached`.
+    /// Attached targets per (library, strategy): the labels of `guard_tls_targets_attached`. A
+    /// file that carries two libraries counts under each, with how that one's hooks were found.
     pub fn attached_by_strategy(&self) -> HashMap<(crate::hooks::Library, crate::hooks::Strategy), usize> {
         let mut m = HashMap::new();
         for t in self.attached_targets() {
-            *m.entry((t.library, t.strategy)).or_default() += 1;
+            for label in std::iter::once((t.library, t.strategy)).chain(t.also) {
+                *m.entry(label).or_default() += 1;
+            }
         }
         m
     }

@@ -41,6 +41,8 @@ pub struct TlsTarget {
     pub strategy: Strategy,
     /// Where the probes go, by file offset.
     pub hooks: Vec<Hook>,
+    /// A second TLS library hooked in the same file ([`Found::also`]).
+    pub also: Option<(Library, Strategy)>,
 }
 
 impl TlsTarget {
@@ -246,7 +248,7 @@ impl Scanner {
             tracing::info!(path, reason = ?m, "TLS library without a verified hook");
         }
         self.shared.lock().seen.insert(key, status);
-        let Found { library, strategy, hooks } = match analysis {
+        let Found { library, strategy, hooks, also } = match analysis {
             Ok(Analysis::Found(f)) => f,
             Ok(Analysis::Miss(_)) => return None,
             Err(e) => {
@@ -259,7 +261,7 @@ impl Scanner {
         // (Codex CLI runs its tools under bubblewrap) that is gone by the time guard attaches.
         let same = fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == key);
         let attach_path = if same { PathBuf::from(path) } else { attach.into() };
-        Some(TlsTarget { attach_path, path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks })
+        Some(TlsTarget { attach_path, path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks, also })
     }
 
     /// The right to analyse a file, or `None` once it is known. Waits while another clone

@@ -109,6 +109,7 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
         library: Library::Boringssl,
         strategy: Strategy::Structural,
         hooks,
+        also: None,
     })
 }
 

@@ -137,8 +137,13 @@ pub struct Hook {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Found {
     pub library: Library,
+    /// How the hooks were found; a guess if any of them was (verification holds the file).
     pub strategy: Strategy,
     pub hooks: Vec<Hook>,
+    /// A second TLS library in the same file, whose hooks are in `hooks` too, and how they were
+    /// found: rustls next to the static OpenSSL in Codex CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub also: Option<(Library, Strategy)>,
 }
 
 /// Why a file has no hook (a label value: a closed set).
@@ -199,6 +204,7 @@ pub fn analyse(data: &[u8]) -> Result<Analysis, HookError> {
                 f.strategy = Strategy::Structural;
             }
             f.hooks.extend(aead.hooks);
+            f.also = Some((aead.library, aead.strategy));
             f
         }
         Analysis::Miss(_) => aead,
@@ -264,6 +270,7 @@ fn rustls_aead(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
         library: Library::Rustls,
         strategy,
         hooks,
+        also: None,
     })
 }
 
@@ -282,6 +289,7 @@ pub fn candidates(data: &[u8]) -> Result<Option<Found>, HookError> {
         library: Library::Rustls,
         strategy,
         hooks,
+        also: None,
     }))
 }
 
@@ -342,6 +350,7 @@ fn go_hooks(file: &object::File<'_>, data: &[u8], table: &gopclntab::Table<'_>) 
         library: Library::GoCryptoTls,
         strategy: Strategy::Gopclntab,
         hooks,
+        also: None,
     })
 }
 

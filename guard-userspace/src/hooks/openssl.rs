@@ -221,6 +221,7 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
         library: Library::Openssl,
         strategy: Strategy::Structural,
         hooks,
+        also: None,
     })
 }
 

@@ -47,5 +47,6 @@ fn from<'d, 'f>(
         library: Library::Openssl,
         strategy,
         hooks,
+        also: None,
     })
 }

@@ -331,6 +331,7 @@ fn aead_entries_match_the_symbol_table_with_and_without_symbols() {
                 library: Library::Rustls,
                 strategy: Strategy::Structural,
                 hooks: want.clone(),
+                also: None,
             }),
             "{}",
             path.display()
@@ -378,6 +379,9 @@ fn rustls_files_are_targets_at_their_aead_entries() {
         // a static OpenSSL).
         let (aead, other): (Vec<_>, Vec<_>) = found.hooks.iter().cloned().partition(|h| h.kind.is_aead());
         assert_eq!(found.library == Library::Rustls, other.is_empty(), "{}: {found:?}", path.display());
+        // Next to another library, rustls is named as the second one, for the targets gauge.
+        let also = (found.library != Library::Rustls).then_some((Library::Rustls, c.strategy));
+        assert_eq!(found.also, also, "{}", path.display());
         let aead: Vec<_> = aead.into_iter().filter(|h| h.kind != HookKind::ProgramStart).collect();
         assert_eq!(aead, c.hooks, "{}", path.display());
         assert!(found.hooks.iter().any(|h| h.kind == HookKind::ProgramStart), "{}", path.display());
