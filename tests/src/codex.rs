@@ -2,7 +2,10 @@
 //! binary with rustls on aws-lc-rs (and a static OpenSSL), run against the mock LLM server as a
 //! custom model provider.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use crate::mock::MockLlm;
 
@@ -18,20 +21,37 @@ pub fn codex() -> PathBuf {
     )
 }
 
-/// `codex exec --skip-git-repo-check ARGS` with its model provider set to the mock (Responses
-/// API over HTTPS, trusting the mock's certificate). `home` holds its configuration.
-pub fn exec(bin: &std::path::Path, home: &std::path::Path, mock: &MockLlm, args: &[&str]) -> Command {
+/// Where Codex's model provider points: the Responses API at `base` (`https://…/v1`), trusting
+/// `ca`, over HTTPS or, with `websockets`, over a WebSocket to `base/responses`.
+pub struct Provider<'a> {
+    pub base: &'a str,
+    pub ca: &'a Path,
+    pub websockets: bool,
+}
+
+impl<'a> Provider<'a> {
+    /// The mock LLM server over HTTPS.
+    pub fn mock(mock: &'a MockLlm) -> Self {
+        Self { base: mock.base.trim_end_matches('/'), ca: &mock.ca_file, websockets: false }
+    }
+}
+
+/// `codex exec --skip-git-repo-check ARGS` with its model provider set to `provider`. `home`
+/// holds its configuration.
+pub fn exec(bin: &Path, home: &Path, provider: &Provider<'_>, args: &[&str]) -> Command {
     std::fs::create_dir_all(home).unwrap();
+    let base = provider.base.trim_end_matches('/');
+    let base = if base.ends_with("/v1") { base.to_string() } else { format!("{base}/v1") };
     let config = format!(
-        "model = \"gpt-5\"\nmodel_provider = \"mock\"\n\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n",
-        mock.base.trim_end_matches('/')
+        "model = \"gpt-5\"\nmodel_provider = \"mock\"\n\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"{base}\"\nwire_api = \"responses\"\nsupports_websockets = {}\n",
+        provider.websockets
     );
     std::fs::write(home.join("config.toml"), config).unwrap();
     let mut c = Command::new(bin);
     c.args(["exec", "--skip-git-repo-check"])
         .args(args)
         .env("CODEX_HOME", home)
-        .env("CODEX_CA_CERTIFICATE", &mock.ca_file)
+        .env("CODEX_CA_CERTIFICATE", provider.ca)
         .env("OPENAI_API_KEY", "sk-guard-test");
     c
 }
