@@ -96,22 +96,28 @@ pub fn go_harness(env: &Env) -> Result<PathBuf> {
     Ok(bin.canonicalize()?)
 }
 
-/// The npm build of Bun `version`, fetched with `npm pack` into `target/test-tools/bun/VERSION`
-/// the first time, where the Bun tests (tests/src/bun.rs) fetch it too. Canonical path.
+/// The npm build of Bun `version`, in `target/test-tools/bun/VERSION` (where the Bun tests,
+/// tests/src/bun.rs, fetch it too). Canonical path.
 pub fn bun(env: &Env, version: &str) -> Result<PathBuf> {
-    let dir = env.root.join("target/test-tools/bun").join(version);
-    let bin = dir.join("package/bin/bun");
+    npm_tool(env, "bun", version, &format!("@oven/bun-linux-x64@{version}"), "package/bin/bun")
+}
+
+/// A program from an npm package, fetched with `npm pack` into `target/test-tools/NAME/VERSION`
+/// the first time (the layout of tests/src/npm.rs, so tests and benches share one download).
+pub fn npm_tool(env: &Env, name: &str, version: &str, pkg: &str, bin: &str) -> Result<PathBuf> {
+    let dir = env.root.join("target/test-tools").join(name).join(version);
+    let bin = dir.join(bin);
     if !bin.exists() {
         std::fs::create_dir_all(&dir)?;
-        let pkg = format!("@oven/bun-linux-x64@{version}");
-        let out = Command::new("npm").args(["pack", "--silent", &pkg]).current_dir(&dir).output().context("running npm")?;
+        let out = Command::new("npm").args(["pack", "--silent", pkg]).current_dir(&dir).output().context("running npm")?;
         if !out.status.success() {
             bail!("npm pack {pkg}: {}", String::from_utf8_lossy(&out.stderr));
         }
         let tgz = String::from_utf8_lossy(&out.stdout).trim().to_string();
         sh(Command::new("tar").arg("xzf").arg(&tgz).current_dir(&dir))?;
+        let _ = std::fs::remove_file(dir.join(&tgz));
         if !bin.exists() {
-            bail!("{pkg} has no package/bin/bun");
+            bail!("{pkg} has no {}", bin.display());
         }
     }
     Ok(bin.canonicalize()?)

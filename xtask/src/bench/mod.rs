@@ -9,6 +9,7 @@ mod exec;
 mod hooks;
 mod probe;
 mod procfs;
+mod scan;
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -75,6 +76,7 @@ pub fn run(only: &[String]) -> Result<()> {
     section("probe", &probe::run)?;
     section("hooks", &hooks::run)?;
     section("analysis", &analysis::run)?;
+    section("scan", &scan::run)?;
     section("exec", &exec::run)?;
     section("e2e", &e2e::run)?;
     let path = env.out.join("report.md");
