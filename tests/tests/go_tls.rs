@@ -15,7 +15,7 @@ use guard::{
     protocols::Role,
 };
 use guard_tests::{
-    connections_of,
+    assert_only_funcs, connections_of,
     daemon::Daemon,
     exchanges, go,
     mock::{MockLlm, assert_usage_matches, run_client},
@@ -66,13 +66,7 @@ fn go_client_usage_is_exact_with_and_without_symbols() {
         assert_usage_matches(&all, run);
         for (_, c) in connections_of(&events, run.pid) {
             assert_eq!(c.gaps, 0);
-            assert!(
-                c.funcs
-                    .iter()
-                    .all(|f| matches!(f, TlsFunc::GoWrite | TlsFunc::GoRead)),
-                "{:?}",
-                c.funcs
-            );
+            assert_only_funcs(&c, TlsFunc::GoWrite, TlsFunc::GoRead);
         }
     }
 }

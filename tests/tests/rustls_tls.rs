@@ -230,7 +230,7 @@ fn rustls_websocket_with_deflate_usage_is_exact() {
     assert_eq!(conns.len(), 1);
     let conn = conns.values().next().unwrap();
     assert_eq!(conn.gaps, 0);
-    assert!(conn.funcs.iter().all(|f| matches!(f, TlsFunc::AeadSeal | TlsFunc::AeadOpen)), "{:?}", conn.funcs);
+    assert_only_funcs(conn, TlsFunc::AeadSeal, TlsFunc::AeadOpen);
     // Deflate was negotiated, and the client's first message went out compressed (FIN, RSV1,
     // text: 0xC1).
     let head = conn.write.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
