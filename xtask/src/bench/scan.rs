@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{Env, Guard, hooks::npm_tool, median, wait_until_quiet};
+use super::{Env, Guard, hooks::npm_tool, median, procfs, wait_until_quiet};
 
 const CODEX_VERSION: &str = "0.169.0";
 /// Windows per condition, interleaved.
@@ -55,7 +55,7 @@ fn window(env: &Env, codex: Option<(&Path, &Path)>) -> Result<f64> {
     wait_until_quiet()?;
     let guard = Guard::start(env, &["--audit-log", "off", "--metrics-addr", "127.0.0.1:0"])?;
     std::thread::sleep(Duration::from_secs(3));
-    let before = cpu_seconds(guard.pid())?;
+    let before = procfs::cpu_ticks(guard.pid());
     // `exec -` reads its prompt from stdin: idle until stdin closes.
     let child = codex
         .map(|(bin, home)| {
@@ -71,7 +71,7 @@ fn window(env: &Env, codex: Option<(&Path, &Path)>) -> Result<f64> {
         })
         .transpose()?;
     std::thread::sleep(WINDOW);
-    let after = cpu_seconds(guard.pid())?;
+    let after = procfs::cpu_ticks(guard.pid());
     if let Some(mut c) = child {
         let _ = c.kill();
         let _ = c.wait();
@@ -79,18 +79,6 @@ fn window(env: &Env, codex: Option<(&Path, &Path)>) -> Result<f64> {
         guard.wait_for(&["attached TLS target", &path], Duration::from_secs(1)).context("Codex was not hooked within the window")?;
     }
     guard.stop()?;
-    Ok(after - before)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc/PID/stat")?;
-    // After the command name: state is field 0, utime 11, stime 12.
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).context("utime/stime in /proc/PID/stat");
-    let ticks = field(11)? + field(12)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Ok(ticks as f64 / hz.max(1) as f64)
+    // /proc counts in USER_HZ, 100 per second.
+    Ok(after.saturating_sub(before) as f64 / 100.0)
 }
