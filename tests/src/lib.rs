@@ -136,6 +136,16 @@ pub fn exchanges(events: &[Event]) -> Vec<guard::protocols::Exchange> {
         .collect()
 }
 
+/// A new self-signed certificate for 127.0.0.1 and localhost, written to the scratch directory as
+/// `TAG-cert.pem` and `TAG-key.pem`: (certificate, key). The certificate is its own CA.
+pub fn self_signed(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (temp_path(&format!("{tag}-cert.pem")), temp_path(&format!("{tag}-key.pem")));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
 /// A path in this test binary's scratch directory, `$TMPDIR/guard-test-<test name>`. The directory
 /// is emptied on first use, so every run reuses it: a directory per process left about 100 MB per
 /// run behind (the compiled Bun client) and once filled the disk that CI builds on. Privileged

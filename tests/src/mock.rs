@@ -32,16 +32,10 @@ impl MockLlm {
     }
 
     fn start_script(script: &str) -> Self {
-        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-            .unwrap();
         // One certificate per server: two mocks in one test must not share the files.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = format!("{}-{n}", std::process::id());
-        let ca_file = crate::temp_path(&format!("mock-ca-{id}.pem"));
-        let key_file = crate::temp_path(&format!("mock-key-{id}.pem"));
-        std::fs::write(&ca_file, ck.cert.pem()).unwrap();
-        std::fs::write(&key_file, ck.signing_key.serialize_pem()).unwrap();
+        let (ca_file, key_file) = crate::self_signed(&format!("mock-{}-{n}", std::process::id()));
         let mut child = Command::new("python3")
             .arg(mock_dir().join(script))
             .args(["--port", "0", "--cert"])

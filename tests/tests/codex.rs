@@ -75,10 +75,7 @@ fn codex_over_its_websocket_transport_is_seen_with_its_usage() {
     }
     let bin = codex_with_aead_hooks();
     let server_bin = &rustls::clients()[0].stripped;
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let (cert, key) = (temp_path("codex-ws-cert.pem"), temp_path("codex-ws-key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = guard_tests::self_signed("codex-ws");
 
     let mut d = Daemon::start("codex-ws");
     let mut server = rustls::ws_server(server_bin, &cert, &key);

@@ -201,10 +201,7 @@ fn rustls_websocket_with_deflate_usage_is_exact() {
     }
     const TURNS: usize = 3;
     let c = &rustls::clients()[0];
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let (cert, key) = (guard_tests::temp_path("ws-cert.pem"), guard_tests::temp_path("ws-key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = guard_tests::self_signed("ws");
 
     let mut d = Daemon::start("rustls-ws");
     let mut server = rustls::ws_server(&c.stripped, &cert, &key);
