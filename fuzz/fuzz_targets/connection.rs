@@ -1,7 +1,7 @@
 #![no_main]
 //! The whole connection decoder: interleaved data, gaps and close, driven by the input.
 //! Every protocol and provider is reachable through it.
-use guard::{events::Direction, protocols::{ConnectionDecoder, DecoderConfig}};
+use guard_core::{events::Direction, protocols::{ConnectionDecoder, DecoderConfig}};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

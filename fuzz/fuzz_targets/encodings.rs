@@ -1,7 +1,7 @@
 #![no_main]
 //! Content decoders over arbitrary (mostly corrupt) compressed input: errors, never panics,
 //! never more output than the cap.
-use guard::protocols::encoding::{ContentDecoder, Encoding};
+use guard_core::protocols::encoding::{ContentDecoder, Encoding};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,6 @@
 #![no_main]
 //! AWS eventstream framing over arbitrary bytes, plus valid messages built from the input.
-use guard::protocols::eventstream::{EventStreamDecoder, encode_message};
+use guard_core::protocols::eventstream::{EventStreamDecoder, encode_message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

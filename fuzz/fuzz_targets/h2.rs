@@ -2,7 +2,7 @@
 //! HTTP/2 through the whole connection decoder: the client preface, then records of
 //! `[op, len, bytes…]` (op bit 0 = direction, bit 1 = gap). Also drives the frame reader and a
 //! per-direction HPACK decoder directly, and checks frame reading is split-invariant.
-use guard::{
+use guard_core::{
     events::Direction,
     protocols::{
         ConnectionDecoder, DecoderConfig,

@@ -1,6 +1,6 @@
 #![no_main]
 //! One direction's HTTP/1.1 reader over arbitrary bytes cut at arbitrary points.
-use guard::protocols::http1::{Head, Kind, MessageReader, Step};
+use guard_core::protocols::http1::{Head, Kind, MessageReader, Step};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

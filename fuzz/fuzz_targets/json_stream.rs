@@ -1,6 +1,6 @@
 #![no_main]
 //! Streamed JSON array splitting: split-invariant, and whole elements when the input is valid.
-use guard::protocols::json_stream::JsonArrayStream;
+use guard_core::protocols::json_stream::JsonArrayStream;
 use libfuzzer_sys::fuzz_target;
 
 fn elements(pieces: &[&[u8]]) -> Vec<Vec<u8>> {

@@ -1,6 +1,6 @@
 #![no_main]
 //! Every provider extractor on arbitrary payloads, in every payload form.
-use guard::providers::{Observed, Payload, Shape, extract};
+use guard_core::providers::{Observed, Payload, Shape, extract};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

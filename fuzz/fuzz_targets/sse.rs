@@ -1,6 +1,6 @@
 #![no_main]
 //! SSE framing: any split of the same bytes gives the same events.
-use guard::protocols::sse::SseParser;
+use guard_core::protocols::sse::SseParser;
 use libfuzzer_sys::fuzz_target;
 
 fn events(pieces: &[&[u8]]) -> Vec<(String, Vec<u8>)> {

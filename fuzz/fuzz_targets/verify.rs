@@ -1,7 +1,7 @@
 #![no_main]
 //! Hook verification: judging any bytes never panics, and bytes judged to look like HTTP,
 //! HTTP/2 or WebSocket stay so judged with anything appended only when they are a start line.
-use guard::verify::{Evidence, judge};
+use guard_core::verify::{Evidence, judge};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! WebSocket through the whole connection decoder: an upgrade to `/v1/responses` whose
 //! permessage-deflate parameters the first byte picks, then records of `[op, len, bytes…]`
 //! (op bit 0 = direction, bit 1 = gap). Also drives the frame reader and the inflater directly.
-use guard::{
+use guard_core::{
     events::Direction,
     protocols::{
         ConnectionDecoder, DecoderConfig,

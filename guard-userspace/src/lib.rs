@@ -1,29 +1,14 @@
-//! guard: see what AI coding agents send to LLMs and what commands they run, from the kernel.
+//! guard's daemon: the IO shell around [`guard_core::Engine`].
 //!
-//! Data flows one way: kernel → [`events`] (reader, decode) → [`streams`] → [`protocols`] →
-//! [`providers`] and [`process`] → [`rules`] → metrics and [`audit`]. Everything after decode is
-//! sans-IO: it consumes events and returns records, so `guard replay` and the tests drive the same
-//! [`pipeline`] as `guard run`, without root.
+//! [`kernel`] loads the eBPF programs and reads their ring buffer; [`sys`] reads the host
+//! (/proc, accounts, the TLS libraries of running programs); [`sinks`] serve what the engine
+//! produced (Prometheus metrics, the audit log, recordings); [`app`] wires them: the daemon
+//! loop, `guard doctor`, the command line and the config file.
 
-pub mod audit;
-pub mod cli;
-pub mod config;
-pub mod coverage;
-pub mod daemon;
-pub mod doctor;
-pub mod ebpf;
-pub mod events;
-pub mod glob;
-pub mod govern;
-pub mod metrics;
-pub mod hooks;
-pub mod pipeline;
-pub mod process;
-pub mod protocols;
-pub mod providers;
-pub mod rules;
-pub mod streams;
-pub mod verify;
+pub mod app;
+pub mod kernel;
+pub mod sinks;
+pub mod sys;
 
 /// The compiled kernel programs (empty when built with `AYA_BUILD_SKIP=1`).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guard"));

@@ -1,14 +1,13 @@
-use std::{io::Write as _, process::ExitCode};
+use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
-use guard::{
-    cli::{Cli, Cmd, LogFormat, RulesCmd},
+use guard::app::{
+    cli::{Cli, Cmd, LogFormat},
+    commands::{self, ReplayPrint},
     config::Config,
     daemon::{self, RunOptions},
-    events::record::read_events,
-    pipeline::{Limits, Pipeline},
 };
+use guard_core::engine::EngineConfig;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,10 +23,14 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| Ok(Config::default()))
             .map_err(anyhow::Error::from)
             .and_then(|c| run(args.record, &c)),
-        Cmd::Doctor { json, config } => Ok(guard::doctor::main(json, config.as_deref())),
-        Cmd::Replay { file, commands } => replay(&file, commands),
-        Cmd::Rules(cmd) => Ok(rules(cmd)),
-        Cmd::Hooks { files } => hooks(&files),
+        Cmd::Doctor { json, config } => Ok(guard::app::doctor::main(json, config.as_deref())),
+        Cmd::Replay { file, commands, metrics, config } => Config::resolve(config.as_deref())
+            .map_err(anyhow::Error::from)
+            .and_then(|c| commands::replay(&file, &c, ReplayPrint { commands, metrics })),
+        Cmd::Rules { cmd, config } => {
+            Config::resolve(config.as_deref()).map_err(anyhow::Error::from).and_then(|c| commands::rules(cmd, &c))
+        }
+        Cmd::Hooks { files } => commands::hooks(&files),
     };
     match result {
         Ok(code) => code,
@@ -49,21 +52,25 @@ fn init_tracing(format: LogFormat, level: &str) {
 }
 
 fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
     tracing::info!(config = %config.origin, "configuration");
     let mut opts = RunOptions {
         record,
-        limits: config.limits(),
+        engine: EngineConfig {
+            limits: config.limits(),
+            catalog: std::sync::Arc::new(config.catalog()?),
+            rules: config.rule_set()?,
+            ..EngineConfig::default()
+        },
         channel_capacity: config.capture.channel_capacity,
         rescan_every: config.rescan_interval(),
+        audit_log: config.audit_target().map(str::to_owned),
+        labels: config.labels.clone(),
+        // Bound now, before anything is loaded: a taken port is a clear error at start.
+        metrics: config.metrics_addr().map(guard::sinks::metrics::MetricsListener::bind).transpose()?,
         ..RunOptions::default()
     };
     opts.load.ring_bytes = config.ring_bytes();
-    opts.audit_log = config.audit_target().map(str::to_owned);
-    opts.catalog = std::sync::Arc::new(config.catalog()?);
-    opts.rules = config.rule_set()?;
-    opts.labels = config.labels.clone();
-    // Bound now, before anything is loaded: a taken port is a clear error at start.
-    opts.metrics = config.metrics_addr().map(guard::metrics::MetricsListener::bind).transpose()?;
     opts.load.btf_path = config.kernel.btf.display().to_string();
     opts.load.tracefs = config.kernel.tracefs.display().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -72,46 +79,6 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
         .build()
         .context("starting the async runtime")?;
     rt.block_on(daemon::run(opts))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn rules(cmd: RulesCmd) -> ExitCode {
-    let rules = guard::rules::RuleSet::builtin();
-    let mut out = std::io::stdout().lock();
-    let code = match cmd {
-        RulesCmd::Check { args } => {
-            let cwd = std::env::current_dir().ok();
-            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-            guard::rules::cli::check(&args, &rules, cwd, home, &mut out)
-        }
-        RulesCmd::List { json } => guard::rules::cli::list(&rules, json, &mut out),
-    };
-    ExitCode::from(u8::try_from(code).unwrap_or(2))
-}
-
-/// Prints one JSON line per exchange (with its agent) and per destructive command.
-fn replay(file: &std::path::Path, commands: bool) -> anyhow::Result<ExitCode> {
-    use guard::govern::{Governed, Governor, Host, NoLookup};
-    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let mut pipeline = Pipeline::new(&Limits::default());
-    let catalog = std::sync::Arc::new(guard::process::Catalog::builtin());
-    let mut governor = Governor::new(catalog, guard::rules::RuleSet::builtin(), Host::read());
-    let (mut out, mut governed) = (Vec::new(), Vec::new());
-    let stdout = std::io::stdout();
-    let mut stdout = stdout.lock();
-    for ev in read_events(std::io::BufReader::new(f)) {
-        pipeline.push(ev?, &mut out);
-        for o in out.drain(..) {
-            governor.push(&o, std::time::SystemTime::now(), &mut NoLookup, &mut governed);
-        }
-        for g in governed.drain(..) {
-            if matches!(g, Governed::Command { .. }) && !commands {
-                continue;
-            }
-            serde_json::to_writer(&mut stdout, &g)?;
-            stdout.write_all(b"\n")?;
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -126,27 +93,4 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     msg
-}
-
-/// One JSON line per file: the analysis and its wall time.
-fn hooks(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
-    let mut cache = guard::hooks::cache::Cache::default();
-    let mut out = std::io::stdout().lock();
-    for f in files {
-        let start = std::time::Instant::now();
-        let analysis = guard::ebpf::targets::inspect(f, &mut cache).map_err(|e| e.to_string());
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        // Hooks found that `guard run` does not attach yet (no kernel program): rustls's aws-lc.
-        let start = std::time::Instant::now();
-        let candidates = guard::ebpf::targets::candidates(f).map_err(|e| e.to_string());
-        let line = serde_json::json!({
-            "path": f,
-            "analysis": analysis,
-            "ms": ms,
-            "candidates": candidates,
-            "candidates_ms": start.elapsed().as_secs_f64() * 1e3,
-        });
-        writeln!(out, "{line}").context("writing to stdout")?;
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use guard::events::{Event, record::read_events};
+use guard_core::events::{Event, record::read_events};
 
 pub struct Daemon {
     child: Child,

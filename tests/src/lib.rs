@@ -19,9 +19,12 @@ pub mod server;
 
 use std::collections::BTreeMap;
 
-use guard::{
+use guard_core::{
+    Engine,
+    engine::{EngineConfig, Outputs},
     events::{ConnId, Direction, Event, TlsFunc},
-    pipeline::{Limits, Output, Pipeline},
+    govern::NoLookup,
+    pipeline::Output,
     streams::StreamEvent,
 };
 
@@ -50,10 +53,10 @@ pub struct Captured {
 }
 
 /// The client-side exchanges of process `pid`, in the order they were decoded.
-pub fn client_exchanges(events: &[Event], pid: u32) -> Vec<guard::protocols::Exchange> {
+pub fn client_exchanges(events: &[Event], pid: u32) -> Vec<guard_core::protocols::Exchange> {
     exchanges(events)
         .into_iter()
-        .filter(|x| x.role == guard::protocols::Role::Client && x.conn.is_some_and(|c| c.pid == pid))
+        .filter(|x| x.role == guard_core::protocols::Role::Client && x.conn.is_some_and(|c| c.pid == pid))
         .collect()
 }
 
@@ -66,12 +69,33 @@ pub fn assert_only_funcs(c: &Captured, write: TlsFunc, read: TlsFunc) {
     );
 }
 
-/// Runs recorded events through the pipeline and collects each connection of `pid`.
-pub fn connections_of(events: &[Event], pid: u32) -> BTreeMap<ConnId, Captured> {
-    let mut p = Pipeline::new(&Limits::default());
-    let mut out = Vec::new();
-    let mut conns: BTreeMap<ConnId, Captured> = BTreeMap::new();
+/// The pipeline records the engine makes of recorded events, in order, after each event's.
+fn records(events: &[Event], mut each: impl FnMut(&Event, Vec<Output>)) {
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut out = Outputs::default();
     for ev in events {
+        out.clear();
+        engine.push(ev.clone(), std::time::UNIX_EPOCH, &mut NoLookup, &mut out);
+        each(ev, std::mem::take(&mut out.pipeline));
+    }
+}
+
+/// What the engine makes of recorded events, attributed and judged, with no system to ask.
+pub fn governed(events: &[Event]) -> Vec<guard_core::govern::Governed> {
+    let mut engine = Engine::new(EngineConfig::default());
+    let (mut out, mut all) = (Outputs::default(), Vec::new());
+    for ev in events {
+        out.clear();
+        engine.push(ev.clone(), std::time::SystemTime::now(), &mut NoLookup, &mut out);
+        all.append(&mut out.governed);
+    }
+    all
+}
+
+/// Runs recorded events through the engine and collects each connection of `pid`.
+pub fn connections_of(events: &[Event], pid: u32) -> BTreeMap<ConnId, Captured> {
+    let mut conns: BTreeMap<ConnId, Captured> = BTreeMap::new();
+    records(events, |ev, out| {
         if let Event::TlsData(d) = ev
             && d.conn.pid == pid
         {
@@ -80,8 +104,7 @@ pub fn connections_of(events: &[Event], pid: u32) -> BTreeMap<ConnId, Captured> 
                 c.funcs.push(d.func);
             }
         }
-        p.push(ev.clone(), &mut out);
-        for o in out.drain(..) {
+        for o in out {
             let Output::Stream(s) = o else { continue };
             if s.conn().pid != pid {
                 continue;
@@ -102,38 +125,28 @@ pub fn connections_of(events: &[Event], pid: u32) -> BTreeMap<ConnId, Captured> 
                 StreamEvent::Closed { .. } => {}
             }
         }
-    }
+    });
     conns
 }
 
-/// The exec records of the pipeline, in order.
-pub fn execs(events: &[Event]) -> Vec<guard::events::exec_join::ExecRecord> {
-    let mut p = Pipeline::new(&Limits::default());
-    let mut out = Vec::new();
-    for ev in events {
-        p.push(ev.clone(), &mut out);
-    }
-    out.into_iter()
-        .filter_map(|o| match o {
-            Output::Exec(e) => Some(e),
-            _ => None,
-        })
-        .collect()
+/// The exec records the engine makes of a recording, in order.
+pub fn execs(events: &[Event]) -> Vec<guard_core::events::exec_join::ExecRecord> {
+    let mut all = Vec::new();
+    records(events, |_, out| all.extend(out.into_iter().filter_map(|o| match o {
+        Output::Exec(e) => Some(e),
+        _ => None,
+    })));
+    all
 }
 
-/// The exchanges the pipeline decodes from a recording, in the order it finished them.
-pub fn exchanges(events: &[Event]) -> Vec<guard::protocols::Exchange> {
-    let mut p = Pipeline::new(&Limits::default());
-    let mut out = Vec::new();
-    for ev in events {
-        p.push(ev.clone(), &mut out);
-    }
-    out.into_iter()
-        .filter_map(|o| match o {
-            Output::Exchange(x) => Some(x),
-            _ => None,
-        })
-        .collect()
+/// The exchanges the engine decodes from a recording, in the order it finished them.
+pub fn exchanges(events: &[Event]) -> Vec<guard_core::protocols::Exchange> {
+    let mut all = Vec::new();
+    records(events, |_, out| all.extend(out.into_iter().filter_map(|o| match o {
+        Output::Exchange(x) => Some(x),
+        _ => None,
+    })));
+    all
 }
 
 /// A new self-signed certificate for 127.0.0.1 and localhost, written to the scratch directory as

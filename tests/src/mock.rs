@@ -157,10 +157,10 @@ pub fn node_fetch(mock: &MockLlm, encoding: &str) -> Command {
 
 /// Every call the client made is one complete inference exchange of its process, in order, with
 /// exactly the server's usage.
-pub fn assert_usage_matches(all: &[guard::protocols::Exchange], run: &ClientRun) {
-    let mut mine: Vec<&guard::protocols::Exchange> = all
+pub fn assert_usage_matches(all: &[guard_core::protocols::Exchange], run: &ClientRun) {
+    let mut mine: Vec<&guard_core::protocols::Exchange> = all
         .iter()
-        .filter(|x| x.role == guard::protocols::Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
+        .filter(|x| x.role == guard_core::protocols::Role::Client && x.conn.is_some_and(|c| c.pid == run.pid))
         .collect();
     mine.sort_by_key(|x| x.timings.start_ns);
     assert_eq!(

@@ -6,13 +6,8 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
-use guard::{
-    govern::{Governed, Governor, Host, NoLookup},
-    pipeline::{Limits, Pipeline},
-    process::Catalog,
-    rules::RuleSet,
-};
-use guard_tests::{daemon::Daemon, mock::MockLlm, privileged, temp_path};
+use guard_core::govern::Governed;
+use guard_tests::{daemon::Daemon, governed, mock::MockLlm, privileged, temp_path};
 use serde_json::Value;
 
 const SECRET: &str = "ghp_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
@@ -46,7 +41,7 @@ fn expected_line(
     script: &str,
     victim: &Path,
 ) -> String {
-    let host = guard::audit::host::hostname();
+    let host = guard::sys::host::hostname();
     let agent = agent.map_or("null".to_owned(), |a| format!("\"{a}\""));
     let chain = serde_json::to_string(&line["process_chain"]).unwrap();
     let argv = serde_json::to_string(&["bash", "-c", script]).unwrap();
@@ -235,24 +230,7 @@ fn agents_are_attributed_and_their_destructive_commands_audited_exactly() {
     assert_eq!(client_agents, ["review-bot", "claude-code"], "{fields:#?}");
 
     // The same recording, replayed without root: every command's agent.
-    let mut p = Pipeline::new(&Limits::default());
-    let mut g = Governor::new(
-        std::sync::Arc::new(Catalog::builtin()),
-        RuleSet::builtin(),
-        Host::default(),
-    );
-    let (mut out, mut governed) = (Vec::new(), Vec::new());
-    for ev in events {
-        p.push(ev, &mut out);
-        for o in out.drain(..) {
-            g.push(
-                &o,
-                std::time::SystemTime::now(),
-                &mut NoLookup,
-                &mut governed,
-            );
-        }
-    }
+    let governed = governed(&events);
     let agent_of = |pid: u32| {
         let found: Vec<Option<String>> = governed
             .iter()

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard::events::Event;
+use guard_core::events::Event;
 use guard_tests::{
     bun,
     daemon::Daemon,

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use guard::events::{TlsFunc, exec_join::ExecOutcome};
+use guard_core::events::{TlsFunc, exec_join::ExecOutcome};
 use guard_tests::{connections_of, daemon::Daemon, execs, privileged, server::{TlsServer, pattern}, temp_path};
 
 /// Runs a client to completion and returns its pid.
@@ -17,7 +17,7 @@ fn run(cmd: &mut Command) -> u32 {
 }
 
 /// The client's single connection carried exactly what the server saw, with no gap.
-fn assert_exact(server: &TlsServer, events: &[guard::events::Event], pid: u32) -> Vec<TlsFunc> {
+fn assert_exact(server: &TlsServer, events: &[guard_core::events::Event], pid: u32) -> Vec<TlsFunc> {
     let conns = connections_of(events, pid);
     assert_eq!(conns.len(), 1, "expected one TLS connection from pid {pid}, got {conns:#?}");
     let c = conns.into_values().next().unwrap();

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard::{
+use guard_core::{
     events::{Event, TlsFunc},
     hooks::{Analysis, HookKind},
     protocols::Exchange,
@@ -118,7 +118,7 @@ fn codex_over_its_websocket_transport_is_seen_with_its_usage() {
 /// The Codex binary, after checking that analysis finds its AEAD hooks.
 fn codex_with_aead_hooks() -> std::path::PathBuf {
     let bin = codex::codex();
-    let Analysis::Found(found) = guard::hooks::analyse(&std::fs::read(&bin).unwrap()).unwrap() else {
+    let Analysis::Found(found) = guard_core::hooks::analyse(&std::fs::read(&bin).unwrap()).unwrap() else {
         panic!("no hooks in {}", bin.display())
     };
     for k in [HookKind::AeadSeal, HookKind::AeadOpen, HookKind::ProgramStart] {

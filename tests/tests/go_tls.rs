@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard::{
+use guard_core::{
     events::TlsFunc,
     protocols::Role,
 };

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use guard::protocols::{Role, exchange::Protocol};
+use guard_core::protocols::{Role, exchange::Protocol};
 use guard_tests::{daemon::Daemon, exchanges, mock::MockLlm, privileged};
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::{io::Write as _, process::Stdio, time::Duration};
 
-use guard::{
+use guard_core::{
     events::TlsFunc,
     hooks::{Analysis, Found, HookKind, Library, Strategy},
 };
@@ -20,7 +20,7 @@ use guard_tests::{
 };
 
 fn found(path: &std::path::Path) -> Found {
-    match guard::hooks::analyse(&std::fs::read(path).unwrap()).unwrap() {
+    match guard_core::hooks::analyse(&std::fs::read(path).unwrap()).unwrap() {
         Analysis::Found(f) => f,
         other => panic!("{}: {other:?}", path.display()),
     }

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard::{
+use guard_core::{
     events::TlsFunc,
     hooks::{Analysis, Found, Library, Miss, Strategy},
 };
@@ -26,7 +26,7 @@ use guard_tests::{
 };
 
 fn analyse(path: &std::path::Path) -> Analysis {
-    guard::hooks::analyse(&std::fs::read(path).unwrap()).unwrap()
+    guard_core::hooks::analyse(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn found(path: &std::path::Path) -> Found {

@@ -1,17 +1,16 @@
 //! Pipeline throughput over a recording (`guard run --record`), for `cargo xtask bench`: the
-//! events are turned back into kernel record bytes, then decoded and pushed through the pipeline
-//! and the governor, on one thread, REPEAT times. Prints events/s and MB/s.
+//! events are turned back into kernel record bytes, then pushed through the engine `guard run`
+//! uses (decode, verify, pipeline, governor), on one thread, REPEAT times. Prints events/s and MB/s.
 //!
 //! usage: pipeline_throughput RECORDING [REPEAT]
 
-use std::{io::BufReader, sync::Arc, time::Instant};
+use std::{io::BufReader, time::Instant};
 
-use guard::{
-    events::{decode, encode::encode, record::read_events},
-    govern::{Governed, Governor, Host, NoLookup},
-    pipeline::{Limits, Output, Pipeline},
-    process::Catalog,
-    rules::RuleSet,
+use guard_core::{
+    Engine,
+    engine::{EngineConfig, Outputs},
+    events::{encode::encode, record::read_events},
+    govern::{Governed, NoLookup},
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,25 +22,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes: usize = raw.iter().map(Vec::len).sum();
     let payload: usize = events
         .iter()
-        .map(|e| if let guard::events::Event::TlsData(d) = e { d.data.len() } else { 0 })
+        .map(|e| if let guard_core::events::Event::TlsData(d) = e { d.data.len() } else { 0 })
         .sum();
 
-    let catalog = Arc::new(Catalog::builtin());
     let (mut exchanges, mut best) = (0usize, f64::MAX);
     for _ in 0..repeat {
-        let mut p = Pipeline::new(&Limits::default());
-        let mut g = Governor::new(catalog.clone(), RuleSet::builtin(), Host::default());
-        let (mut out, mut governed) = (Vec::new(), Vec::new());
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut out = Outputs::default();
         exchanges = 0;
         let t = Instant::now();
         for r in &raw {
-            p.push(decode(r)?, &mut out);
-            for o in out.drain(..) {
-                if !matches!(o, Output::Stream(_)) {
-                    g.push(&o, std::time::SystemTime::UNIX_EPOCH, &mut NoLookup, &mut governed);
-                }
-            }
-            exchanges += governed.drain(..).filter(|x| matches!(x, Governed::Exchange { .. })).count();
+            out.clear();
+            engine.push_record(r, std::time::SystemTime::UNIX_EPOCH, &mut NoLookup, &mut out)?;
+            exchanges += out.governed.iter().filter(|x| matches!(x, Governed::Exchange { .. })).count();
         }
         best = best.min(t.elapsed().as_secs_f64());
     }

@@ -12,10 +12,8 @@ use aya::programs::{
     UProbe,
     uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
 };
-use guard::{
-    ebpf::{probes::TLS_PROGRAMS, targets::inspect},
-    hooks::{Analysis, cache::Cache},
-};
+use guard::{kernel::probes::TLS_PROGRAMS, sys::targets::inspect};
+use guard_core::hooks::{Analysis, cache::Cache};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = std::env::args().nth(1).ok_or("usage: probe_floor FILE")?;

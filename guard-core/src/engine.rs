@@ -1,0 +1,261 @@
+//! The one engine: kernel record bytes (or decoded events) in; verdicts on guessed hooks, decoded
+//! exchanges, commands and destructive-command records out. `guard run` feeds it from the ring
+//! buffer, `guard replay` from a recording, the tests and benchmarks from bytes they made; all
+//! of them through [`Engine::push_record`] or [`Engine::push`].
+//!
+//! decode → [`Verifier`] → [`Pipeline`] → [`Governor`]. What the engine asks of the system goes
+//! through a [`Lookup`], and with recording on, every answer is kept as a [`Fact`] after the
+//! event that asked, so a replay gets the same answers ([`Replay`]).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::SystemTime,
+};
+
+use serde::Serialize;
+
+use crate::{
+    events::{
+        self, Event,
+        record::{Fact, Line},
+    },
+    govern::{Governed, Governor, Host, Lookup},
+    pipeline::{Limits, Output, Pipeline, PipelineStats},
+    process::{Catalog, ProcessTable, SeedProcess, TableStats},
+    protocols::DecoderStats,
+    rules::RuleSet,
+    verify::{self, Verdict, Verifier},
+};
+
+/// What the engine is built from.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub limits: Limits,
+    pub verify: verify::Limits,
+    pub catalog: Arc<Catalog>,
+    pub rules: RuleSet,
+    pub host: Host,
+    /// Keep what a recording needs in [`Outputs::recorded`].
+    pub record: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            verify: verify::Limits::default(),
+            catalog: Arc::new(Catalog::builtin()),
+            rules: RuleSet::builtin(),
+            host: Host::default(),
+            record: false,
+        }
+    }
+}
+
+/// What one push produced. Reused across pushes: the caller drains or [`clear`](Self::clear)s it.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// With recording on: each event that passed verification, then the facts it needed.
+    pub recorded: Vec<Line>,
+    /// The pipeline's records, in order: execs, forks, exits, exchanges, stream events.
+    pub pipeline: Vec<Output>,
+    /// The same, attributed and judged.
+    pub governed: Vec<Governed>,
+    /// Guessed hooks that were verified or rejected.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Outputs {
+    pub fn clear(&mut self) {
+        self.recorded.clear();
+        self.pipeline.clear();
+        self.governed.clear();
+        self.verdicts.clear();
+    }
+}
+
+/// Counters over the engine's life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    /// Records that were not an event (short, unknown kind, bad length).
+    pub decode_errors: u64,
+    pub pipeline: PipelineStats,
+    pub decoder: DecoderStats,
+    pub verify: verify::Stats,
+    /// Events held back until their guessed hook is verified.
+    pub unverified_held: u64,
+    pub table: TableStats,
+    /// Repeats of a destructive command that were suppressed.
+    pub suppressed_repeats: u64,
+}
+
+pub struct Engine {
+    verifier: Verifier,
+    pipeline: Pipeline,
+    governor: Governor,
+    record: bool,
+    decode_errors: u64,
+    passed: Vec<Event>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Self {
+            verifier: Verifier::new(cfg.verify),
+            pipeline: Pipeline::new(&cfg.limits),
+            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host),
+            record: cfg.record,
+            decode_errors: 0,
+            passed: Vec::new(),
+        }
+    }
+
+    /// Loads the processes already running, and records the host and them.
+    pub fn start(&mut self, running: Vec<SeedProcess>, out: &mut Outputs) {
+        if self.record {
+            out.recorded.push(Line::Fact(Fact::Host(self.governor.host().clone())));
+            out.recorded.push(Line::Fact(Fact::Seed { processes: running.clone() }));
+        }
+        self.governor.seed(running);
+    }
+
+    /// A hooked file whose hooks are a guess: its events wait until its traffic verifies it.
+    pub fn guessed(&mut self, target: u32) {
+        self.verifier.guessed(target);
+    }
+
+    /// Where a guessed file stands (`None`: not a guess).
+    pub fn hook_state(&self, target: u32) -> Option<verify::State> {
+        self.verifier.state(target)
+    }
+
+    pub fn table(&self) -> &ProcessTable {
+        self.governor.table()
+    }
+
+    /// One ring-buffer record. An undecodable one is counted and skipped.
+    pub fn push_record(
+        &mut self,
+        raw: &[u8],
+        wall: SystemTime,
+        lookup: &mut dyn Lookup,
+        out: &mut Outputs,
+    ) -> Result<(), events::DecodeError> {
+        match events::decode(raw) {
+            Ok(ev) => {
+                self.push(ev, wall, lookup, out);
+                Ok(())
+            }
+            Err(e) => {
+                self.decode_errors += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// One decoded event. `wall` stamps audit records; nothing else reads it.
+    pub fn push(&mut self, ev: Event, wall: SystemTime, lookup: &mut dyn Lookup, out: &mut Outputs) {
+        let mut passed = std::mem::take(&mut self.passed);
+        self.verifier.push(ev, &mut passed, &mut out.verdicts);
+        for ev in passed.drain(..) {
+            if self.record {
+                out.recorded.push(Line::Event(ev.clone()));
+            }
+            let first = out.pipeline.len();
+            self.pipeline.push(ev, &mut out.pipeline);
+            let mut tap = Tap { inner: lookup, lines: self.record.then_some(&mut out.recorded) };
+            for o in &out.pipeline[first..] {
+                self.governor.push(o, wall, &mut tap, &mut out.governed);
+            }
+        }
+        self.passed = passed;
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            decode_errors: self.decode_errors,
+            pipeline: self.pipeline.stats(),
+            decoder: self.pipeline.decoder_stats(),
+            verify: self.verifier.stats,
+            unverified_held: self.verifier.held_events() as u64,
+            table: self.governor.table().stats(),
+            suppressed_repeats: self.governor.suppressed_repeats(),
+        }
+    }
+}
+
+/// A lookup whose answers are also written down as facts.
+struct Tap<'a> {
+    inner: &'a mut dyn Lookup,
+    lines: Option<&'a mut Vec<Line>>,
+}
+
+impl Lookup for Tap<'_> {
+    fn process(&mut self, pid: u32) -> Option<SeedProcess> {
+        let found = self.inner.process(pid);
+        if let Some(l) = self.lines.as_deref_mut() {
+            l.push(Line::Fact(Fact::Process { pid, found: found.clone() }));
+        }
+        found
+    }
+    fn cwd(&mut self, pid: u32) -> Option<String> {
+        let cwd = self.inner.cwd(pid);
+        if let Some(l) = self.lines.as_deref_mut() {
+            l.push(Line::Fact(Fact::Cwd { pid, cwd: cwd.clone() }));
+        }
+        cwd
+    }
+}
+
+/// Drives an engine from a recording's lines: each event is pushed once the facts written after
+/// it are known, and the lookups are answered from those facts alone.
+#[derive(Default)]
+pub struct Replay {
+    answers: Answers,
+    pending: Option<Event>,
+}
+
+impl Replay {
+    pub fn push(&mut self, line: Line, engine: &mut Engine, wall: SystemTime, out: &mut Outputs) {
+        match line {
+            Line::Event(ev) => {
+                self.flush(engine, wall, out);
+                self.pending = Some(ev);
+            }
+            Line::Fact(Fact::Process { pid, found }) => self.answers.processes.entry(pid).or_default().push_back(found),
+            Line::Fact(Fact::Cwd { pid, cwd }) => self.answers.cwds.entry(pid).or_default().push_back(cwd),
+            Line::Fact(Fact::Host(host)) => {
+                self.flush(engine, wall, out);
+                engine.governor.set_host(host);
+            }
+            Line::Fact(Fact::Seed { processes }) => {
+                self.flush(engine, wall, out);
+                engine.start(processes, out);
+            }
+        }
+    }
+
+    /// Pushes the last event; call at the end of the recording.
+    pub fn flush(&mut self, engine: &mut Engine, wall: SystemTime, out: &mut Outputs) {
+        if let Some(ev) = self.pending.take() {
+            engine.push(ev, wall, &mut self.answers, out);
+        }
+    }
+}
+
+/// Recorded answers, each given once, in the order they were recorded.
+#[derive(Default)]
+struct Answers {
+    processes: HashMap<u32, VecDeque<Option<SeedProcess>>>,
+    cwds: HashMap<u32, VecDeque<Option<String>>>,
+}
+
+impl Lookup for Answers {
+    fn process(&mut self, pid: u32) -> Option<SeedProcess> {
+        self.processes.get_mut(&pid)?.pop_front().flatten()
+    }
+    fn cwd(&mut self, pid: u32) -> Option<String> {
+        self.cwds.get_mut(&pid)?.pop_front().flatten()
+    }
+}

@@ -1,0 +1,173 @@
+//! `guard run`: kernel → reader → [`Engine`] → sinks, until SIGTERM or SIGINT. On shutdown it
+//! stops the reader, drains what the kernel already delivered, and flushes the recording, so no
+//! event already captured is lost.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use guard_core::{Engine, engine::{EngineConfig, Outputs}};
+use tokio::{signal::unix::{SignalKind, signal}, sync::{mpsc, watch}};
+
+use super::{gauges::Gauges, tls::Tls};
+use crate::{
+    kernel::{Kernel, LoadError, LoadOptions, reader},
+    sinks::{Sinks, audit::{AuditError, AuditWriter}, metrics::{LabelCaps, Metrics, MetricsError, MetricsListener}, record::{Recording, RecordingError}},
+    sys::{host, proc::Proc},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Record(#[from] RecordingError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("cannot set up {what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+}
+
+#[derive(Debug)]
+pub struct RunOptions {
+    pub load: LoadOptions,
+    /// The engine's catalog, rules and limits (`record` is set from [`Self::record`]).
+    pub engine: EngineConfig,
+    pub record: Option<PathBuf>,
+    /// The audit log: a path, or `-` for stdout.
+    pub audit_log: Option<String>,
+    /// The `/metrics` listener, bound by the caller (so a taken port fails before anything loads).
+    pub metrics: Option<MetricsListener>,
+    pub labels: LabelCaps,
+    /// Records buffered between the reader and the engine.
+    pub channel_capacity: usize,
+    /// How often every process's mappings are rescanned for TLS libraries (catches dlopen).
+    pub rescan_every: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            load: LoadOptions::default(),
+            engine: EngineConfig::default(),
+            record: None,
+            audit_log: None,
+            metrics: None,
+            labels: LabelCaps::default(),
+            channel_capacity: 65_536,
+            rescan_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How often gauges and loss totals are brought up to date.
+const GAUGES_EVERY: Duration = Duration::from_secs(2);
+
+pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    let io = |what| move |source| DaemonError::Io { what, source };
+    let mut kernel = Kernel::load(&opts.load)?;
+    for p in &kernel.probes {
+        tracing::info!(program = p.program, attached = p.attached, error = p.error.as_deref(), "probe");
+    }
+    let markers = opts.engine.catalog.marker_names().into_iter().map(str::to_owned).collect();
+    let mut proc = Proc::new("/proc", markers).map_err(io("the cwd thread"))?;
+    let mut engine = Engine::new(EngineConfig { host: host::read(), record: opts.record.is_some(), ..opts.engine });
+    let mut sinks = Sinks {
+        metrics: Arc::new(Metrics::new(&opts.labels)),
+        audit: opts.audit_log.as_deref().map(AuditWriter::open).transpose()?,
+        recording: opts.record.as_deref().map(Recording::create).transpose()?,
+        audit_errors: 0,
+    };
+    let mut out = Outputs::default();
+    engine.start(proc.running(), &mut out);
+    sinks.take(&out)?;
+    let mut tls = Tls::start(&mut kernel, &mut engine, opts.rescan_every).map_err(io("the scanning threads"))?;
+
+    let ring = kernel.take_ring()?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(opts.channel_capacity.max(1));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stats = Arc::new(reader::ReaderStats::default());
+    let server = opts.metrics.map(|l| {
+        tracing::info!(addr = %l.local_addr(), "serving /metrics");
+        tokio::spawn(l.serve(sinks.metrics.clone(), stop_rx.clone()))
+    });
+    let reader = tokio::spawn(reader::run(ring, tx, stats.clone(), proc.cwds.clone(), stop_rx));
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io("SIGINT handler"))?;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let (mut gauges, mut last_gauges) = (Gauges::default(), Instant::now());
+    gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
+    tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
+
+    loop {
+        tokio::select! {
+            raw = rx.recv() => {
+                let Some(raw) = raw else { break };
+                push(&raw, &mut engine, &mut proc, &mut out);
+                sinks.take(&out)?;
+                tls.on_outputs(&mut kernel, &out);
+            }
+            Some(r) = tls.report() => tls.on_report(&mut kernel, &mut engine, r),
+            _ = tick.tick() => {
+                let now = Instant::now();
+                tls.tick(now);
+                if now.duration_since(last_gauges) >= GAUGES_EVERY {
+                    last_gauges = now;
+                    gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
+                }
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+
+    tracing::info!("stopping: draining events already captured");
+    let _ = stop_tx.send(true);
+    match reader.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "reader stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "reader task failed"),
+        Ok(Ok(())) => {}
+    }
+    while let Ok(raw) = rx.try_recv() {
+        push(&raw, &mut engine, &mut proc, &mut out);
+        sinks.take(&out)?;
+    }
+    if let Some(r) = sinks.recording.as_mut() {
+        r.flush()?;
+    }
+    gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
+    if let Some(server) = server {
+        match server.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    let s = engine.stats();
+    tracing::info!(
+        records = stats.records.load(Relaxed),
+        bytes = stats.bytes.load(Relaxed),
+        channel_full = stats.channel_full.load(Relaxed),
+        kernel_losses = ?kernel.losses().unwrap_or_default(),
+        decode_errors = s.decode_errors,
+        audit_errors = sinks.audit_errors,
+        stream_gaps = s.pipeline.stream_gaps,
+        unverified_dropped = s.verify.dropped_events,
+        unverified_held = s.unverified_held,
+        "stopped"
+    );
+    Ok(())
+}
+
+/// One ring record through the engine; the outputs of the last push are cleared first.
+fn push(raw: &[u8], engine: &mut Engine, proc: &mut Proc, out: &mut Outputs) {
+    out.clear();
+    if let Err(e) = engine.push_record(raw, SystemTime::now(), proc, out) {
+        tracing::debug!(error = %e, "undecodable record skipped");
+    }
+}

@@ -1,0 +1,217 @@
+//! Which enforcement mechanisms this kernel allows. Where it is cheap and safe, guard asks the
+//! kernel directly: it loads a tiny program that uses the mechanism (never attached, closed at
+//! once), or places an fanotify mark on a temporary file of its own. Otherwise it infers from
+//! what the kernel exposes, and says so.
+
+use std::{fs, os::fd::{FromRawFd as _, OwnedFd}, path::Path};
+
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The kernel was asked (a program load or an fanotify mark).
+    Probed,
+    /// Deduced from kernel files (lockdown, PMUs); not tried.
+    Inferred,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Mechanism {
+    /// Stable name: bpf_send_signal, bpf_lsm, fentry, bpf_override_return, bpf_probe_write_user,
+    /// fanotify_exec_perm.
+    pub mechanism: &'static str,
+    pub available: bool,
+    pub method: Method,
+    /// What it would do for guard, and why it is or is not available.
+    pub detail: String,
+}
+
+// BPF program types, attach types and helpers (linux/bpf.h).
+const PROG_KPROBE: u32 = 2;
+const PROG_TRACEPOINT: u32 = 5;
+const PROG_TRACING: u32 = 26;
+const PROG_LSM: u32 = 29;
+const ATTACH_TRACE_FENTRY: u32 = 24;
+const ATTACH_LSM_MAC: u32 = 27;
+const HELPER_PROBE_WRITE_USER: i32 = 36;
+const HELPER_OVERRIDE_RETURN: i32 = 58;
+const HELPER_SEND_SIGNAL: i32 = 109;
+const BPF_PROG_LOAD: libc::c_long = 5;
+
+/// One BPF instruction, encoded.
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    (code as u64) | (((dst | (src << 4)) as u64) << 8) | (((off as u16) as u64) << 16) | ((imm as u32 as u64) << 32)
+}
+const fn mov_imm(dst: u8, imm: i32) -> u64 {
+    insn(0xb7, dst, 0, 0, imm)
+}
+const fn call(helper: i32) -> u64 {
+    insn(0x85, 0, 0, 0, helper)
+}
+const EXIT: u64 = insn(0x95, 0, 0, 0, 0);
+
+/// The part of `union bpf_attr` that BPF_PROG_LOAD reads, up to attach_btf_obj_fd.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_btf_obj_fd: u32,
+    pad: u32,
+}
+
+/// Loads (verifies) a program and closes it at once. Err: the errno text.
+fn try_load(prog_type: u32, attach_type: u32, attach_btf_id: u32, insns: &[u64]) -> Result<(), String> {
+    let license = c"GPL";
+    let mut attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        expected_attach_type: attach_type,
+        attach_btf_id,
+        ..ProgLoadAttr::default()
+    };
+    attr.prog_name[..12].copy_from_slice(b"guard_doctor");
+    // SAFETY: `attr` is a valid, zero-padded BPF_PROG_LOAD attribute whose pointers (insns,
+    // license) outlive the call; the kernel only reads them.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &raw mut attr, std::mem::size_of::<ProgLoadAttr>() as libc::c_uint)
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    // SAFETY: the syscall returned a new file descriptor that nothing else owns.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    Ok(())
+}
+
+/// `/sys/kernel/security/lockdown`'s active mode (`none`, `integrity`, `confidentiality`).
+pub fn lockdown(sys: &Path) -> Option<String> {
+    let text = fs::read_to_string(sys.join("kernel/security/lockdown")).ok()?;
+    text.split_whitespace().find(|w| w.starts_with('[')).map(|w| w.trim_matches(['[', ']']).to_owned())
+}
+
+/// Probes every mechanism. `btf` is the parsed kernel BTF when available (LSM and fentry
+/// programs name the kernel function they attach to). `may_probe` is false without CAP_BPF or
+/// on a fake root: everything is then inferred.
+pub fn mechanisms(sys: &Path, btf: Option<&crate::kernel::btf::Btf>, may_probe: bool) -> Vec<Mechanism> {
+    let lockdown = lockdown(sys);
+    let kprobes = sys.join("bus/event_source/devices/kprobe").exists();
+    let lsms = fs::read_to_string(sys.join("kernel/security/lsm")).ok();
+    let probe = |m: &'static str, what: &str, f: &dyn Fn() -> Result<(), String>| {
+        if !may_probe {
+            return Mechanism { mechanism: m, available: false, method: Method::Inferred, detail: format!("{what}; not probed (needs root or CAP_BPF)") };
+        }
+        match f() {
+            Ok(()) => Mechanism { mechanism: m, available: true, method: Method::Probed, detail: format!("{what}; the kernel loads it") },
+            Err(e) => Mechanism { mechanism: m, available: false, method: Method::Probed, detail: format!("{what}; refused: {e}") },
+        }
+    };
+    let by_btf = |name: &str| btf.and_then(|b| b.func_id(name)).ok_or_else(|| format!("kernel function {name} not in BTF"));
+
+    let mut out = vec![probe("bpf_send_signal", "SIGKILL a program at sys_enter_execve, before it runs", &|| {
+        try_load(PROG_TRACEPOINT, 0, 0, &[mov_imm(1, 9), call(HELPER_SEND_SIGNAL), mov_imm(0, 0), EXIT])
+    })];
+    let mut lsm = probe("bpf_lsm", "deny an exec in an LSM hook (bprm_check_security) with an errno", &|| {
+        try_load(PROG_LSM, ATTACH_LSM_MAC, by_btf("bpf_lsm_bprm_check_security")?, &[mov_imm(0, 0), EXIT])
+    });
+    if lsm.available && lsms.as_deref().is_some_and(|l| !l.split(',').any(|x| x.trim() == "bpf")) {
+        lsm.available = false;
+        lsm.detail = format!("programs load, but `bpf` is not among the active LSMs ({}); boot with lsm=...,bpf", lsms.as_deref().unwrap_or("").trim());
+    }
+    out.push(lsm);
+    out.push(probe("fentry", "trampolines on kernel functions (fentry/fexit), lower overhead than kprobes", &|| {
+        try_load(PROG_TRACING, ATTACH_TRACE_FENTRY, by_btf("security_bprm_check")?, &[mov_imm(0, 0), EXIT])
+    }));
+    let mut ovr = probe("bpf_override_return", "make a kernel function fail (error injection)", &|| {
+        try_load(PROG_KPROBE, 0, 0, &[mov_imm(2, -1), call(HELPER_OVERRIDE_RETURN), mov_imm(0, 0), EXIT])
+    });
+    if !kprobes {
+        ovr.detail.push_str(" (this kernel has no kprobes: CONFIG_KPROBES off)");
+        ovr.available = false;
+    }
+    out.push(ovr);
+    // Loading a program with this helper logs a kernel warning, so it is only probed when the
+    // lockdown mode cannot be read (securityfs not mounted).
+    let what = "rewrite a program's memory (e.g. its argv)";
+    out.push(match lockdown.as_deref() {
+        Some("none") => Mechanism { mechanism: "bpf_probe_write_user", available: true, method: Method::Inferred, detail: format!("{what}; kernel lockdown is none") },
+        Some(mode) => Mechanism { mechanism: "bpf_probe_write_user", available: false, method: Method::Inferred, detail: format!("{what}; kernel lockdown is {mode}, which forbids it") },
+        None => probe("bpf_probe_write_user", &format!("{what} (lockdown mode unreadable: securityfs not mounted)"), &|| {
+            try_load(PROG_TRACEPOINT, 0, 0, &[
+                mov_imm(1, 0),
+                insn(0x7a, 10, 0, -8, 0), // *(u64 *)(r10 - 8) = 0
+                insn(0xbf, 2, 10, 0, 0),  // r2 = r10
+                insn(0x07, 2, 0, 0, -8),  // r2 += -8
+                mov_imm(3, 8),
+                call(HELPER_PROBE_WRITE_USER),
+                mov_imm(0, 0),
+                EXIT,
+            ])
+        }),
+    });
+    out.push(if may_probe { fanotify_exec_perm() } else {
+        Mechanism { mechanism: "fanotify_exec_perm", available: false, method: Method::Inferred, detail: "approve or deny each exec from userspace (FAN_OPEN_EXEC_PERM); not probed (needs root)".into() }
+    });
+    out
+}
+
+/// Marks a temporary file of our own for FAN_OPEN_EXEC_PERM: nothing else is affected.
+fn fanotify_exec_perm() -> Mechanism {
+    let what = "approve or deny each exec from userspace (FAN_OPEN_EXEC_PERM)";
+    let result = (|| -> Result<(), String> {
+        let file = tempfile::NamedTempFile::new().map_err(|e| format!("temporary file: {e}"))?;
+        let path = std::ffi::CString::new(file.path().as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: plain syscalls with valid arguments; the fd is owned right after.
+        let fd = unsafe { libc::fanotify_init(libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC, libc::O_RDONLY as u32) };
+        if fd < 0 {
+            return Err(format!("fanotify_init: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a new descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: fd is valid, path is a NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::fanotify_mark(fd.as_raw_fd(), libc::FAN_MARK_ADD, libc::FAN_OPEN_EXEC_PERM, libc::AT_FDCWD, path.as_ptr()) };
+        if rc < 0 {
+            return Err(format!("fanotify_mark: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Mechanism { mechanism: "fanotify_exec_perm", available: true, method: Method::Probed, detail: format!("{what}; the kernel accepts the mark") },
+        Err(e) => Mechanism { mechanism: "fanotify_exec_perm", available: false, method: Method::Probed, detail: format!("{what}; refused: {e}") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_encode_like_the_kernel_expects() {
+        assert_eq!(mov_imm(1, 9), 0x0000_0009_0000_01b7);
+        assert_eq!(call(109), 0x0000_006d_0000_0085);
+        assert_eq!(EXIT, 0x95);
+        assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 120);
+    }
+}

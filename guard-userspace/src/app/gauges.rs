@@ -1,0 +1,54 @@
+//! Brings the gauges and the cumulative loss counters up to date, every few seconds and at stop.
+
+use std::{collections::HashSet, sync::atomic::Ordering::Relaxed};
+
+use guard_common::event::{LOSS_AEAD_UNBOUND, LOSS_RING_FULL, LOSS_TLS13_PADDING, LOSS_TLS_TRUNCATED};
+use guard_core::{
+    Engine,
+    hooks::{Library, Strategy},
+};
+
+use super::tls::Tls;
+use crate::{
+    kernel::{Kernel, reader::ReaderStats},
+    sinks::{
+        Sinks,
+        metrics::{LossSource, Metrics},
+    },
+};
+
+/// (library, strategy) pairs that have had a `guard_tls_targets_attached` series: each keeps
+/// one, at 0 once its files are gone.
+#[derive(Default)]
+pub(crate) struct Gauges {
+    tls_seen: HashSet<(Library, Strategy)>,
+}
+
+impl Gauges {
+    pub(crate) fn refresh(&mut self, kernel: &Kernel, reader: &ReaderStats, engine: &Engine, tls: &Tls, sinks: &Sinks) {
+        let m: &Metrics = &sinks.metrics;
+        let counts = engine.table().agent_counts();
+        m.set_agent_processes(counts.into_iter().map(|(a, n)| (a.to_string(), n)));
+        if let Ok(k) = kernel.losses() {
+            m.set_lost_total(LossSource::KernelRingFull, k[LOSS_RING_FULL as usize]);
+            m.set_lost_total(LossSource::KernelTlsTruncated, k[LOSS_TLS_TRUNCATED as usize]);
+            m.set_lost_total(LossSource::KernelAeadUnbound, k[LOSS_AEAD_UNBOUND as usize]);
+            m.set_lost_total(LossSource::KernelTls13Padding, k[LOSS_TLS13_PADDING as usize]);
+        }
+        m.set_lost_total(LossSource::ChannelFull, reader.channel_full.load(Relaxed));
+        let s = engine.stats();
+        m.set_lost_total(LossSource::DecodeError, s.decode_errors);
+        m.set_lost_total(LossSource::StreamGap, s.pipeline.stream_gaps);
+        m.set_lost_total(LossSource::ExecDropped, s.pipeline.execs_dropped);
+        m.set_lost_total(LossSource::UnverifiedHook, s.verify.dropped_events);
+        let d = s.decoder;
+        m.set_lost_total(LossSource::DecoderError, d.http_errors + d.decode_errors + d.bad_payloads + d.dropped_events);
+        m.set_tls_blind(tls.blind(kernel, engine));
+        let by_strategy = kernel.attached_by_strategy();
+        self.tls_seen.extend(by_strategy.keys().copied());
+        for key @ (library, strategy) in &self.tls_seen {
+            let n = by_strategy.get(key).copied().unwrap_or(0) as i64;
+            m.set_tls_targets(library.as_label(), strategy.as_label(), n);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The daemon and the commands around it.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod doctor;
+mod gauges;
+mod tls;

@@ -1,0 +1,186 @@
+//! The daemon's TLS side: which files are hooked, which guesses the engine verified or rejected,
+//! what each process carries, and when to look at a process's mappings again.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use guard_core::{
+    Engine,
+    coverage::{self, BlindReason, HookState, ProcessTls},
+    engine::Outputs,
+    events::exec_join::ExecOutcome,
+    pipeline::Output,
+    verify::{self, Verdict},
+};
+
+use crate::{
+    kernel::Kernel,
+    sys::{
+        scan_worker::{Report, Request, ScanWorker},
+        sockets,
+        targets::{Scanner, TlsTarget},
+    },
+};
+
+/// After an exec, the dynamic loader maps libraries a moment later: look again at these delays.
+const EXEC_RESCANS: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(1500)];
+
+pub(crate) struct Tls {
+    scans: ScanWorker,
+    /// The TLS files of each live process, as the scanner last saw them.
+    procs: HashMap<u32, ProcessTls>,
+    /// Files whose guessed hooks were rejected and detached, by (dev, inode).
+    rejected: HashSet<(u64, u64)>,
+    rescans: VecDeque<(Instant, u32)>,
+    last_pass: Instant,
+    pass_every: Duration,
+}
+
+impl Tls {
+    /// Hooks what the system libraries and the running processes carry, then hands further
+    /// analysis to the scanning threads.
+    pub(crate) fn start(kernel: &mut Kernel, engine: &mut Engine, pass_every: Duration) -> std::io::Result<Self> {
+        let scanner = Scanner::default();
+        let mut found = scanner.scan_system();
+        let mut procs = HashMap::new();
+        for pid in Scanner::pids() {
+            if let Some((targets, tls)) = scanner.scan_process(pid) {
+                found.extend(targets);
+                procs.insert(pid, tls);
+            }
+        }
+        let mut tls = Self {
+            scans: ScanWorker::spawn(scanner)?,
+            procs,
+            rejected: HashSet::new(),
+            rescans: VecDeque::new(),
+            last_pass: Instant::now(),
+            pass_every,
+        };
+        for t in &found {
+            tls.attach(kernel, engine, t);
+        }
+        Ok(tls)
+    }
+
+    /// What the scanning threads found.
+    pub(crate) async fn report(&mut self) -> Option<Report> {
+        self.scans.found.recv().await
+    }
+
+    pub(crate) fn on_report(&mut self, kernel: &mut Kernel, engine: &mut Engine, r: Report) {
+        match r {
+            Report::Target(t) => self.attach(kernel, engine, &t),
+            Report::Process(pid, p) => {
+                // A process of a rustls file is watched from now even if it started before the
+                // file was hooked (its entry-point probe then never fired).
+                if p.files.iter().any(|(key, _)| kernel.has_aead_hooks(key.0, key.1)) {
+                    kernel.track_aead(pid);
+                }
+                self.procs.insert(pid, p);
+            }
+        }
+    }
+
+    /// Acts on one push's outputs: verdicts, exits, and programs that just started.
+    pub(crate) fn on_outputs(&mut self, kernel: &mut Kernel, out: &Outputs) {
+        for v in &out.verdicts {
+            self.settle(kernel, *v);
+        }
+        let now = Instant::now();
+        for o in &out.pipeline {
+            match o {
+                Output::Exit(x) => {
+                    self.procs.remove(&x.pid);
+                }
+                // Look at the new program's executable now, and at its libraries shortly.
+                Output::Exec(e) if matches!(e.outcome, ExecOutcome::Ran) => {
+                    self.scans.request(Request::Pid(e.pid));
+                    self.rescans.extend(EXEC_RESCANS.iter().map(|d| (now + *d, e.pid)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Due rescans of new programs, and the periodic pass over every process (catches dlopen).
+    pub(crate) fn tick(&mut self, now: Instant) {
+        while self.rescans.front().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, pid)) = self.rescans.pop_front() else { break };
+            self.scans.request(Request::Pid(pid));
+        }
+        if now.duration_since(self.last_pass) >= self.pass_every {
+            self.last_pass = now;
+            self.scans.request(Request::All);
+        }
+    }
+
+    fn attach(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget) {
+        // A rejected file stays detached until the daemon restarts, whatever offers it again.
+        if self.rejected.contains(&(t.dev, t.ino)) {
+            return;
+        }
+        match kernel.attach_tls(t) {
+            Ok(None) => {}
+            Ok(Some((id, hooks))) => {
+                let guess = t.strategy.is_guess();
+                if guess {
+                    engine.guessed(id);
+                }
+                tracing::info!(path = %t.path, kind = ?t.kind, library = ?t.library, strategy = ?t.strategy, also = ?t.also, hooks, id, verified = !guess, "attached TLS target");
+            }
+            Err(e) => tracing::warn!(error = %e, "TLS target not attached"),
+        }
+    }
+
+    /// A rejected guess is detached; a verified one is logged.
+    fn settle(&mut self, kernel: &mut Kernel, v: Verdict) {
+        match v.state {
+            verify::State::Verified => {
+                let path = kernel.attached_targets().find(|t| kernel.target_id(t.dev, t.ino) == Some(v.target)).map(|t| t.path.clone());
+                tracing::info!(id = v.target, path, "TLS hook verified: its traffic is HTTP, HTTP/2 or WebSocket");
+            }
+            verify::State::Rejected => {
+                let t = kernel.detach_tls(v.target);
+                if let Some(t) = &t {
+                    self.rejected.insert((t.dev, t.ino));
+                }
+                tracing::warn!(
+                    id = v.target,
+                    path = t.as_ref().map(|t| t.path.as_str()),
+                    "TLS hook rejected and detached: its connections carried neither HTTP, HTTP/2 nor WebSocket"
+                );
+            }
+            verify::State::Pending => {}
+        }
+    }
+
+    /// Where a hooked file stands, for the blind-spot gauge.
+    fn hook_state(&self, kernel: &Kernel, engine: &Engine, key: (u64, u64)) -> HookState {
+        match kernel.target_id(key.0, key.1).map(|id| engine.hook_state(id)) {
+            Some(None) => HookState::Named,
+            Some(Some(verify::State::Pending)) => HookState::Pending,
+            Some(Some(verify::State::Verified)) => HookState::Verified,
+            Some(Some(verify::State::Rejected)) => HookState::Rejected,
+            None if self.rejected.contains(&key) => HookState::Rejected,
+            None => HookState::NotAttached,
+        }
+    }
+
+    /// The agent processes that hold TCP connections guard cannot read, with the reason.
+    pub(crate) fn blind(&self, kernel: &Kernel, engine: &Engine) -> Vec<(String, BlindReason)> {
+        engine
+            .table()
+            .agent_processes()
+            .into_iter()
+            .filter(|(pid, _)| !sockets::established_tcp(Path::new("/proc"), *pid).is_empty())
+            .filter_map(|(pid, agent)| {
+                let reason = coverage::blind_reason(self.procs.get(&pid), |key| self.hook_state(kernel, engine, key))?;
+                Some((agent.to_string(), reason))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,319 @@
+//! Loading the kernel programs, attaching them, and reading their counters.
+
+pub mod btf;
+pub mod probes;
+pub mod reader;
+pub mod tracefs;
+
+use std::{collections::HashMap, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{ProbeKind, RawTracePoint, TracePoint, UProbe, uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope}},
+};
+use guard_common::{config::{FIELD_ABSENT, globals}, event::LOSS_SLOTS};
+
+use self::probes::{AEAD_SYSCALLS, Hook, PROBES, TLS_PROGRAMS, tls_program_names};
+use crate::sys::targets::{LibraryKind, TlsTarget};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("this guard was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with `cargo xtask run`")]
+    NoObject,
+    #[error("cannot read kernel BTF at {path}: {source}")]
+    BtfRead { path: String, source: std::io::Error },
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] btf::BtfError),
+    #[error("tracefs: {0}")]
+    Tracefs(#[from] tracefs::TracefsError),
+    #[error("tracepoint {category}/{name} has no field {field} on this kernel")]
+    NoField { category: &'static str, name: &'static str, field: &'static str },
+    #[error("loading the eBPF object failed: {0} (are you root, with bpffs and tracefs mounted?)")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {program} is missing from the eBPF object")]
+    NoProgram { program: &'static str },
+    #[error("program {program}: {source}")]
+    Program { program: &'static str, source: aya::programs::ProgramError },
+    #[error("map {map}: {source}")]
+    Map { map: &'static str, source: aya::maps::MapError },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("attaching {symbol} in {path}: {source}")]
+pub struct AttachError {
+    pub path: String,
+    pub symbol: &'static str,
+    pub source: aya::programs::ProgramError,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    pub btf_path: String,
+    pub tracefs: String,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { ring_bytes: 16 << 20, btf_path: "/sys/kernel/btf/vmlinux".into(), tracefs: tracefs::TRACEFS.into() }
+    }
+}
+
+/// What happened to each probe of the table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProbeStatus {
+    pub program: &'static str,
+    pub required: bool,
+    pub attached: bool,
+    pub error: Option<String>,
+}
+
+/// The loaded programs and what they are attached to. Dropping it detaches everything.
+pub struct Kernel {
+    ebpf: Ebpf,
+    pub probes: Vec<ProbeStatus>,
+    attached: HashMap<(u64, u64), Attached>,
+    /// The attach cookie of the next file: events say which file they came through.
+    next_id: u32,
+    /// Whether the syscall tracepoints of the rustls hooks are attached (on first need).
+    aead_syscalls: bool,
+}
+
+/// A hooked file, its id (the attach cookie of all its probes) and its links.
+struct Attached {
+    id: u32,
+    target: TlsTarget,
+    links: Vec<(&'static str, UProbeLinkId)>,
+}
+
+/// Offsets the programs need, from this kernel's BTF and tracefs.
+fn offsets(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, LoadError> {
+    let raw = std::fs::read(&opts.btf_path).map_err(|source| LoadError::BtfRead { path: opts.btf_path.clone(), source })?;
+    let btf = btf::Btf::parse(&raw)?;
+    let task = |m| btf.member_offset("task_struct", m);
+    let root = Path::new(&opts.tracefs);
+    let exec = tracefs::read_format(root, "sched", "sched_process_exec")?;
+    let exit = tracefs::read_format(root, "sched", "sched_process_exit")?;
+    let field = |fmt: &str, name: &'static str, field: &'static str| {
+        tracefs::field_offset(fmt, field).ok_or(LoadError::NoField { category: "sched", name, field })
+    };
+    Ok(vec![
+        (globals::TASK_REAL_PARENT, task("real_parent")?),
+        (globals::TASK_TGID, task("tgid")?),
+        (globals::TASK_PID, task("pid")?),
+        (globals::TASK_GROUP_LEADER, task("group_leader")?),
+        (globals::TASK_START_BOOTTIME, task("start_boottime")?),
+        (globals::TASK_EXIT_CODE, task("exit_code")?),
+        (globals::TP_EXEC_FILENAME, field(&exec, "sched_process_exec", "filename")?),
+        (globals::TP_EXEC_OLD_PID, field(&exec, "sched_process_exec", "old_pid")?),
+        (globals::TP_EXIT_GROUP_DEAD, tracefs::field_offset(&exit, "group_dead").unwrap_or(FIELD_ABSENT)),
+        (globals::SELF_TGID, std::process::id()),
+    ])
+}
+
+impl Kernel {
+    /// Loads every program and attaches the process probes. Fails if a required probe fails.
+    pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
+        if crate::EBPF_OBJECT.is_empty() {
+            return Err(LoadError::NoObject);
+        }
+        let offsets = offsets(opts)?;
+        let mut loader = EbpfLoader::new();
+        for (name, value) in &offsets {
+            loader.override_global(name, value, true);
+        }
+        loader.map_max_entries("EVENTS", opts.ring_bytes);
+        let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
+
+        let mut statuses = Vec::new();
+        for p in PROBES {
+            let result = attach_probe(&mut ebpf, p.program, p.hook);
+            let status = ProbeStatus {
+                program: p.program,
+                required: p.required,
+                attached: result.is_ok(),
+                error: result.as_ref().err().map(|e| e.to_string()),
+            };
+            match result {
+                Err(e) if p.required => return Err(e),
+                Err(e) => tracing::warn!(program = p.program, error = %e, "optional probe not attached"),
+                Ok(()) => tracing::debug!(program = p.program, purpose = p.purpose, "attached"),
+            }
+            statuses.push(status);
+        }
+        for program in tls_program_names() {
+            let prog: &mut UProbe = ebpf
+                .program_mut(program)
+                .ok_or(LoadError::NoProgram { program })?
+                .try_into()
+                .map_err(|source| LoadError::Program { program, source })?;
+            prog.load().map_err(|source| LoadError::Program { program, source })?;
+        }
+        // Loaded now so that a verifier refusal shows at start; attached when first needed.
+        let mut syscall_programs: Vec<&'static str> = AEAD_SYSCALLS.iter().map(|s| s.0).collect();
+        syscall_programs.sort_unstable();
+        syscall_programs.dedup();
+        for program in syscall_programs {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(program)
+                .ok_or(LoadError::NoProgram { program })?
+                .try_into()
+                .map_err(|source| LoadError::Program { program, source })?;
+            prog.load().map_err(|source| LoadError::Program { program, source })?;
+        }
+        Ok(Self { ebpf, probes: statuses, attached: HashMap::new(), next_id: 1, aead_syscalls: false })
+    }
+
+    /// Attaches the TLS probes to a file, each with the file's id as its cookie. Returns the id
+    /// and how many probes were placed, or `None` when the file is attached already. A file that
+    /// fails half-way is detached again.
+    pub fn attach_tls(&mut self, target: &TlsTarget) -> Result<Option<(u32, usize)>, AttachError> {
+        if self.attached.contains_key(&(target.dev, target.ino)) {
+            return Ok(None);
+        }
+        let id = self.next_id;
+        let mut links = Vec::new();
+        if let Err(e) = self.place(target, id, &mut links) {
+            self.unlink(links);
+            return Err(e);
+        }
+        self.next_id += 1;
+        let placed = links.len();
+        self.attached.insert((target.dev, target.ino), Attached { id, target: target.clone(), links });
+        Ok(Some((id, placed)))
+    }
+
+    fn place(&mut self, target: &TlsTarget, id: u32, links: &mut Vec<(&'static str, UProbeLinkId)>) -> Result<(), AttachError> {
+        if target.hooks.iter().any(|h| h.kind.is_aead()) {
+            self.attach_aead_syscalls().map_err(|source| AttachError { path: target.path.clone(), symbol: "syscalls", source })?;
+        }
+        for hook in &target.hooks {
+            let Some(&(_, entry, ret)) = TLS_PROGRAMS.iter().find(|t| t.0 == hook.kind) else { continue };
+            let programs = [Some(entry), ret];
+            for program in programs.into_iter().flatten() {
+                let err = |source| AttachError { path: target.path.clone(), symbol: hook.kind.name(), source };
+                let prog = uprobe(&mut self.ebpf, program).map_err(err)?;
+                debug_assert!(matches!(prog.kind(), ProbeKind::Entry | ProbeKind::Return));
+                let location = UProbeAttachLocation::AbsoluteOffset(hook.offset);
+                let point = UProbeAttachPoint { location, cookie: Some(u64::from(id)) };
+                links.push((program, prog.attach(point, &target.attach_path, UProbeScope::AllProcesses).map_err(err)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this attached file has the rustls (AEAD) hooks.
+    pub fn has_aead_hooks(&self, dev: u64, ino: u64) -> bool {
+        self.attached.get(&(dev, ino)).is_some_and(|a| a.target.hooks.iter().any(|h| h.kind.is_aead()))
+    }
+
+    /// Starts watching a process's sockets for the rustls hooks (see guard-ebpf's aead.rs).
+    pub fn track_aead(&mut self, pid: u32) {
+        let Some(map) = self.ebpf.map_mut("AEAD_TRACKED") else { return };
+        if let Ok(mut m) = aya::maps::HashMap::<_, u32, u8>::try_from(map) {
+            let _ = m.insert(pid, 1, 0);
+        }
+    }
+
+    /// The syscall tracepoints the AEAD programs need, once; they stay for the daemon's life.
+    fn attach_aead_syscalls(&mut self) -> Result<(), aya::programs::ProgramError> {
+        if self.aead_syscalls {
+            return Ok(());
+        }
+        for &(program, name) in AEAD_SYSCALLS {
+            let prog: &mut TracePoint = self.ebpf.program_mut(program).ok_or(aya::programs::ProgramError::NotLoaded)?.try_into()?;
+            prog.attach("syscalls", name)?;
+        }
+        self.aead_syscalls = true;
+        tracing::info!(syscalls = AEAD_SYSCALLS.len(), "attached the socket tracepoints of the rustls hooks");
+        Ok(())
+    }
+
+    fn unlink(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
+        for (program, link) in links {
+            if let Ok(prog) = uprobe(&mut self.ebpf, program) {
+                let _ = prog.detach(link);
+            }
+        }
+    }
+
+    /// Detaches the file with this id (a rejected guess). Returns it, if it was attached.
+    pub fn detach_tls(&mut self, id: u32) -> Option<TlsTarget> {
+        let key = self.attached.iter().find(|(_, a)| a.id == id).map(|(k, _)| *k)?;
+        let a = self.attached.remove(&key)?;
+        self.unlink(a.links);
+        Some(a.target)
+    }
+
+    /// The id of an attached file.
+    pub fn target_id(&self, dev: u64, ino: u64) -> Option<u32> {
+        self.attached.get(&(dev, ino)).map(|a| a.id)
+    }
+
+    pub fn attached_targets(&self) -> impl Iterator<Item = &TlsTarget> {
+        self.attached.values().map(|a| &a.target)
+    }
+
+    /// Attached targets per library kind, for the `guard_tls_targets_attached` gauge.
+    pub fn attached_by_kind(&self) -> HashMap<LibraryKind, usize> {
+        let mut m = HashMap::new();
+        for t in self.attached_targets() {
+            *m.entry(t.kind).or_default() += 1;
+        }
+        m
+    }
+
+    /// Attached targets per (library, strategy): the labels of `guard_tls_targets_attached`. A
+    /// file that carries two libraries counts under each, with how that one's hooks were found.
+    pub fn attached_by_strategy(&self) -> HashMap<(guard_core::hooks::Library, guard_core::hooks::Strategy), usize> {
+        let mut m = HashMap::new();
+        for t in self.attached_targets() {
+            for label in std::iter::once((t.library, t.strategy)).chain(t.also) {
+                *m.entry(label).or_default() += 1;
+            }
+        }
+        m
+    }
+
+    /// The ring buffer, for the reader. Can be taken once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or(LoadError::Map { map: "EVENTS", source: aya::maps::MapError::InvalidName { name: "EVENTS".into() } })?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: "EVENTS", source })
+    }
+
+    /// Kernel-side losses, summed over CPUs, indexed by `guard_common::event::LOSS_*`.
+    pub fn losses(&self) -> Result<[u64; LOSS_SLOTS as usize], LoadError> {
+        let err = |source| LoadError::Map { map: "LOSSES", source };
+        let map = self.ebpf.map("LOSSES").ok_or(err(aya::maps::MapError::InvalidName { name: "LOSSES".into() }))?;
+        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err)?;
+        let mut out = [0u64; LOSS_SLOTS as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = arr.get(&(i as u32), 0).map_err(err)?.iter().sum();
+        }
+        Ok(out)
+    }
+}
+
+fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut UProbe, aya::programs::ProgramError> {
+    ebpf.program_mut(program).ok_or(aya::programs::ProgramError::NotLoaded)?.try_into()
+}
+
+fn attach_probe(ebpf: &mut Ebpf, program: &'static str, hook: Hook) -> Result<(), LoadError> {
+    let prog = ebpf.program_mut(program).ok_or(LoadError::NoProgram { program })?;
+    let err = |source| LoadError::Program { program, source };
+    match hook {
+        Hook::Tracepoint { category, name } => {
+            let tp: &mut TracePoint = prog.try_into().map_err(err)?;
+            tp.load().map_err(err)?;
+            tp.attach(category, name).map_err(err)?;
+        }
+        Hook::RawTracepoint { name } => {
+            let tp: &mut RawTracePoint = prog.try_into().map_err(err)?;
+            tp.load().map_err(err)?;
+            tp.attach(name).map_err(err)?;
+        }
+    }
+    Ok(())
+}

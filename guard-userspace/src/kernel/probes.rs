@@ -1,0 +1,82 @@
+//! The probe table: every kernel hook guard uses, whether it is required, and what it is for.
+//! The loader walks this table in one loop; an optional probe that fails is reported, not fatal.
+
+use guard_core::hooks::HookKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Tracepoint { category: &'static str, name: &'static str },
+    RawTracepoint { name: &'static str },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    /// Program name in the eBPF object.
+    pub program: &'static str,
+    pub hook: Hook,
+    pub required: bool,
+    pub purpose: &'static str,
+}
+
+const fn tp(program: &'static str, category: &'static str, required: bool, purpose: &'static str) -> Probe {
+    Probe { program, hook: Hook::Tracepoint { category, name: program }, required, purpose }
+}
+
+pub const PROBES: &[Probe] = &[
+    tp("sched_process_exec", "sched", true, "program images that ran"),
+    Probe {
+        program: "sched_process_fork",
+        hook: Hook::RawTracepoint { name: "sched_process_fork" },
+        required: true,
+        purpose: "new processes and their parents",
+    },
+    tp("sched_process_exit", "sched", true, "process exits and exit codes"),
+    tp("sys_enter_execve", "syscalls", true, "argv of every exec"),
+    tp("sys_exit_execve", "syscalls", true, "exec results (failed execs never ran)"),
+    tp("sys_enter_execveat", "syscalls", false, "argv of execveat"),
+    tp("sys_exit_execveat", "syscalls", false, "execveat results"),
+];
+
+/// Uprobe programs per hook kind: (entry program, return program if any).
+/// Go hooks never take a uretprobe: their returns are hooked at the RET instructions.
+pub const TLS_PROGRAMS: &[(HookKind, &str, Option<&str>)] = {
+    use HookKind::*;
+    const RET: Option<&str> = Some("ssl_return");
+    &[
+        (SslWrite, "ssl_write", RET),
+        (SslRead, "ssl_read", RET),
+        (SslWriteEx, "ssl_write_ex", RET),
+        (SslReadEx, "ssl_read_ex", RET),
+        (SslFree, "ssl_free", None),
+        (GoWrite, "go_tls_write", None),
+        (GoRead, "go_tls_read", None),
+        (GoReadRet, "go_tls_read_ret", None),
+        (GoClose, "go_tls_close", None),
+        (AeadSeal, "aead_seal", None),
+        (AeadSealScatter, "aead_seal_scatter", None),
+        (AeadOpen, "aead_open", Some("aead_open_ret")),
+        (AeadInit, "aead_key_init", None),
+        (AeadInitDefault, "aead_key_init", None),
+        (ProgramStart, "aead_start", None),
+    ]
+};
+
+/// Every uprobe program in [`TLS_PROGRAMS`], once each.
+pub fn tls_program_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = TLS_PROGRAMS.iter().flat_map(|t| [Some(t.1), t.2]).flatten().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The syscalls that tie rustls records to their sockets (see guard-ebpf's aead.rs): attached on
+/// the first file hooked at aws-lc's AEAD functions, and then only processes whose AEAD hooks
+/// fired do more than one map lookup in them.
+pub const AEAD_SYSCALLS: &[(&str, &str)] = &[
+    ("aead_sys_read", "sys_enter_read"),
+    ("aead_sys_read", "sys_enter_recvfrom"),
+    ("aead_sys_write", "sys_enter_write"),
+    ("aead_sys_write", "sys_enter_sendto"),
+    ("aead_sys_writev", "sys_enter_writev"),
+    ("aead_sys_close", "sys_enter_close"),
+];

@@ -1,0 +1,278 @@
+//! Label values: closed sets as enums, open sets (agents, models, rules, libraries) sanitised and
+//! capped so that no input can grow the number of series without bound. Once a value is admitted
+//! it keeps its series (counters cannot be forgotten); values past the cap become `other`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    sync::Mutex,
+};
+
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
+use serde::{Deserialize, Serialize};
+
+use guard_core::{
+    audit::Action,
+    providers::Provider,
+};
+
+/// The value that stands for every value past a cap.
+pub const OTHER: &str = "other";
+/// The model label when the exchange named no model.
+pub const UNKNOWN: &str = "unknown";
+/// Longest label value kept (models such as Bedrock inference profile ids are long).
+const MAX_VALUE_LEN: usize = 96;
+
+/// How many distinct values each open label may take. `other` and `unknown` do not count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelCaps {
+    /// Distinct `model` values per provider.
+    pub max_models_per_provider: usize,
+    /// Distinct `agent` values (catalog ids, zero-config labels and `none`).
+    pub max_agents: usize,
+    /// Distinct `rule` values (rule ids come from the catalog, so this is a safety net).
+    pub max_rules: usize,
+}
+
+impl Default for LabelCaps {
+    fn default() -> Self {
+        Self {
+            // A team rarely uses more than a handful of models per provider at once.
+            max_models_per_provider: 20,
+            // The built-in catalog, admin agents and the process table's 32 zero-config labels.
+            max_agents: 64,
+            // The built-in catalog has about 60 rules.
+            max_rules: 256,
+        }
+    }
+}
+
+/// First-come admission of label values, per scope, up to a cap.
+#[derive(Debug)]
+pub struct Capped {
+    cap: usize,
+    admitted: Mutex<BTreeMap<&'static str, BTreeSet<String>>>,
+}
+
+impl Capped {
+    pub fn new(cap: usize) -> Self {
+        Self { cap, admitted: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// `value` if it is already admitted in `scope` or there is room, else `other`.
+    pub fn admit(&self, scope: &'static str, value: String) -> String {
+        if value == OTHER || value == UNKNOWN {
+            return value;
+        }
+        // A poisoned lock only means another thread panicked mid-insert; the set is still valid.
+        let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        let set = admitted.entry(scope).or_default();
+        if set.contains(&value) {
+            return value;
+        }
+        if set.len() < self.cap {
+            set.insert(value.clone());
+            return value;
+        }
+        OTHER.to_owned()
+    }
+
+    /// The values admitted in `scope`.
+    pub fn values(&self, scope: &'static str) -> Vec<String> {
+        let admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        admitted.get(scope).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// An agent id as a label: `[a-z0-9_-]`, at most 64 characters; `none` when empty.
+pub fn agent_value(raw: &str) -> String {
+    let v: String = raw
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' { c } else { '_' })
+        .take(64)
+        .collect();
+    if v.is_empty() { "none".to_owned() } else { v }
+}
+
+/// A model name as a label: letters, digits and `-._:/@+`, other characters become `_`, at most
+/// 96 characters; `unknown` when absent or empty.
+pub fn model_value(raw: Option<&str>) -> String {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return UNKNOWN.to_owned();
+    };
+    raw.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-._:/@+".contains(c) { c } else { '_' })
+        .take(MAX_VALUE_LEN)
+        .collect()
+}
+
+/// A short identifier (rule id, library name): `[A-Za-z0-9_.-]`, at most 64 characters.
+pub fn ident_value(raw: &str) -> String {
+    let v: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .take(64)
+        .collect();
+    if v.is_empty() { UNKNOWN.to_owned() } else { v }
+}
+
+/// Implements `EncodeLabelValue` through an `as_str`-like function.
+macro_rules! label_value {
+    ($t:ty, $f:expr) => {
+        impl EncodeLabelValue for $t {
+            fn encode(&self, e: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+                let f: fn(&$t) -> &'static str = $f;
+                e.write_str(f(self))
+            }
+        }
+    };
+}
+
+/// How an inference request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    Error,
+    Incomplete,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// The token partition: their sum is the billed total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    Input,
+    CacheRead,
+    CacheWrite,
+    Output,
+    Reasoning,
+}
+
+impl TokenType {
+    pub const ALL: [Self; 5] = [Self::Input, Self::CacheRead, Self::CacheWrite, Self::Output, Self::Reasoning];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::CacheRead => "cache_read",
+            Self::CacheWrite => "cache_write",
+            Self::Output => "output",
+            Self::Reasoning => "reasoning",
+        }
+    }
+}
+
+/// Where events were lost. Each source is a cumulative counter somewhere in guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LossSource {
+    /// The kernel could not reserve ring buffer space (records dropped).
+    KernelRingFull,
+    /// TLS plaintext cut by the kernel's per-call limits.
+    KernelTlsTruncated,
+    /// The reader's channel to the pipeline was full (records dropped).
+    ChannelFull,
+    /// Records that did not decode.
+    DecodeError,
+    /// Holes in a connection's byte stream (ring full, truncation, capture started mid-stream).
+    StreamGap,
+    /// HTTP/SSE/JSON payloads the protocol decoders could not read.
+    DecoderError,
+    /// Exec records abandoned because their parts never met (pending limit).
+    ExecDropped,
+    /// TLS data through a guessed hook that was rejected, or held past the limit while unverified.
+    UnverifiedHook,
+    /// rustls records sealed or opened under a key guard could not tie to a socket.
+    KernelAeadUnbound,
+    /// TLS 1.3 records whose padding hid their content type.
+    KernelTls13Padding,
+}
+
+impl LossSource {
+    pub const ALL: [Self; 10] = [
+        Self::KernelRingFull,
+        Self::KernelTlsTruncated,
+        Self::ChannelFull,
+        Self::DecodeError,
+        Self::StreamGap,
+        Self::DecoderError,
+        Self::ExecDropped,
+        Self::UnverifiedHook,
+        Self::KernelAeadUnbound,
+        Self::KernelTls13Padding,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::KernelRingFull => "kernel_ring_full",
+            Self::KernelTlsTruncated => "kernel_tls_truncated",
+            Self::ChannelFull => "channel_full",
+            Self::DecodeError => "decode_error",
+            Self::StreamGap => "stream_gap",
+            Self::DecoderError => "decoder_error",
+            Self::ExecDropped => "exec_dropped",
+            Self::UnverifiedHook => "unverified_hook",
+            Self::KernelAeadUnbound => "kernel_aead_unbound",
+            Self::KernelTls13Padding => "kernel_tls13_padding",
+        }
+    }
+}
+
+pub const fn provider_str(p: Provider) -> &'static str {
+    match p {
+        Provider::Anthropic => "anthropic",
+        Provider::OpenaiChat => "openai_chat",
+        Provider::OpenaiResponses => "openai_responses",
+        Provider::Gemini => "gemini",
+        Provider::Azure => "azure",
+        Provider::Bedrock => "bedrock",
+        Provider::Unknown => "unknown",
+    }
+}
+
+pub const fn action_str(a: Action) -> &'static str {
+    match a {
+        Action::Observed => "observed",
+    }
+}
+
+label_value!(Outcome, |v| v.as_str());
+label_value!(TokenType, |v| v.as_str());
+label_value!(LossSource, |v| v.as_str());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_sanitised() {
+        assert_eq!(agent_value("Claude Code"), "claude_code");
+        assert_eq!(agent_value(""), "none");
+        assert_eq!(model_value(Some("us.anthropic.claude-3-5-sonnet-20240620-v1:0")), "us.anthropic.claude-3-5-sonnet-20240620-v1:0");
+        assert_eq!(model_value(Some("gpt 4\"}\n")), "gpt_4__");
+        assert_eq!(model_value(Some("  ")), "unknown");
+        assert_eq!(model_value(None), "unknown");
+        assert_eq!(model_value(Some(&"m".repeat(500))).len(), 96);
+        assert_eq!(ident_value("rm-rf/root"), "rm-rf_root");
+    }
+
+    #[test]
+    fn caps_are_per_scope_and_sticky() {
+        let c = Capped::new(2);
+        assert_eq!(c.admit("a", "x".into()), "x");
+        assert_eq!(c.admit("a", "y".into()), "y");
+        assert_eq!(c.admit("a", "z".into()), "other");
+        assert_eq!(c.admit("a", "x".into()), "x");
+        assert_eq!(c.admit("a", "unknown".into()), "unknown");
+        assert_eq!(c.admit("b", "z".into()), "z");
+    }
+}

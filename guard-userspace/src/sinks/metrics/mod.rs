@@ -1,0 +1,178 @@
+//! Prometheus metrics (issue 6): a registry of guard's metric families and the façade the daemon
+//! feeds. Families are registered per concern ([`llm`], [`commands`], [`runtime`]); every open
+//! label is sanitised and capped here ([`labels`]), so no pid, path or prompt text reaches a
+//! label and no input grows the series without bound. [`server`] serves the text on `/metrics`.
+//! Reference: docs/metrics.md.
+
+pub mod commands;
+pub mod labels;
+pub mod llm;
+pub mod runtime;
+pub mod server;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use prometheus_client::registry::Registry;
+
+pub use labels::{LabelCaps, LossSource, Outcome, TokenType};
+pub use server::{MetricsError, MetricsListener};
+
+use self::{
+    commands::{AgentLabel, CommandMetrics, DestructiveLabels},
+    labels::{Capped, agent_value, ident_value, model_value, provider_str},
+    llm::LlmMetrics,
+    runtime::{BlindLabel, LibraryLabel, RuntimeMetrics, SourceLabel},
+};
+use guard_core::{
+    audit::Action,
+    protocols::Exchange,
+    rules::Severity,
+};
+
+/// Content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub struct Metrics {
+    registry: Registry,
+    llm: LlmMetrics,
+    commands: CommandMetrics,
+    runtime: RuntimeMetrics,
+    agents: Capped,
+    models: Capped,
+    rules: Capped,
+    libraries: Capped,
+}
+
+impl Metrics {
+    pub fn new(caps: &LabelCaps) -> Self {
+        let mut registry = Registry::default();
+        let llm = LlmMetrics::register(&mut registry);
+        let commands = CommandMetrics::register(&mut registry);
+        let runtime = RuntimeMetrics::register(&mut registry);
+        Self {
+            registry,
+            llm,
+            commands,
+            runtime,
+            agents: Capped::new(caps.max_agents),
+            models: Capped::new(caps.max_models_per_provider),
+            rules: Capped::new(caps.max_rules),
+            // Library kinds are a handful (libssl, node's static OpenSSL, ...).
+            libraries: Capped::new(16),
+        }
+    }
+
+    /// The `agent` label for an agent id (`none`, a catalog id or a zero-config label).
+    fn agent(&self, agent: &str) -> String {
+        self.agents.admit("agent", agent_value(agent))
+    }
+
+    /// Counts one decoded exchange. Only inference calls made by the captured process as the
+    /// client count ([`llm::counts`]); anything else is ignored. Returns whether it counted.
+    pub fn on_exchange(&self, agent: &str, x: &Exchange) -> bool {
+        if !llm::counts(x) {
+            return false;
+        }
+        let agent = self.agent(agent);
+        let model = self.models.admit(provider_str(x.provider), model_value(x.model.as_deref()));
+        self.llm.observe(&agent, &model, x);
+        true
+    }
+
+    /// Counts one destructive command (one rule match).
+    pub fn on_destructive(&self, agent: &str, rule_id: &str, severity: Severity, action: Action) {
+        let labels = DestructiveLabels {
+            agent: self.agent(agent),
+            rule: self.rules.admit("rule", ident_value(rule_id)),
+            severity: severity.as_str(),
+            action: labels::action_str(action),
+        };
+        self.commands.destructive.get_or_create(&labels).inc();
+    }
+
+    /// Counts one program an agent (or a descendant) ran. Call it for attributed execs only.
+    pub fn on_agent_command(&self, agent: &str) {
+        self.commands.commands.get_or_create(&AgentLabel { agent: self.agent(agent) }).inc();
+    }
+
+    /// Sets the live process count of every agent. Agents absent from `counts` that had a value
+    /// before are set to 0 rather than removed, so a series never vanishes mid-graph; the set of
+    /// agents is capped, so the zeros stay bounded. Counts of agents that share a capped label
+    /// (`other`) are summed.
+    pub fn set_agent_processes(&self, counts: impl IntoIterator<Item = (String, i64)>) {
+        let mut next: BTreeMap<String, i64> = BTreeMap::new();
+        for (agent, n) in counts {
+            *next.entry(self.agent(&agent)).or_default() += n;
+        }
+        // Zero the agents that are gone. Family has no iterator, so collect the known labels
+        // from the cap's admitted set, plus `other`.
+        for agent in self.agents.values("agent").into_iter().chain([labels::OTHER.to_owned()]) {
+            if !next.contains_key(&agent)
+                && let Some(g) = self.runtime.agent_processes.get(&AgentLabel { agent })
+            {
+                g.set(0);
+            }
+        }
+        for (agent, n) in next {
+            self.runtime.agent_processes.get_or_create(&AgentLabel { agent }).set(n);
+        }
+    }
+
+    /// Reports the cumulative total of one loss source (the caller reads its own counters); the
+    /// counter is increased by the difference since the last call. A total lower than the last
+    /// one means the source restarted from zero, and the whole total is added.
+    pub fn set_lost_total(&self, source: LossSource, total: u64) {
+        let idx = LossSource::ALL.iter().position(|s| *s == source).unwrap_or(0);
+        let mut seen = self.runtime.lost_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let delta = if total >= seen[idx] { total - seen[idx] } else { total };
+        seen[idx] = total;
+        if delta > 0 {
+            self.runtime.lost.get_or_create(&SourceLabel { source }).inc_by(delta);
+        }
+    }
+
+    /// Sets how many files of one TLS library (`openssl`, `boringssl`, `go_crypto_tls`, ...) are
+    /// hooked through one strategy (`dynsym`, `symtab`, `gopclntab`, `structural`).
+    pub fn set_tls_targets(&self, library: &str, strategy: &str, n: i64) {
+        let library = self.libraries.admit("library", ident_value(library));
+        let strategy = self.libraries.admit("strategy", ident_value(strategy));
+        self.runtime.tls_targets.get_or_create(&LibraryLabel { library, strategy }).set(n);
+    }
+
+    /// Sets the blind-spot gauge: agent processes holding connections that guard cannot read,
+    /// per (agent, reason). Pairs seen before and absent now read 0.
+    pub fn set_tls_blind(&self, counts: impl IntoIterator<Item = (String, guard_core::coverage::BlindReason)>) {
+        let mut next: BTreeMap<BlindLabel, i64> = BTreeMap::new();
+        for (agent, reason) in counts {
+            *next.entry(BlindLabel { agent: self.agent(&agent), reason: reason.as_str() }).or_default() += 1;
+        }
+        let mut seen = self.runtime.tls_blind_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for old in seen.iter().filter(|l| !next.contains_key(*l)) {
+            self.runtime.tls_blind.get_or_create(old).set(0);
+        }
+        for (label, n) in next {
+            self.runtime.tls_blind.get_or_create(&label).set(n);
+            seen.insert(label);
+        }
+    }
+
+    /// The OpenMetrics text of every family, `# EOF` included.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail; an encoder error would be a bug in a label value.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(&LabelCaps::default())
+    }
+}

@@ -1,0 +1,378 @@
+//! The encoded text, exactly. Series inside a family come out in hash order, so [`sorted`]
+//! orders them by label set (keeping each series' own lines in order) before comparing.
+
+use super::*;
+use guard_core::{
+    protocols::{IncompleteReason, Role, exchange::Timings},
+    providers::{Endpoint, Provider, Usage},
+};
+
+fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
+    Exchange {
+        conn: None,
+        role: Role::Client,
+        protocol: guard_core::protocols::exchange::Protocol::Http1,
+        provider,
+        endpoint: Endpoint::Messages,
+        inference: true,
+        method: Some("POST".into()),
+        path: Some("/v1/messages".into()),
+        host: Some("api.anthropic.com".into()),
+        model: model.map(Into::into),
+        status: Some(200),
+        streamed: false,
+        complete: true,
+        incomplete_reason: None,
+        error_type: None,
+        timings: Timings { start_ns: Some(1_000_000_000), first_byte_ns: Some(1_300_000_000), end_ns: 3_000_000_000 },
+        usage: Usage { input: 10, cache_read: 200, cache_write: 30, output: 40, reasoning: 5 },
+        usage_seen: true,
+    }
+}
+
+/// Orders the sample lines of each family by their labels (`le` aside), stably.
+fn sorted(text: &str) -> String {
+    fn key(line: &str) -> String {
+        let labels = line.split_once('{').and_then(|(_, r)| r.split_once('}')).map_or("", |(l, _)| l);
+        labels.split(',').filter(|p| !p.starts_with("le=")).collect::<Vec<_>>().join(",")
+    }
+    let mut out = Vec::new();
+    let mut block: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            block.sort_by_key(|l| key(l));
+            out.append(&mut block);
+            out.push(line);
+        } else {
+            block.push(line);
+        }
+    }
+    block.sort_by_key(|l| key(l));
+    out.append(&mut block);
+    out.join("\n") + "\n"
+}
+
+/// The families of one name prefix, with their header lines.
+fn family(text: &str, name: &str) -> String {
+    let mut out = String::new();
+    let mut on = false;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            on = rest.split(' ').next() == Some(name);
+        } else if line == "# EOF" {
+            on = false;
+        }
+        if on {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+const BUCKETS_2S: &str = "\
+guard_llm_request_duration_seconds_sum{agent=\"claude-code\",provider=\"anthropic\"} 2.0
+guard_llm_request_duration_seconds_count{agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"0.1\",agent=\"claude-code\",provider=\"anthropic\"} 0
+guard_llm_request_duration_seconds_bucket{le=\"0.25\",agent=\"claude-code\",provider=\"anthropic\"} 0
+guard_llm_request_duration_seconds_bucket{le=\"0.5\",agent=\"claude-code\",provider=\"anthropic\"} 0
+guard_llm_request_duration_seconds_bucket{le=\"1.0\",agent=\"claude-code\",provider=\"anthropic\"} 0
+guard_llm_request_duration_seconds_bucket{le=\"2.5\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"5.0\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"10.0\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"20.0\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"30.0\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"60.0\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"120.0\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"300.0\",agent=\"claude-code\",provider=\"anthropic\"} 1
+guard_llm_request_duration_seconds_bucket{le=\"+Inf\",agent=\"claude-code\",provider=\"anthropic\"} 1
+";
+
+#[test]
+fn one_call_encodes_exactly() {
+    let m = Metrics::default();
+    assert!(m.on_exchange("claude-code", &exchange(Provider::Anthropic, Some("claude-sonnet-4-5"))));
+    let expected = String::new()
+        + "# HELP guard_llm_requests LLM inference requests made by agents, by outcome (ok, error: HTTP status >= 400 or a provider error, incomplete: the reply did not end).\n"
+        + "# TYPE guard_llm_requests counter\n"
+        + "guard_llm_requests_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",outcome=\"ok\"} 1\n"
+        + "# HELP guard_llm_tokens Tokens reported by the provider, by type; the types partition the billed total (input excludes cached tokens, output excludes reasoning).\n"
+        + "# TYPE guard_llm_tokens counter\n"
+        + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"cache_read\"} 200\n"
+        + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"cache_write\"} 30\n"
+        + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"input\"} 10\n"
+        + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"output\"} 40\n"
+        + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"reasoning\"} 5\n"
+        + "# HELP guard_llm_request_duration_seconds LLM inference request duration, from the request's first byte to the reply's last.\n"
+        + "# TYPE guard_llm_request_duration_seconds histogram\n"
+        + "# UNIT guard_llm_request_duration_seconds seconds\n"
+        + BUCKETS_2S
+        + "# HELP guard_llm_time_to_first_token_seconds Streamed LLM replies: time from the request's first byte to the reply's first byte.\n"
+        + "# TYPE guard_llm_time_to_first_token_seconds histogram\n"
+        + "# UNIT guard_llm_time_to_first_token_seconds seconds\n"
+        + "# HELP guard_llm_incomplete_requests LLM inference requests whose reply did not end, by reason.\n"
+        + "# TYPE guard_llm_incomplete_requests counter\n"
+        + "# HELP guard_destructive_commands Commands that matched a destructive-command rule, by rule, severity and what guard did.\n"
+        + "# TYPE guard_destructive_commands counter\n"
+        + "# HELP guard_agent_commands Programs that agents (or their descendants) ran: successful execs attributed to an agent.\n"
+        + "# TYPE guard_agent_commands counter\n"
+        + "# HELP guard_agent_processes Live processes attributed to each agent (the agent and its descendants).\n"
+        + "# TYPE guard_agent_processes gauge\n"
+        + "# HELP guard_events_lost Events or bytes guard could not process, by where they were lost.\n"
+        + "# TYPE guard_events_lost counter\n"
+        + "guard_events_lost_total{source=\"channel_full\"} 0\n"
+        + "guard_events_lost_total{source=\"decode_error\"} 0\n"
+        + "guard_events_lost_total{source=\"decoder_error\"} 0\n"
+        + "guard_events_lost_total{source=\"exec_dropped\"} 0\n"
+        + "guard_events_lost_total{source=\"kernel_aead_unbound\"} 0\n"
+        + "guard_events_lost_total{source=\"kernel_ring_full\"} 0\n"
+        + "guard_events_lost_total{source=\"kernel_tls13_padding\"} 0\n"
+        + "guard_events_lost_total{source=\"kernel_tls_truncated\"} 0\n"
+        + "guard_events_lost_total{source=\"stream_gap\"} 0\n"
+        + "guard_events_lost_total{source=\"unverified_hook\"} 0\n"
+        + "# HELP guard_tls_targets_attached Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks.\n"
+        + "# TYPE guard_tls_targets_attached gauge\n"
+        + "# HELP guard_tls_blind_processes Agent processes holding TCP connections while guard has no verified hook into their TLS, by agent and reason.\n"
+        + "# TYPE guard_tls_blind_processes gauge\n"
+        + "# HELP guard_build guard's version.\n"
+        + "# TYPE guard_build info\n"
+        + &format!("guard_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))
+        + "# EOF\n";
+    assert_eq!(sorted(&m.encode()), expected);
+}
+
+#[test]
+fn models_past_the_cap_become_other_per_provider() {
+    let m = Metrics::new(&LabelCaps { max_models_per_provider: 2, ..LabelCaps::default() });
+    for model in [Some("a"), Some("b"), Some("c"), Some("a"), None, Some("bad model\"}\n")] {
+        m.on_exchange("codex", &exchange(Provider::OpenaiResponses, model));
+    }
+    m.on_exchange("codex", &exchange(Provider::Gemini, Some("c")));
+    assert_eq!(
+        sorted(&family(&m.encode(), "guard_llm_requests")),
+        "# HELP guard_llm_requests LLM inference requests made by agents, by outcome (ok, error: HTTP status >= 400 or a provider error, incomplete: the reply did not end).\n\
+         # TYPE guard_llm_requests counter\n\
+         guard_llm_requests_total{agent=\"codex\",provider=\"gemini\",model=\"c\",outcome=\"ok\"} 1\n\
+         guard_llm_requests_total{agent=\"codex\",provider=\"openai_responses\",model=\"a\",outcome=\"ok\"} 2\n\
+         guard_llm_requests_total{agent=\"codex\",provider=\"openai_responses\",model=\"b\",outcome=\"ok\"} 1\n\
+         guard_llm_requests_total{agent=\"codex\",provider=\"openai_responses\",model=\"other\",outcome=\"ok\"} 2\n\
+         guard_llm_requests_total{agent=\"codex\",provider=\"openai_responses\",model=\"unknown\",outcome=\"ok\"} 1\n"
+    );
+}
+
+#[test]
+fn outcomes_and_what_is_not_counted() {
+    let m = Metrics::default();
+    let mut rate_limited = exchange(Provider::Anthropic, Some("m"));
+    rate_limited.status = Some(429);
+    rate_limited.usage_seen = false;
+    let mut overloaded_mid_stream = exchange(Provider::Anthropic, Some("m"));
+    overloaded_mid_stream.error_type = Some("overloaded_error".into());
+    overloaded_mid_stream.complete = false;
+    let mut cut = exchange(Provider::Anthropic, Some("m"));
+    cut.complete = false;
+    cut.incomplete_reason = Some(IncompleteReason::Gap);
+    cut.usage_seen = false;
+    let mut server_side = exchange(Provider::Anthropic, Some("m"));
+    server_side.role = Role::Server;
+    let mut telemetry = exchange(Provider::Unknown, None);
+    telemetry.inference = false;
+    for (x, counted) in [(&rate_limited, true), (&overloaded_mid_stream, true), (&cut, true), (&server_side, false), (&telemetry, false)] {
+        assert_eq!(m.on_exchange("none", x), counted);
+    }
+    let text = m.encode();
+    assert_eq!(
+        sorted(&family(&text, "guard_llm_requests")),
+        "# HELP guard_llm_requests LLM inference requests made by agents, by outcome (ok, error: HTTP status >= 400 or a provider error, incomplete: the reply did not end).\n\
+         # TYPE guard_llm_requests counter\n\
+         guard_llm_requests_total{agent=\"none\",provider=\"anthropic\",model=\"m\",outcome=\"error\"} 2\n\
+         guard_llm_requests_total{agent=\"none\",provider=\"anthropic\",model=\"m\",outcome=\"incomplete\"} 1\n"
+    );
+    assert_eq!(
+        family(&text, "guard_llm_incomplete_requests"),
+        "# HELP guard_llm_incomplete_requests LLM inference requests whose reply did not end, by reason.\n\
+         # TYPE guard_llm_incomplete_requests counter\n\
+         guard_llm_incomplete_requests_total{agent=\"none\",provider=\"anthropic\",reason=\"gap\"} 1\n"
+    );
+    // Only the mid-stream error reported usage: the token partition counts it once.
+    assert!(text.contains("guard_llm_tokens_total{agent=\"none\",provider=\"anthropic\",model=\"m\",type=\"input\"} 10\n"), "{text}");
+}
+
+#[test]
+fn streamed_calls_record_time_to_first_byte() {
+    let m = Metrics::default();
+    let mut x = exchange(Provider::Anthropic, Some("m"));
+    x.streamed = true;
+    m.on_exchange("claude-code", &x);
+    let mut no_start = x.clone();
+    no_start.timings.start_ns = None;
+    m.on_exchange("claude-code", &no_start);
+    let text = m.encode();
+    assert_eq!(
+        family(&text, "guard_llm_time_to_first_token_seconds"),
+        "# HELP guard_llm_time_to_first_token_seconds Streamed LLM replies: time from the request's first byte to the reply's first byte.\n\
+         # TYPE guard_llm_time_to_first_token_seconds histogram\n\
+         # UNIT guard_llm_time_to_first_token_seconds seconds\n\
+         guard_llm_time_to_first_token_seconds_sum{agent=\"claude-code\",provider=\"anthropic\"} 0.3\n\
+         guard_llm_time_to_first_token_seconds_count{agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"0.05\",agent=\"claude-code\",provider=\"anthropic\"} 0\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"0.1\",agent=\"claude-code\",provider=\"anthropic\"} 0\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"0.25\",agent=\"claude-code\",provider=\"anthropic\"} 0\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"0.5\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"1.0\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"2.0\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"3.0\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"5.0\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"10.0\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"20.0\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"60.0\",agent=\"claude-code\",provider=\"anthropic\"} 1\n\
+         guard_llm_time_to_first_token_seconds_bucket{le=\"+Inf\",agent=\"claude-code\",provider=\"anthropic\"} 1\n"
+    );
+    // The request without a start has no duration either: one observation of 2 s.
+    assert!(text.contains(BUCKETS_2S), "{text}");
+}
+
+#[test]
+fn commands_processes_losses_and_targets() {
+    let m = Metrics::new(&LabelCaps { max_agents: 2, ..LabelCaps::default() });
+    m.on_destructive("claude-code", "rm-recursive-root", Severity::Critical, Action::Observed);
+    m.on_destructive("claude-code", "rm-recursive-root", Severity::Critical, Action::Observed);
+    m.on_agent_command("claude-code");
+    m.set_agent_processes([("claude-code".to_owned(), 3), ("codex".to_owned(), 1), ("aider".to_owned(), 2), ("goose".to_owned(), 1)]);
+    m.set_agent_processes([("claude-code".to_owned(), 4)]);
+    m.set_lost_total(LossSource::KernelRingFull, 5);
+    m.set_lost_total(LossSource::KernelRingFull, 7);
+    m.set_lost_total(LossSource::ChannelFull, 3);
+    m.set_lost_total(LossSource::ChannelFull, 1); // the source restarted
+    m.set_tls_targets("openssl", "dynsym", 2);
+    m.set_tls_targets("boringssl", "structural", 1);
+    use guard_core::{
+    coverage::BlindReason,
+    hooks::Library,
+};
+    m.set_tls_blind([("codex".to_owned(), BlindReason::Unhooked(Library::Rustls)), ("claude-code".to_owned(), BlindReason::HookUnverified)]);
+    m.set_tls_blind([("codex".to_owned(), BlindReason::Unhooked(Library::Rustls)), ("codex".to_owned(), BlindReason::Unhooked(Library::Rustls))]);
+    let text = m.encode();
+    let get = |name| sorted(&family(&text, name)).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        get("guard_destructive_commands"),
+        "guard_destructive_commands_total{agent=\"claude-code\",rule=\"rm-recursive-root\",severity=\"critical\",action=\"observed\"} 2"
+    );
+    assert_eq!(get("guard_agent_commands"), "guard_agent_commands_total{agent=\"claude-code\"} 1");
+    // Two agents fit the cap, the others share `other`; agents gone are set to 0.
+    assert_eq!(
+        get("guard_agent_processes"),
+        "guard_agent_processes{agent=\"claude-code\"} 4\nguard_agent_processes{agent=\"codex\"} 0\nguard_agent_processes{agent=\"other\"} 0"
+    );
+    assert!(get("guard_events_lost").contains("guard_events_lost_total{source=\"kernel_ring_full\"} 7\n"));
+    assert!(get("guard_events_lost").contains("guard_events_lost_total{source=\"channel_full\"} 4\n"));
+    assert_eq!(
+        get("guard_tls_targets_attached"),
+        "guard_tls_targets_attached{library=\"boringssl\",strategy=\"structural\"} 1\nguard_tls_targets_attached{library=\"openssl\",strategy=\"dynsym\"} 2"
+    );
+    // A blind spot that clears reads 0; two processes of one agent with one reason count 2.
+    assert_eq!(
+        get("guard_tls_blind_processes"),
+        "guard_tls_blind_processes{agent=\"claude-code\",reason=\"hook_unverified\"} 0\nguard_tls_blind_processes{agent=\"codex\",reason=\"unhooked_rustls\"} 2"
+    );
+}
+
+#[test]
+fn labels_never_carry_odd_bytes() {
+    let m = Metrics::default();
+    m.on_exchange("Evil\"}\n", &exchange(Provider::Anthropic, Some("x\"} 1\n# EOF")));
+    m.on_destructive("a", "r\"", Severity::Low, Action::Observed);
+    for line in m.encode().lines().filter(|l| !l.starts_with('#')) {
+        let labels = line.split_once('{').and_then(|(_, r)| r.rsplit_once('}')).map_or("", |(l, _)| l);
+        for pair in labels.split(',') {
+            let (_, v) = pair.split_once('=').unwrap_or_default();
+            let v = v.trim_matches('"');
+            assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || "-._:/@+".contains(c)), "{line}");
+        }
+    }
+}
+
+/// Every family with at least one series, so that the dashboard can be checked against them.
+fn populated() -> String {
+    let m = Metrics::default();
+    let mut x = exchange(Provider::Anthropic, Some("m"));
+    x.streamed = true;
+    x.complete = false;
+    x.incomplete_reason = Some(IncompleteReason::ClientAbort);
+    m.on_exchange("claude-code", &x);
+    m.on_destructive("claude-code", "fs.rm-rf-root", Severity::Critical, Action::Observed);
+    m.on_agent_command("claude-code");
+    m.set_agent_processes([("claude-code".to_owned(), 1)]);
+    m.set_tls_targets("openssl", "dynsym", 1);
+    m.set_tls_blind([("codex".to_owned(), guard_core::coverage::BlindReason::Unhooked(guard_core::hooks::Library::Rustls))]);
+    m.encode()
+}
+
+/// `name{labels} value` → (name, label names).
+fn samples(text: &str) -> Vec<(String, Vec<String>)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let name = l.split(['{', ' ']).next().unwrap_or_default().to_owned();
+            let labels = l.split_once('{').and_then(|(_, r)| r.split_once('}')).map_or("", |(l, _)| l);
+            (name, labels.split(',').filter_map(|p| p.split_once('=')).map(|(k, _)| k.to_owned()).collect())
+        })
+        .collect()
+}
+
+fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("expr" | "definition", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// The dashboard only queries series guard produces, and groups by labels they carry: renaming
+/// a metric or a label breaks this test until the dashboard follows.
+#[test]
+fn the_grafana_dashboard_queries_real_series() {
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!("../../../../deploy/grafana/guard-dashboard.json")).unwrap();
+    let produced = samples(&populated());
+    let mut all = Vec::new();
+    exprs(&dashboard, &mut all);
+    assert!(all.len() > 15, "{all:?}");
+    let ident = regex::Regex::new(r"guard_[a-z0-9_]+").unwrap();
+    let by = regex::Regex::new(r"by \(([^)]*)\)").unwrap();
+    let mut used = std::collections::BTreeSet::new();
+    for e in &all {
+        let names: Vec<&str> = ident.find_iter(e).map(|m| m.as_str()).collect();
+        assert!(!names.is_empty(), "no guard metric in {e}");
+        for n in &names {
+            assert!(produced.iter().any(|(p, _)| p == n), "{n} (in {e}) is not a series guard produces");
+            used.insert(n.trim_end_matches("_bucket").trim_end_matches("_total").to_owned());
+        }
+        for group in by.captures_iter(e) {
+            for label in group[1].split(',').map(str::trim) {
+                let known = ["instance", "job"].contains(&label)
+                    || produced.iter().any(|(p, ls)| names.contains(&p.as_str()) && ls.iter().any(|l| l == label));
+                assert!(known, "label {label} (in {e}) is not on {names:?}");
+            }
+        }
+        for filter in ["agent=~", "outcome="] {
+            if e.contains(filter) {
+                let label = filter.trim_end_matches(['=', '~']);
+                assert!(produced.iter().any(|(p, ls)| names.contains(&p.as_str()) && ls.iter().any(|l| l == label)), "{label} filter on {names:?} in {e}");
+            }
+        }
+    }
+    // Every family of the contract has a panel.
+    for family in [
+        "guard_llm_requests", "guard_llm_tokens", "guard_llm_request_duration_seconds", "guard_llm_time_to_first_token_seconds",
+        "guard_destructive_commands", "guard_agent_processes", "guard_events_lost", "guard_tls_targets_attached", "guard_tls_blind_processes", "guard_build_info",
+    ] {
+        assert!(used.contains(family), "no panel shows {family}: {used:?}");
+    }
+}

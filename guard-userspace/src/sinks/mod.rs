@@ -1,0 +1,107 @@
+//! Where the engine's records go: Prometheus metrics, the audit log, recordings, and the log.
+//! Sinks never reach back into the engine.
+
+pub mod audit;
+pub mod metrics;
+pub mod record;
+
+use std::sync::Arc;
+
+use guard_core::{
+    engine::Outputs,
+    govern::Governed,
+    pipeline::Output,
+    protocols::Exchange,
+    streams::StreamEvent,
+};
+
+use self::{audit::AuditWriter, metrics::Metrics, record::{Recording, RecordingError}};
+
+/// The agent label of what no agent is behind.
+pub const NO_AGENT: &str = "none";
+
+pub struct Sinks {
+    pub metrics: Arc<Metrics>,
+    pub audit: Option<AuditWriter>,
+    pub recording: Option<Recording>,
+    /// Audit records that could not be written (each one logged).
+    pub audit_errors: u64,
+}
+
+impl Sinks {
+    /// Serves one push's outputs. Only a recording that cannot be written is an error: a
+    /// recording with holes would replay as something that never happened.
+    pub fn take(&mut self, out: &Outputs) -> Result<(), RecordingError> {
+        if let Some(r) = self.recording.as_mut() {
+            r.write(&out.recorded)?;
+        }
+        for g in &out.governed {
+            self.governed(g);
+        }
+        for o in &out.pipeline {
+            log_output(o);
+        }
+        Ok(())
+    }
+
+    fn governed(&mut self, g: &Governed) {
+        match g {
+            Governed::Exchange { agent, exchange: x } => {
+                self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), x);
+                log_exchange(agent.as_deref(), x);
+            }
+            Governed::Command { pid, agent, name, .. } => {
+                if let Some(a) = agent.as_deref() {
+                    self.metrics.on_agent_command(a);
+                }
+                tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or(NO_AGENT), "command");
+            }
+            Governed::Destructive(rec) => {
+                let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
+                self.metrics.on_destructive(agent, &rec.rule_id, rec.severity, rec.action);
+                tracing::warn!(agent, rule = %rec.rule_id, severity = ?rec.severity, pid = rec.pid, "destructive command");
+                if let Some(w) = self.audit.as_mut()
+                    && let Err(e) = w.write(rec)
+                {
+                    self.audit_errors += 1;
+                    tracing::warn!(error = %e, "audit record not written");
+                }
+            }
+        }
+    }
+}
+
+/// Logs a finished exchange: what was called and what it used, never its content.
+fn log_exchange(agent: Option<&str>, x: &Exchange) {
+    tracing::info!(
+        agent = agent.unwrap_or(NO_AGENT),
+        role = ?x.role,
+        provider = ?x.provider,
+        endpoint = ?x.endpoint,
+        model = x.model.as_deref(),
+        status = x.status,
+        streamed = x.streamed,
+        complete = x.complete,
+        reason = x.incomplete_reason.map(|r| format!("{r:?}")),
+        input = x.usage.input,
+        cache_read = x.usage.cache_read,
+        cache_write = x.usage.cache_write,
+        output = x.usage.output,
+        reasoning = x.usage.reasoning,
+        "exchange"
+    );
+}
+
+/// Logs what the pipeline learnt. Never argv or payload bytes: they can carry secrets and
+/// prompt text.
+fn log_output(o: &Output) {
+    match o {
+        Output::Exec(e) => {
+            tracing::debug!(pid = e.pid, ppid = e.ppid, file = %e.filename, argc = e.argv.len(), outcome = ?e.outcome, "exec");
+        }
+        Output::Stream(StreamEvent::Gap { conn, dir, missing, .. }) => {
+            tracing::debug!(pid = conn.pid, ?dir, missing, "stream gap");
+        }
+        _ => {}
+    }
+}
