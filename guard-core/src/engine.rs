@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::{
     events::{
         self, Event,
-        record::{Fact, Line},
+        record::{self, Fact, Line},
     },
     govern::{Governed, Governor, Host, Lookup},
     pipeline::{Limits, Output, Pipeline, PipelineStats},
@@ -114,7 +114,7 @@ impl Engine {
     /// Loads the processes already running, and records the host and them.
     pub fn start(&mut self, running: Vec<SeedProcess>, out: &mut Outputs) {
         if self.record {
-            out.recorded.push(Line::Fact(Fact::Host(self.governor.host().clone())));
+            out.recorded.push(Line::Fact(Fact::host(self.governor.host())));
             out.recorded.push(Line::Fact(Fact::Seed { processes: running.clone() }));
         }
         self.governor.seed(running);
@@ -225,9 +225,9 @@ impl Replay {
             }
             Line::Fact(Fact::Process { pid, found }) => self.answers.processes.entry(pid).or_default().push_back(found),
             Line::Fact(Fact::Cwd { pid, cwd }) => self.answers.cwds.entry(pid).or_default().push_back(cwd),
-            Line::Fact(Fact::Host(host)) => {
+            Line::Fact(Fact::Host { name, accounts }) => {
                 self.flush(engine, wall, out);
-                engine.governor.set_host(host);
+                engine.governor.set_host(record::host(name, accounts));
             }
             Line::Fact(Fact::Seed { processes }) => {
                 self.flush(engine, wall, out);

@@ -10,7 +10,10 @@ use std::io::{BufRead, BufWriter, Write};
 use serde::{Deserialize, Serialize};
 
 use super::Event;
-use crate::{govern::Host, process::SeedProcess};
+use crate::{
+    govern::{Host, User},
+    process::SeedProcess,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -25,13 +28,34 @@ pub enum RecordError {
 #[serde(tag = "fact", rename_all = "snake_case")]
 pub enum Fact {
     /// The host name and local accounts (homes decide what `rm -rf ~` means).
-    Host(Host),
+    Host { name: String, accounts: Vec<Account> },
     /// Processes already running when the engine started.
     Seed { processes: Vec<SeedProcess> },
     /// A process the table had not seen, as /proc showed it (or gone).
     Process { pid: u32, found: Option<SeedProcess> },
     /// A process's working directory at its exec (or unknown).
     Cwd { pid: u32, cwd: Option<String> },
+}
+
+/// A local account, as a recording keeps it (a list: JSON maps cannot have numeric keys).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub uid: u32,
+    #[serde(flatten)]
+    pub user: User,
+}
+
+impl Fact {
+    pub fn host(host: &Host) -> Self {
+        let mut accounts: Vec<Account> = host.users.iter().map(|(uid, u)| Account { uid: *uid, user: u.clone() }).collect();
+        accounts.sort_by_key(|a| a.uid);
+        Fact::Host { name: host.name.clone(), accounts }
+    }
+}
+
+/// The host a `Fact::Host` describes.
+pub fn host(name: String, accounts: Vec<Account>) -> Host {
+    Host { name, users: accounts.into_iter().map(|a| (a.uid, a.user)).collect() }
 }
 
 /// One line of a recording.
@@ -43,14 +67,9 @@ pub enum Line {
 
 impl Line {
     fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        // A fact names itself in `fact`; everything else is an event (older recordings hold only
-        // events), so an event's parse error is the one to report.
-        let v: serde_json::Value = serde_json::from_str(text)?;
-        if v.get("fact").is_some() {
-            serde_json::from_value(v).map(Line::Fact)
-        } else {
-            serde_json::from_value(v).map(Line::Event)
-        }
+        // Nearly every line is an event (older recordings hold nothing else), so it is tried
+        // first, and its error is the one reported when the line is not a fact either.
+        serde_json::from_str(text).map(Line::Event).or_else(|e| serde_json::from_str(text).map(Line::Fact).map_err(|_| e))
     }
 }
 
@@ -83,6 +102,45 @@ pub fn read_lines(r: impl BufRead) -> impl Iterator<Item = Result<Line, RecordEr
         Ok(l) if l.trim().is_empty() => None,
         Ok(l) => Some(Line::parse(&l).map_err(|source| RecordError::Parse { line: i + 1, source })),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::events::{Event, Exit};
+
+    #[test]
+    fn events_and_facts_round_trip_through_a_recording() {
+        let host = Host {
+            name: "h".into(),
+            users: HashMap::from([(1000, User { name: "dev".into(), home: Some("/home/dev".into()) })]),
+        };
+        let lines = vec![
+            Line::Fact(Fact::host(&host)),
+            Line::Fact(Fact::Seed { processes: vec![SeedProcess { pid: 1, argv: vec!["init".into()], ..SeedProcess::default() }] }),
+            Line::Event(Event::Exit(Exit { ts_ns: 5, pid: 9, tid: 9, exit_code: 0, start_time_ns: 1, comm: "rm".into() })),
+            Line::Fact(Fact::Process { pid: 9, found: None }),
+            Line::Fact(Fact::Cwd { pid: 9, cwd: Some("/srv".into()) }),
+        ];
+        let mut r = Recorder::new(Vec::new());
+        for l in &lines {
+            r.write(l).unwrap();
+        }
+        let bytes = r.out.into_inner().unwrap();
+        let back: Vec<Line> = read_lines(&bytes[..]).map(Result::unwrap).collect();
+        assert_eq!(back, lines);
+        assert_eq!(read_events(&bytes[..]).count(), 1);
+    }
+
+    #[test]
+    fn a_broken_line_reports_its_number_and_the_event_error() {
+        let err = read_lines(&b"\n{\"type\":\"exit\"}\n"[..]).next().unwrap().unwrap_err();
+        assert!(matches!(err, RecordError::Parse { line: 2, .. }), "{err}");
+        assert!(err.to_string().contains("missing field"), "{err}");
+    }
 }
 
 /// The events of a recording, its facts skipped.
