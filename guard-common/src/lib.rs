@@ -5,5 +5,7 @@
 //! and their sizes are asserted at compile time so both sides agree.
 #![no_std]
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod config;
 pub mod event;

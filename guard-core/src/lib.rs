@@ -7,6 +7,8 @@
 //! (a process the table has not seen, the wall time) is passed in, so every stage runs on
 //! recorded bytes without root. [`hooks`] is the other pure part: where to hook TLS in an ELF file.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod audit;
 pub mod coverage;
 pub mod engine;

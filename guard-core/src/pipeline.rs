@@ -132,7 +132,7 @@ pub struct PipelineStats {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use bytes::Bytes;
 

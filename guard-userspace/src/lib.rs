@@ -5,10 +5,24 @@
 //! produced (Prometheus metrics, the audit log, recordings); [`app`] wires them: the daemon
 //! loop, `guard doctor`, the command line and the config file.
 
-pub mod app;
-pub mod kernel;
-pub mod sinks;
-pub mod sys;
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+mod app;
+mod kernel;
+mod sinks;
+mod sys;
+
+pub use app::main;
+
+/// What the privileged tests and the benchmark tools reach into; nothing else is public, so
+/// dead code cannot hide behind `pub`.
+pub mod testing {
+    pub use crate::{
+        app::config::Config,
+        kernel::probes::TLS_PROGRAMS,
+        sys::{host::hostname, targets::inspect},
+    };
+}
 
 /// The compiled kernel programs (empty when built with `AYA_BUILD_SKIP=1`).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guard"));

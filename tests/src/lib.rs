@@ -3,7 +3,8 @@
 //!
 //! The server is rustls inside the test process, so none of its traffic goes through OpenSSL and
 //! what guard captures comes from the client alone.
-#![allow(clippy::unwrap_used)] // test harness: a failure should panic with its message
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+
 
 pub mod bun;
 pub mod cargo_client;

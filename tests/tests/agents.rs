@@ -2,7 +2,7 @@
 //! makes an LLM call becomes a zero-config agent for the shell it spawns; the same program
 //! installed as `claude` is recognised by catalog id; a shell the test itself runs belongs to no
 //! agent. The audit lines are exact and carry no secret.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
@@ -41,7 +41,7 @@ fn expected_line(
     script: &str,
     victim: &Path,
 ) -> String {
-    let host = guard::sys::host::hostname();
+    let host = guard::testing::hostname();
     let agent = agent.map_or("null".to_owned(), |a| format!("\"{a}\""));
     let chain = serde_json::to_string(&line["process_chain"]).unwrap();
     let argv = serde_json::to_string(&["bash", "-c", script]).unwrap();

@@ -2,7 +2,7 @@
 //! whose BoringSSL is statically linked and stripped. guard finds SSL_write/SSL_read by their
 //! structure and must decode exactly the usage the mock server sent, for plain and compressed
 //! bodies, streamed and not.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},

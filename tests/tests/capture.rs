@@ -1,6 +1,6 @@
 //! Privileged end-to-end tests: the real daemon, real BPF, real clients, exact bytes.
 //! Run as root, one at a time: `cargo xtask test` (or `cargo test -p guard-tests -- --test-threads=1`).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::process::Command;
 

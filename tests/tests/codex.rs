@@ -2,7 +2,7 @@
 //! whose model traffic goes through rustls on aws-lc-rs. guard finds the AEAD hooks by
 //! structure, verifies them on Codex's own traffic, and must attribute the Responses calls to
 //! `codex` with the usage Codex itself reports, over HTTPS and over its WebSocket transport.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{
     path::Path,

@@ -2,7 +2,7 @@
 //! the unit, a Kubernetes schema validator (offline, bundled OpenAPI schemas) for the manifest.
 //! A missing tool skips the test loudly, except under CI=true where `cargo xtask setup --tests`
 //! installs it.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{
     path::{Path, PathBuf},
@@ -69,6 +69,6 @@ fn kubernetes_manifest_validates_against_the_schema() {
         .take_while(|l| l.starts_with("    ") || l.is_empty())
         .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
         .collect();
-    let cfg = guard::app::config::Config::parse(&toml, "daemonset ConfigMap").unwrap();
+    let cfg = guard::testing::Config::parse(&toml, "daemonset ConfigMap").unwrap();
     assert_eq!(cfg.metrics_addr(), Some("0.0.0.0:9477".parse().unwrap()));
 }

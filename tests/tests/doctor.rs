@@ -1,6 +1,6 @@
 //! `guard doctor --json` on the real host, as root: the JSON a fleet tool would read, and the
 //! exit status that says whether guard can run.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! server, built with symbols and with `-ldflags="-s -w"`. guard finds `(*Conn).Write`/`.Read`
 //! through `.gopclntab`, hooks Read's RET instructions (no uretprobe), and must decode exactly
 //! the usage the server sent. Then 10,000 requests on one connection: none lost, no crash.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{
     io::Write as _,

@@ -1,7 +1,7 @@
 //! Privileged end-to-end: curl (nghttp2) speaking HTTP/2 to the mock LLM server, three streamed
 //! exchanges multiplexed on one TLS connection, captured by the real daemon. Each stream must
 //! decode to its exchange with exactly the server's usage.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::process::Command;
 

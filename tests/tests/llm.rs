@@ -1,7 +1,7 @@
 //! Privileged end-to-end: real LLM clients (the `openai` and `anthropic` Python SDKs, node's
 //! `fetch`) against the local mock LLM server, captured by the real daemon. The usage guard
 //! decodes must equal what the server sent, call by call, for plain and compressed bodies.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use guard_tests::{
     daemon::Daemon,

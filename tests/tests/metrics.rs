@@ -1,7 +1,7 @@
 //! Privileged end-to-end: `guard run` serves `/metrics`, and after real clients (the Python SDKs,
 //! node's fetch) and an agent's destructive command, the scraped counters equal exactly what the
 //! mock server reported and what was run.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 

@@ -3,7 +3,7 @@
 //! SSL_write_ex/SSL_read_ex (and SSL_read) by structure, with no per-version table, and must
 //! decode exactly the usage the mock server sent, every chunk from the `_ex` functions the
 //! `openssl` crate calls. Then 500 requests on one connection: each seen once.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{io::Write as _, process::Stdio, time::Duration};
 

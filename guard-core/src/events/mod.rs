@@ -196,10 +196,10 @@ mod b64 {
     use bytes::Bytes;
     use serde::{Deserialize as _, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(b))
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         let s = std::borrow::Cow::<str>::deserialize(d)?;
         STANDARD.decode(s.as_bytes()).map(Bytes::from).map_err(serde::de::Error::custom)
     }

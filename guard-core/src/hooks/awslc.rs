@@ -65,7 +65,7 @@ const RULES: &[(HookKind, &[&[u64]])] = &[
     ),
 ];
 /// The hook kinds this finder reports.
-pub const KINDS: [HookKind; 5] = [
+pub(super) const KINDS: [HookKind; 5] = [
     HookKind::AeadSeal,
     HookKind::AeadSealScatter,
     HookKind::AeadOpen,
@@ -79,7 +79,7 @@ const MAX_FUNC: u64 = 1 << 20;
 
 /// The AEAD entry points of the file, by name if it has a symbol table, else by structure.
 /// `None` if it carries no aws-lc AEAD layer; the hooks found otherwise, each one unique.
-pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<(Strategy, Vec<Hook>)> {
+pub(super) fn find(file: &object::File<'_>, data: &[u8]) -> Option<(Strategy, Vec<Hook>)> {
     let named = by_symbols(file);
     if !named.is_empty() {
         return Some((Strategy::Symtab, named));
@@ -88,7 +88,7 @@ pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<(Strategy, Vec<Hook>
 }
 
 /// Whether hooks found here can carry traffic: a record sealed, one opened, and each new key.
-pub fn usable(hooks: &[Hook]) -> bool {
+pub(super) fn usable(hooks: &[Hook]) -> bool {
     let has = |k: HookKind| hooks.iter().any(|h| h.kind == k);
     (has(HookKind::AeadSeal) || has(HookKind::AeadSealScatter))
         && has(HookKind::AeadOpen)
@@ -97,7 +97,7 @@ pub fn usable(hooks: &[Hook]) -> bool {
 
 /// From `.symtab`: `EVP_AEAD_CTX_seal` or aws-lc-sys's prefixed `aws_lc_0_38_0_EVP_AEAD_CTX_seal`.
 /// A name defined twice (two aws-lc versions linked in) gives no hook.
-pub fn by_symbols(file: &object::File<'_>) -> Vec<Hook> {
+pub(super) fn by_symbols(file: &object::File<'_>) -> Vec<Hook> {
     let mut hits: Vec<(HookKind, u64)> = Vec::new();
     for sym in file.symbols() {
         if !sym.is_definition() || sym.kind() != object::SymbolKind::Text {
@@ -138,7 +138,7 @@ struct Func {
 }
 
 /// By structure (the module's steps). `None` when the file has no aws-lc `aead.c` error site.
-pub fn structural(file: &object::File<'_>, data: &[u8]) -> Option<Vec<Hook>> {
+pub(super) fn structural(file: &object::File<'_>, data: &[u8]) -> Option<Vec<Hook>> {
     let strings = file_strings(file, data);
     if strings.is_empty() {
         return None;

@@ -31,7 +31,7 @@ const MAX_FUNC: u64 = 16 << 10;
 /// How far from SSL_read's entry its call to the inlined-or-not read implementation may be.
 const CALL_REACH: u64 = 1024;
 
-pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
+pub(super) fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
     let code = code::segments(file, data);
     let mut strings = file_strings(file, data);
     strings.sort_unstable();

@@ -4,14 +4,14 @@ use memchr::{memchr_iter, memmem};
 use object::{Object as _, ObjectSegment as _};
 
 /// Executable bytes of the file and the address they load at.
-pub struct Code<'d> {
+pub(super) struct Code<'d> {
     pub addr: u64,
     pub bytes: &'d [u8],
 }
 
 impl<'d> Code<'d> {
     /// The bytes from address `from` to `to` (exclusive), if all in this segment.
-    pub fn range(&self, from: u64, to: u64) -> Option<&'d [u8]> {
+    pub(super) fn range(&self, from: u64, to: u64) -> Option<&'d [u8]> {
         let start = usize::try_from(from.checked_sub(self.addr)?).ok()?;
         let end = usize::try_from(to.checked_sub(self.addr)?).ok()?;
         self.bytes.get(start..end)
@@ -19,7 +19,7 @@ impl<'d> Code<'d> {
 }
 
 /// The loadable segments that are executable.
-pub fn segments<'d>(file: &object::File<'d>, data: &'d [u8]) -> Vec<Code<'d>> {
+pub(super) fn segments<'d>(file: &object::File<'d>, data: &'d [u8]) -> Vec<Code<'d>> {
     file.segments()
         .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & 1 != 0))
         .filter_map(|s| {
@@ -35,19 +35,19 @@ pub fn segments<'d>(file: &object::File<'d>, data: &'d [u8]) -> Vec<Code<'d>> {
 }
 
 /// The bytes from `from` to `to`, in whichever segment holds them.
-pub fn range<'d>(code: &[Code<'d>], from: u64, to: u64) -> Option<&'d [u8]> {
+pub(super) fn range<'d>(code: &[Code<'d>], from: u64, to: u64) -> Option<&'d [u8]> {
     code.iter().find_map(|c| c.range(from, to))
 }
 
 /// `next + rel32`: the target of a relative branch or RIP-relative operand.
-pub fn rel32(next: u64, d: &[u8]) -> Option<u64> {
+pub(super) fn rel32(next: u64, d: &[u8]) -> Option<u64> {
     let d: [u8; 4] = d.get(..4)?.try_into().ok()?;
     Some(next.wrapping_add_signed(i64::from(i32::from_le_bytes(d))))
 }
 
 /// Instructions that load one of `targets` (sorted) into a register: `lea r64, [rip + d]` (PIE)
 /// or `mov r32, imm32` (non-PIE). Returns (instruction address, target).
-pub fn address_loads(code: &Code<'_>, targets: &[u64]) -> Vec<(u64, u64)> {
+pub(super) fn address_loads(code: &Code<'_>, targets: &[u64]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let wanted = |t: u64| targets.binary_search(&t).is_ok();
     for at in memchr_iter(0x8d, code.bytes) {
@@ -83,7 +83,7 @@ pub fn address_loads(code: &Code<'_>, targets: &[u64]) -> Vec<(u64, u64)> {
 
 /// Addresses in the file's loaded, non-executable data where the NUL-terminated string `s` starts
 /// (also where it ends a longer string: linkers merge a string into the tail of another).
-pub fn string_addrs(file: &object::File<'_>, data: &[u8], s: &str) -> Vec<u64> {
+pub(super) fn string_addrs(file: &object::File<'_>, data: &[u8], s: &str) -> Vec<u64> {
     let mut needle = s.as_bytes().to_vec();
     needle.push(0);
     let finder = memmem::Finder::new(&needle);

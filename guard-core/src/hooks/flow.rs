@@ -11,7 +11,7 @@ use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register}
 
 /// Where the value of an argument register comes from, at the branch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Src {
+pub(super) enum Src {
     /// The function's own argument `i`, unchanged.
     Arg(u8),
     /// The low 32 bits of argument `i`, sign-extended (an `int` widened to `size_t`).
@@ -23,7 +23,7 @@ pub enum Src {
 
 /// The single branch out of a function and the arguments it passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Forward {
+pub(super) struct Forward {
     pub target: u64,
     /// A `jmp` rather than a `call`.
     pub tail: bool,
@@ -129,7 +129,7 @@ fn step(insn: &Instruction, regs: &mut [Src; 6]) -> Option<()> {
 }
 
 /// The single branch out of the function `[start, start + bytes.len())` and what it passes.
-pub fn forward(bytes: &[u8], start: u64) -> Option<Forward> {
+pub(super) fn forward(bytes: &[u8], start: u64) -> Option<Forward> {
     let end = start + bytes.len() as u64;
     let inside = |t: u64| (start..end).contains(&t);
     let mut regs: [Src; 6] = std::array::from_fn(|i| Src::Arg(i as u8));
@@ -184,7 +184,7 @@ pub fn forward(bytes: &[u8], start: u64) -> Option<Forward> {
 
 /// Direct call and jump targets outside the function `[start, start + bytes.len())`, by a
 /// linear sweep.
-pub fn branch_targets(bytes: &[u8], start: u64) -> Vec<u64> {
+pub(super) fn branch_targets(bytes: &[u8], start: u64) -> Vec<u64> {
     let end = start + bytes.len() as u64;
     let mut dec = Decoder::with_ip(64, bytes, start, DecoderOptions::NONE);
     let mut out = Vec::new();
@@ -201,7 +201,7 @@ pub fn branch_targets(bytes: &[u8], start: u64) -> Vec<u64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 

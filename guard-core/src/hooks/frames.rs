@@ -22,7 +22,7 @@ type R<'d> = EndianSlice<'d, LittleEndian>;
 
 /// One function's code, as its FDE describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Function {
+pub(super) struct Function {
     pub start: u64,
     pub end: u64,
     /// Whether `start` has the unwind rule of a function entry ([`is_entry_row`]).
@@ -56,7 +56,7 @@ fn eh_frame<'d>(file: &object::File<'d>) -> Option<(EhFrame<R<'d>>, BaseAddresse
 }
 
 /// Functions as sorted, non-overlapping `[start, end)` ranges, and the starts that are entries.
-pub struct Functions {
+pub(super) struct Functions {
     ranges: Vec<(u64, u64)>,
     /// Starts whose unwind rule is that of a function entry ([`is_entry_row`]).
     entries: Vec<u64>,
@@ -64,7 +64,7 @@ pub struct Functions {
 
 impl Functions {
     /// The functions of `.eh_frame`, or None if the file has none.
-    pub fn of(file: &object::File<'_>) -> Option<Self> {
+    pub(super) fn of(file: &object::File<'_>) -> Option<Self> {
         let (eh, bases) = eh_frame(file)?;
         let mut cies: HashMap<gimli::EhFrameOffset, gimli::CommonInformationEntry<R<'_>>> =
             HashMap::new();
@@ -123,12 +123,12 @@ impl Functions {
     }
 
     /// Whether a function starts at `addr` with the unwind rule of an entry (x86-64).
-    pub fn is_entry(&self, addr: u64) -> bool {
+    pub(super) fn is_entry(&self, addr: u64) -> bool {
         self.entries.binary_search(&addr).is_ok()
     }
 
     /// The function whose code holds `addr`.
-    pub fn containing(&self, addr: u64) -> Option<(u64, u64)> {
+    pub(super) fn containing(&self, addr: u64) -> Option<(u64, u64)> {
         let i = self
             .ranges
             .partition_point(|r| r.0 <= addr)
@@ -138,19 +138,19 @@ impl Functions {
     }
 
     /// Every function, in address order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.ranges.iter().copied()
     }
 
     #[cfg(test)]
-    pub fn from_ranges(ranges: Vec<(u64, u64)>) -> Self {
+    pub(super) fn from_ranges(ranges: Vec<(u64, u64)>) -> Self {
         let entries = ranges.iter().map(|r| r.0).collect();
         Self { ranges, entries }
     }
 }
 
 /// `.eh_frame` looked up one address at a time, without reading every FDE first.
-pub struct Fdes<'d> {
+pub(super) struct Fdes<'d> {
     eh_frame: EhFrame<R<'d>>,
     hdr: Option<ParsedEhFrameHdr<R<'d>>>,
     bases: BaseAddresses,
@@ -158,7 +158,7 @@ pub struct Fdes<'d> {
 
 impl<'d> Fdes<'d> {
     /// The file's `.eh_frame`, with `.eh_frame_hdr`'s table if it has one.
-    pub fn of(file: &object::File<'d>) -> Option<Self> {
+    pub(super) fn of(file: &object::File<'d>) -> Option<Self> {
         let (eh_frame, mut bases) = eh_frame(file)?;
         let hdr = elf::section(file, ".eh_frame_hdr").and_then(|(addr, bytes)| {
             bases = bases.clone().set_eh_frame_hdr(addr);
@@ -172,7 +172,7 @@ impl<'d> Fdes<'d> {
     }
 
     /// The function whose FDE covers `addr`.
-    pub fn containing(&self, addr: u64) -> Option<Function> {
+    pub(super) fn containing(&self, addr: u64) -> Option<Function> {
         let fde = match self.hdr.as_ref().and_then(|h| h.table()) {
             Some(table) => table
                 .fde_for_address(&self.eh_frame, &self.bases, addr, EhFrame::cie_from_offset)
@@ -207,7 +207,7 @@ impl<'d> Fdes<'d> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 

@@ -34,7 +34,7 @@ enum Layout {
 }
 
 /// A parsed header over the table's bytes.
-pub struct Table<'d> {
+pub(super) struct Table<'d> {
     data: &'d [u8],
     layout: Layout,
     nfunc: usize,
@@ -45,7 +45,7 @@ pub struct Table<'d> {
 
 /// A function's address range (`end` is the next function's entry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Func {
+pub(super) struct Func {
     pub entry: u64,
     pub end: u64,
 }
@@ -72,7 +72,7 @@ fn usize_at(d: &[u8], off: usize, what: &'static str) -> Result<usize, PclnError
 
 impl<'d> Table<'d> {
     /// The table of a Go binary: `Ok(None)` when the file is not one.
-    pub fn locate(file: &object::File<'d>, data: &'d [u8]) -> Result<Option<Self>, PclnError> {
+    pub(super) fn locate(file: &object::File<'d>, data: &'d [u8]) -> Result<Option<Self>, PclnError> {
         if let Some((_, bytes)) = elf::section(file, ".gopclntab") {
             let text = file
                 .section_by_name(".text")
@@ -98,7 +98,7 @@ impl<'d> Table<'d> {
 
     /// Parses the header; `text` (the `.text` address) stands in for a `textStart` left to a
     /// dynamic relocation (PIE).
-    pub fn parse(data: &'d [u8], text: u64) -> Result<Self, PclnError> {
+    pub(super) fn parse(data: &'d [u8], text: u64) -> Result<Self, PclnError> {
         let magic = u32_at(data, 0, "magic")?;
         let layout = match magic {
             MAGIC_116 => Layout::Go116,
@@ -171,7 +171,7 @@ impl<'d> Table<'d> {
     }
 
     /// Finds functions by exact name, in one pass over the table.
-    pub fn find<const N: usize>(&self, names: [&str; N]) -> [Option<Func>; N] {
+    pub(super) fn find<const N: usize>(&self, names: [&str; N]) -> [Option<Func>; N] {
         let mut out = [None; N];
         for i in 0..self.nfunc {
             let Some(name) = self.name(i) else { continue };

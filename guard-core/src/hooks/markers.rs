@@ -18,7 +18,7 @@ const MARKERS: &[(&[u8], Library)] = &[
     (b"-sltsur/", Library::Rustls),
 ];
 
-pub fn library(data: &[u8]) -> Option<Library> {
+pub(super) fn library(data: &[u8]) -> Option<Library> {
     MARKERS
         .iter()
         .find(|(m, _)| {
@@ -29,7 +29,7 @@ pub fn library(data: &[u8]) -> Option<Library> {
 }
 
 /// Whether the file carries this library's marker, even when another's comes first.
-pub fn has(data: &[u8], lib: Library) -> bool {
+pub(super) fn has(data: &[u8], lib: Library) -> bool {
     MARKERS.iter().filter(|(_, l)| *l == lib).any(|(m, _)| {
         let forward: Vec<u8> = m.iter().rev().copied().collect();
         memmem::find(data, &forward).is_some()

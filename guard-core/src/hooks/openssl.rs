@@ -74,7 +74,7 @@ struct Site {
 
 type Range = (u64, u64);
 
-pub fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
+pub(super) fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
     let mut strings: Vec<(u64, Name)> = NAMES
         .iter()
         .flat_map(|&(n, s)| {

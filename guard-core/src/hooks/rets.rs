@@ -9,7 +9,7 @@ use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 /// call re-enters the function *from its entry*, so a probe on the entry fires twice for one
 /// call and a write would be captured twice. The argument registers are intact at the jump's
 /// fall-through. A function without the check (`NOSPLIT`) starts at its entry.
-pub fn after_stack_check(code: &[u8], ip: u64) -> u64 {
+pub(super) fn after_stack_check(code: &[u8], ip: u64) -> u64 {
     let mut dec = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
     let end = ip + code.len() as u64;
     // The check is the first two or three instructions (`lea r12, [rsp-N]` for large frames).
@@ -31,7 +31,7 @@ pub fn after_stack_check(code: &[u8], ip: u64) -> u64 {
 }
 
 /// Addresses of the near RET instructions in `code`, which starts at address `ip`.
-pub fn find(code: &[u8], ip: u64) -> Vec<u64> {
+pub(super) fn find(code: &[u8], ip: u64) -> Vec<u64> {
     let mut dec = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
     let mut out = Vec::new();
     while dec.can_decode() {

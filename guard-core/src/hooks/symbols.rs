@@ -14,7 +14,7 @@ const SSL: [HookKind; 5] = [
 ];
 
 /// The SSL functions a file defines, from its dynamic symbols first, then its static ones.
-pub fn find(file: &object::File<'_>) -> Option<Found> {
+pub(super) fn find(file: &object::File<'_>) -> Option<Found> {
     from(file, file.dynamic_symbols(), Strategy::Dynsym)
         .or_else(|| from(file, file.symbols(), Strategy::Symtab))
 }

@@ -1,6 +1,6 @@
 //! The finder on real binaries: Go clients built here with and without symbols, a binary without
 //! TLS, and Bun when a copy is at hand (`GUARD_TEST_BUN`).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{path::PathBuf, process::Command, sync::OnceLock};
 

@@ -90,12 +90,6 @@ impl Process {
             .unwrap_or("?")
     }
 
-    /// The container id, when the cgroup path names one (64 hex digits).
-    pub fn container_id(&self) -> Option<&str> {
-        let cg = self.cgroup.as_deref()?;
-        cg.split(['/', '-', '.', ':'])
-            .find(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-    }
 }
 
 /// How an agent was recognised.

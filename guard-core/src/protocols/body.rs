@@ -34,7 +34,7 @@ pub(crate) struct BodyDecoder {
 
 impl BodyDecoder {
     /// A response body. `json_array`: the route streams a JSON array when not SSE.
-    pub fn response(
+    pub(super) fn response(
         cfg: &DecoderConfig,
         encoding: Option<&str>,
         content_type: Option<&str>,
@@ -59,13 +59,13 @@ impl BodyDecoder {
 
     /// A response body whose headers are unknown: its format is read from its first bytes and
     /// its content coding is taken as identity.
-    pub fn response_sniffed(cfg: &DecoderConfig, shape: Shape, json_array: bool) -> Self {
+    pub(super) fn response_sniffed(cfg: &DecoderConfig, shape: Shape, json_array: bool) -> Self {
         let format = if shape == Shape::None { Format::Discard } else { Format::Sniff { json_array } };
         Self::with(cfg, None, format, shape, cfg.max_buffered_body)
     }
 
     /// A request body, kept (bounded) to read its model and stream flags.
-    pub fn request(cfg: &DecoderConfig, encoding: Option<&str>, keep: bool) -> Self {
+    pub(super) fn request(cfg: &DecoderConfig, encoding: Option<&str>, keep: bool) -> Self {
         let format = if keep { Format::Buffered(Some(Vec::new())) } else { Format::Discard };
         Self::with(cfg, encoding, format, Shape::None, cfg.max_request_body)
     }
@@ -81,11 +81,11 @@ impl BodyDecoder {
         Self { content: ContentDecoder::new(enc, cfg.max_decoded_body), format, shape, cap, failure }
     }
 
-    pub fn streamed(&self) -> bool {
+    pub(super) fn streamed(&self) -> bool {
         matches!(self.format, Format::Sse(_) | Format::JsonArray(_) | Format::EventStream(_))
     }
 
-    pub fn push(&mut self, data: &[u8], obs: &mut Observed, stats: &mut DecoderStats) {
+    pub(super) fn push(&mut self, data: &[u8], obs: &mut Observed, stats: &mut DecoderStats) {
         if self.failure.is_some() || matches!(self.format, Format::Discard) {
             return;
         }
@@ -95,7 +95,7 @@ impl BodyDecoder {
         Self::settle(failure, res, fmt_failure, stats);
     }
 
-    pub fn finish(&mut self, obs: &mut Observed, stats: &mut DecoderStats) {
+    pub(super) fn finish(&mut self, obs: &mut Observed, stats: &mut DecoderStats) {
         if self.failure.is_none() && !matches!(self.format, Format::Discard) {
             let Self { content, format, shape, cap, failure } = self;
             let mut fmt_failure = None;
@@ -125,7 +125,7 @@ impl BodyDecoder {
     }
 
     /// The buffered request body, if it was kept whole.
-    pub fn take_buffer(&mut self) -> Option<Vec<u8>> {
+    pub(super) fn take_buffer(&mut self) -> Option<Vec<u8>> {
         if self.failure.is_some() {
             return None;
         }

@@ -205,7 +205,7 @@ impl ContentDecoder {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 

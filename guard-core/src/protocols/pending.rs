@@ -30,7 +30,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub fn unknown(id: u64, protocol: Protocol, reason: IncompleteReason) -> Self {
+    pub(super) fn unknown(id: u64, protocol: Protocol, reason: IncompleteReason) -> Self {
         Self {
             id,
             protocol,
@@ -52,7 +52,7 @@ impl Pending {
     }
 
     /// A request whose method and target were read; its body (if any) is kept as `keep` says.
-    pub fn request(id: u64, protocol: Protocol, method: &str, target: &str, started: u64) -> Self {
+    pub(super) fn request(id: u64, protocol: Protocol, method: &str, target: &str, started: u64) -> Self {
         let route = providers::route(method, target);
         let path = target.split('?').next().unwrap_or("").chars().take(256).collect();
         Self {
@@ -67,16 +67,16 @@ impl Pending {
 
     /// Whether a request body is worth reading: inference calls and unknown POSTs (their
     /// shape may tell what they are).
-    pub fn keeps_body(&self) -> bool {
+    pub(super) fn keeps_body(&self) -> bool {
         self.route.inference || (self.route.endpoint == Endpoint::Other && self.method.as_deref() == Some("POST"))
     }
 
-    pub fn mark(&mut self, reason: IncompleteReason) {
+    pub(super) fn mark(&mut self, reason: IncompleteReason) {
         self.reason.get_or_insert(reason);
     }
 
     /// Ends the response body: flushes its decoders and notes a decoding failure.
-    pub fn end_response(&mut self, stats: &mut DecoderStats) {
+    pub(super) fn end_response(&mut self, stats: &mut DecoderStats) {
         if let Some(body) = &mut self.response {
             body.finish(&mut self.obs, stats);
             if let Some(r) = body.failure {
@@ -86,7 +86,7 @@ impl Pending {
     }
 
     /// Reads the model and stream flags from a finished request body, then drops the body.
-    pub fn finish_request(&mut self, stats: &mut DecoderStats) {
+    pub(super) fn finish_request(&mut self, stats: &mut DecoderStats) {
         let Some(mut body) = self.request_body.take() else { return };
         let mut scratch = Observed::default();
         body.finish(&mut scratch, stats);
@@ -100,7 +100,7 @@ impl Pending {
         }
     }
 
-    pub fn apply_request_body(&mut self, rb: &RequestBody) {
+    pub(super) fn apply_request_body(&mut self, rb: &RequestBody) {
         // Headers that could not be decoded leave the method unknown; a request with a JSON
         // body is a POST for the purpose of recognising its shape (nothing is reported as one).
         let method = self.method.as_deref().unwrap_or(if self.path.is_none() { "POST" } else { "" });
@@ -110,7 +110,7 @@ impl Pending {
     }
 
     /// The exchange record, or `None` when it is not inference and those are not reported.
-    pub fn into_exchange(
+    pub(super) fn into_exchange(
         mut self,
         role: Role,
         cfg: &DecoderConfig,

@@ -134,7 +134,7 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(o: &mut Observed, data: &'a [u8]) ->
 pub(crate) enum Code {
     Str(String),
     Num(i64),
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "matches any other JSON value; its content is ignored")]
     Other(serde::de::IgnoredAny),
 }
 

@@ -25,9 +25,9 @@ pub fn check(
     out: &mut dyn Write,
 ) -> i32 {
     let ctx = Context { cwd, home, worktree: None };
-    let matches = rules.check(&argv, &ctx);
+    let matches = rules.check(argv, &ctx);
     let written = if json {
-        write_json(out, &argv, &matches)
+        write_json(out, argv, &matches)
     } else {
         write_text(out, &matches)
     };

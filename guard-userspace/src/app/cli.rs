@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "guard", version, about = "See what AI coding agents send to LLMs and what they run, from the kernel")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
     /// Log format (default: `log.format` of the config file, else text).
@@ -23,7 +23,7 @@ pub enum LogFormat {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Run the daemon (needs root: loads eBPF programs).
     Run(RunArgs),
     /// Run the userspace pipeline over a recording made with `guard run --record`, without root.
@@ -67,7 +67,7 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum RulesCmd {
+pub(crate) enum RulesCmd {
     /// Which rule matches ARGV and why. Exit 0: none, 1: a rule matched, 2: usage error.
     Check {
         /// Print the verdict as JSON.

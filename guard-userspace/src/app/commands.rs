@@ -20,7 +20,7 @@ use crate::sinks::{NO_AGENT, metrics::Metrics};
 
 /// What `guard replay` prints.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ReplayPrint {
+pub(crate) struct ReplayPrint {
     /// Every command that ran, with its agent (argv left out).
     pub commands: bool,
     /// The Prometheus metrics of the run, in OpenMetrics text, at the end.
@@ -29,7 +29,7 @@ pub struct ReplayPrint {
 
 /// Runs a recording through the engine `guard run` uses, with the site's catalog and rules:
 /// one JSON line per exchange (with its agent) and per destructive command.
-pub fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow::Result<ExitCode> {
+pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow::Result<ExitCode> {
     let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut engine = Engine::new(EngineConfig {
         limits: config.limits(),
@@ -84,7 +84,7 @@ fn count(m: &Metrics, g: &Governed) {
 }
 
 /// `guard rules check|list`, with the site's rules.
-pub fn rules(cmd: RulesCmd, config: &Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn rules(cmd: RulesCmd, config: &Config) -> anyhow::Result<ExitCode> {
     let rules = config.rule_set()?;
     let mut out = std::io::stdout().lock();
     let code = match cmd {
@@ -100,7 +100,7 @@ pub fn rules(cmd: RulesCmd, config: &Config) -> anyhow::Result<ExitCode> {
 
 /// One JSON line per file: the analysis and its wall time. A file that cannot be analysed is
 /// reported on its line, and the exit status is 1.
-pub fn hooks(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+pub(crate) fn hooks(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut cache = guard_core::hooks::cache::Cache::default();
     let mut out = std::io::stdout().lock();
     let mut failed = false;

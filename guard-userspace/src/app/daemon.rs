@@ -20,7 +20,7 @@ use crate::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
+pub(crate) enum DaemonError {
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
@@ -34,7 +34,7 @@ pub enum DaemonError {
 }
 
 #[derive(Debug)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     pub load: LoadOptions,
     /// The engine's catalog, rules and limits (`record` is set from [`Self::record`]).
     pub engine: EngineConfig,
@@ -68,7 +68,7 @@ impl Default for RunOptions {
 /// How often gauges and loss totals are brought up to date.
 const GAUGES_EVERY: Duration = Duration::from_secs(2);
 
-pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
+pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let io = |what| move |source| DaemonError::Io { what, source };
     let mut kernel = Kernel::load(&opts.load)?;
     for p in &kernel.probes {

@@ -1,9 +1,12 @@
 //! The daemon and the commands around it.
 
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod daemon;
-pub mod doctor;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod daemon;
+pub(crate) mod doctor;
+mod entry;
 mod gauges;
 mod tls;
+
+pub use entry::main;

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BtfError {
+pub(crate) enum BtfError {
     #[error("BTF is truncated or malformed at byte {at}")]
     Malformed { at: usize },
     #[error("BTF magic {magic:#x} is not 0xeb9f (big-endian BTF is not supported)")]
@@ -42,7 +42,7 @@ struct Type {
     members: Vec<Member>,
 }
 
-pub struct Btf {
+pub(crate) struct Btf {
     strings: Vec<u8>,
     types: Vec<Type>,
     by_name: HashMap<Vec<u8>, Vec<u32>>,
@@ -56,7 +56,7 @@ fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
 }
 
 impl Btf {
-    pub fn parse(b: &[u8]) -> Result<Self, BtfError> {
+    pub(crate) fn parse(b: &[u8]) -> Result<Self, BtfError> {
         let magic = b.get(0..2).map(|m| u16::from_le_bytes([m[0], m[1]])).ok_or(BtfError::Malformed { at: 0 })?;
         if magic != 0xeb9f {
             return Err(BtfError::Magic { magic });
@@ -132,13 +132,13 @@ impl Btf {
     }
 
     /// The type id of the kernel function `name` (BTF kind FUNC), for programs that attach to one.
-    pub fn func_id(&self, name: &str) -> Option<u32> {
+    pub(crate) fn func_id(&self, name: &str) -> Option<u32> {
         const FUNC: u32 = 12;
         self.types.iter().position(|t| t.kind == FUNC && self.str(t.name) == name.as_bytes()).and_then(|i| u32::try_from(i).ok())
     }
 
     /// Byte offset of `member` in `struct name`, looking inside anonymous structs and unions.
-    pub fn member_offset(&self, name: &str, member: &str) -> Result<u32, BtfError> {
+    pub(crate) fn member_offset(&self, name: &str, member: &str) -> Result<u32, BtfError> {
         let ids = self.by_name.get(name.as_bytes()).ok_or_else(|| BtfError::NoStruct { name: name.into() })?;
         ids.iter()
             .filter_map(|&id| self.find(&self.types[id as usize], member.as_bytes(), 0))
@@ -164,7 +164,7 @@ impl Btf {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 

@@ -1,9 +1,9 @@
 //! Loading the kernel programs, attaching them, and reading their counters.
 
-pub mod btf;
-pub mod probes;
-pub mod reader;
-pub mod tracefs;
+pub(crate) mod btf;
+pub(crate) mod probes;
+pub(crate) mod reader;
+pub(crate) mod tracefs;
 
 use std::{collections::HashMap, path::Path};
 
@@ -15,10 +15,10 @@ use aya::{
 use guard_common::{config::{FIELD_ABSENT, globals}, event::LOSS_SLOTS};
 
 use self::probes::{AEAD_SYSCALLS, Hook, PROBES, TLS_PROGRAMS, tls_program_names};
-use crate::sys::targets::{LibraryKind, TlsTarget};
+use crate::sys::targets::TlsTarget;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     #[error("this guard was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with `cargo xtask run`")]
     NoObject,
     #[error("cannot read kernel BTF at {path}: {source}")]
@@ -41,14 +41,14 @@ pub enum LoadError {
 
 #[derive(Debug, thiserror::Error)]
 #[error("attaching {symbol} in {path}: {source}")]
-pub struct AttachError {
+pub(crate) struct AttachError {
     pub path: String,
     pub symbol: &'static str,
     pub source: aya::programs::ProgramError,
 }
 
 #[derive(Clone, Debug)]
-pub struct LoadOptions {
+pub(crate) struct LoadOptions {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
     pub btf_path: String,
@@ -63,7 +63,7 @@ impl Default for LoadOptions {
 
 /// What happened to each probe of the table.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct ProbeStatus {
+pub(crate) struct ProbeStatus {
     pub program: &'static str,
     pub required: bool,
     pub attached: bool,
@@ -71,7 +71,7 @@ pub struct ProbeStatus {
 }
 
 /// The loaded programs and what they are attached to. Dropping it detaches everything.
-pub struct Kernel {
+pub(crate) struct Kernel {
     ebpf: Ebpf,
     pub probes: Vec<ProbeStatus>,
     attached: HashMap<(u64, u64), Attached>,
@@ -115,7 +115,7 @@ fn offsets(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, LoadError> {
 
 impl Kernel {
     /// Loads every program and attaches the process probes. Fails if a required probe fails.
-    pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
+    pub(crate) fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
         if crate::EBPF_OBJECT.is_empty() {
             return Err(LoadError::NoObject);
         }
@@ -169,7 +169,7 @@ impl Kernel {
     /// Attaches the TLS probes to a file, each with the file's id as its cookie. Returns the id
     /// and how many probes were placed, or `None` when the file is attached already. A file that
     /// fails half-way is detached again.
-    pub fn attach_tls(&mut self, target: &TlsTarget) -> Result<Option<(u32, usize)>, AttachError> {
+    pub(crate) fn attach_tls(&mut self, target: &TlsTarget) -> Result<Option<(u32, usize)>, AttachError> {
         if self.attached.contains_key(&(target.dev, target.ino)) {
             return Ok(None);
         }
@@ -205,12 +205,12 @@ impl Kernel {
     }
 
     /// Whether this attached file has the rustls (AEAD) hooks.
-    pub fn has_aead_hooks(&self, dev: u64, ino: u64) -> bool {
+    pub(crate) fn has_aead_hooks(&self, dev: u64, ino: u64) -> bool {
         self.attached.get(&(dev, ino)).is_some_and(|a| a.target.hooks.iter().any(|h| h.kind.is_aead()))
     }
 
     /// Starts watching a process's sockets for the rustls hooks (see guard-ebpf's aead.rs).
-    pub fn track_aead(&mut self, pid: u32) {
+    pub(crate) fn track_aead(&mut self, pid: u32) {
         let Some(map) = self.ebpf.map_mut("AEAD_TRACKED") else { return };
         if let Ok(mut m) = aya::maps::HashMap::<_, u32, u8>::try_from(map) {
             let _ = m.insert(pid, 1, 0);
@@ -240,7 +240,7 @@ impl Kernel {
     }
 
     /// Detaches the file with this id (a rejected guess). Returns it, if it was attached.
-    pub fn detach_tls(&mut self, id: u32) -> Option<TlsTarget> {
+    pub(crate) fn detach_tls(&mut self, id: u32) -> Option<TlsTarget> {
         let key = self.attached.iter().find(|(_, a)| a.id == id).map(|(k, _)| *k)?;
         let a = self.attached.remove(&key)?;
         self.unlink(a.links);
@@ -248,26 +248,18 @@ impl Kernel {
     }
 
     /// The id of an attached file.
-    pub fn target_id(&self, dev: u64, ino: u64) -> Option<u32> {
+    pub(crate) fn target_id(&self, dev: u64, ino: u64) -> Option<u32> {
         self.attached.get(&(dev, ino)).map(|a| a.id)
     }
 
-    pub fn attached_targets(&self) -> impl Iterator<Item = &TlsTarget> {
+    pub(crate) fn attached_targets(&self) -> impl Iterator<Item = &TlsTarget> {
         self.attached.values().map(|a| &a.target)
     }
 
-    /// Attached targets per library kind, for the `guard_tls_targets_attached` gauge.
-    pub fn attached_by_kind(&self) -> HashMap<LibraryKind, usize> {
-        let mut m = HashMap::new();
-        for t in self.attached_targets() {
-            *m.entry(t.kind).or_default() += 1;
-        }
-        m
-    }
 
     /// Attached targets per (library, strategy): the labels of `guard_tls_targets_attached`. A
     /// file that carries two libraries counts under each, with how that one's hooks were found.
-    pub fn attached_by_strategy(&self) -> HashMap<(guard_core::hooks::Library, guard_core::hooks::Strategy), usize> {
+    pub(crate) fn attached_by_strategy(&self) -> HashMap<(guard_core::hooks::Library, guard_core::hooks::Strategy), usize> {
         let mut m = HashMap::new();
         for t in self.attached_targets() {
             for label in std::iter::once((t.library, t.strategy)).chain(t.also) {
@@ -278,13 +270,13 @@ impl Kernel {
     }
 
     /// The ring buffer, for the reader. Can be taken once.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+    pub(crate) fn take_ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         let map = self.ebpf.take_map("EVENTS").ok_or(LoadError::Map { map: "EVENTS", source: aya::maps::MapError::InvalidName { name: "EVENTS".into() } })?;
         RingBuf::try_from(map).map_err(|source| LoadError::Map { map: "EVENTS", source })
     }
 
     /// Kernel-side losses, summed over CPUs, indexed by `guard_common::event::LOSS_*`.
-    pub fn losses(&self) -> Result<[u64; LOSS_SLOTS as usize], LoadError> {
+    pub(crate) fn losses(&self) -> Result<[u64; LOSS_SLOTS as usize], LoadError> {
         let err = |source| LoadError::Map { map: "LOSSES", source };
         let map = self.ebpf.map("LOSSES").ok_or(err(aya::maps::MapError::InvalidName { name: "LOSSES".into() }))?;
         let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err)?;

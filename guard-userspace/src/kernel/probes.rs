@@ -4,13 +4,13 @@
 use guard_core::hooks::HookKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hook {
+pub(crate) enum Hook {
     Tracepoint { category: &'static str, name: &'static str },
     RawTracepoint { name: &'static str },
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Program name in the eBPF object.
     pub program: &'static str,
     pub hook: Hook,
@@ -22,7 +22,7 @@ const fn tp(program: &'static str, category: &'static str, required: bool, purpo
     Probe { program, hook: Hook::Tracepoint { category, name: program }, required, purpose }
 }
 
-pub const PROBES: &[Probe] = &[
+pub(crate) const PROBES: &[Probe] = &[
     tp("sched_process_exec", "sched", true, "program images that ran"),
     Probe {
         program: "sched_process_fork",
@@ -62,7 +62,7 @@ pub const TLS_PROGRAMS: &[(HookKind, &str, Option<&str>)] = {
 };
 
 /// Every uprobe program in [`TLS_PROGRAMS`], once each.
-pub fn tls_program_names() -> Vec<&'static str> {
+pub(crate) fn tls_program_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = TLS_PROGRAMS.iter().flat_map(|t| [Some(t.1), t.2]).flatten().collect();
     v.sort_unstable();
     v.dedup();
@@ -72,7 +72,7 @@ pub fn tls_program_names() -> Vec<&'static str> {
 /// The syscalls that tie rustls records to their sockets (see guard-ebpf's aead.rs): attached on
 /// the first file hooked at aws-lc's AEAD functions, and then only processes whose AEAD hooks
 /// fired do more than one map lookup in them.
-pub const AEAD_SYSCALLS: &[(&str, &str)] = &[
+pub(crate) const AEAD_SYSCALLS: &[(&str, &str)] = &[
     ("aead_sys_read", "sys_enter_read"),
     ("aead_sys_read", "sys_enter_recvfrom"),
     ("aead_sys_write", "sys_enter_write"),

@@ -18,7 +18,7 @@ use tokio::{
 };
 
 #[derive(Debug, Default)]
-pub struct ReaderStats {
+pub(crate) struct ReaderStats {
     pub records: AtomicU64,
     pub bytes: AtomicU64,
     /// Records dropped because the channel to the pipeline was full.
@@ -38,7 +38,7 @@ impl AsRawFd for Ring {
 const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Runs until `stop` turns true, then drains what is left and returns.
-pub async fn run(
+pub(crate) async fn run(
     ring: RingBuf<MapData>,
     tx: mpsc::Sender<Bytes>,
     stats: Arc<ReaderStats>,

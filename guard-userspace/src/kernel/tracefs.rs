@@ -4,21 +4,21 @@
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-pub enum TracefsError {
+pub(crate) enum TracefsError {
     #[error("cannot read {path}: {source} (is tracefs mounted at /sys/kernel/tracing?)")]
     Read { path: PathBuf, source: std::io::Error },
 }
 
-pub const TRACEFS: &str = "/sys/kernel/tracing";
+pub(crate) const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// The `format` file of `category/name`.
-pub fn read_format(root: &Path, category: &str, name: &str) -> Result<String, TracefsError> {
+pub(crate) fn read_format(root: &Path, category: &str, name: &str) -> Result<String, TracefsError> {
     let path = root.join("events").join(category).join(name).join("format");
     std::fs::read_to_string(&path).map_err(|source| TracefsError::Read { path, source })
 }
 
 /// Offset of `field` in a format file, or None when this kernel lacks it.
-pub fn field_offset(format: &str, field: &str) -> Option<u32> {
+pub(crate) fn field_offset(format: &str, field: &str) -> Option<u32> {
     format.lines().find_map(|line| {
         let mut decl = None;
         let mut offset = None;

@@ -6,19 +6,19 @@ use std::{fs::OpenOptions, os::unix::fs::OpenOptionsExt as _, path::Path};
 use guard_core::events::record::{Line, RecordError, Recorder};
 
 #[derive(Debug, thiserror::Error)]
-pub enum RecordingError {
+pub(crate) enum RecordingError {
     #[error("cannot open recording {path}: {source}")]
     Open { path: String, source: std::io::Error },
     #[error(transparent)]
     Write(#[from] RecordError),
 }
 
-pub struct Recording {
+pub(crate) struct Recording {
     out: Recorder<std::fs::File>,
 }
 
 impl Recording {
-    pub fn create(path: &Path) -> Result<Self, RecordingError> {
+    pub(crate) fn create(path: &Path) -> Result<Self, RecordingError> {
         let f = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -29,14 +29,14 @@ impl Recording {
         Ok(Self { out: Recorder::new(f) })
     }
 
-    pub fn write(&mut self, lines: &[Line]) -> Result<(), RecordingError> {
+    pub(crate) fn write(&mut self, lines: &[Line]) -> Result<(), RecordingError> {
         for l in lines {
             self.out.write(l)?;
         }
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<(), RecordingError> {
+    pub(crate) fn flush(&mut self) -> Result<(), RecordingError> {
         Ok(self.out.flush()?)
     }
 }

@@ -19,14 +19,14 @@ use guard_common::event::EventKind;
 type Noted = Arc<Mutex<(HashMap<u32, String>, VecDeque<u32>)>>;
 
 /// Bounded: entries the engine never asks for are dropped oldest first.
-pub struct CwdCache {
+pub(crate) struct CwdCache {
     tx: SyncSender<u32>,
     noted: Noted,
 }
 
 impl CwdCache {
     /// Starts the thread that reads `proc_root/PID/cwd` for each exec noted.
-    pub fn spawn(proc_root: PathBuf, cap: usize) -> std::io::Result<Self> {
+    pub(crate) fn spawn(proc_root: PathBuf, cap: usize) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(cap.max(1));
         let noted = Noted::default();
         let shared = noted.clone();
@@ -37,7 +37,7 @@ impl CwdCache {
     }
 
     /// Looks at a raw ring record; for a `sched_process_exec` record, queues its pid.
-    pub fn note(&self, raw: &[u8]) {
+    pub(crate) fn note(&self, raw: &[u8]) {
         let word = |at: usize| raw.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
         let (Some(kind), Some(tgid)) = (word(0), word(8)) else { return };
         if kind == EventKind::Exec as u32 {
@@ -47,7 +47,7 @@ impl CwdCache {
     }
 
     /// The cwd noted for `pid`'s last exec, if any (and forgets it).
-    pub fn take(&self, pid: u32) -> Option<String> {
+    pub(crate) fn take(&self, pid: u32) -> Option<String> {
         let mut g = self.noted.lock().unwrap_or_else(PoisonError::into_inner);
         let (map, order) = &mut *g;
         let cwd = map.remove(&pid)?;

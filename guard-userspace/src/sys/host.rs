@@ -5,7 +5,7 @@ use std::{collections::HashMap, path::PathBuf};
 use guard_core::govern::{Host, User};
 
 /// This machine: its host name and local accounts.
-pub fn read() -> Host {
+pub(crate) fn read() -> Host {
     let users = read_accounts()
         .into_iter()
         .map(|(uid, (name, home))| (uid, User { name, home: (!home.is_empty()).then(|| PathBuf::from(home)) }))
@@ -26,21 +26,9 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// uid → user name from `/etc/passwd` text (local accounts; directory users stay numeric).
-pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let uid = f.nth(1)?.parse().ok()?;
-            Some((uid, name.to_owned()))
-        })
-        .collect()
-}
 
 /// uid → (user name, home directory) from `/etc/passwd` text.
-pub fn parse_accounts(text: &str) -> HashMap<u32, (String, String)> {
+pub(crate) fn parse_accounts(text: &str) -> HashMap<u32, (String, String)> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
@@ -52,18 +40,12 @@ pub fn parse_accounts(text: &str) -> HashMap<u32, (String, String)> {
 }
 
 /// Reads `/etc/passwd` for names and homes; empty when unreadable.
-pub fn read_accounts() -> HashMap<u32, (String, String)> {
+pub(crate) fn read_accounts() -> HashMap<u32, (String, String)> {
     std::fs::read_to_string("/etc/passwd")
         .map(|t| parse_accounts(&t))
         .unwrap_or_default()
 }
 
-/// Reads `/etc/passwd`; empty when unreadable.
-pub fn read_users() -> HashMap<u32, String> {
-    std::fs::read_to_string("/etc/passwd")
-        .map(|t| parse_passwd(&t))
-        .unwrap_or_default()
-}
 
 #[cfg(test)]
 mod tests {
@@ -71,11 +53,11 @@ mod tests {
 
     #[test]
     fn passwd_and_hostname() {
-        let users = parse_passwd(
+        let users = parse_accounts(
             "root:x:0:0:root:/root:/bin/bash\n# c\ndev:x:1000:1000::/home/dev:/bin/sh\nbad\n",
         );
-        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
-        assert_eq!(users.get(&1000).map(String::as_str), Some("dev"));
+        assert_eq!(users.get(&0), Some(&("root".to_owned(), "/root".to_owned())));
+        assert_eq!(users.get(&1000), Some(&("dev".to_owned(), "/home/dev".to_owned())));
         assert_eq!(users.len(), 2);
         assert!(!hostname().is_empty());
     }

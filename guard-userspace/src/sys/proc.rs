@@ -13,7 +13,7 @@ use guard_core::{govern::Lookup, process::SeedProcess};
 use super::cwd::CwdCache;
 
 /// The /proc that `guard run` reads: the engine's [`Lookup`], and the processes running at start.
-pub struct Proc {
+pub(crate) struct Proc {
     root: PathBuf,
     markers: Vec<String>,
     clk_tck: u64,
@@ -22,7 +22,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn new(root: impl Into<PathBuf>, markers: Vec<String>) -> std::io::Result<Self> {
+    pub(crate) fn new(root: impl Into<PathBuf>, markers: Vec<String>) -> std::io::Result<Self> {
         let root = root.into();
         let cwds = std::sync::Arc::new(CwdCache::spawn(root.clone(), 4096)?);
         Ok(Self { root, markers, clk_tck: clk_tck(), cwds })
@@ -33,7 +33,7 @@ impl Proc {
     }
 
     /// Every running process; empty (and logged) when /proc cannot be listed.
-    pub fn running(&self) -> Vec<SeedProcess> {
+    pub(crate) fn running(&self) -> Vec<SeedProcess> {
         read_all(&self.root, &self.marker_set(), self.clk_tck).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read running processes; attribution starts empty");
             Vec::new()
@@ -54,7 +54,7 @@ impl Lookup for Proc {
 const MAX_MARKER_VALUE: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
-pub enum SeedError {
+pub(crate) enum SeedError {
     #[error("cannot list {path}: {source}")]
     List {
         path: PathBuf,
@@ -66,7 +66,7 @@ pub enum SeedError {
 /// Reads every process under `proc_root` (normally `/proc`). `markers` is the closed set of
 /// environment variable names to keep ([`super::agents::Catalog::marker_names`]); `clk_tck` is
 /// the kernel's USER_HZ (100 nearly everywhere), used to convert start times to 100 Hz ticks.
-pub fn read_all(
+pub(crate) fn read_all(
     proc_root: &Path,
     markers: &BTreeSet<&str>,
     clk_tck: u64,
@@ -93,7 +93,7 @@ pub fn read_all(
 }
 
 /// One process, or `None` when it has gone (its stat file is the one thing required).
-pub fn read_one(
+pub(crate) fn read_one(
     proc_root: &Path,
     pid: u32,
     markers: &BTreeSet<&str>,
@@ -132,14 +132,14 @@ pub fn read_one(
 }
 
 /// The cwd of a live process (for rules judged at exec time).
-pub fn read_cwd(proc_root: &Path, pid: u32) -> Option<String> {
+pub(crate) fn read_cwd(proc_root: &Path, pid: u32) -> Option<String> {
     fs::read_link(proc_root.join(pid.to_string()).join("cwd"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// USER_HZ from the C library.
-pub fn clk_tck() -> u64 {
+pub(crate) fn clk_tck() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(100)
@@ -147,7 +147,7 @@ pub fn clk_tck() -> u64 {
 
 /// (comm, ppid, starttime) from `/proc/PID/stat`. comm may hold spaces and parentheses, so the
 /// fields are counted from the last `)`.
-pub fn parse_stat(stat: &str) -> Option<(String, u32, u64)> {
+pub(crate) fn parse_stat(stat: &str) -> Option<(String, u32, u64)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_owned();

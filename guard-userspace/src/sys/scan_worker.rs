@@ -17,7 +17,7 @@ use super::targets::{ProcessTls, Scanner, TlsTarget};
 
 /// What the worker learnt.
 #[derive(Debug)]
-pub enum Report {
+pub(crate) enum Report {
     /// A new file to attach.
     Target(TlsTarget),
     /// The TLS files a process maps (for the blind-spot gauge), at each scan of it.
@@ -25,14 +25,14 @@ pub enum Report {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Request {
+pub(crate) enum Request {
     /// The files one process maps.
     Pid(u32),
     /// Every running process.
     All,
 }
 
-pub struct ScanWorker {
+pub(crate) struct ScanWorker {
     /// (exec lane, pass lane).
     tx: Option<(Sender<Request>, Sender<Request>)>,
     /// New targets, to attach on the event loop (the kernel handle is not shared), and changes
@@ -45,7 +45,7 @@ pub struct ScanWorker {
 const NICE: i32 = 10;
 
 impl ScanWorker {
-    pub fn spawn(scanner: Scanner) -> std::io::Result<Self> {
+    pub(crate) fn spawn(scanner: Scanner) -> std::io::Result<Self> {
         let (found_tx, found) = unbounded_channel();
         let lane = |name: &str, scanner: Scanner, found: UnboundedSender<Report>| {
             let (tx, rx) = channel();
@@ -57,7 +57,7 @@ impl ScanWorker {
         Ok(Self { tx: Some((exec_tx, pass_tx)), found, threads: vec![exec, pass] })
     }
 
-    pub fn request(&self, r: Request) {
+    pub(crate) fn request(&self, r: Request) {
         if let Some((exec, pass)) = &self.tx {
             let _ = match r {
                 Request::Pid(_) => exec.send(r),

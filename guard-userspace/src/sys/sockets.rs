@@ -4,7 +4,7 @@
 use std::{collections::HashSet, fs, path::Path};
 
 /// Socket inodes of the ESTABLISHED (state `01`) connections in a `/proc/net/tcp{,6}` table.
-pub fn established_inodes(table: &str) -> HashSet<u64> {
+pub(crate) fn established_inodes(table: &str) -> HashSet<u64> {
     table
         .lines()
         .skip(1)
@@ -28,7 +28,7 @@ fn socket_inode(link: &Path) -> Option<u64> {
 
 /// The socket inodes of the established TCP connections process `pid` holds (empty when it
 /// is gone or unreadable).
-pub fn established_tcp(proc: &Path, pid: u32) -> HashSet<u64> {
+pub(crate) fn established_tcp(proc: &Path, pid: u32) -> HashSet<u64> {
     let dir = proc.join(pid.to_string());
     let Ok(fds) = fs::read_dir(dir.join("fd")) else {
         return HashSet::new();
@@ -48,7 +48,7 @@ pub fn established_tcp(proc: &Path, pid: u32) -> HashSet<u64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 

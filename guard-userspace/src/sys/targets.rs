@@ -12,16 +12,16 @@ use std::{
     sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
 };
 
-pub use guard_core::coverage::{FileStatus, ProcessTls};
+pub(crate) use guard_core::coverage::{FileStatus, ProcessTls};
 use guard_core::hooks::{
-    Analysis, Found, Hook, HookKind, Library, Strategy,
+    Analysis, Found, Hook, Library, Strategy,
     cache::{Cache, FileKey},
 };
 
 /// Where the file came from, for labels and logs (a closed set: no paths in metric labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LibraryKind {
+pub(crate) enum LibraryKind {
     /// A shared libssl.
     Libssl,
     /// Another file that carries a TLS library (node's static OpenSSL, a Go binary).
@@ -29,7 +29,7 @@ pub enum LibraryKind {
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct TlsTarget {
+pub(crate) struct TlsTarget {
     /// The path to attach through (may start with /proc/PID/root).
     pub attach_path: PathBuf,
     /// The path as the owning process sees it.
@@ -44,13 +44,6 @@ pub struct TlsTarget {
     pub hooks: Vec<Hook>,
     /// A second TLS library hooked in the same file ([`Found::also`]).
     pub also: Option<(Library, Strategy)>,
-}
-
-impl TlsTarget {
-    /// File offsets of the hooks of one kind.
-    pub fn offsets(&self, kind: HookKind) -> impl Iterator<Item = u64> + '_ {
-        self.hooks.iter().filter(move |h| h.kind == kind).map(|h| h.offset)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,12 +68,12 @@ fn map(path: &Path) -> Result<memmap2::Mmap, TargetError> {
     unsafe { memmap2::Mmap::map(&file) }.map_err(|source| TargetError::Open { path: path.into(), source })
 }
 
-pub fn is_libssl(path: &str) -> bool {
+pub(crate) fn is_libssl(path: &str) -> bool {
     Path::new(path).file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libssl.so"))
 }
 
 /// Executable file mappings in `/proc/PID/maps`, as paths inside the process's mount namespace.
-pub fn mapped_files(maps: &str) -> Vec<String> {
+pub(crate) fn mapped_files(maps: &str) -> Vec<String> {
     let mut out: Vec<String> = maps
         .lines()
         .filter_map(|l| {
@@ -97,7 +90,7 @@ pub fn mapped_files(maps: &str) -> Vec<String> {
 
 /// The standard places a system libssl lives, hooked at start so that a process that loads it
 /// later (python's `import ssl`, curl) is covered from its first call.
-pub const SYSTEM_LIB_DIRS: &[&str] =
+pub(crate) const SYSTEM_LIB_DIRS: &[&str] =
     &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"];
 
 
@@ -106,7 +99,7 @@ pub const SYSTEM_LIB_DIRS: &[&str] =
 /// the other is analysing waits for that result (Codex CLI's 294 MB binary takes half a second)
 /// instead of repeating it. Each lane then reports the file's status for its own process.
 #[derive(Clone, Default)]
-pub struct Scanner {
+pub(crate) struct Scanner {
     shared: Arc<Shared>,
 }
 
@@ -148,12 +141,12 @@ impl Drop for Claim<'_> {
 
 impl Scanner {
     /// New targets among the files a process maps, plus its executable.
-    pub fn scan_pid(&self, pid: u32) -> Vec<TlsTarget> {
+    pub(crate) fn scan_pid(&self, pid: u32) -> Vec<TlsTarget> {
         self.scan_process(pid).map(|(t, _)| t).unwrap_or_default()
     }
 
     /// [`Self::scan_pid`], also saying which TLS files the process maps; `None` once it is gone.
-    pub fn scan_process(&self, pid: u32) -> Option<(Vec<TlsTarget>, ProcessTls)> {
+    pub(crate) fn scan_process(&self, pid: u32) -> Option<(Vec<TlsTarget>, ProcessTls)> {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
         let mut out = vec![];
@@ -173,7 +166,7 @@ impl Scanner {
     }
 
     /// New targets among the `libssl.so*` files in the system library directories.
-    pub fn scan_system(&self) -> Vec<TlsTarget> {
+    pub(crate) fn scan_system(&self) -> Vec<TlsTarget> {
         let mut out = vec![];
         for dir in SYSTEM_LIB_DIRS {
             let Ok(entries) = fs::read_dir(dir) else { continue };
@@ -190,12 +183,12 @@ impl Scanner {
     }
 
     /// Every running process.
-    pub fn scan_all(&self) -> Vec<TlsTarget> {
+    pub(crate) fn scan_all(&self) -> Vec<TlsTarget> {
         Self::pids().into_iter().flat_map(|p| self.scan_pid(p)).collect()
     }
 
     /// The running processes, in order.
-    pub fn pids() -> Vec<u32> {
+    pub(crate) fn pids() -> Vec<u32> {
         let Ok(entries) = fs::read_dir("/proc") else { return vec![] };
         let mut pids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
         pids.sort();
@@ -203,7 +196,7 @@ impl Scanner {
     }
 
     /// Inspects one file (once per inode, across clones); returns it when it is a new target.
-    pub fn consider(&self, attach: &Path, path: &str) -> Option<TlsTarget> {
+    pub(crate) fn consider(&self, attach: &Path, path: &str) -> Option<TlsTarget> {
         let meta = fs::metadata(attach).ok()?;
         if !meta.is_file() {
             return None;
@@ -267,19 +260,19 @@ impl Scanner {
     }
 
     /// What is known of a file (by device and inode), once it was inspected.
-    pub fn status(&self, dev: u64, ino: u64) -> Option<FileStatus> {
+    pub(crate) fn status(&self, dev: u64, ino: u64) -> Option<FileStatus> {
         self.shared.lock().seen.get(&(dev, ino)).cloned()
     }
 
     /// What is known of a process's executable: for the per-agent blind-spot gauge and doctor.
-    pub fn exe_status(&self, pid: u32) -> Option<FileStatus> {
+    pub(crate) fn exe_status(&self, pid: u32) -> Option<FileStatus> {
         let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
         self.status(meta.dev(), meta.ino())
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 
@@ -353,6 +346,7 @@ mod tests {
         let Some(lib) = system_libssl() else { return };
         let Analysis::Found(found) = inspect(lib, &mut Cache::default()).unwrap() else { panic!("libssl defines SSL_write") };
         assert_eq!((found.library, found.strategy), (Library::Openssl, Strategy::Dynsym));
+        use guard_core::hooks::HookKind;
         for k in [HookKind::SslWrite, HookKind::SslRead, HookKind::SslWriteEx, HookKind::SslReadEx, HookKind::SslFree] {
             assert!(found.hooks.iter().any(|h| h.kind == k && h.offset > 0), "{k:?} missing");
         }

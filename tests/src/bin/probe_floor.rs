@@ -12,7 +12,7 @@ use aya::programs::{
     UProbe,
     uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
 };
-use guard::{kernel::probes::TLS_PROGRAMS, sys::targets::inspect};
+use guard::testing::{TLS_PROGRAMS, inspect};
 use guard_core::hooks::{Analysis, cache::Cache};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -30,7 +30,7 @@ const JS_BYTES: usize = 48 << 20;
 /// Cold and warm runs per file, interleaved.
 const RUNS: usize = 5;
 
-pub fn run(env: &Env) -> Result<String> {
+pub(super) fn run(env: &Env) -> Result<String> {
     let bun = bun(env, BUN_VERSION)?;
     let files = [go_harness(env)?, bun.clone(), big_app(env, &bun)?];
     let guard = env.release.join("guard");

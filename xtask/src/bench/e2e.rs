@@ -15,7 +15,7 @@ const ROUNDS: usize = 3;
 const EXCHANGES: &str = "1000";
 const CONNECTIONS: &str = "1000";
 
-pub fn run(env: &Env) -> Result<String> {
+pub(super) fn run(env: &Env) -> Result<String> {
     let mock = Mock::start(env)?;
     let client = |mock: &Mock| -> Result<f64> {
         let out = output(

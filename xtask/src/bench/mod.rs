@@ -27,7 +27,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::{cargo, setup, sh, workspace_root};
 
 /// Where things are.
-pub struct Env {
+pub(crate) struct Env {
     pub root: PathBuf,
     pub out: PathBuf,
     pub release: PathBuf,
@@ -35,7 +35,7 @@ pub struct Env {
     pub key: PathBuf,
 }
 
-pub fn run(only: &[String]) -> Result<()> {
+pub(crate) fn run(only: &[String]) -> Result<()> {
     let toolchain = setup::run(&setup::Options { for_tests: true })?;
     setup::apt_extra(&["libssl-dev", "gcc"])?;
     let root = workspace_root();
@@ -85,20 +85,20 @@ pub fn run(only: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// A running `guard run` (release build), its log lines kept.
-pub struct Guard {
+pub(crate) struct Guard {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Guard {
-    pub fn start(env: &Env, args: &[&str]) -> Result<Self> {
+    pub(crate) fn start(env: &Env, args: &[&str]) -> Result<Self> {
         let mut child = Command::new(env.release.join("guard"))
             .arg("run")
             .args(args)
@@ -128,12 +128,12 @@ impl Guard {
         Ok(Self { child, lines })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits until a log line contains every one of `needles`.
-    pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> Result<()> {
+    pub(crate) fn wait_for(&self, needles: &[&str], timeout: Duration) -> Result<()> {
         let t = Instant::now();
         while t.elapsed() < timeout {
             let seen = self.lines.lock().is_ok_and(|v| v.iter().any(|l| needles.iter().all(|n| l.contains(n))));
@@ -146,7 +146,7 @@ impl Guard {
     }
 
     /// SIGTERM, wait, and return the "stopped" summary line's `key=value` counters.
-    pub fn stop(mut self) -> Result<Vec<(String, u64)>> {
+    pub(crate) fn stop(mut self) -> Result<Vec<(String, u64)>> {
         sh(Command::new("kill").arg("-TERM").arg(self.child.id().to_string()))?;
         self.child.wait()?;
         std::thread::sleep(Duration::from_millis(100));
@@ -185,12 +185,12 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-pub fn counter(cs: &[(String, u64)], key: &str) -> u64 {
+pub(crate) fn counter(cs: &[(String, u64)], key: &str) -> u64 {
     cs.iter().find(|(k, _)| k == key).map_or(0, |(_, v)| *v)
 }
 
 /// Runs a command to completion and returns its stdout, failing with its stderr.
-pub fn output(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     let o = cmd.output().with_context(|| format!("could not start {cmd:?}"))?;
     if !o.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
@@ -199,13 +199,13 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 }
 
 /// The mock LLM server (tests/mock_llm/server.py) on a free loopback port.
-pub struct Mock {
+pub(crate) struct Mock {
     child: Child,
     pub port: u16,
 }
 
 impl Mock {
-    pub fn start(env: &Env) -> Result<Self> {
+    pub(crate) fn start(env: &Env) -> Result<Self> {
         let mut child = Command::new("python3")
             .arg(env.root.join("tests/mock_llm/server.py"))
             .args(["--port", "0", "--cert"])
@@ -229,20 +229,20 @@ impl Drop for Mock {
 }
 
 /// Seconds a closure took.
-pub fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
+pub(crate) fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     let t = Instant::now();
     f()?;
     Ok(t.elapsed().as_secs_f64())
 }
 
-pub fn bench_script(env: &Env, name: &str) -> PathBuf {
+pub(crate) fn bench_script(env: &Env, name: &str) -> PathBuf {
     env.root.join("bench").join(name)
 }
 
 /// Processes that hold uprobes this bench did not place: `guard run` daemons and floor holders
 /// that are not our children. The machine is shared, and any guard daemon hooks every process's
 /// TLS, the harnesses' included, so a sample taken while one lives measures its probes too.
-pub fn foreign_probe_holders() -> Vec<u32> {
+pub(crate) fn foreign_probe_holders() -> Vec<u32> {
     let me = std::process::id();
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -266,7 +266,7 @@ pub fn foreign_probe_holders() -> Vec<u32> {
 /// people's builds and tests skew it most. Gives up on quiet (not on foreign probes) after
 /// `QUIET_PATIENCE` and says so.
 /// Returns whether the sample starts on a busy machine after all.
-pub fn wait_until_quiet() -> Result<bool> {
+pub(crate) fn wait_until_quiet() -> Result<bool> {
     const QUIET_CORES: f64 = 0.3;
     const QUIET_PATIENCE: Duration = Duration::from_secs(600);
     let t = Instant::now();
@@ -291,13 +291,13 @@ pub fn wait_until_quiet() -> Result<bool> {
 }
 
 /// Watches, every 100 ms, for foreign probe holders while a sample is taken.
-pub struct ForeignWatch {
+pub(crate) struct ForeignWatch {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<u32>>,
 }
 
 impl ForeignWatch {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -315,7 +315,7 @@ impl ForeignWatch {
     }
 
     /// The foreign holders seen while it ran.
-    pub fn finish(self) -> Vec<u32> {
+    pub(crate) fn finish(self) -> Vec<u32> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }

@@ -28,7 +28,7 @@ enum Cond {
     Guard,
 }
 
-pub fn run(env: &Env) -> Result<String> {
+pub(super) fn run(env: &Env) -> Result<String> {
     let harness = env.out.join("probe_cost");
     sh(Command::new("gcc").args(["-O2", "-o"]).arg(&harness).arg(env.root.join("bench/probe_cost.c")).args(["-lssl", "-lcrypto"]))?;
     let libssl = Harness { cmd: vec![harness.clone().into()], hooked: LIBSSL.into(), calls: ["SSL_write", "SSL_read"], gated: false };
@@ -43,7 +43,7 @@ pub fn run(env: &Env) -> Result<String> {
 
 /// A per-call cost harness. It takes `CERT KEY SIZE CALLS REPS write|read` after `cmd` and prints
 /// one ns/call figure per repetition.
-pub struct Harness {
+pub(super) struct Harness {
     /// The program and its leading arguments.
     pub cmd: Vec<OsString>,
     /// The file whose hooks the calls go through: probe_floor mirrors guard's probes on it, and
@@ -59,7 +59,7 @@ pub struct Harness {
 
 /// The table of one harness: write and read, 64 B and 16 KiB, under the three conditions
 /// interleaved round by round.
-pub fn per_call(env: &Env, h: &Harness) -> Result<String> {
+pub(super) fn per_call(env: &Env, h: &Harness) -> Result<String> {
     let mut report = String::from(
         "| call | size | none | floor (empty probes) | guard | floor overhead | guard overhead | guard/floor |\n\
          |---|---|---|---|---|---|---|---|\n",

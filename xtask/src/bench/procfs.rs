@@ -1,7 +1,7 @@
 //! What /proc says about a process: CPU time and memory.
 
 /// utime + stime in clock ticks (USER_HZ, 100 per second).
-pub fn cpu_ticks(pid: u32) -> u64 {
+pub(super) fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -11,7 +11,7 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// A `VmRSS`/`VmHWM`-style line of /proc/PID/status, in KiB.
-pub fn status_kib(pid: u32, key: &str) -> u64 {
+pub(super) fn status_kib(pid: u32, key: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
         .find(|l| l.starts_with(key))
@@ -20,12 +20,12 @@ pub fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn kernel_release() -> String {
+pub(super) fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
 /// Cores busy (not idle, not waiting for I/O) machine-wide over `window`, from /proc/stat.
-pub fn busy_cores(window: std::time::Duration) -> f64 {
+pub(super) fn busy_cores(window: std::time::Duration) -> f64 {
     let sample = || -> (u64, u64) {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let f: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();

@@ -21,7 +21,7 @@ const RUNS: usize = 5;
 /// (every 2 s), so a second analysis by the other lane would fall inside it.
 const WINDOW: Duration = Duration::from_secs(12);
 
-pub fn run(env: &Env) -> Result<String> {
+pub(super) fn run(env: &Env) -> Result<String> {
     let codex = npm_tool(
         env,
         "codex",

@@ -86,7 +86,7 @@ pub(crate) struct H2Conn {
 
 impl H2Conn {
     /// `clean`: both directions are seen from the connection's start.
-    pub fn new(cfg: DecoderConfig, clean: bool) -> Self {
+    pub(crate) fn new(cfg: DecoderConfig, clean: bool) -> Self {
         let input = |_| if clean { Input::Preface(0) } else { Input::Resync(Vec::new()) };
         Self {
             cfg,
@@ -104,7 +104,7 @@ impl H2Conn {
         }
     }
 
-    pub fn drain(&mut self, out: &mut Vec<Exchange>) {
+    pub(crate) fn drain(&mut self, out: &mut Vec<Exchange>) {
         out.append(&mut self.finished);
     }
 
@@ -120,7 +120,7 @@ impl H2Conn {
         }
     }
 
-    pub fn on_gap(&mut self, dir: Direction, ts_ns: u64) {
+    pub(crate) fn on_gap(&mut self, dir: Direction, ts_ns: u64) {
         let d = dir.index();
         self.stats.gaps += 1;
         let reason = if self.seen[d] || self.seen[1 - d] {
@@ -147,7 +147,7 @@ impl H2Conn {
         let _ = ts_ns;
     }
 
-    pub fn on_close(&mut self, ts_ns: u64) {
+    pub(crate) fn on_close(&mut self, ts_ns: u64) {
         for dir in [Direction::Write, Direction::Read] {
             if let Input::Resync(buf) = &mut self.input[dir.index()] {
                 let buf = std::mem::take(buf);
@@ -167,7 +167,7 @@ impl H2Conn {
         }
     }
 
-    pub fn on_data(&mut self, dir: Direction, ts_ns: u64, data: &[u8]) {
+    pub(crate) fn on_data(&mut self, dir: Direction, ts_ns: u64, data: &[u8]) {
         let d = dir.index();
         self.seen[d] = true;
         match &mut self.input[d] {

@@ -163,10 +163,6 @@ impl FrameReader {
         Self { state: State::Head, head: Vec::with_capacity(HEAD_LEN), payload: Vec::new(), max_payload }
     }
 
-    /// Between frames.
-    pub fn at_boundary(&self) -> bool {
-        self.state == State::Head && self.head.is_empty()
-    }
 
     /// Consumes all of `input`, reporting what it completes. After an error the reader's
     /// position in the frame stream is unknown and it must not be fed again.
@@ -288,7 +284,7 @@ pub fn header_fragment<'a>(head: &FrameHead, payload: &'a [u8]) -> Option<(Optio
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 

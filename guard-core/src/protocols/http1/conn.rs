@@ -60,7 +60,7 @@ pub(crate) struct Http1Conn {
 }
 
 impl Http1Conn {
-    pub fn new(cfg: DecoderConfig) -> Self {
+    pub(crate) fn new(cfg: DecoderConfig) -> Self {
         let readers = [MessageReader::new(cfg.max_head), MessageReader::new(cfg.max_head)];
         Self {
             cfg,
@@ -82,19 +82,19 @@ impl Http1Conn {
     }
 
     /// Moves finished exchanges into `out`.
-    pub fn drain(&mut self, out: &mut Vec<Exchange>) {
+    pub(crate) fn drain(&mut self, out: &mut Vec<Exchange>) {
         out.append(&mut self.finished);
     }
 
     /// The process's side of the connection, once a request has been seen.
-    pub fn role(&self) -> Option<Role> {
+    pub(crate) fn role(&self) -> Option<Role> {
         self.request_dir.map(|d| match d {
             Direction::Write => Role::Client,
             Direction::Read => Role::Server,
         })
     }
 
-    pub fn on_gap(&mut self, dir: Direction, ts_ns: u64, missing: u64) {
+    pub(crate) fn on_gap(&mut self, dir: Direction, ts_ns: u64, missing: u64) {
         let _ = missing;
         self.stats.gaps += 1;
         if self.dead {
@@ -128,7 +128,7 @@ impl Http1Conn {
         self.lost[d] = Some(reason);
     }
 
-    pub fn on_close(&mut self, ts_ns: u64) {
+    pub(crate) fn on_close(&mut self, ts_ns: u64) {
         let role = self.role();
         if let Some(resp_dir) = self.request_dir.map(other) {
             let outcome = self.readers[resp_dir.index()].close();
@@ -152,7 +152,7 @@ impl Http1Conn {
     }
 
     /// Returns how many bytes were HTTP/1.1: after an upgrade the rest belongs to the new protocol.
-    pub fn on_data(&mut self, dir: Direction, ts_ns: u64, mut data: &[u8]) -> usize {
+    pub(crate) fn on_data(&mut self, dir: Direction, ts_ns: u64, mut data: &[u8]) -> usize {
         let len = data.len();
         if self.dead {
             return len;

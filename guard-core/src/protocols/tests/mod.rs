@@ -39,7 +39,7 @@ pub(crate) struct Want {
 }
 
 impl Want {
-    pub fn of(x: &Exchange) -> Self {
+    pub(super) fn of(x: &Exchange) -> Self {
         let leak = |s: &Option<String>| s.clone().map(|s| &*Box::leak(s.into_boxed_str()));
         Self {
             provider: x.provider,

@@ -76,7 +76,7 @@ pub(crate) struct WsConn {
 }
 
 impl WsConn {
-    pub fn new(cfg: DecoderConfig, up: Upgrade) -> Self {
+    pub(crate) fn new(cfg: DecoderConfig, up: Upgrade) -> Self {
         let deflate = up.extensions.as_deref().and_then(Deflate::from_extensions);
         let client = up.request_dir.index();
         let mut inflaters: [Option<Inflater>; 2] = [None, None];
@@ -100,7 +100,7 @@ impl WsConn {
         }
     }
 
-    pub fn drain(&mut self, out: &mut Vec<Exchange>) {
+    pub(crate) fn drain(&mut self, out: &mut Vec<Exchange>) {
         out.append(&mut self.finished);
     }
 
@@ -111,7 +111,7 @@ impl WsConn {
         }
     }
 
-    pub fn on_gap(&mut self, dir: Direction, ts_ns: u64) {
+    pub(crate) fn on_gap(&mut self, dir: Direction, ts_ns: u64) {
         self.stats.gaps += 1;
         self.lose(dir, IncompleteReason::Gap, ts_ns);
     }
@@ -134,7 +134,7 @@ impl WsConn {
         }
     }
 
-    pub fn on_close(&mut self, ts_ns: u64) {
+    pub(crate) fn on_close(&mut self, ts_ns: u64) {
         let role = Some(self.role());
         while let Some(mut p) = self.queue.pop_front() {
             p.mark(abandoned(role));
@@ -142,7 +142,7 @@ impl WsConn {
         }
     }
 
-    pub fn on_data(&mut self, dir: Direction, ts_ns: u64, data: &[u8]) {
+    pub(crate) fn on_data(&mut self, dir: Direction, ts_ns: u64, data: &[u8]) {
         let d = dir.index();
         if self.lost[d].is_some() {
             return;

@@ -157,7 +157,7 @@ impl WsReader {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use super::*;
 

@@ -12,7 +12,7 @@ use crate::kernel::{
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     /// guard runs, with less (a feature off, a limit).
     Warn,
@@ -21,7 +21,7 @@ pub enum Status {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// Stable name (docs/doctor.md lists them).
     pub name: String,
     pub status: Status,
@@ -33,15 +33,15 @@ fn check(name: &str, status: Status, detail: impl Into<String>) -> Check {
 }
 
 /// Ring buffer maps (5.8) and `bpf_loop` (5.17).
-pub const MIN_KERNEL: (u32, u32) = (5, 17);
+pub(crate) const MIN_KERNEL: (u32, u32) = (5, 17);
 
 /// `6.18.0-foo` → (6, 18).
-pub fn parse_release(release: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_release(release: &str) -> Option<(u32, u32)> {
     let mut it = release.split(|c: char| !c.is_ascii_digit());
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-pub fn kernel_version(release: Option<&str>) -> Check {
+pub(crate) fn kernel_version(release: Option<&str>) -> Check {
     let Some(release) = release else {
         return check("kernel_version", Status::Fail, "cannot read /proc/sys/kernel/osrelease");
     };
@@ -53,7 +53,7 @@ pub fn kernel_version(release: Option<&str>) -> Check {
 }
 
 /// BTF, and the `task_struct` members the programs need (their offsets are read at load).
-pub fn btf(path: &Path) -> (Check, Option<Btf>) {
+pub(crate) fn btf(path: &Path) -> (Check, Option<Btf>) {
     let raw = match fs::read(path) {
         Ok(r) => r,
         Err(e) => return (check("btf", Status::Fail, format!("cannot read {}: {e} (kernel needs CONFIG_DEBUG_INFO_BTF)", path.display())), None),
@@ -84,7 +84,7 @@ fn mounted(mounts: &str, dir: &str, fstype: &str) -> bool {
 }
 
 /// tracefs: the tracepoint `format` files are read at start.
-pub fn tracefs(tracefs: &Path, shown: &str) -> Check {
+pub(crate) fn tracefs(tracefs: &Path, shown: &str) -> Check {
     let probe = tracefs.join("events/sched/sched_process_exec/format");
     match fs::read_to_string(&probe) {
         Ok(_) => check("tracefs", Status::Ok, format!("{shown} readable")),
@@ -93,7 +93,7 @@ pub fn tracefs(tracefs: &Path, shown: &str) -> Check {
 }
 
 /// bpffs is not needed to run (guard pins nothing) but tools such as bpftool expect it.
-pub fn bpffs(mounts: Option<&str>) -> Check {
+pub(crate) fn bpffs(mounts: Option<&str>) -> Check {
     match mounts {
         Some(m) if mounted(m, "/sys/fs/bpf", "bpf") => check("bpffs", Status::Ok, "mounted at /sys/fs/bpf"),
         Some(_) => check("bpffs", Status::Warn, "not mounted at /sys/fs/bpf (guard pins nothing; bpftool wants it: mount -t bpf bpf /sys/fs/bpf)"),
@@ -102,22 +102,22 @@ pub fn bpffs(mounts: Option<&str>) -> Check {
 }
 
 // Capability numbers (linux/capability.h).
-pub const CAP_DAC_READ_SEARCH: u32 = 2;
-pub const CAP_SYS_PTRACE: u32 = 19;
-pub const CAP_SYS_ADMIN: u32 = 21;
-pub const CAP_SYS_RESOURCE: u32 = 24;
-pub const CAP_PERFMON: u32 = 38;
-pub const CAP_BPF: u32 = 39;
+pub(crate) const CAP_DAC_READ_SEARCH: u32 = 2;
+pub(crate) const CAP_SYS_PTRACE: u32 = 19;
+pub(crate) const CAP_SYS_ADMIN: u32 = 21;
+pub(crate) const CAP_SYS_RESOURCE: u32 = 24;
+pub(crate) const CAP_PERFMON: u32 = 38;
+pub(crate) const CAP_BPF: u32 = 39;
 
 /// CapEff from a `/proc/PID/status`.
-pub fn cap_eff(status: &str) -> Option<u64> {
+pub(crate) fn cap_eff(status: &str) -> Option<u64> {
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// Names of the capabilities guard uses that `eff` lacks, split by whether guard needs them.
 /// `memlock_matters`: kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
-pub fn capabilities(eff: Option<u64>, memlock_matters: bool) -> Check {
+pub(crate) fn capabilities(eff: Option<u64>, memlock_matters: bool) -> Check {
     let Some(eff) = eff else {
         return check("capabilities", Status::Fail, "cannot read CapEff from /proc/self/status");
     };
@@ -149,7 +149,7 @@ pub fn capabilities(eff: Option<u64>, memlock_matters: bool) -> Check {
 }
 
 /// The uprobe PMU: TLS capture needs it; exec tracing does not.
-pub fn uprobes(sys: &Path) -> Check {
+pub(crate) fn uprobes(sys: &Path) -> Check {
     match fs::read_to_string(sys.join("bus/event_source/devices/uprobe/type")) {
         Ok(t) => check("uprobes", Status::Ok, format!("uprobe PMU type {}", t.trim())),
         Err(_) => check("uprobes", Status::Warn, "no uprobe PMU (CONFIG_UPROBE_EVENTS off): LLM traffic cannot be captured, commands still are"),
@@ -157,7 +157,7 @@ pub fn uprobes(sys: &Path) -> Check {
 }
 
 /// Every tracepoint of the probe table exists (required ones are fatal).
-pub fn tracepoints(tracefs: &Path) -> Vec<Check> {
+pub(crate) fn tracepoints(tracefs: &Path) -> Vec<Check> {
     PROBES
         .iter()
         .map(|p| {
@@ -177,7 +177,7 @@ pub fn tracepoints(tracefs: &Path) -> Vec<Check> {
 }
 
 /// This binary carries its eBPF programs (a build with AYA_BUILD_SKIP=1 does not).
-pub fn ebpf_object() -> Check {
+pub(crate) fn ebpf_object() -> Check {
     if crate::EBPF_OBJECT.is_empty() {
         check("ebpf_object", Status::Fail, "this guard was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with `cargo xtask run`")
     } else {
@@ -186,7 +186,7 @@ pub fn ebpf_object() -> Check {
 }
 
 /// Whether the metrics address is free (it is taken when guard already runs).
-pub fn metrics_port(addr: Option<std::net::SocketAddr>) -> Check {
+pub(crate) fn metrics_port(addr: Option<std::net::SocketAddr>) -> Check {
     let Some(addr) = addr else {
         return check("metrics_port", Status::Ok, "metrics disabled in the config");
     };

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Method {
+pub(crate) enum Method {
     /// The kernel was asked (a program load or an fanotify mark).
     Probed,
     /// Deduced from kernel files (lockdown, PMUs); not tried.
@@ -17,7 +17,7 @@ pub enum Method {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Mechanism {
+pub(crate) struct Mechanism {
     /// Stable name: bpf_send_signal, bpf_lsm, fentry, bpf_override_return, bpf_probe_write_user,
     /// fanotify_exec_perm.
     pub mechanism: &'static str,
@@ -106,7 +106,7 @@ fn try_load(prog_type: u32, attach_type: u32, attach_btf_id: u32, insns: &[u64])
 }
 
 /// `/sys/kernel/security/lockdown`'s active mode (`none`, `integrity`, `confidentiality`).
-pub fn lockdown(sys: &Path) -> Option<String> {
+pub(crate) fn lockdown(sys: &Path) -> Option<String> {
     let text = fs::read_to_string(sys.join("kernel/security/lockdown")).ok()?;
     text.split_whitespace().find(|w| w.starts_with('[')).map(|w| w.trim_matches(['[', ']']).to_owned())
 }
@@ -114,7 +114,7 @@ pub fn lockdown(sys: &Path) -> Option<String> {
 /// Probes every mechanism. `btf` is the parsed kernel BTF when available (LSM and fentry
 /// programs name the kernel function they attach to). `may_probe` is false without CAP_BPF or
 /// on a fake root: everything is then inferred.
-pub fn mechanisms(sys: &Path, btf: Option<&crate::kernel::btf::Btf>, may_probe: bool) -> Vec<Mechanism> {
+pub(crate) fn mechanisms(sys: &Path, btf: Option<&crate::kernel::btf::Btf>, may_probe: bool) -> Vec<Mechanism> {
     let lockdown = lockdown(sys);
     let kprobes = sys.join("bus/event_source/devices/kprobe").exists();
     let lsms = fs::read_to_string(sys.join("kernel/security/lsm")).ok();

@@ -3,11 +3,11 @@
 //! ([`enforce`]), the TLS libraries guard would hook and the agents running now. Read-only: it
 //! attaches nothing. Exit 0 when guard can run, 1 otherwise. JSON schema: docs/doctor.md.
 
-pub mod checks;
-pub mod enforce;
+pub(crate) mod checks;
+pub(crate) mod enforce;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests;
 
 use std::{
@@ -32,10 +32,10 @@ use crate::{
 };
 
 /// Bumped when a field changes meaning or disappears (adding fields does not bump it).
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub schema: u32,
     pub guard_version: &'static str,
     /// No check failed.
@@ -52,13 +52,13 @@ pub struct Report {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct KernelInfo {
+pub(crate) struct KernelInfo {
     pub release: Option<String>,
     pub lockdown: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Target {
+pub(crate) struct Target {
     /// The path as the process that maps it sees it.
     pub path: String,
     pub library: LibraryKind,
@@ -73,7 +73,7 @@ pub struct Target {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct RunningAgent {
+pub(crate) struct RunningAgent {
     pub agent: String,
     pub kind: AgentKind,
     pub pid: u32,
@@ -88,13 +88,13 @@ pub struct RunningAgent {
 }
 
 /// Where to look. `live` is false for a fake root (tests): no kernel probing, no TLS scan.
-pub struct Options {
+pub(crate) struct Options {
     pub root: PathBuf,
     pub live: bool,
 }
 
 /// Builds the report.
-pub fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report {
+pub(crate) fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report {
     let at = |p: &Path| opts.root.join(p.strip_prefix("/").unwrap_or(p));
     let (proc_root, sys) = (at(Path::new("/proc")), at(Path::new("/sys")));
     let mut checks = Vec::new();
@@ -189,7 +189,7 @@ fn running_agents(proc_root: &Path, catalog: guard_core::process::Catalog, scann
 }
 
 /// The human-readable report.
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -249,7 +249,7 @@ pub fn render(r: &Report) -> String {
 }
 
 /// `guard doctor [--json] [--config FILE]`.
-pub fn main(json: bool, config: Option<&Path>) -> ExitCode {
+pub(crate) fn main(json: bool, config: Option<&Path>) -> ExitCode {
     let report = run(&Options { root: "/".into(), live: true }, Config::resolve(config));
     let out = if json {
         serde_json::to_string_pretty(&report).map(|s| s + "\n").unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}\n"))

@@ -8,7 +8,7 @@ use prometheus_client::{
 
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DestructiveLabels {
+pub(crate) struct DestructiveLabels {
     pub agent: String,
     pub rule: String,
     pub severity: &'static str,
@@ -16,17 +16,17 @@ pub struct DestructiveLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AgentLabel {
+pub(crate) struct AgentLabel {
     pub agent: String,
 }
 
-pub struct CommandMetrics {
+pub(crate) struct CommandMetrics {
     pub(super) destructive: Family<DestructiveLabels, Counter>,
     pub(super) commands: Family<AgentLabel, Counter>,
 }
 
 impl CommandMetrics {
-    pub fn register(reg: &mut Registry) -> Self {
+    pub(crate) fn register(reg: &mut Registry) -> Self {
         let destructive = Family::default();
         reg.register(
             "guard_destructive_commands",

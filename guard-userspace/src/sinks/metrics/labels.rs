@@ -17,9 +17,9 @@ use guard_core::{
 };
 
 /// The value that stands for every value past a cap.
-pub const OTHER: &str = "other";
+pub(crate) const OTHER: &str = "other";
 /// The model label when the exchange named no model.
-pub const UNKNOWN: &str = "unknown";
+pub(crate) const UNKNOWN: &str = "unknown";
 /// Longest label value kept (models such as Bedrock inference profile ids are long).
 const MAX_VALUE_LEN: usize = 96;
 
@@ -50,18 +50,18 @@ impl Default for LabelCaps {
 
 /// First-come admission of label values, per scope, up to a cap.
 #[derive(Debug)]
-pub struct Capped {
+pub(crate) struct Capped {
     cap: usize,
     admitted: Mutex<BTreeMap<&'static str, BTreeSet<String>>>,
 }
 
 impl Capped {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { cap, admitted: Mutex::new(BTreeMap::new()) }
     }
 
     /// `value` if it is already admitted in `scope` or there is room, else `other`.
-    pub fn admit(&self, scope: &'static str, value: String) -> String {
+    pub(crate) fn admit(&self, scope: &'static str, value: String) -> String {
         if value == OTHER || value == UNKNOWN {
             return value;
         }
@@ -79,14 +79,14 @@ impl Capped {
     }
 
     /// The values admitted in `scope`.
-    pub fn values(&self, scope: &'static str) -> Vec<String> {
+    pub(crate) fn values(&self, scope: &'static str) -> Vec<String> {
         let admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
         admitted.get(scope).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 }
 
 /// An agent id as a label: `[a-z0-9_-]`, at most 64 characters; `none` when empty.
-pub fn agent_value(raw: &str) -> String {
+pub(crate) fn agent_value(raw: &str) -> String {
     let v: String = raw
         .chars()
         .map(|c| c.to_ascii_lowercase())
@@ -98,7 +98,7 @@ pub fn agent_value(raw: &str) -> String {
 
 /// A model name as a label: letters, digits and `-._:/@+`, other characters become `_`, at most
 /// 96 characters; `unknown` when absent or empty.
-pub fn model_value(raw: Option<&str>) -> String {
+pub(crate) fn model_value(raw: Option<&str>) -> String {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return UNKNOWN.to_owned();
     };
@@ -109,7 +109,7 @@ pub fn model_value(raw: Option<&str>) -> String {
 }
 
 /// A short identifier (rule id, library name): `[A-Za-z0-9_.-]`, at most 64 characters.
-pub fn ident_value(raw: &str) -> String {
+pub(crate) fn ident_value(raw: &str) -> String {
     let v: String = raw
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
@@ -132,14 +132,14 @@ macro_rules! label_value {
 
 /// How an inference request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     Error,
     Incomplete,
 }
 
 impl Outcome {
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Error => "error",
@@ -150,7 +150,7 @@ impl Outcome {
 
 /// The token partition: their sum is the billed total.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TokenType {
+pub(crate) enum TokenType {
     Input,
     CacheRead,
     CacheWrite,
@@ -159,9 +159,9 @@ pub enum TokenType {
 }
 
 impl TokenType {
-    pub const ALL: [Self; 5] = [Self::Input, Self::CacheRead, Self::CacheWrite, Self::Output, Self::Reasoning];
+    pub(crate) const ALL: [Self; 5] = [Self::Input, Self::CacheRead, Self::CacheWrite, Self::Output, Self::Reasoning];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Input => "input",
             Self::CacheRead => "cache_read",
@@ -174,7 +174,7 @@ impl TokenType {
 
 /// Where events were lost. Each source is a cumulative counter somewhere in guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LossSource {
+pub(crate) enum LossSource {
     /// The kernel could not reserve ring buffer space (records dropped).
     KernelRingFull,
     /// TLS plaintext cut by the kernel's per-call limits.
@@ -198,7 +198,7 @@ pub enum LossSource {
 }
 
 impl LossSource {
-    pub const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 10] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -211,7 +211,7 @@ impl LossSource {
         Self::KernelTls13Padding,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::KernelRingFull => "kernel_ring_full",
             Self::KernelTlsTruncated => "kernel_tls_truncated",
@@ -227,7 +227,7 @@ impl LossSource {
     }
 }
 
-pub const fn provider_str(p: Provider) -> &'static str {
+pub(crate) const fn provider_str(p: Provider) -> &'static str {
     match p {
         Provider::Anthropic => "anthropic",
         Provider::OpenaiChat => "openai_chat",
@@ -239,7 +239,7 @@ pub const fn provider_str(p: Provider) -> &'static str {
     }
 }
 
-pub const fn action_str(a: Action) -> &'static str {
+pub(crate) const fn action_str(a: Action) -> &'static str {
     match a {
         Action::Observed => "observed",
     }

@@ -18,12 +18,12 @@ use guard_core::{
 
 /// Request latencies of LLM calls: from a tenth of a second (a cached reply) to five minutes (a
 /// long reasoning call).
-pub const DURATION_BUCKETS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
+pub(crate) const DURATION_BUCKETS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
 /// Time to the first byte of a streamed reply: usually well under ten seconds.
-pub const TTFT_BUCKETS: [f64; 11] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0];
+pub(crate) const TTFT_BUCKETS: [f64; 11] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     pub agent: String,
     pub provider: &'static str,
     pub model: String,
@@ -31,7 +31,7 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TokenLabels {
+pub(crate) struct TokenLabels {
     pub agent: String,
     pub provider: &'static str,
     pub model: String,
@@ -41,7 +41,7 @@ pub struct TokenLabels {
 
 /// `type` is a Rust keyword, so the token type gets its own one-field label set.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct TypeLabel(pub TokenType);
+pub(crate) struct TypeLabel(pub TokenType);
 
 impl EncodeLabelSet for TypeLabel {
     fn encode(&self, mut encoder: prometheus_client::encoding::LabelSetEncoder<'_>) -> std::fmt::Result {
@@ -51,13 +51,13 @@ impl EncodeLabelSet for TypeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LatencyLabels {
+pub(crate) struct LatencyLabels {
     pub agent: String,
     pub provider: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IncompleteLabels {
+pub(crate) struct IncompleteLabels {
     pub agent: String,
     pub provider: &'static str,
     pub reason: Reason,
@@ -65,7 +65,7 @@ pub struct IncompleteLabels {
 
 /// Why an exchange is incomplete (a closed set, from the decoder).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct Reason(pub Option<IncompleteReason>);
+pub(crate) struct Reason(pub Option<IncompleteReason>);
 
 impl prometheus_client::encoding::EncodeLabelValue for Reason {
     fn encode(&self, e: &mut prometheus_client::encoding::LabelValueEncoder<'_>) -> std::fmt::Result {
@@ -85,7 +85,7 @@ impl prometheus_client::encoding::EncodeLabelValue for Reason {
     }
 }
 
-pub struct LlmMetrics {
+pub(crate) struct LlmMetrics {
     requests: Family<RequestLabels, Counter>,
     tokens: Family<TokenLabels, Counter>,
     duration: Family<LatencyLabels, Histogram>,
@@ -94,7 +94,7 @@ pub struct LlmMetrics {
 }
 
 impl LlmMetrics {
-    pub fn register(reg: &mut Registry) -> Self {
+    pub(crate) fn register(reg: &mut Registry) -> Self {
         let requests = Family::default();
         reg.register(
             "guard_llm_requests",
@@ -133,7 +133,7 @@ impl LlmMetrics {
     }
 
     /// Counts one exchange. `agent` and `model` are already sanitised and capped.
-    pub fn observe(&self, agent: &str, model: &str, x: &Exchange) {
+    pub(crate) fn observe(&self, agent: &str, model: &str, x: &Exchange) {
         let outcome = outcome(x);
         let provider = x.provider;
         self.requests
@@ -169,13 +169,13 @@ impl LlmMetrics {
 }
 
 /// Whether an exchange is counted at all.
-pub fn counts(x: &Exchange) -> bool {
+pub(crate) fn counts(x: &Exchange) -> bool {
     x.role == Role::Client && x.inference
 }
 
 /// `error` when the provider said so (status >= 400, or an error in the body or stream), else
 /// `incomplete` when the reply did not end, else `ok`.
-pub fn outcome(x: &Exchange) -> Outcome {
+pub(crate) fn outcome(x: &Exchange) -> Outcome {
     if x.status.is_some_and(|s| s >= 400) || x.error_type.is_some() {
         Outcome::Error
     } else if !x.complete {

@@ -4,22 +4,22 @@
 //! label and no input grows the series without bound. [`server`] serves the text on `/metrics`.
 //! Reference: docs/metrics.md.
 
-pub mod commands;
-pub mod labels;
-pub mod llm;
-pub mod runtime;
-pub mod server;
+pub(crate) mod commands;
+pub(crate) mod labels;
+pub(crate) mod llm;
+pub(crate) mod runtime;
+pub(crate) mod server;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests;
 
 use std::collections::BTreeMap;
 
 use prometheus_client::registry::Registry;
 
-pub use labels::{LabelCaps, LossSource, Outcome, TokenType};
-pub use server::{MetricsError, MetricsListener};
+pub(crate) use labels::{LabelCaps, LossSource};
+pub(crate) use server::{MetricsError, MetricsListener};
 
 use self::{
     commands::{AgentLabel, CommandMetrics, DestructiveLabels},
@@ -34,9 +34,9 @@ use guard_core::{
 };
 
 /// Content type of [`Metrics::encode`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     llm: LlmMetrics,
     commands: CommandMetrics,
@@ -48,7 +48,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(caps: &LabelCaps) -> Self {
+    pub(crate) fn new(caps: &LabelCaps) -> Self {
         let mut registry = Registry::default();
         let llm = LlmMetrics::register(&mut registry);
         let commands = CommandMetrics::register(&mut registry);
@@ -73,7 +73,7 @@ impl Metrics {
 
     /// Counts one decoded exchange. Only inference calls made by the captured process as the
     /// client count ([`llm::counts`]); anything else is ignored. Returns whether it counted.
-    pub fn on_exchange(&self, agent: &str, x: &Exchange) -> bool {
+    pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange) -> bool {
         if !llm::counts(x) {
             return false;
         }
@@ -84,7 +84,7 @@ impl Metrics {
     }
 
     /// Counts one destructive command (one rule match).
-    pub fn on_destructive(&self, agent: &str, rule_id: &str, severity: Severity, action: Action) {
+    pub(crate) fn on_destructive(&self, agent: &str, rule_id: &str, severity: Severity, action: Action) {
         let labels = DestructiveLabels {
             agent: self.agent(agent),
             rule: self.rules.admit("rule", ident_value(rule_id)),
@@ -95,7 +95,7 @@ impl Metrics {
     }
 
     /// Counts one program an agent (or a descendant) ran. Call it for attributed execs only.
-    pub fn on_agent_command(&self, agent: &str) {
+    pub(crate) fn on_agent_command(&self, agent: &str) {
         self.commands.commands.get_or_create(&AgentLabel { agent: self.agent(agent) }).inc();
     }
 
@@ -103,7 +103,7 @@ impl Metrics {
     /// before are set to 0 rather than removed, so a series never vanishes mid-graph; the set of
     /// agents is capped, so the zeros stay bounded. Counts of agents that share a capped label
     /// (`other`) are summed.
-    pub fn set_agent_processes(&self, counts: impl IntoIterator<Item = (String, i64)>) {
+    pub(crate) fn set_agent_processes(&self, counts: impl IntoIterator<Item = (String, i64)>) {
         let mut next: BTreeMap<String, i64> = BTreeMap::new();
         for (agent, n) in counts {
             *next.entry(self.agent(&agent)).or_default() += n;
@@ -125,7 +125,7 @@ impl Metrics {
     /// Reports the cumulative total of one loss source (the caller reads its own counters); the
     /// counter is increased by the difference since the last call. A total lower than the last
     /// one means the source restarted from zero, and the whole total is added.
-    pub fn set_lost_total(&self, source: LossSource, total: u64) {
+    pub(crate) fn set_lost_total(&self, source: LossSource, total: u64) {
         let idx = LossSource::ALL.iter().position(|s| *s == source).unwrap_or(0);
         let mut seen = self.runtime.lost_seen.lock().unwrap_or_else(|e| e.into_inner());
         let delta = if total >= seen[idx] { total - seen[idx] } else { total };
@@ -137,7 +137,7 @@ impl Metrics {
 
     /// Sets how many files of one TLS library (`openssl`, `boringssl`, `go_crypto_tls`, ...) are
     /// hooked through one strategy (`dynsym`, `symtab`, `gopclntab`, `structural`).
-    pub fn set_tls_targets(&self, library: &str, strategy: &str, n: i64) {
+    pub(crate) fn set_tls_targets(&self, library: &str, strategy: &str, n: i64) {
         let library = self.libraries.admit("library", ident_value(library));
         let strategy = self.libraries.admit("strategy", ident_value(strategy));
         self.runtime.tls_targets.get_or_create(&LibraryLabel { library, strategy }).set(n);
@@ -145,7 +145,7 @@ impl Metrics {
 
     /// Sets the blind-spot gauge: agent processes holding connections that guard cannot read,
     /// per (agent, reason). Pairs seen before and absent now read 0.
-    pub fn set_tls_blind(&self, counts: impl IntoIterator<Item = (String, guard_core::coverage::BlindReason)>) {
+    pub(crate) fn set_tls_blind(&self, counts: impl IntoIterator<Item = (String, guard_core::coverage::BlindReason)>) {
         let mut next: BTreeMap<BlindLabel, i64> = BTreeMap::new();
         for (agent, reason) in counts {
             *next.entry(BlindLabel { agent: self.agent(&agent), reason: reason.as_str() }).or_default() += 1;
@@ -161,7 +161,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text of every family, `# EOF` included.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail; an encoder error would be a bug in a label value.
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

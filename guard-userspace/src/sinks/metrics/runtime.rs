@@ -11,18 +11,18 @@ use prometheus_client::{
 use super::{commands::AgentLabel, labels::LossSource};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SourceLabel {
+pub(crate) struct SourceLabel {
     pub source: LossSource,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LibraryLabel {
+pub(crate) struct LibraryLabel {
     pub library: String,
     pub strategy: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-pub struct BlindLabel {
+pub(crate) struct BlindLabel {
     pub agent: String,
     pub reason: &'static str,
 }
@@ -32,7 +32,7 @@ struct VersionLabel {
     version: &'static str,
 }
 
-pub struct RuntimeMetrics {
+pub(crate) struct RuntimeMetrics {
     pub(super) agent_processes: Family<AgentLabel, Gauge>,
     pub(super) lost: Family<SourceLabel, Counter>,
     /// The last cumulative total seen per source, to turn totals into increments.
@@ -44,7 +44,7 @@ pub struct RuntimeMetrics {
 }
 
 impl RuntimeMetrics {
-    pub fn register(reg: &mut Registry) -> Self {
+    pub(crate) fn register(reg: &mut Registry) -> Self {
         let agent_processes = Family::default();
         reg.register(
             "guard_agent_processes",

@@ -17,7 +17,7 @@ const MAX_CONNECTIONS: usize = 32;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
+pub(crate) enum MetricsError {
     #[error("cannot bind metrics address {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -34,14 +34,14 @@ pub enum MetricsError {
 
 /// A bound, not yet serving, metrics socket.
 #[derive(Debug)]
-pub struct MetricsListener {
+pub(crate) struct MetricsListener {
     listener: std::net::TcpListener,
     addr: SocketAddr,
 }
 
 impl MetricsListener {
     /// Binds `addr` now (no async runtime needed). Port 0 picks a free port.
-    pub fn bind(addr: SocketAddr) -> Result<Self, MetricsError> {
+    pub(crate) fn bind(addr: SocketAddr) -> Result<Self, MetricsError> {
         let bind = |source| MetricsError::Bind { addr, source };
         let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
         listener.set_nonblocking(true).map_err(bind)?;
@@ -50,13 +50,13 @@ impl MetricsListener {
     }
 
     /// The bound address (with the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Serves `/metrics` until `shutdown` turns true (or its sender is dropped). Stops accepting
     /// then; scrapes in flight finish on their own. Needs a tokio runtime.
-    pub async fn serve(self, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) -> Result<(), MetricsError> {
+    pub(crate) async fn serve(self, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) -> Result<(), MetricsError> {
         let addr = self.addr;
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|source| MetricsError::Serve { addr, source })?;
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -117,7 +117,7 @@ async fn respond(req: Request<Incoming>, metrics: Arc<Metrics>) -> Result<Respon
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

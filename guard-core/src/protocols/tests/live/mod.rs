@@ -36,11 +36,11 @@ impl Tape {
     }
 
     /// How many segments so far (a place to cut a capture later).
-    pub fn mark(&self) -> usize {
+    pub(crate) fn mark(&self) -> usize {
         self.0.lock().unwrap().len()
     }
 
-    pub fn take(&self) -> Vec<Segment> {
+    pub(crate) fn take(&self) -> Vec<Segment> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }

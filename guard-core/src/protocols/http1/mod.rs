@@ -124,9 +124,10 @@ impl Headers {
     }
 }
 
-// A head is returned once per message and moved on at once: boxing it would cost an
-// allocation per message for nothing.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a head is returned once per message and moved on at once: boxing it would cost an allocation per message"
+)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step<'a> {
     /// More input is needed.
@@ -205,10 +206,6 @@ impl MessageReader {
         self.expect = Some(kind);
     }
 
-    /// Between messages, with nothing buffered.
-    pub fn is_idle(&self) -> bool {
-        self.state == State::Head && self.head.is_empty()
-    }
 
     /// The message is complete and the next step reports its end, even without input.
     pub fn end_pending(&self) -> bool {
@@ -225,13 +222,7 @@ impl MessageReader {
         !self.head.is_empty()
     }
 
-    pub fn in_body(&self) -> bool {
-        matches!(self.state, State::Length(_) | State::Chunked(_) | State::UntilClose)
-    }
 
-    pub fn is_tunnel(&self) -> bool {
-        self.state == State::Tunnel
-    }
 
     pub fn set_framing(&mut self, framing: Framing) {
         if self.state != State::AwaitFraming {

@@ -224,5 +224,5 @@ impl Governor {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests;

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Read when `--config` is not given, if it exists.
-pub const DEFAULT_PATH: &str = "/etc/guard/guard.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/guard/guard.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -349,5 +349,5 @@ fn line_of(text: &str, at: usize) -> usize {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests;
