@@ -94,6 +94,11 @@ impl Daemon {
         }
     }
 
+    /// The recording the daemon writes (complete once it stopped).
+    pub fn record_path(&self) -> PathBuf {
+        self.record.clone()
+    }
+
     /// Every line the daemon has logged so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()

@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, path::Path, process::Command};
 
 use guard_tests::{
-    daemon::Daemon,
+    daemon::{Daemon, guard_bin},
     mock::{Call, MockLlm, node_fetch, python_sdk, run_client},
     privileged,
     scrape::{metrics_addr, samples, scrape},
@@ -63,7 +63,9 @@ fn metrics_equal_the_servers_usage_and_the_commands_run() {
     // The daemon handles events as they arrive; leave it a moment to take the last ones.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let (ctype, text) = scrape(&addr);
+    let record = d.record_path();
     d.stop();
+    the_replay_serves_the_same_metrics(&record, &text);
 
     assert_eq!(ctype, "application/openmetrics-text; version=1.0.0; charset=utf-8");
     assert!(text.ends_with("# EOF\n"), "{text}");
@@ -100,4 +102,22 @@ fn metrics_equal_the_servers_usage_and_the_commands_run() {
     for secret in ["sk-mock", "sk-ant-api03", "Hello", "clean up the build", "/srv/"] {
         assert!(!text.contains(secret), "{secret} leaked into /metrics");
     }
+}
+
+/// `guard replay --metrics` of the run's recording, without root, gives exactly the LLM and
+/// command families the running daemon served: one engine, and the recording keeps what the
+/// engine asked of /proc.
+fn the_replay_serves_the_same_metrics(record: &Path, served: &str) {
+    let out = Command::new(guard_bin()).args(["replay", "--metrics"]).arg(record).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replayed = String::from_utf8(out.stdout).unwrap();
+    let families = |text: &str| -> BTreeMap<String, f64> {
+        samples(text)
+            .into_iter()
+            .filter(|(k, _)| ["guard_llm_", "guard_destructive_commands", "guard_agent_commands"].iter().any(|p| k.starts_with(p)))
+            .collect()
+    };
+    let (want, got) = (families(served), families(&replayed));
+    assert!(want.keys().any(|k| k.starts_with("guard_llm_tokens_total")) && want.keys().any(|k| k.starts_with("guard_destructive")), "{served}");
+    assert_eq!(got, want, "replayed:\n{replayed}\nserved:\n{served}");
 }

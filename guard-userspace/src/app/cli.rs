@@ -33,7 +33,7 @@ pub(crate) enum Cmd {
         /// Also print every command that ran, with its agent (argv left out).
         #[arg(long)]
         commands: bool,
-        /// At the end, print the metrics `guard run` served for the recorded events (OpenMetrics).
+        /// Print only the metrics `guard run` served for the recorded events (OpenMetrics text).
         #[arg(long)]
         metrics: bool,
         /// Config file whose agents, rules and label caps apply (default: /etc/guard/guard.toml if present).

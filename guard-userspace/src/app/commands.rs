@@ -52,7 +52,7 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
         let done = out.governed.is_empty() && out.pipeline.is_empty();
         for g in &out.governed {
             count(&metrics, g);
-            if matches!(g, Governed::Command { .. }) && !print.commands {
+            if print.metrics || (matches!(g, Governed::Command { .. }) && !print.commands) {
                 continue;
             }
             serde_json::to_writer(&mut stdout, g)?;
