@@ -16,6 +16,7 @@ pub mod events;
 pub mod glob;
 pub mod govern;
 pub mod hooks;
+pub mod labels;
 pub mod pipeline;
 pub mod process;
 pub mod protocols;

@@ -523,7 +523,7 @@ impl ProcessTable {
     }
 
     /// Zero-config label: the script an interpreter runs (`python3 agent.py` → `agent`), else the
-    /// executable's name; sanitised to `[a-z0-9_-]`, at most `max_labels` distinct, else `other`.
+    /// executable's name, cleaned as an agent label ([`crate::labels`]); at most `max_labels` distinct, else `other`.
     fn label_for(&mut self, key: ProcKey) -> Arc<str> {
         let raw = match self.procs.get(&key) {
             Some(p) if self.catalog.is_interpreter(p.exe.as_deref(), &p.argv) => {
@@ -537,7 +537,7 @@ impl ProcessTable {
             Some(p) => p.name().to_owned(),
             None => String::new(),
         };
-        let label = sanitise(&raw);
+        let label = crate::labels::clean(crate::labels::Kind::Agent, &raw).unwrap_or_else(|| "other".to_owned());
         if let Some(l) = self.labels.get(label.as_str()) {
             return l.clone();
         }
@@ -637,24 +637,3 @@ fn stem(name: &str) -> &str {
     }
 }
 
-/// Lowercase `[a-z0-9_-]`, at most 32 characters; `other` when nothing is left.
-pub fn sanitise(raw: &str) -> String {
-    let s: String = raw
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(32)
-        .collect();
-    let s = s.trim_matches('_');
-    if s.is_empty() {
-        "other".to_owned()
-    } else {
-        s.to_owned()
-    }
-}

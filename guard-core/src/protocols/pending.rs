@@ -105,7 +105,7 @@ impl Pending {
         // body is a POST for the purpose of recognising its shape (nothing is reported as one).
         let method = self.method.as_deref().unwrap_or(if self.path.is_none() { "POST" } else { "" });
         self.route.refine(method, rb, self.anthropic_version);
-        self.request_model = rb.model.as_deref().and_then(|m| providers::clean_label(m, 128));
+        self.request_model = rb.model.as_deref().and_then(|m| crate::labels::clean(crate::labels::Kind::Model, m));
         self.request_stream = rb.stream.unwrap_or(false);
     }
 

@@ -12,6 +12,8 @@ mod route;
 
 use serde::{Deserialize, Serialize};
 
+use crate::labels;
+
 pub use route::{RequestBody, Route, route};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -100,22 +102,17 @@ impl Observed {
         if self.model.is_none()
             && let Some(m) = m
         {
-            self.model = clean_label(m, 128);
+            self.model = labels::clean(labels::Kind::Model, m);
         }
     }
 
     pub(crate) fn set_error(&mut self, e: Option<&str>) {
         if self.error_type.is_none() {
-            self.error_type = Some(e.and_then(|e| clean_label(e, 64)).unwrap_or_else(|| "error".into()));
+            self.error_type = Some(e.and_then(|e| labels::clean(labels::Kind::Ident, e)).unwrap_or_else(|| "error".into()));
         }
     }
 }
 
-/// A value fit for a log line or a bounded label: printable ASCII, length capped.
-pub(crate) fn clean_label(s: &str, max: usize) -> Option<String> {
-    let v: String = s.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
-    (!v.is_empty()).then_some(v)
-}
 
 /// Parses one JSON payload, counting it when it is not the expected shape.
 pub(crate) fn parse<'a, T: Deserialize<'a>>(o: &mut Observed, data: &'a [u8]) -> Option<T> {

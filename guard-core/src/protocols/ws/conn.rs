@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::{
     events::Direction,
-    providers::{self, RequestBody, openai_responses},
+    providers::{RequestBody, openai_responses},
 };
 
 use super::{
@@ -261,7 +261,7 @@ impl WsConn {
         self.next_id += 1;
         let mut p = self.open(self.next_id, m.start_ns);
         p.route.refine("POST", &body, false);
-        p.request_model = body.model.as_deref().and_then(|m| providers::clean_label(m, 128));
+        p.request_model = body.model.as_deref().and_then(|m| crate::labels::clean(crate::labels::Kind::Model, m));
         if let Some(r) = self.lost[other(self.up.request_dir).index()] {
             p.mark(r);
         }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use guard_core::{
     audit::Action,
+    labels::{self, Kind},
     providers::Provider,
 };
 
@@ -20,8 +21,6 @@ use guard_core::{
 pub(crate) const OTHER: &str = "other";
 /// The model label when the exchange named no model.
 pub(crate) const UNKNOWN: &str = "unknown";
-/// Longest label value kept (models such as Bedrock inference profile ids are long).
-const MAX_VALUE_LEN: usize = 96;
 
 /// How many distinct values each open label may take. `other` and `unknown` do not count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,37 +84,19 @@ impl Capped {
     }
 }
 
-/// An agent id as a label: `[a-z0-9_-]`, at most 64 characters; `none` when empty.
+/// An agent id as a label; `none` when empty.
 pub(crate) fn agent_value(raw: &str) -> String {
-    let v: String = raw
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' { c } else { '_' })
-        .take(64)
-        .collect();
-    if v.is_empty() { "none".to_owned() } else { v }
+    labels::clean(Kind::Agent, raw).unwrap_or_else(|| "none".to_owned())
 }
 
-/// A model name as a label: letters, digits and `-._:/@+`, other characters become `_`, at most
-/// 96 characters; `unknown` when absent or empty.
+/// A model name as a label; `unknown` when absent or empty.
 pub(crate) fn model_value(raw: Option<&str>) -> String {
-    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
-        return UNKNOWN.to_owned();
-    };
-    raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-._:/@+".contains(c) { c } else { '_' })
-        .take(MAX_VALUE_LEN)
-        .collect()
+    raw.and_then(|m| labels::clean(Kind::Model, m)).unwrap_or_else(|| UNKNOWN.to_owned())
 }
 
-/// A short identifier (rule id, library name): `[A-Za-z0-9_.-]`, at most 64 characters.
+/// A short identifier (rule id, library name).
 pub(crate) fn ident_value(raw: &str) -> String {
-    let v: String = raw
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-        .take(64)
-        .collect();
-    if v.is_empty() { UNKNOWN.to_owned() } else { v }
+    labels::clean(Kind::Ident, raw).unwrap_or_else(|| UNKNOWN.to_owned())
 }
 
 /// Implements `EncodeLabelValue` through an `as_str`-like function.
