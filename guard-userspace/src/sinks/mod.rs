@@ -2,6 +2,7 @@
 //! Sinks never reach back into the engine.
 
 pub mod audit;
+mod files;
 pub mod metrics;
 pub mod record;
 
