@@ -34,6 +34,12 @@ impl Daemon {
     /// [`Self::start`] with more `guard run` arguments.
     pub fn start_with(name: &str, args: &[&str]) -> Self {
         let record = crate::temp_path(&format!("{name}.jsonl"));
+        // guard records only to a new file, and a test may start a daemon of the same name twice.
+        if let Err(e) = std::fs::remove_file(&record)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            panic!("cannot remove the stale recording {}: {e}", record.display());
+        }
         let bin = guard_bin();
         let mut child = Command::new(&bin)
             .args(["run", "--record"])
@@ -122,6 +128,42 @@ impl Daemon {
         let lines = self.lines.lock().unwrap().clone();
         (events, lines)
     }
+}
+
+/// Runs `guard run ARGS`, which must refuse to start: exit with an error within `timeout`.
+/// Returns what it wrote to stderr.
+pub fn run_refused(args: &[&str], timeout: Duration) -> String {
+    let bin = guard_bin();
+    let mut child = Command::new(&bin)
+        .arg("run")
+        .args(args)
+        .env("GUARD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let mut stderr = child.stderr.take().unwrap();
+    let text = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("guard run {args:?} was still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = text.join().unwrap();
+    eprintln!("[guard] {text}");
+    assert!(!status.success(), "guard run {args:?} started and exited cleanly:\n{text}");
+    text
 }
 
 impl Drop for Daemon {

@@ -96,10 +96,10 @@ pub struct RunArgs {
     /// Address of the Prometheus endpoint (`GET /metrics`) [config: metrics.addr, default 127.0.0.1:9477].
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
-    /// Audit log of destructive commands: a file, `-` for stdout, or `off` [config: audit.log, default -].
+    /// Audit log of destructive commands: a regular file only guard may access (mode 0600), `-` for stdout, or `off` [config: audit.log, default -].
     #[arg(long, value_name = "PATH|-")]
     pub audit_log: Option<String>,
-    /// Write every decoded event to FILE (JSON lines; holds captured plaintext, mode 0600).
+    /// Write every decoded event to FILE, a new file (JSON lines; holds captured plaintext, mode 0600).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// Ring buffer size in MiB, a power of two [config: kernel.ring_mib, default 16].

@@ -40,6 +40,12 @@ pub(super) fn run(env: &Env) -> Result<String> {
 
     // One more run, recorded, for the pipeline throughput.
     let capture = env.out.join("capture.jsonl");
+    // guard records only to a new file; the last bench left its capture here.
+    if let Err(e) = std::fs::remove_file(&capture)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(e).context("removing the last capture");
+    }
     let g = Guard::start(env, &["--record", capture.to_str().context("capture path")?])?;
     client(&mock)?;
     g.stop()?;
