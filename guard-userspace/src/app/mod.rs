@@ -5,5 +5,6 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod doctor;
+pub mod logging;
 mod gauges;
 mod tls;
