@@ -104,6 +104,15 @@ pub fn read_lines(r: impl BufRead) -> impl Iterator<Item = Result<Line, RecordEr
     })
 }
 
+/// The events of a recording, its facts skipped.
+pub fn read_events(r: impl BufRead) -> impl Iterator<Item = Result<Event, RecordError>> {
+    read_lines(r).filter_map(|l| match l {
+        Ok(Line::Event(ev)) => Some(Ok(ev)),
+        Ok(Line::Fact(_)) => None,
+        Err(e) => Some(Err(e)),
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod tests {
@@ -141,13 +150,4 @@ mod tests {
         assert!(matches!(err, RecordError::Parse { line: 2, .. }), "{err}");
         assert!(err.to_string().contains("missing field"), "{err}");
     }
-}
-
-/// The events of a recording, its facts skipped.
-pub fn read_events(r: impl BufRead) -> impl Iterator<Item = Result<Event, RecordError>> {
-    read_lines(r).filter_map(|l| match l {
-        Ok(Line::Event(ev)) => Some(Ok(ev)),
-        Ok(Line::Fact(_)) => None,
-        Err(e) => Some(Err(e)),
-    })
 }

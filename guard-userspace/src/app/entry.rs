@@ -6,52 +6,56 @@ use clap::Parser as _;
 use guard_core::engine::EngineConfig;
 
 use super::{
-    cli::{Cli, Cmd, LogFormat},
+    cli::{Cli, Cmd},
     commands::{self, ReplayPrint},
-    config::Config,
+    config::{Config, ConfigError},
     daemon::{self, RunOptions},
+    logging,
 };
 
 /// The binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `guard run` reads its config first: it chooses the log format and level.
-    let config = match &cli.cmd {
-        Cmd::Run(args) => Some(Config::resolve(args.config.as_deref()).and_then(|mut c| c.apply_cli(args).map(|()| c))),
+    // `guard run` reads its config file first: it chooses the log format and level.
+    let file = match &cli.cmd {
+        Cmd::Run(args) => Some(Config::resolve(args.config.as_deref())),
         _ => None,
     };
-    let log = config.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.log.clone()).unwrap_or_default();
-    init_tracing(cli.log_format.unwrap_or(log.format), &log.level);
-    let result = match cli.cmd {
-        Cmd::Run(args) => config
-            .unwrap_or_else(|| Ok(Config::default()))
-            .map_err(anyhow::Error::from)
-            .and_then(|c| run(args.record, &c)),
-        Cmd::Doctor { json, config } => Ok(super::doctor::main(json, config.as_deref())),
-        Cmd::Replay { file, commands, metrics, config } => Config::resolve(config.as_deref())
-            .map_err(anyhow::Error::from)
-            .and_then(|c| commands::replay(&file, &c, ReplayPrint { commands, metrics })),
-        Cmd::Rules { cmd, config } => {
-            Config::resolve(config.as_deref()).map_err(anyhow::Error::from).and_then(|c| commands::rules(cmd, &c))
-        }
-        Cmd::Hooks { files } => commands::hooks(&files),
-    };
-    match result {
+    let log = file.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.log.clone()).unwrap_or_default();
+    if let Err(e) = logging::init(cli.log_format.unwrap_or(log.format), &log.level) {
+        // No subscriber to log through: straight to stderr.
+        eprintln!("guard: {e}");
+        return usage_error();
+    }
+    match dispatch(cli.cmd, file) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{}", error_chain(&e));
-            ExitCode::FAILURE
+            if matches!(e.downcast_ref(), Some(ConfigError::Flag { .. })) { usage_error() } else { ExitCode::FAILURE }
         }
     }
 }
 
-fn init_tracing(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GUARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+/// The exit status of a mistake in the invocation (a flag's value, `GUARD_LOG`), as for clap's
+/// own usage errors: `guard rules check` gives 1 a meaning of its own (a rule matched).
+fn usage_error() -> ExitCode {
+    ExitCode::from(2)
+}
+
+/// Runs the command. `file`: the config file `guard run` read for its log settings.
+fn dispatch(cmd: Cmd, file: Option<Result<Config, ConfigError>>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Run(args) => {
+            let mut c = file.unwrap_or_else(|| Ok(Config::default()))?;
+            c.apply_cli(&args)?;
+            run(args.record, &c)
+        }
+        Cmd::Doctor { json, config } => Ok(super::doctor::main(json, config.as_deref())),
+        Cmd::Replay { file, commands, metrics, config } => {
+            commands::replay(&file, &Config::resolve(config.as_deref())?, ReplayPrint { commands, metrics })
+        }
+        Cmd::Rules { cmd, config } => commands::rules(cmd, &Config::resolve(config.as_deref())?),
+        Cmd::Hooks { files } => commands::hooks(&files),
     }
 }
 

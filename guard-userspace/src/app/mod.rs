@@ -7,6 +7,7 @@ pub(crate) mod daemon;
 pub(crate) mod doctor;
 mod entry;
 mod gauges;
+pub(crate) mod logging;
 mod tls;
 
 pub use entry::main;

@@ -19,7 +19,7 @@ use guard_core::audit::AuditRecord;
 use super::files;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuditError {
+pub(crate) enum AuditError {
     #[error("cannot open audit log {path}: {source}")]
     Open {
         path: PathBuf,
@@ -60,7 +60,7 @@ enum Sink {
     },
 }
 
-pub struct AuditWriter {
+pub(crate) struct AuditWriter {
     sink: Sink,
     /// Times the file was reopened after rotation.
     pub reopened: u64,
@@ -69,7 +69,7 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// `-` is stdout; anything else a file path, created if missing (mode 0600: argv may still
     /// reveal more than it should), or else a regular file of guard's own that only it can access.
-    pub fn open(target: &str) -> Result<Self, AuditError> {
+    pub(crate) fn open(target: &str) -> Result<Self, AuditError> {
         let sink = if target == "-" {
             Sink::Stdout
         } else {
@@ -81,7 +81,7 @@ impl AuditWriter {
     /// Appends one line. The path is checked on every write (one `lstat`; destructive commands
     /// are rare), and reopened when it no longer names the open file. A symlink never names it,
     /// so one planted after rotation is refused, not written through.
-    pub fn write(&mut self, rec: &AuditRecord) -> Result<(), AuditError> {
+    pub(crate) fn write(&mut self, rec: &AuditRecord) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(rec).map_err(|source| AuditError::Encode { source })?;
         line.push(b'\n');
         if let Sink::File { path, dev, ino, .. } = &self.sink {

@@ -3,11 +3,11 @@
 use std::path::Path;
 
 /// What is at `path`, for the error message only (it is never used to decide anything).
-pub fn kind_of(path: &Path) -> &'static str {
+pub(super) fn kind_of(path: &Path) -> &'static str {
     std::fs::symlink_metadata(path).map_or("of a kind guard could not read", |m| file_kind(m.file_type()))
 }
 
-pub fn file_kind(t: std::fs::FileType) -> &'static str {
+pub(super) fn file_kind(t: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt as _;
     if t.is_symlink() {
         "a symbolic link"

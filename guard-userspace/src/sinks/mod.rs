@@ -1,10 +1,10 @@
 //! Where the engine's records go: Prometheus metrics, the audit log, recordings, and the log.
 //! Sinks never reach back into the engine.
 
-pub mod audit;
+pub(crate) mod audit;
 mod files;
-pub mod metrics;
-pub mod record;
+pub(crate) mod metrics;
+pub(crate) mod record;
 
 use std::sync::Arc;
 
@@ -19,9 +19,9 @@ use guard_core::{
 use self::{audit::AuditWriter, metrics::Metrics, record::{Recording, RecordingError}};
 
 /// The agent label of what no agent is behind.
-pub const NO_AGENT: &str = "none";
+pub(crate) const NO_AGENT: &str = "none";
 
-pub struct Sinks {
+pub(crate) struct Sinks {
     pub metrics: Arc<Metrics>,
     pub audit: Option<AuditWriter>,
     pub recording: Option<Recording>,
@@ -32,7 +32,7 @@ pub struct Sinks {
 impl Sinks {
     /// Serves one push's outputs. Only a recording that cannot be written is an error: a
     /// recording with holes would replay as something that never happened.
-    pub fn take(&mut self, out: &Outputs) -> Result<(), RecordingError> {
+    pub(crate) fn take(&mut self, out: &Outputs) -> Result<(), RecordingError> {
         if let Some(r) = self.recording.as_mut() {
             r.write(&out.recorded)?;
         }

@@ -16,7 +16,7 @@ use guard_core::events::record::{Line, RecordError, Recorder};
 use super::files;
 
 #[derive(Debug, thiserror::Error)]
-pub enum RecordingError {
+pub(crate) enum RecordingError {
     #[error(
         "recording {path} already exists ({kind}); guard writes a recording only to a new file it creates: \
          remove it or choose another path"
@@ -28,14 +28,14 @@ pub enum RecordingError {
     Write(#[from] RecordError),
 }
 
-pub struct Recording {
+pub(crate) struct Recording {
     out: Recorder<std::fs::File>,
 }
 
 impl Recording {
     /// Creates `path`, mode 0600. An existing path, whatever it is (a file, a symlink, even a
     /// dangling one), is an error.
-    pub fn create(path: &Path) -> Result<Self, RecordingError> {
+    pub(crate) fn create(path: &Path) -> Result<Self, RecordingError> {
         let f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -49,14 +49,14 @@ impl Recording {
         Ok(Self { out: Recorder::new(f) })
     }
 
-    pub fn write(&mut self, lines: &[Line]) -> Result<(), RecordingError> {
+    pub(crate) fn write(&mut self, lines: &[Line]) -> Result<(), RecordingError> {
         for l in lines {
             self.out.write(l)?;
         }
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<(), RecordingError> {
+    pub(crate) fn flush(&mut self) -> Result<(), RecordingError> {
         Ok(self.out.flush()?)
     }
 }

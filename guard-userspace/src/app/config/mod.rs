@@ -36,6 +36,9 @@ pub enum ConfigError {
     Syntax { origin: String, reason: String },
     #[error("config {origin}: key `{key}`: {reason}")]
     Invalid { origin: String, key: String, reason: String },
+    /// A `guard run` flag that overrides a key: the value came from the command line, not a file.
+    #[error("flag `{flag}`: {reason}")]
+    Flag { flag: &'static str, reason: String },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -214,19 +217,24 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Flags of `guard run` override the file; the result is validated again.
+    /// Flags of `guard run` override the file. Each flag is checked on its own so that an error
+    /// names the flag: the file's values were checked when it was loaded.
     pub fn apply_cli(&mut self, args: &RunArgs) -> Result<(), ConfigError> {
+        let flag = |flag, r: Result<(), String>| r.map_err(|reason| ConfigError::Flag { flag, reason });
         if let Some(a) = &args.metrics_addr {
+            flag("--metrics-addr", check_metrics_addr(a))?;
             self.metrics.addr.clone_from(a);
             self.metrics.enabled = true;
         }
         if let Some(a) = &args.audit_log {
+            flag("--audit-log", check_audit_log(a))?;
             self.audit.log.clone_from(a);
         }
         if let Some(r) = args.ring_mib {
+            flag("--ring-mib", check_ring_mib(r))?;
             self.kernel.ring_mib = r;
         }
-        self.validate()
+        Ok(())
     }
 
     fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
@@ -235,12 +243,8 @@ impl Config {
 
     /// Checks every value whose type alone does not make it valid.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.metrics.addr.parse::<SocketAddr>().is_err() {
-            return Err(self.invalid("metrics.addr", format!("{:?} is not an IP:PORT address (e.g. 127.0.0.1:9477)", self.metrics.addr)));
-        }
-        if self.audit.log.trim().is_empty() {
-            return Err(self.invalid("audit.log", "empty: give a file path, `-` for stdout, or `off`"));
-        }
+        check_metrics_addr(&self.metrics.addr).map_err(|r| self.invalid("metrics.addr", r))?;
+        check_audit_log(&self.audit.log).map_err(|r| self.invalid("audit.log", r))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(self.invalid("log.level", format!("{:?} is not a log filter (e.g. info, debug, guard=debug)", self.log.level)));
         }
@@ -257,10 +261,7 @@ impl Config {
                 return Err(self.invalid(key, format!("{v} is too many series; keep it at most 10000")));
             }
         }
-        let r = self.kernel.ring_mib;
-        if !r.is_power_of_two() || r > 1024 {
-            return Err(self.invalid("kernel.ring_mib", format!("must be a power of two from 1 to 1024, not {r}")));
-        }
+        check_ring_mib(self.kernel.ring_mib).map_err(|r| self.invalid("kernel.ring_mib", r))?;
         let c = &self.capture;
         let sizes = [
             ("capture.max_connections", c.max_connections),
@@ -341,6 +342,23 @@ impl Config {
         }
         set.merged("", &self.rules.disable).map_err(|e| self.invalid("rules.disable", e.to_string()))
     }
+}
+
+// The checks of the values a flag can also set: the caller names the key or the flag.
+
+fn check_metrics_addr(addr: &str) -> Result<(), String> {
+    match addr.parse::<SocketAddr>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("{addr:?} is not an IP:PORT address (e.g. 127.0.0.1:9477)")),
+    }
+}
+
+fn check_audit_log(log: &str) -> Result<(), String> {
+    if log.trim().is_empty() { Err("empty: give a file path, `-` for stdout, or `off`".into()) } else { Ok(()) }
+}
+
+fn check_ring_mib(r: u32) -> Result<(), String> {
+    if r.is_power_of_two() && r <= 1024 { Ok(()) } else { Err(format!("must be a power of two from 1 to 1024, not {r}")) }
 }
 
 /// 1-based line of a byte offset.

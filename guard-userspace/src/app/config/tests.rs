@@ -93,8 +93,23 @@ fn flags_override_the_file() {
     assert_eq!(c.metrics_addr(), Some("0.0.0.0:9100".parse().unwrap()));
     assert_eq!(c.audit_target(), None);
     assert_eq!(c.ring_bytes(), 8 << 20);
-    let bad = RunArgs { ring_mib: Some(3), ..RunArgs::default() };
-    assert!(c.apply_cli(&bad).unwrap_err().to_string().contains("key `kernel.ring_mib`"));
+}
+
+/// A bad value given as a flag names the flag, not the key it overrides (the file may be fine).
+#[test]
+fn a_bad_flag_is_named_as_the_flag() {
+    let mut c = Config::parse("", "t.toml").unwrap();
+    let cases = [
+        (RunArgs { metrics_addr: Some("nonsense".into()), ..RunArgs::default() }, "flag `--metrics-addr`: \"nonsense\" is not an IP:PORT address"),
+        (RunArgs { audit_log: Some(" ".into()), ..RunArgs::default() }, "flag `--audit-log`: empty"),
+        (RunArgs { ring_mib: Some(3), ..RunArgs::default() }, "flag `--ring-mib`: must be a power of two from 1 to 1024, not 3"),
+    ];
+    for (args, want) in cases {
+        let got = c.apply_cli(&args).unwrap_err().to_string();
+        assert!(got.starts_with(want), "got: {got}\nwant: {want}…");
+    }
+    // Nothing of a rejected flag is applied.
+    assert_eq!(c, Config { origin: "t.toml".into(), ..Config::default() });
 }
 
 #[test]

@@ -105,17 +105,11 @@ fn try_load(prog_type: u32, attach_type: u32, attach_btf_id: u32, insns: &[u64])
     Ok(())
 }
 
-/// `/sys/kernel/security/lockdown`'s active mode (`none`, `integrity`, `confidentiality`).
-pub(crate) fn lockdown(sys: &Path) -> Option<String> {
-    let text = fs::read_to_string(sys.join("kernel/security/lockdown")).ok()?;
-    text.split_whitespace().find(|w| w.starts_with('[')).map(|w| w.trim_matches(['[', ']']).to_owned())
-}
-
-/// Probes every mechanism. `btf` is the parsed kernel BTF when available (LSM and fentry
-/// programs name the kernel function they attach to). `may_probe` is false without CAP_BPF or
-/// on a fake root: everything is then inferred.
-pub(crate) fn mechanisms(sys: &Path, btf: Option<&crate::kernel::btf::Btf>, may_probe: bool) -> Vec<Mechanism> {
-    let lockdown = lockdown(sys);
+/// Probes every mechanism. `lockdown` is the kernel's lockdown mode when it could be read
+/// ([`super::lockdown`]). `btf` is the parsed kernel BTF when available (LSM and fentry programs
+/// name the kernel function they attach to). `may_probe` is false without CAP_BPF or on a fake
+/// root: everything is then inferred.
+pub(crate) fn mechanisms(sys: &Path, lockdown: Option<&str>, btf: Option<&crate::kernel::btf::Btf>, may_probe: bool) -> Vec<Mechanism> {
     let kprobes = sys.join("bus/event_source/devices/kprobe").exists();
     let lsms = fs::read_to_string(sys.join("kernel/security/lsm")).ok();
     let probe = |m: &'static str, what: &str, f: &dyn Fn() -> Result<(), String>| {
@@ -152,12 +146,12 @@ pub(crate) fn mechanisms(sys: &Path, btf: Option<&crate::kernel::btf::Btf>, may_
     }
     out.push(ovr);
     // Loading a program with this helper logs a kernel warning, so it is only probed when the
-    // lockdown mode cannot be read (securityfs not mounted).
+    // lockdown mode cannot be read.
     let what = "rewrite a program's memory (e.g. its argv)";
-    out.push(match lockdown.as_deref() {
+    out.push(match lockdown {
         Some("none") => Mechanism { mechanism: "bpf_probe_write_user", available: true, method: Method::Inferred, detail: format!("{what}; kernel lockdown is none") },
         Some(mode) => Mechanism { mechanism: "bpf_probe_write_user", available: false, method: Method::Inferred, detail: format!("{what}; kernel lockdown is {mode}, which forbids it") },
-        None => probe("bpf_probe_write_user", &format!("{what} (lockdown mode unreadable: securityfs not mounted)"), &|| {
+        None => probe("bpf_probe_write_user", &format!("{what} (lockdown mode unknown)"), &|| {
             try_load(PROG_TRACEPOINT, 0, 0, &[
                 mov_imm(1, 0),
                 insn(0x7a, 10, 0, -8, 0), // *(u64 *)(r10 - 8) = 0

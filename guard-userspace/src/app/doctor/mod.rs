@@ -5,6 +5,7 @@
 
 pub(crate) mod checks;
 pub(crate) mod enforce;
+pub(crate) mod lockdown;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
@@ -54,6 +55,8 @@ pub(crate) struct Report {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct KernelInfo {
     pub release: Option<String>,
+    /// `none`, `integrity` or `confidentiality`; `None` when unreadable (the `lockdown` check
+    /// says why and what it means for guard).
     pub lockdown: Option<String>,
 }
 
@@ -111,6 +114,8 @@ pub(crate) fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report
     };
     let release = std::fs::read_to_string(proc_root.join("sys/kernel/osrelease")).ok().map(|s| s.trim().to_owned());
     checks.push(checks::kernel_version(release.as_deref()));
+    let lockdown = lockdown::read(&sys);
+    checks.push(lockdown::check(&lockdown));
     let (btf_check, btf) = checks::btf(&at(&cfg.kernel.btf));
     checks.push(btf_check);
     let tracefs = at(&cfg.kernel.tracefs);
@@ -127,7 +132,7 @@ pub(crate) fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report
 
     let has = |c: u32| cap_eff.is_some_and(|e| e & (1 << c) != 0);
     let may_probe = opts.live && (has(checks::CAP_BPF) || has(checks::CAP_SYS_ADMIN));
-    let enforcement = enforce::mechanisms(&sys, btf.as_ref(), may_probe);
+    let enforcement = enforce::mechanisms(&sys, lockdown.mode(), btf.as_ref(), may_probe);
     let scanner = Scanner::default();
     let tls_targets = if opts.live { tls_targets(&scanner) } else { Vec::new() };
     let agents = cfg.catalog().map(|c| running_agents(&proc_root, c, &scanner)).unwrap_or_default();
@@ -138,7 +143,7 @@ pub(crate) fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report
         guard_version: env!("CARGO_PKG_VERSION"),
         can_run: problems.is_empty(),
         problems,
-        kernel: KernelInfo { release, lockdown: enforce::lockdown(&sys) },
+        kernel: KernelInfo { release, lockdown: lockdown.mode().map(str::to_owned) },
         config: cfg.origin.clone(),
         checks,
         enforcement,
@@ -195,8 +200,8 @@ pub(crate) fn render(r: &Report) -> String {
         s,
         "guard doctor {} — kernel {} (lockdown: {}), config: {}\n",
         r.guard_version,
-        r.kernel.release.as_deref().unwrap_or("?"),
-        r.kernel.lockdown.as_deref().unwrap_or("?"),
+        r.kernel.release.as_deref().unwrap_or("unknown"),
+        r.kernel.lockdown.as_deref().unwrap_or("unknown, see the lockdown check"),
         r.config
     );
     let _ = writeln!(s, "checks");

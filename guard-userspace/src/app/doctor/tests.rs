@@ -47,6 +47,7 @@ fn host(root: &Path, release: &str, cap_eff: &str) {
     write(root, "proc/self/status", format!("Name:\tguard\nCapEff:\t{cap_eff}\n").as_bytes());
     write(root, "sys/kernel/btf/vmlinux", &btf_blob());
     write(root, "sys/bus/event_source/devices/uprobe/type", b"8\n");
+    write(root, "sys/kernel/security/lockdown", b"none [integrity] confidentiality\n");
     for p in PROBES {
         let (cat, name) = match p.hook {
             Hook::Tracepoint { category, name } => (category, name),
@@ -77,6 +78,7 @@ fn a_capable_host_reports_every_section() {
     assert_eq!(keys, ["agents", "can_run", "checks", "config", "enforcement", "guard_version", "kernel", "problems", "schema", "tls_targets"]);
     assert_eq!(v["schema"], 1);
     assert_eq!(v["kernel"]["release"], "6.18.0-test");
+    assert_eq!(v["kernel"]["lockdown"], "integrity");
     let checks: Vec<(String, String)> = v["checks"]
         .as_array()
         .unwrap()
@@ -88,6 +90,7 @@ fn a_capable_host_reports_every_section() {
         ("ebpf_object", expect_object),
         ("config", "ok"),
         ("kernel_version", "ok"),
+        ("lockdown", "ok"),
         ("btf", "ok"),
         ("tracefs", "ok"),
         ("bpffs", "ok"),
@@ -141,6 +144,31 @@ fn a_bad_config_is_a_problem() {
     let bad = Config::parse("[kernel]\nring_mib = 3\n", "guard.toml");
     let r = run(&Options { root: dir.path().into(), live: false }, bad);
     assert!(r.problems.iter().any(|p| p.starts_with("config: config guard.toml: key `kernel.ring_mib`")), "{:?}", r.problems);
+}
+
+#[test]
+fn lockdown_confidentiality_stops_guard_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    host(dir.path(), "6.18.0", "000001ffffffffff");
+    write(dir.path(), "sys/kernel/security/lockdown", b"none integrity [confidentiality]\n");
+    let r = run(&Options { root: dir.path().into(), live: false }, Ok(Config::default()));
+    assert!(!r.can_run);
+    assert!(r.problems.iter().any(|p| p.starts_with("lockdown: confidentiality: the kernel refuses BPF reads of kernel memory")), "{:?}", r.problems);
+}
+
+/// An unreadable mode is no bare `?`: the header points at the check, which says why.
+#[test]
+fn an_unreadable_lockdown_mode_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    host(dir.path(), "6.18.0", "000001ffffffffff");
+    fs::remove_dir_all(dir.path().join("sys/kernel/security")).unwrap();
+    let r = run(&Options { root: dir.path().into(), live: false }, Ok(Config::default()));
+    assert_eq!(r.kernel.lockdown, None);
+    let text = render(&r);
+    assert!(text.contains("(lockdown: unknown, see the lockdown check)"), "{text}");
+    assert!(text.contains("warn  lockdown"), "{text}");
+    assert!(text.contains("cannot read /sys/kernel/security/lockdown: securityfs is not mounted"), "{text}");
+    assert!(!text.contains("lockdown: ?"), "{text}");
 }
 
 #[test]

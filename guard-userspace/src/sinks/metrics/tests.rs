@@ -376,3 +376,36 @@ fn the_grafana_dashboard_queries_real_series() {
         assert!(used.contains(family), "no panel shows {family}: {used:?}");
     }
 }
+
+/// `| `name` | … | meaning |`: a README table row for `name` whose cells after it are filled.
+fn readme_row(readme: &str, name: &str) -> bool {
+    readme.lines().any(|l| {
+        let cells: Vec<&str> = l.trim().trim_matches('|').split('|').map(str::trim).collect();
+        cells.len() >= 2 && cells[0] == format!("`{name}`") && cells[1..].iter().all(|c| !c.is_empty())
+    })
+}
+
+/// The README's metrics tables name every family guard serves and every `source` of
+/// `guard_events_lost_total`, each with its meaning: they had fallen behind the code.
+#[test]
+fn the_readme_lists_every_family_and_loss_source() {
+    let readme = include_str!("../../../../README.md");
+    let text = Metrics::default().encode();
+    let families: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| match kind {
+            "counter" => format!("{name}_total"),
+            "info" => format!("{name}_info"),
+            _ => name.to_owned(),
+        })
+        .collect();
+    assert!(families.len() >= 12, "{families:?}");
+    for f in &families {
+        assert!(readme_row(readme, f), "README's metrics table lacks {f}");
+    }
+    for s in LossSource::ALL {
+        assert!(readme_row(readme, s.as_str()), "README's loss-source table lacks {}", s.as_str());
+    }
+}
