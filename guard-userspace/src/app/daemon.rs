@@ -3,7 +3,6 @@
 //! event already captured is lost.
 
 use std::{
-    path::PathBuf,
     sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, Instant, SystemTime},
 };
@@ -12,10 +11,11 @@ use bytes::Bytes;
 use guard_core::{Engine, engine::{EngineConfig, Outputs}};
 use tokio::{signal::unix::{SignalKind, signal}, sync::{mpsc, watch}};
 
+pub(crate) use super::options::RunOptions;
 use super::{gauges::Gauges, tls::Tls};
 use crate::{
-    kernel::{Kernel, LoadError, LoadOptions, reader},
-    sinks::{Sinks, audit::{AuditError, AuditWriter}, metrics::{LabelCaps, Metrics, MetricsError, MetricsListener}, record::{Recording, RecordingError}},
+    kernel::{Kernel, LoadError, reader},
+    sinks::{Sinks, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, record::{Recording, RecordingError}},
     sys::{host, proc::Proc},
 };
 
@@ -31,38 +31,6 @@ pub(crate) enum DaemonError {
     Metrics(#[from] MetricsError),
     #[error("cannot set up {what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
-}
-
-#[derive(Debug)]
-pub(crate) struct RunOptions {
-    pub load: LoadOptions,
-    /// The engine's catalog, rules and limits (`record` is set from [`Self::record`]).
-    pub engine: EngineConfig,
-    pub record: Option<PathBuf>,
-    /// The audit log: a path, or `-` for stdout.
-    pub audit_log: Option<String>,
-    /// The `/metrics` listener, bound by the caller (so a taken port fails before anything loads).
-    pub metrics: Option<MetricsListener>,
-    pub labels: LabelCaps,
-    /// Records buffered between the reader and the engine.
-    pub channel_capacity: usize,
-    /// How often every process's mappings are rescanned for TLS libraries (catches dlopen).
-    pub rescan_every: Duration,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            load: LoadOptions::default(),
-            engine: EngineConfig::default(),
-            record: None,
-            audit_log: None,
-            metrics: None,
-            labels: LabelCaps::default(),
-            channel_capacity: 65_536,
-            rescan_every: Duration::from_secs(2),
-        }
-    }
 }
 
 /// How often gauges and loss totals are brought up to date.

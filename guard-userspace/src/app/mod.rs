@@ -7,6 +7,7 @@ pub(crate) mod daemon;
 pub(crate) mod doctor;
 mod entry;
 mod gauges;
+mod options;
 pub(crate) mod logging;
 mod tls;
 
