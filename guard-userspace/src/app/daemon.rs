@@ -101,9 +101,11 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         Err(e) => tracing::warn!(error = %e, "reader task failed"),
         Ok(Ok(())) => {}
     }
+    // What the drain decides is acted on too: a guess verified by its last events is logged.
     while let Ok(raw) = rx.try_recv() {
         push(&raw, &mut engine, &mut proc, &mut out);
         sinks.take(&out)?;
+        tls.on_outputs(&mut kernel, &out);
     }
     if let Some(r) = sinks.recording.as_mut() {
         r.flush()?;
