@@ -1,5 +1,6 @@
-//! The sans-IO pipeline: decoded events in, records out. `guard run` feeds it from the ring
-//! buffer, `guard replay` and the tests from a recording; both go through [`Pipeline::push`].
+//! The sans-IO pipeline: decoded events in, records out. The [`Engine`](crate::Engine) feeds it
+//! each event that passed verification, whether `guard run`, `guard replay` or a test drives the
+//! engine; all of it goes through [`Pipeline::push`].
 
 use std::collections::HashMap;
 

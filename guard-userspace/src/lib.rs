@@ -1,9 +1,13 @@
-//! guard's daemon: the IO shell around [`guard_core::Engine`].
+//! guard's daemon: the IO shell around [`guard_core::Engine`], and all of the `guard` binary.
 //!
-//! [`kernel`] loads the eBPF programs and reads their ring buffer; [`sys`] reads the host
-//! (/proc, accounts, the TLS libraries of running programs); [`sinks`] serve what the engine
-//! produced (Prometheus metrics, the audit log, recordings); [`app`] wires them: the daemon
-//! loop, `guard doctor`, the command line and the config file.
+//! `kernel` loads and attaches the eBPF programs and reads their ring buffer; `sys` reads the host
+//! (/proc for the engine's lookups, the cwd thread, accounts, sockets, the TLS libraries of running
+//! programs); `sinks` take what the engine produced (Prometheus metrics and `/metrics`, the audit
+//! log, recordings, log lines); `app` wires them: the daemon loop, TLS attach and verification,
+//! `guard doctor`, `replay`, `rules` and `hooks`, the command line and the config file.
+//!
+//! Those modules are private. The library exports only [`main`], [`testing`] and
+//! [`EBPF_OBJECT`].
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 

@@ -1,4 +1,4 @@
-//! [`Event`] → kernel record bytes: the inverse of [`super::decode`]. Used by the round-trip
+//! [`Event`] → kernel record bytes: the inverse of [`super::decode()`]. Used by the round-trip
 //! tests, fuzzing seeds and benchmarks to produce records without a kernel.
 
 use guard_common::event::{self as k, EventKind};

@@ -1,7 +1,7 @@
 //! The stage after the pipeline: which agent is behind each exchange and each command, and is
 //! the command destructive. Sans-IO like the pipeline; the little IO it may want (a process the
 //! table has not seen, a live cwd) is asked of a [`Lookup`] that `guard run` backs with /proc
-//! and `guard replay` leaves empty.
+//! and `guard replay` with the facts the recording kept ([`crate::engine::Replay`]).
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc, time::SystemTime};
 
@@ -30,7 +30,7 @@ pub trait Lookup {
     fn cwd(&mut self, pid: u32) -> Option<String>;
 }
 
-/// No system to ask: replaying a recording.
+/// No system to ask: every lookup goes unanswered (tests, fuzzing, `pipeline_throughput`).
 pub struct NoLookup;
 
 impl Lookup for NoLookup {

@@ -6,17 +6,20 @@
 //! 3. `gopclntab`: Go's function table, which survives `-s -w`, names `crypto/tls.(*Conn).Write`
 //!    and `.Read`; their RET instructions come from disassembly (Go cannot take uretprobes);
 //! 4. `structural`: from the error-reporting call sites and the call graph. BoringSSL in a
-//!    stripped static binary (Bun, [`boring`]); OpenSSL 3 in a stripped static binary (a Rust
-//!    program with `openssl` vendored, [`openssl`]), whose function bounds come from `.eh_frame`.
+//!    stripped static binary (Bun, `boring.rs`); OpenSSL 3 in a stripped static binary (a Rust
+//!    program with `openssl` vendored, `openssl.rs`), whose function bounds come from `.eh_frame`.
 //!
-//! rustls on aws-lc (Codex CLI) is found too, at aws-lc's AEAD entry points ([`awslc`]), but only
-//! shown as [`candidates`] for now: the kernel has no program for those hook kinds yet, so
-//! [`analyse`] keeps calling such a file `Unhooked(Rustls)` rather than a target that would be
-//! attached with nothing on it and counted as covered.
+//! rustls on aws-lc-rs (Codex CLI, rustup) is hooked at aws-lc's AEAD entry points (`awslc.rs`),
+//! found in `.symtab` or by structure, plus the program's entry point in an executable
+//! ([`HookKind::ProgramStart`]). The kernel has a program for each of these kinds, so [`analyse`]
+//! returns them as hooks to attach, labelled [`Library::Rustls`]. In a file whose first TLS
+//! library is another one (the static OpenSSL in Codex CLI), they join that library's hooks and
+//! rustls is named in [`Found::also`]. rustls on ring has no such boundary: `Unhooked(Rustls)`.
+//! [`candidates`] lists the AEAD entry points alone, for the tests.
 //!
 //! A file where none applies gets a [`Miss`] with a reason, so that a blind spot is reported
-//! rather than silent. Sans-IO: [`analyse`] takes the file's bytes; reading, caching by build-id
-//! and running off the event loop are the caller's business ([`cache`]).
+//! rather than silent. Sans-IO: [`analyse`] takes the file's bytes; reading the file and running
+//! off the event loop are the daemon's business, and [`cache`] keeps one analysis per build-id.
 
 mod awslc;
 mod boring;
@@ -283,10 +286,10 @@ fn rustls_aead(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
     })
 }
 
-/// Hooks found that [`analyse`] does not report yet, for `guard hooks`: aws-lc's AEAD entry
-/// points in a file that carries rustls, each one found exactly once (the others are left out),
-/// whether or not together they are enough to carry traffic. `None` when the file carries no
-/// rustls or no aws-lc AEAD layer. aws-lc without rustls is not looked at: with its own TLS
+/// aws-lc's AEAD entry points in a file that carries rustls, on their own: each one found exactly
+/// once (the others are left out), whether or not together they are enough to carry traffic, and
+/// without the `ProgramStart` hook. The tests compare it with [`analyse`] and with the symbol
+/// table. `None` when the file carries no rustls or no aws-lc AEAD layer. aws-lc without rustls is not looked at: with its own TLS
 /// (libssl's `ssl_lib.cc`) it is hooked at `SSL_write`/`SSL_read` above the AEAD, and without
 /// it, it is not TLS guard can frame.
 pub fn candidates(data: &[u8]) -> Result<Option<Found>, HookError> {

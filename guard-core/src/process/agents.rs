@@ -18,7 +18,7 @@ pub struct AgentSpec {
     /// Stable id, used as the metric label (`[a-z0-9-]`).
     pub id: String,
     pub name: String,
-    /// Globs on program basenames: the executable, argv[0], or an interpreter's script.
+    /// Globs on program basenames: the executable, `argv[0]`, or an interpreter's script.
     pub exe: Vec<String>,
     /// Globs on full paths: the executable, or what an interpreter/launcher runs.
     pub paths: Vec<String>,

@@ -80,7 +80,7 @@ impl Process {
         }
     }
 
-    /// The program's short name: executable basename, else argv[0]'s, else comm.
+    /// The program's short name: executable basename, else `argv[0]`'s, else comm.
     pub fn name(&self) -> &str {
         self.exe
             .as_deref()

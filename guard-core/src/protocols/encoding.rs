@@ -1,6 +1,6 @@
 //! Content-Encoding decoders (gzip, deflate, br, zstd), fed as bytes arrive.
 //!
-//! Each decoder writes into a [`CappedSink`], so a decompression bomb stops at the cap instead of
+//! Each decoder writes into a `CappedSink`, so a decompression bomb stops at the cap instead of
 //! growing memory: the sink refuses bytes past the cap and the decoder reports [`EncodingError::Cap`].
 
 use std::io::{self, Write};

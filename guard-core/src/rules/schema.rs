@@ -116,8 +116,8 @@ impl PathClass {
 }
 
 /// A rule as written. Every condition given must hold; `any` adds alternatives of which one must
-/// hold too. Unknown keys are refused by [`super::load`] before serde sees the table (serde cannot
-/// deny unknown fields through `flatten`).
+/// hold too. Unknown keys are refused by [`super::RuleSet::load`] before serde sees the table
+/// (serde cannot deny unknown fields through `flatten`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct RuleSpec {
     pub id: String,

@@ -89,7 +89,7 @@ pub enum Chain {
     Undecided(usize),
 }
 
-/// Finds the first offset where [`CHAIN`] plausible frame headers follow one another. Two
+/// Finds the first offset where `CHAIN` plausible frame headers follow one another. Two
 /// frames that end exactly where the bytes so far end also count (a writer's call ends at a
 /// frame boundary, and waiting for a third frame would let the other direction's frames be
 /// handled first), and so does one at the end of the capture (`closing`).

@@ -180,7 +180,8 @@ impl Default for CaptureConfig {
 }
 
 impl Config {
-    /// `--config PATH` (must exist), else [`DEFAULT_PATH`] when it exists, else the defaults.
+    /// `--config PATH` (must exist), else `DEFAULT_PATH` (/etc/guard/guard.toml) when it exists, else
+    /// the defaults.
     pub fn resolve(explicit: Option<&Path>) -> Result<Self, ConfigError> {
         match explicit {
             Some(p) => Self::load(p),
@@ -286,7 +287,7 @@ impl Config {
         self.metrics.enabled.then(|| self.metrics.addr.parse().ok()).flatten()
     }
 
-    /// The audit target for [`crate::audit::AuditWriter::open`], or `None` when off.
+    /// The audit target for `sinks::audit::AuditWriter::open`, or `None` when off.
     pub fn audit_target(&self) -> Option<&str> {
         (self.audit.log != "off").then_some(self.audit.log.as_str())
     }
