@@ -80,6 +80,11 @@ fn run(args: &[String]) -> Result<()> {
 
 fn test(args: &[String]) -> Result<()> {
     let toolchain = setup::run(&setup::Options { for_tests: true })?;
+    // The whole run starts with the lints, warnings as errors (guard-core's sans-IO list among
+    // them), so a change that breaks a rule fails before the long privileged run.
+    if args.is_empty() {
+        sh(cargo(&toolchain).args(["clippy", "--workspace", "--exclude", "guard-ebpf", "--all-targets", "--", "-D", "warnings"]))?;
+    }
     // The guard binary is used by the end-to-end tests, so build it first.
     sh(cargo(&toolchain).args(["build", "--workspace", "--exclude", "guard-ebpf", "--bins"]))?;
     // Privileged tests share the kernel's probes: run them one at a time.

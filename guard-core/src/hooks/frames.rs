@@ -208,6 +208,7 @@ impl<'d> Fdes<'d> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+#[allow(clippy::disallowed_methods, reason = "the test reads its own executable")]
 mod tests {
     use super::*;
 

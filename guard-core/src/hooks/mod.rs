@@ -367,4 +367,5 @@ fn go_hooks(file: &object::File<'_>, data: &[u8], table: &gopclntab::Table<'_>) 
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "the tests read real binaries and build test clients")]
 mod tests;

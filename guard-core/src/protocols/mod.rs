@@ -20,6 +20,7 @@ pub mod ws;
 pub(crate) mod testutil;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+#[allow(clippy::disallowed_methods, reason = "the split tests read the fuzz corpus")]
 mod tests;
 
 use serde::Serialize;
