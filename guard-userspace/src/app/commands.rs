@@ -42,14 +42,7 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
     let mut stdout = std::io::stdout().lock();
     // Audit records are stamped with the replay's time; nothing else reads it.
     let wall = SystemTime::now();
-    let mut lines = read_lines(std::io::BufReader::new(f));
-    loop {
-        out.clear();
-        match lines.next() {
-            Some(line) => replay.push(line?, &mut engine, wall, &mut out),
-            None => replay.flush(&mut engine, wall, &mut out),
-        }
-        let done = out.governed.is_empty() && out.pipeline.is_empty();
+    let mut emit = |out: &Outputs| -> anyhow::Result<()> {
         for g in &out.governed {
             count(&metrics, g);
             if print.metrics || (matches!(g, Governed::Command { .. }) && !print.commands) {
@@ -58,10 +51,16 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
             serde_json::to_writer(&mut stdout, g)?;
             stdout.write_all(b"\n")?;
         }
-        if done && lines.size_hint().1 == Some(0) {
-            break;
-        }
+        Ok(())
+    };
+    for line in read_lines(std::io::BufReader::new(f)) {
+        out.clear();
+        replay.push(line?, &mut engine, wall, &mut out);
+        emit(&out)?;
     }
+    out.clear();
+    replay.flush(&mut engine, wall, &mut out);
+    emit(&out)?;
     if print.metrics {
         metrics.set_agent_processes(engine.table().agent_counts().into_iter().map(|(a, n)| (a.to_string(), n)));
         stdout.write_all(metrics.encode().as_bytes())?;
