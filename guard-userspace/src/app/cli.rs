@@ -26,7 +26,7 @@ pub enum LogFormat {
 pub(crate) enum Cmd {
     /// Run the daemon (needs root: loads eBPF programs).
     Run(RunArgs),
-    /// Run the userspace pipeline over a recording made with `guard run --record`, without root.
+    /// Run the engine `guard run` uses over a recording made with `guard run --record`, without root.
     Replay {
         /// The recording (JSON lines of events and facts).
         file: PathBuf,
@@ -99,7 +99,8 @@ pub struct RunArgs {
     /// Audit log of destructive commands: a regular file only guard may access (mode 0600), `-` for stdout, or `off` [config: audit.log, default -].
     #[arg(long, value_name = "PATH|-")]
     pub audit_log: Option<String>,
-    /// Write every decoded event to FILE, a new file (JSON lines; holds captured plaintext, mode 0600).
+    /// Record every event the engine is given, and what it asked of /proc, to FILE, a new file (JSON
+    /// lines; holds captured plaintext, mode 0600); `guard replay FILE` reproduces the run.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// Ring buffer size in MiB, a power of two [config: kernel.ring_mib, default 16].
