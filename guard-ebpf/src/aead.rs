@@ -30,7 +30,7 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap},
     programs::{ProbeContext, RetProbeContext, TracePointContext},
 };
-use guard_common::event::{DIR_READ, DIR_WRITE, FUNC_AEAD_OPEN, FUNC_AEAD_SEAL, LOSS_AEAD_UNBOUND, LOSS_TLS13_PADDING, LOSS_TLS_READ};
+use guard_common::event::{Direction, LossSlot, TlsFunc};
 
 use crate::{
     globals,
@@ -288,13 +288,13 @@ fn seal(ctx: &ProbeContext, scatter: bool) -> Result<(), i64> {
         return Ok(());
     }
     let Some(sock) = CTX_SOCK.get_ptr(&key(id, actx)) else {
-        count_loss(LOSS_AEAD_UNBOUND);
+        count_loss(LossSlot::AeadUnbound);
         return Ok(());
     };
     // SAFETY: map value pointer valid for this program run.
     let sock = unsafe { *sock };
-    let call = TlsCall { conn: sock, buf: input, len_ptr: 0, func: FUNC_AEAD_SEAL, flags: 0, _pad: [0; 2], target: cookie(ctx) };
-    emit(id, &call, DIR_WRITE, len)
+    let call = TlsCall { conn: sock, buf: input, len_ptr: 0, func: TlsFunc::AeadSeal, flags: 0, _pad: [0; 2], target: cookie(ctx) };
+    emit(id, &call, Direction::Write, len)
 }
 
 fn open(ctx: &ProbeContext) -> Result<(), i64> {
@@ -324,7 +324,7 @@ fn open(ctx: &ProbeContext) -> Result<(), i64> {
         // SAFETY: map value pointer valid for this program run.
         None => CTX_SOCK.get_ptr(&key(id, actx)).map_or(0, |s| unsafe { *s }),
     };
-    let call = TlsCall { conn: sock, buf: out, len_ptr: out_len, func: FUNC_AEAD_OPEN, flags, _pad: [0; 2], target: cookie(ctx) };
+    let call = TlsCall { conn: sock, buf: out, len_ptr: out_len, func: TlsFunc::AeadOpen, flags, _pad: [0; 2], target: cookie(ctx) };
     OPENS.insert(&id, &call, 0).map_err(i64::from)
 }
 
@@ -338,7 +338,7 @@ fn open_ret(ctx: &RetProbeContext) -> Result<(), i64> {
         return Ok(());
     }
     let Ok([n]) = read_user::<1>(call.len_ptr) else {
-        count_loss(LOSS_TLS_READ);
+        count_loss(LossSlot::TlsRead);
         return Ok(());
     };
     let len = if call.flags == TLS13 { unpad(call.buf, n)? } else { n };
@@ -346,10 +346,10 @@ fn open_ret(ctx: &RetProbeContext) -> Result<(), i64> {
         return Ok(());
     }
     if call.conn == 0 {
-        count_loss(LOSS_AEAD_UNBOUND);
+        count_loss(LossSlot::AeadUnbound);
         return Ok(());
     }
-    emit(id, &call, DIR_READ, len)
+    emit(id, &call, Direction::Read, len)
 }
 
 /// TLS 1.3 plaintext is content ‖ type ‖ zeros: the content's length if the type is
@@ -363,7 +363,7 @@ fn unpad(buf: u64, n: u64) -> Result<u64, i64> {
     let mut tail = [0u8; PAD_SCAN];
     // SAFETY: 0 < k <= PAD_SCAN, the size of `tail`.
     if unsafe { bpf_probe_read_user(tail.as_mut_ptr().cast(), k as u32, (buf + n - k as u64) as *const _) } < 0 {
-        count_loss(LOSS_TLS_READ);
+        count_loss(LossSlot::TlsRead);
         return Ok(0);
     }
     let mut i = k;
@@ -375,7 +375,7 @@ fn unpad(buf: u64, n: u64) -> Result<u64, i64> {
             return Ok(if b == APP_DATA { pos } else { 0 });
         }
     }
-    count_loss(LOSS_TLS13_PADDING);
+    count_loss(LossSlot::Tls13Padding);
     Ok(0)
 }
 

@@ -1,7 +1,6 @@
 //! Process lifecycle: exec, fork and exit tracepoints, and argv at `execve`/`execveat` entry with
 //! the result at exit, so a failed exec is never reported as run.
 
-use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::{
     EbpfContext as _,
     helpers::{
@@ -16,14 +15,14 @@ use guard_common::{
     event::{
         ARG_MAX, ARGS_CAP, ARGV_READ_FAILED, ARGV_TRUNCATED_ARG, ARGV_TRUNCATED_BYTES,
         ARGV_TRUNCATED_COUNT, EXEC_ARGV_FIXED, EventKind, ExecEvent, ExecResultEvent, ExitEvent,
-        ForkEvent, Header, LOSS_ARGV_READ, LOSS_RING_FULL, MAX_ARGS, PATH_LEN, SYSCALL_EXECVE,
-        SYSCALL_EXECVEAT,
+        ForkEvent, Header, LossSlot, MAX_ARGS, PATH_LEN, SYSCALL_EXECVE, SYSCALL_EXECVEAT,
     },
 };
 
 use crate::{
     globals,
-    maps::{ARGV_SCRATCH, EVENTS, count_loss},
+    maps::{ARGV_SCRATCH, count_loss},
+    ring::{self, Wake},
     task,
 };
 
@@ -92,20 +91,21 @@ fn try_enter_exec(
     let ev = ARGV_SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
     // SAFETY: the per-CPU scratch value is ours for the duration of this program.
     let ev = unsafe { &mut *ev };
-    ev.hdr = header(EventKind::ExecArgv);
-    ev.syscall = syscall;
-    ev.flags = 0;
-    ev.argc = 0;
-    ev.args_len = 0;
+    let head = &mut ev.head;
+    head.hdr = header(EventKind::ExecArgv);
+    head.syscall = syscall;
+    head.flags = 0;
+    head.argc = 0;
+    head.args_len = 0;
     // SAFETY: the helper bounds the write by its size argument and checks the user address.
     let n = unsafe {
         bpf_probe_read_user_str(
-            ev.filename.as_mut_ptr().cast(),
+            head.filename.as_mut_ptr().cast(),
             PATH_LEN as u32,
             filename as *const _,
         )
     };
-    ev.filename_len = if n > 0 { (n - 1) as u32 } else { 0 };
+    head.filename_len = if n > 0 { (n - 1) as u32 } else { 0 };
 
     let mut off: usize = 0;
     let mut i: u32 = 0;
@@ -120,15 +120,15 @@ fn try_enter_exec(
             )
         };
         if r < 0 {
-            ev.flags |= ARGV_READ_FAILED;
-            count_loss(LOSS_ARGV_READ);
+            ev.head.flags |= ARGV_READ_FAILED;
+            count_loss(LossSlot::ArgvRead);
             break;
         }
         if ptr == 0 {
             break;
         }
         if off >= ARGS_CAP {
-            ev.flags |= ARGV_TRUNCATED_BYTES;
+            ev.head.flags |= ARGV_TRUNCATED_BYTES;
             break;
         }
         // The mask is a no-op (off < ARGS_CAP) that lets the verifier prove the bound.
@@ -136,15 +136,15 @@ fn try_enter_exec(
         // SAFETY: writes at most ARG_MAX bytes; the buffer has ARGS_CAP + ARG_MAX bytes.
         let n = unsafe { bpf_probe_read_user_str(dst.cast(), ARG_MAX as u32, ptr as *const _) };
         if n <= 0 {
-            ev.flags |= ARGV_READ_FAILED;
-            count_loss(LOSS_ARGV_READ);
+            ev.head.flags |= ARGV_READ_FAILED;
+            count_loss(LossSlot::ArgvRead);
             break;
         }
         if n as usize >= ARG_MAX {
-            ev.flags |= ARGV_TRUNCATED_ARG;
+            ev.head.flags |= ARGV_TRUNCATED_ARG;
         }
         off += (n as usize) & (ARG_MAX * 2 - 1);
-        ev.argc += 1;
+        ev.head.argc += 1;
         i += 1;
     }
     if i == MAX_ARGS {
@@ -158,40 +158,12 @@ fn try_enter_exec(
             )
         };
         if r == 0 && ptr != 0 {
-            ev.flags |= ARGV_TRUNCATED_COUNT;
+            ev.head.flags |= ARGV_TRUNCATED_COUNT;
         }
     }
     let len = off.min(ARGS_CAP + ARG_MAX);
-    ev.args_len = len as u32;
-    output(ev as *const _ as *const u8, EXEC_ARGV_FIXED + len)
-}
-
-/// Copies `len` bytes of a scratch record into the ring buffer, counting a full ring as a loss.
-#[inline(always)]
-pub fn output(rec: *const u8, len: usize) -> Result<(), i64> {
-    output_flags(rec, len, 0)
-}
-
-/// Unread bytes in the ring past which TLS data wakes the reader at once.
-const WAKE_AT: u64 = 256 * 1024;
-
-/// [`output`] for bulk TLS data: it does not wake the reader (which also drains on a short timer)
-/// until enough is waiting. A wake-up per record made the daemon's cost per small record mostly
-/// context switches. Process events keep the default, prompt wake-up.
-#[inline(always)]
-pub fn output_bulk(rec: *const u8, len: usize) -> Result<(), i64> {
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKE_AT { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
-    output_flags(rec, len, flags as u64)
-}
-
-#[inline(always)]
-fn output_flags(rec: *const u8, len: usize, flags: u64) -> Result<(), i64> {
-    // SAFETY: `rec` points at a scratch record at least `len` bytes long (callers bound `len`).
-    let bytes = unsafe { core::slice::from_raw_parts(rec, len) };
-    EVENTS.output::<[u8]>(bytes, flags).map_err(|e| {
-        count_loss(LOSS_RING_FULL);
-        e as i64
-    })
+    ev.head.args_len = len as u32;
+    ring::send_head(ev, EXEC_ARGV_FIXED + len, Wake::Default)
 }
 
 fn try_exit_exec(ctx: &TracePointContext) -> Result<(), i64> {
@@ -200,16 +172,7 @@ fn try_exit_exec(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: `ret` is at a fixed offset in every sys_exit record.
     let ret: i64 = unsafe { ctx.read_at(SYSCALL_RET) }?;
-    let mut slot = EVENTS.reserve::<ExecResultEvent>(0).ok_or_else(|| {
-        count_loss(LOSS_RING_FULL);
-        0i64
-    })?;
-    slot.write(ExecResultEvent {
-        hdr: header(EventKind::ExecResult),
-        ret,
-    });
-    slot.submit(0);
-    Ok(())
+    ring::send(ExecResultEvent { hdr: header(EventKind::ExecResult), ret })
 }
 
 #[tracepoint]
@@ -223,10 +186,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let cur = task::current();
-    let mut slot = EVENTS.reserve::<ExecEvent>(0).ok_or_else(|| {
-        count_loss(LOSS_RING_FULL);
-        0i64
-    })?;
+    let mut slot = ring::reserve::<ExecEvent>()?;
     let ev = slot.as_mut_ptr();
     // SAFETY: `ev` is the reserved slot, exclusively ours until submit/discard.
     let ev = unsafe { &mut *ev };
@@ -251,7 +211,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // Wake the reader even when bulk TLS data is waiting unread: it reads the new program's cwd
     // from /proc as this record arrives, before a short-lived command is gone.
-    slot.submit(BPF_RB_FORCE_WAKEUP as u64);
+    ring::submit(slot, Wake::Now);
     Ok(())
 }
 
@@ -270,20 +230,14 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let parent = task::current();
-    let mut slot = EVENTS.reserve::<ForkEvent>(0).ok_or_else(|| {
-        count_loss(LOSS_RING_FULL);
-        0i64
-    })?;
-    slot.write(ForkEvent {
+    ring::send(ForkEvent {
         hdr: header(EventKind::Fork),
         child_tgid,
         uid: bpf_get_current_uid_gid() as u32,
         child_start_time_ns: task::start_time(child).unwrap_or(0),
         parent_start_time_ns: task::process_start_time(parent).unwrap_or(0),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    });
-    slot.submit(0);
-    Ok(())
+    })
 }
 
 #[tracepoint]
@@ -305,17 +259,11 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let cur = task::current();
-    let mut slot = EVENTS.reserve::<ExitEvent>(0).ok_or_else(|| {
-        count_loss(LOSS_RING_FULL);
-        0i64
-    })?;
-    slot.write(ExitEvent {
+    ring::send(ExitEvent {
         hdr: header(EventKind::Exit),
         exit_code: task::exit_code(cur).unwrap_or(0),
         _pad: 0,
         start_time_ns: task::process_start_time(cur).unwrap_or(0),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    });
-    slot.submit(0);
-    Ok(())
+    })
 }

@@ -8,7 +8,7 @@
 //! unwinds, and crash the program.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::ProbeContext};
-use guard_common::event::{DIR_READ, DIR_WRITE, FUNC_GO_READ, FUNC_GO_WRITE};
+use guard_common::event::{Direction, TlsFunc};
 
 use crate::{
     globals,
@@ -69,12 +69,12 @@ fn write(ctx: &ProbeContext) -> Result<(), i64> {
         conn,
         buf,
         len_ptr: 0,
-        func: FUNC_GO_WRITE,
+        func: TlsFunc::GoWrite,
         flags: 0,
         _pad: [0; 2],
         target: cookie(ctx),
     };
-    emit(id, &call, DIR_WRITE, len)
+    emit(id, &call, Direction::Write, len)
 }
 
 fn read(ctx: &ProbeContext) -> Result<(), i64> {
@@ -92,7 +92,7 @@ fn read(ctx: &ProbeContext) -> Result<(), i64> {
                 conn,
                 buf,
                 len_ptr: 0,
-                func: FUNC_GO_READ,
+                func: TlsFunc::GoRead,
                 flags: 0,
                 _pad: [0; 2],
                 target: cookie(ctx),
@@ -116,5 +116,5 @@ fn read_ret(ctx: &ProbeContext) -> Result<(), i64> {
     if (n as i64) <= 0 {
         return Ok(());
     }
-    emit(id, &call, DIR_READ, n)
+    emit(id, &call, Direction::Read, n)
 }

@@ -1,17 +1,18 @@
-//! Maps shared by the programs.
+//! Maps shared by the programs. aya-ebpf's `#[map]` takes only a literal name, so each static
+//! is named after its map; the names userspace opens are `guard_common::maps`.
 
 use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use guard_common::event::{ExecArgvEvent, LOSS_SLOTS, TlsDataEvent};
+use guard_common::event::{ExecArgvEvent, LOSS_SLOTS, LossSlot, TlsDataEvent, TlsFunc};
 
 /// All events. 16 MiB carried ~30k events/s of 4 KiB with no drops here (FACTS.md); the loader
 /// may resize it from the config.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 
-/// Loss counters, indexed by `guard_common::event::LOSS_*`.
+/// Loss counters, indexed by `guard_common::event::LossSlot`.
 #[map]
 pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
 
@@ -41,7 +42,7 @@ pub struct TlsCall {
     pub buf: u64,
     /// `size_t *` out-parameter of the `_ex` variants (0 otherwise).
     pub len_ptr: u64,
-    pub func: u8,
+    pub func: TlsFunc,
     /// `TLS13` for an AEAD open of a TLS 1.3 record (its content type is at the end).
     pub flags: u8,
     pub _pad: [u8; 2],
@@ -61,8 +62,8 @@ pub struct ConnKey {
 }
 
 #[inline(always)]
-pub fn count_loss(slot: u32) {
-    if let Some(c) = LOSSES.get_ptr_mut(slot) {
+pub fn count_loss(slot: LossSlot) {
+    if let Some(c) = LOSSES.get_ptr_mut(slot as u32) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.
         unsafe { *c += 1 };
     }

@@ -16,37 +16,37 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use guard_common::event::{
-    DIR_READ, DIR_WRITE, EventKind, FUNC_SSL_READ, FUNC_SSL_READ_EX, FUNC_SSL_WRITE, FUNC_SSL_WRITE_EX, Header,
-    LOSS_RING_FULL, LOSS_TLS_READ, LOSS_TLS_TRUNCATED, TLS_CHUNK, TLS_DATA_FIXED, TLS_MAX_CHUNKS, TlsCloseEvent,
+    Direction, EventKind, Header, LossSlot, TLS_CHUNK, TLS_DATA_FIXED, TLS_MAX_CHUNKS, TlsCloseEvent, TlsDataHeader,
+    TlsFunc,
 };
 
 use crate::{
-    exec::output_bulk,
     globals,
-    maps::{ConnKey, EVENTS, TLS_CALLS, TLS_OFFSETS, TLS_SCRATCH, TlsCall, count_loss},
+    maps::{ConnKey, TLS_CALLS, TLS_OFFSETS, TLS_SCRATCH, TlsCall, count_loss},
+    ring::{self, Wake},
 };
 
 #[uprobe]
 pub fn ssl_write(ctx: ProbeContext) -> u32 {
-    let _ = enter(&ctx, FUNC_SSL_WRITE);
+    let _ = enter(&ctx, TlsFunc::SslWrite);
     0
 }
 
 #[uprobe]
 pub fn ssl_read(ctx: ProbeContext) -> u32 {
-    let _ = enter(&ctx, FUNC_SSL_READ);
+    let _ = enter(&ctx, TlsFunc::SslRead);
     0
 }
 
 #[uprobe]
 pub fn ssl_write_ex(ctx: ProbeContext) -> u32 {
-    let _ = enter(&ctx, FUNC_SSL_WRITE_EX);
+    let _ = enter(&ctx, TlsFunc::SslWriteEx);
     0
 }
 
 #[uprobe]
 pub fn ssl_read_ex(ctx: ProbeContext) -> u32 {
-    let _ = enter(&ctx, FUNC_SSL_READ_EX);
+    let _ = enter(&ctx, TlsFunc::SslReadEx);
     0
 }
 
@@ -63,7 +63,7 @@ pub fn ssl_free(ctx: ProbeContext) -> u32 {
     0
 }
 
-fn enter(ctx: &ProbeContext, func: u8) -> Result<(), i64> {
+fn enter(ctx: &ProbeContext, func: TlsFunc) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     if (id >> 32) as u32 == globals::self_tgid() {
         return Ok(());
@@ -71,7 +71,7 @@ fn enter(ctx: &ProbeContext, func: u8) -> Result<(), i64> {
     let conn: u64 = ctx.arg(0).ok_or(0i64)?;
     let buf: u64 = ctx.arg(1).ok_or(0i64)?;
     let len_ptr: u64 = match func {
-        FUNC_SSL_WRITE_EX | FUNC_SSL_READ_EX => ctx.arg(3).ok_or(0i64)?,
+        TlsFunc::SslWriteEx | TlsFunc::SslReadEx => ctx.arg(3).ok_or(0i64)?,
         _ => 0,
     };
     let call = TlsCall { conn, buf, len_ptr, func, flags: 0, _pad: [0; 2], target: cookie(ctx) };
@@ -93,7 +93,7 @@ fn ret(ctx: &RetProbeContext) -> Result<(), i64> {
     // All four return `int`: the upper half of rax is undefined, so read 32 bits only.
     let rc: i32 = ctx.ret();
     let len: u64 = match call.func {
-        FUNC_SSL_WRITE_EX | FUNC_SSL_READ_EX => {
+        TlsFunc::SslWriteEx | TlsFunc::SslReadEx => {
             if rc != 1 {
                 return Ok(());
             }
@@ -101,7 +101,7 @@ fn ret(ctx: &RetProbeContext) -> Result<(), i64> {
             // SAFETY: reads the size_t out-parameter through the checked helper.
             let r = unsafe { bpf_probe_read_user((&mut n as *mut u64).cast(), 8, call.len_ptr as *const _) };
             if r < 0 {
-                count_loss(LOSS_TLS_READ);
+                count_loss(LossSlot::TlsRead);
                 return Ok(());
             }
             n
@@ -114,27 +114,27 @@ fn ret(ctx: &RetProbeContext) -> Result<(), i64> {
         }
     };
     let dir = match call.func {
-        FUNC_SSL_WRITE | FUNC_SSL_WRITE_EX => DIR_WRITE,
-        _ => DIR_READ,
+        TlsFunc::SslWrite | TlsFunc::SslWriteEx => Direction::Write,
+        _ => Direction::Read,
     };
     emit(id, &call, dir, len)
 }
 
-pub(crate) fn emit(id: u64, call: &TlsCall, dir: u8, len: u64) -> Result<(), i64> {
+pub(crate) fn emit(id: u64, call: &TlsCall, dir: Direction, len: u64) -> Result<(), i64> {
     let tgid = (id >> 32) as u32;
     let key = ConnKey { tgid, _pad: 0, conn: call.conn };
     // Claim this call's range of the stream first: bytes we then fail to send show up as a gap.
     let base = match TLS_OFFSETS.get_ptr_mut(&key) {
         Some(off) => {
             // SAFETY: map value pointer valid for this program run.
-            let slot = unsafe { &mut (*off)[(dir & 1) as usize] };
+            let slot = unsafe { &mut (*off)[dir as usize & 1] };
             let base = *slot;
             *slot = base + len;
             base
         }
         None => {
             let mut v = [0u64; 2];
-            v[(dir & 1) as usize] = len;
+            v[dir as usize & 1] = len;
             TLS_OFFSETS.insert(&key, &v, 0).map_err(i64::from)?;
             0
         }
@@ -142,23 +142,28 @@ pub(crate) fn emit(id: u64, call: &TlsCall, dir: u8, len: u64) -> Result<(), i64
     let ev = TLS_SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
     // SAFETY: the per-CPU scratch value is ours for the duration of this program.
     let ev = unsafe { &mut *ev };
-    ev.hdr = Header {
-        kind: EventKind::TlsData as u32,
-        tid: id as u32,
-        tgid,
-        _pad: 0,
-        // SAFETY: no preconditions.
-        ktime_ns: unsafe { bpf_ktime_get_ns() },
+    ev.head = TlsDataHeader {
+        hdr: Header {
+            kind: EventKind::TlsData as u32,
+            tid: id as u32,
+            tgid,
+            _pad: 0,
+            // SAFETY: no preconditions.
+            ktime_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        conn: call.conn,
+        // Set per chunk.
+        stream_offset: 0,
+        call_len: len.min(u32::MAX as u64) as u32,
+        len: 0,
+        dir: dir as u8,
+        func: call.func as u8,
+        _pad: [0; 2],
+        target: call.target,
     };
-    ev.conn = call.conn;
-    ev.call_len = len.min(u32::MAX as u64) as u32;
-    ev.dir = dir;
-    ev.func = call.func;
-    ev._pad = [0; 2];
-    ev.target = call.target;
     let chunks = len.div_ceil(TLS_CHUNK as u64);
     if chunks > TLS_MAX_CHUNKS as u64 {
-        count_loss(LOSS_TLS_TRUNCATED);
+        count_loss(LossSlot::TlsTruncated);
     }
     let mut state = Chunks { buf: call.buf, len, base };
     // bpf_loop (5.17+): the callback is verified once, where an open-coded loop of 128 chunks
@@ -196,14 +201,14 @@ extern "C" fn send_chunk(i: u64, ctx: *mut core::ffi::c_void) -> i64 {
     }
     let rest = c.len - done;
     let n = if rest > TLS_CHUNK as u64 { TLS_CHUNK as u64 } else { rest };
-    ev.stream_offset = c.base + done;
-    ev.len = n as u32;
+    ev.head.stream_offset = c.base + done;
+    ev.head.len = n as u32;
     // SAFETY: n <= TLS_CHUNK, the size of `data`; the helper checks the user address.
     let r = unsafe { bpf_probe_read_user(ev.data.as_mut_ptr().cast(), n as u32, (c.buf + done) as *const _) };
     if r < 0 {
-        count_loss(LOSS_TLS_READ);
+        count_loss(LossSlot::TlsRead);
     } else {
-        let _ = output_bulk(ev as *const _ as *const u8, TLS_DATA_FIXED + n as usize);
+        let _ = ring::send_head(ev, TLS_DATA_FIXED + n as usize, Wake::Bulk);
     }
     0
 }
@@ -226,11 +231,7 @@ pub(crate) fn close(id: u64, conn: u64) -> Result<(), i64> {
     if TLS_OFFSETS.remove(&key).is_err() {
         return Ok(());
     }
-    let mut slot = EVENTS.reserve::<TlsCloseEvent>(0).ok_or_else(|| {
-        count_loss(LOSS_RING_FULL);
-        0i64
-    })?;
-    slot.write(TlsCloseEvent {
+    ring::send(TlsCloseEvent {
         hdr: Header {
             kind: EventKind::TlsClose as u32,
             tid: id as u32,
@@ -240,7 +241,5 @@ pub(crate) fn close(id: u64, conn: u64) -> Result<(), i64> {
             ktime_ns: unsafe { bpf_ktime_get_ns() },
         },
         conn,
-    });
-    slot.submit(0);
-    Ok(())
+    })
 }

@@ -1,8 +1,48 @@
-//! Ring-buffer records. Variable-length records (argv, TLS data) are sent with only the used part
-//! of their trailing buffer; the `*_len` fields say how much of it is valid.
+//! Ring-buffer records. Variable-length records (argv, TLS data) are a fixed header
+//! ([`ExecArgvHeader`], [`TlsDataHeader`]) followed by only the used part of their trailing
+//! buffer; the header's `*_len` field says how many bytes follow.
+//!
+//! With the `pod` feature every record is `bytemuck::Pod`, so userspace reads them without
+//! `unsafe`; deriving it also proves at compile time that no record has implicit padding.
+
+#[cfg(feature = "pod")]
+use bytemuck::{Pod, Zeroable};
 
 #[cfg(feature = "user")]
 mod user;
+
+/// A `#[repr(u8)]` enum for a tag byte or slot number shared with the kernel, with `ALL` (in
+/// declaration order), `from_u8` and `TryFrom<u8>` (the error is the unknown value). Records keep
+/// the raw `u8`, because a byte from the ring may hold any value.
+macro_rules! tag_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $v:ident = $n:literal,)+ }) => {
+        $(#[$m])*
+        #[repr(u8)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $v = $n,)+
+        }
+
+        impl $name {
+            pub const ALL: [Self; [$($name::$v),+].len()] = [$(Self::$v),+];
+
+            pub const fn from_u8(v: u8) -> Option<Self> {
+                match v {
+                    $($n => Some(Self::$v),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl TryFrom<u8> for $name {
+            type Error = u8;
+
+            fn try_from(v: u8) -> Result<Self, u8> {
+                Self::from_u8(v).ok_or(v)
+            }
+        }
+    };
+}
 
 pub const COMM_LEN: usize = 16;
 pub const PATH_LEN: usize = 256;
@@ -47,6 +87,7 @@ impl EventKind {
 /// Starts every record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
 pub struct Header {
     pub kind: u32,
     /// Kernel task id of the thread that produced the event (`pid` in kernel terms).
@@ -61,6 +102,7 @@ pub struct Header {
 /// `sched_process_exec`: a program image was replaced successfully.
 #[repr(C)]
 #[derive(Clone, Copy)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
 pub struct ExecEvent {
     pub hdr: Header,
     pub ppid: u32,
@@ -77,6 +119,7 @@ pub struct ExecEvent {
 /// `sched_process_fork` for a new process (threads are not reported).
 #[repr(C)]
 #[derive(Clone, Copy)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
 pub struct ForkEvent {
     pub hdr: Header,
     pub child_tgid: u32,
@@ -89,6 +132,7 @@ pub struct ForkEvent {
 /// `sched_process_exit` of a whole process (the last thread of the group).
 #[repr(C)]
 #[derive(Clone, Copy)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
 pub struct ExitEvent {
     pub hdr: Header,
     /// Raw wait status: `code << 8`, or the terminating signal in the low 7 bits.
@@ -106,20 +150,30 @@ pub const ARGV_READ_FAILED: u32 = 1 << 3;
 pub const SYSCALL_EXECVE: u32 = 1;
 pub const SYSCALL_EXECVEAT: u32 = 2;
 
-/// `sys_enter_execve` / `sys_enter_execveat`: what a thread asked to run. Only `args_len` bytes
-/// of `args` are sent.
+/// `sys_enter_execve` / `sys_enter_execveat`: what a thread asked to run. `args_len` bytes of
+/// packed argv follow it.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct ExecArgvEvent {
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct ExecArgvHeader {
     pub hdr: Header,
     pub syscall: u32,
     pub flags: u32,
-    /// Arguments captured in `args`.
+    /// Arguments captured in the packed argv.
     pub argc: u32,
     pub filename_len: u32,
     pub args_len: u32,
     pub _pad: u32,
     pub filename: [u8; PATH_LEN],
+}
+
+/// An argv record as the kernel builds it, in per-CPU scratch. Only the header and `args_len`
+/// bytes of `args` are sent.
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct ExecArgvEvent {
+    pub head: ExecArgvHeader,
     /// Room for `ARGS_CAP` plus one argument of `ARG_MAX` (the verifier needs the slack).
     pub args: [u8; ARGS_CAP + ARG_MAX],
 }
@@ -128,78 +182,148 @@ pub struct ExecArgvEvent {
 /// never ran.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
 pub struct ExecResultEvent {
     pub hdr: Header,
     pub ret: i64,
 }
 
-pub const DIR_WRITE: u8 = 0;
-pub const DIR_READ: u8 = 1;
+tag_enum! {
+    /// Which way plaintext went (`TlsDataHeader::dir`), seen from the process that owns the
+    /// connection; also the index of the direction's stream offset in the kernel.
+    pub enum Direction {
+        Write = 0,
+        Read = 1,
+    }
+}
 
-pub const FUNC_SSL_WRITE: u8 = 1;
-pub const FUNC_SSL_READ: u8 = 2;
-pub const FUNC_SSL_WRITE_EX: u8 = 3;
-pub const FUNC_SSL_READ_EX: u8 = 4;
-/// Go's `crypto/tls.(*Conn).Write` / `.Read`: the connection id is the `*tls.Conn`.
-pub const FUNC_GO_WRITE: u8 = 5;
-pub const FUNC_GO_READ: u8 = 6;
-/// aws-lc's `EVP_AEAD_CTX_seal{,_scatter}` / `EVP_AEAD_CTX_open` under rustls: one TLS record's
-/// application data each; the connection id is the socket's (see guard-ebpf's aead.rs).
-pub const FUNC_AEAD_SEAL: u8 = 7;
-pub const FUNC_AEAD_OPEN: u8 = 8;
+tag_enum! {
+    /// The hooked function a TLS record came from (`TlsDataHeader::func`).
+    pub enum TlsFunc {
+        SslWrite = 1,
+        SslRead = 2,
+        SslWriteEx = 3,
+        SslReadEx = 4,
+        /// Go's `crypto/tls.(*Conn).Write`: the connection id is the `*tls.Conn`.
+        GoWrite = 5,
+        /// Go's `crypto/tls.(*Conn).Read`.
+        GoRead = 6,
+        /// aws-lc's `EVP_AEAD_CTX_seal{,_scatter}` under rustls: one TLS record's application
+        /// data; the connection id is the socket's (see guard-ebpf's aead.rs).
+        AeadSeal = 7,
+        /// aws-lc's `EVP_AEAD_CTX_open` under rustls.
+        AeadOpen = 8,
+    }
+}
 
-/// One chunk of TLS plaintext. Only `len` bytes of `data` are sent.
+/// One chunk of TLS plaintext: this header, then `len` bytes.
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub struct TlsDataEvent {
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct TlsDataHeader {
     pub hdr: Header,
     /// The library's connection object (e.g. `SSL *`): with `tgid`, the connection id.
     pub conn: u64,
-    /// Offset of `data[0]` in this connection's stream for `dir`. A jump means lost bytes.
+    /// Offset of the chunk's first byte in this connection's stream for `dir`. A jump means lost
+    /// bytes.
     pub stream_offset: u64,
     /// Bytes the whole call transferred (may span many chunks).
     pub call_len: u32,
     pub len: u32,
+    /// A [`Direction`].
     pub dir: u8,
+    /// A [`TlsFunc`].
     pub func: u8,
     pub _pad: [u8; 2],
     /// The uprobe's attach cookie: which hooked file the call came through, so userspace can
     /// hold back a guessed hook's bytes until they are verified. 0 when attached without one.
     pub target: u32,
+}
+
+/// A TLS data record as the kernel builds it, in per-CPU scratch. Only the header and `len`
+/// bytes of `data` are sent.
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct TlsDataEvent {
+    pub head: TlsDataHeader,
     pub data: [u8; TLS_CHUNK],
 }
 
 /// The connection object was freed (`SSL_free`): the connection is over.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
 pub struct TlsCloseEvent {
     pub hdr: Header,
     pub conn: u64,
 }
 
-/// Per-CPU loss counters (array map `LOSSES`), indexed by these.
-pub const LOSS_RING_FULL: u32 = 0;
-pub const LOSS_TLS_TRUNCATED: u32 = 1;
-pub const LOSS_ARGV_READ: u32 = 2;
-pub const LOSS_TLS_READ: u32 = 3;
-/// Application data sealed or opened under a key guard could not tie to a socket.
-pub const LOSS_AEAD_UNBOUND: u32 = 4;
-/// A TLS 1.3 record whose zero padding was too long to find its content type in.
-pub const LOSS_TLS13_PADDING: u32 = 5;
-pub const LOSS_SLOTS: u32 = 6;
+tag_enum! {
+    /// The per-CPU loss counters of the kernel programs: the slots of the array map `LOSSES`.
+    /// Each is exported as a `guard_events_lost_total` source.
+    pub enum LossSlot {
+        /// No room in the ring buffer: the record was dropped.
+        RingFull = 0,
+        /// An SSL call moved more than `TLS_MAX_CHUNKS` chunks; the rest was not sent.
+        TlsTruncated = 1,
+        /// An argv pointer or string could not be read from the process's memory.
+        ArgvRead = 2,
+        /// TLS plaintext or a length out-parameter could not be read from the process's memory.
+        TlsRead = 3,
+        /// Application data sealed or opened under a key guard could not tie to a socket.
+        AeadUnbound = 4,
+        /// A TLS 1.3 record whose zero padding was too long to find its content type in.
+        Tls13Padding = 5,
+    }
+}
 
-pub const TLS_DATA_FIXED: usize = core::mem::offset_of!(TlsDataEvent, data);
-pub const EXEC_ARGV_FIXED: usize = core::mem::offset_of!(ExecArgvEvent, args);
+/// Entries of the `LOSSES` map.
+pub const LOSS_SLOTS: u32 = LossSlot::ALL.len() as u32;
+
+pub const TLS_DATA_FIXED: usize = core::mem::size_of::<TlsDataHeader>();
+pub const EXEC_ARGV_FIXED: usize = core::mem::size_of::<ExecArgvHeader>();
 
 const _: () = {
     assert!(core::mem::size_of::<Header>() == 24);
     assert!(core::mem::size_of::<ExecEvent>() == 24 + 24 + COMM_LEN + PATH_LEN);
     assert!(core::mem::size_of::<ForkEvent>() == 24 + 24 + COMM_LEN);
     assert!(core::mem::size_of::<ExitEvent>() == 24 + 16 + COMM_LEN);
-    assert!(core::mem::size_of::<ExecArgvEvent>() == 24 + 24 + PATH_LEN + ARGS_CAP + ARG_MAX);
+    assert!(EXEC_ARGV_FIXED == 24 + 24 + PATH_LEN);
+    assert!(core::mem::offset_of!(ExecArgvEvent, args) == EXEC_ARGV_FIXED);
+    assert!(core::mem::size_of::<ExecArgvEvent>() == EXEC_ARGV_FIXED + ARGS_CAP + ARG_MAX);
     assert!(core::mem::size_of::<ExecResultEvent>() == 32);
     assert!(TLS_DATA_FIXED == 24 + 32);
+    assert!(core::mem::offset_of!(TlsDataEvent, data) == TLS_DATA_FIXED);
     assert!(core::mem::size_of::<TlsDataEvent>() == TLS_DATA_FIXED + TLS_CHUNK);
     assert!(core::mem::size_of::<TlsCloseEvent>() == 32);
+    // A slot's value is its index in `LOSSES`, so `LossSlot::ALL` walks the map in order.
+    let mut i = 0;
+    while i < LossSlot::ALL.len() {
+        assert!(LossSlot::ALL[i] as usize == i);
+        i += 1;
+    }
     assert!(ARGS_CAP.is_power_of_two() && ARG_MAX.is_power_of_two() && TLS_CHUNK.is_power_of_two());
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip_and_unknown_values_are_refused() {
+        for d in Direction::ALL {
+            assert_eq!(Direction::from_u8(d as u8), Some(d));
+        }
+        for f in TlsFunc::ALL {
+            assert_eq!(TlsFunc::try_from(f as u8), Ok(f));
+        }
+        for s in LossSlot::ALL {
+            assert_eq!(LossSlot::from_u8(s as u8), Some(s));
+        }
+        assert_eq!(Direction::try_from(2), Err(2));
+        assert_eq!(TlsFunc::from_u8(0), None);
+        assert_eq!(TlsFunc::from_u8(9), None);
+        assert_eq!(LossSlot::from_u8(LOSS_SLOTS as u8), None);
+    }
+}

@@ -137,10 +137,11 @@ impl Engine {
         self.governor.table()
     }
 
-    /// One ring-buffer record. An undecodable one is counted and skipped.
-    pub fn push_record(
+    /// One ring-buffer record. An undecodable one is counted and skipped. Given `Bytes`, TLS
+    /// payloads share the record's buffer instead of being copied.
+    pub fn push_record<R: events::RawRecord + ?Sized>(
         &mut self,
-        raw: &[u8],
+        raw: &R,
         wall: SystemTime,
         lookup: &mut dyn Lookup,
         out: &mut Outputs,

@@ -1,6 +1,10 @@
 //! Ring-buffer record → [`Event`]. The tag at offset 0 selects the layout; short or unknown input
-//! is an error, never a panic.
+//! is an error, never a panic. Records are read as `bytemuck::Pod` values, so without `unsafe`; a
+//! variable-length record is its fixed header, then its payload, taken straight from the record.
 
+use std::ops::Range;
+
+use bytemuck::Pod;
 use bytes::Bytes;
 use guard_common::event::{self as k, EventKind};
 
@@ -18,26 +22,60 @@ pub enum DecodeError {
     BadField { what: &'static str, value: u32 },
 }
 
-/// Reads a `#[repr(C)]` record from the front of `buf` without requiring alignment.
-fn read<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, DecodeError> {
-    let need = std::mem::size_of::<T>();
-    if buf.len() < need {
-        return Err(DecodeError::Short { what, len: buf.len(), need });
-    }
-    // SAFETY: length checked above; T is a plain-old-data kernel record (integers and byte
-    // arrays only), so every bit pattern is valid; read_unaligned has no alignment requirement.
-    Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<T>()) })
+/// A ring record as the decoder takes it: its bytes, and a way to hand out part of them as
+/// [`Bytes`] (a TLS payload).
+pub trait RawRecord {
+    fn bytes(&self) -> &[u8];
+    /// `range` of [`bytes`](Self::bytes): shared when the record is `Bytes` already (the
+    /// reader's), copied otherwise. The decoder passes only ranges it has checked.
+    fn share(&self, range: Range<usize>) -> Bytes;
 }
 
-/// The fixed part of a variable-length record, followed by its valid data.
-fn read_prefix<T: Copy>(buf: &[u8], fixed: usize, what: &'static str) -> Result<T, DecodeError> {
-    if buf.len() < fixed {
-        return Err(DecodeError::Short { what, len: buf.len(), need: fixed });
+impl RawRecord for [u8] {
+    fn bytes(&self) -> &[u8] {
+        self
     }
-    let mut full = vec![0u8; std::mem::size_of::<T>()];
-    let n = buf.len().min(full.len());
-    full[..n].copy_from_slice(&buf[..n]);
-    read(&full, what)
+    fn share(&self, range: Range<usize>) -> Bytes {
+        Bytes::copy_from_slice(&self[range])
+    }
+}
+
+impl RawRecord for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn share(&self, range: Range<usize>) -> Bytes {
+        Bytes::copy_from_slice(&self[range])
+    }
+}
+
+impl RawRecord for Bytes {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn share(&self, range: Range<usize>) -> Bytes {
+        self.slice(range)
+    }
+}
+
+/// Reads a `#[repr(C)]` record (or the fixed header of one) from the front of `buf`, at any
+/// alignment.
+fn read<T: Pod>(buf: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    let need = std::mem::size_of::<T>();
+    match buf.get(..need) {
+        Some(b) => Ok(bytemuck::pod_read_unaligned(b)),
+        None => Err(DecodeError::Short { what, len: buf.len(), need }),
+    }
+}
+
+/// Where the `len` bytes after a `fixed`-byte header are, if the record holds them and they are
+/// at most `max`.
+fn payload(buf: &[u8], fixed: usize, len: u32, max: usize, what: &'static str) -> Result<Range<usize>, DecodeError> {
+    let (len, held) = (len as usize, buf.len().saturating_sub(fixed));
+    if len > held || len > max {
+        return Err(DecodeError::BadLength { what, claimed: len, held });
+    }
+    Ok(fixed..fixed + len)
 }
 
 /// A NUL-terminated (or `len`-bounded) kernel string, lossily made UTF-8.
@@ -51,7 +89,8 @@ fn cstr(bytes: &[u8], len: Option<u32>) -> String {
 }
 
 /// Decodes one ring-buffer record.
-pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
+pub fn decode<R: RawRecord + ?Sized>(rec: &R) -> Result<Event, DecodeError> {
+    let buf = rec.bytes();
     let hdr: k::Header = read(buf, "header")?;
     let kind = EventKind::from_u32(hdr.kind).ok_or(DecodeError::UnknownKind { kind: hdr.kind })?;
     let ts_ns = hdr.ktime_ns;
@@ -99,7 +138,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             let e: k::ExecResultEvent = read(buf, "exec result")?;
             Event::ExecResult(ExecResult { ts_ns, pid: hdr.tgid, tid: hdr.tid, ret: e.ret })
         }
-        EventKind::TlsData => decode_tls(buf, hdr)?,
+        EventKind::TlsData => decode_tls(rec, hdr)?,
         EventKind::TlsClose => {
             let e: k::TlsCloseEvent = read(buf, "tls close")?;
             Event::TlsClose(TlsClose { ts_ns, conn: ConnId { pid: hdr.tgid, conn: e.conn } })
@@ -108,19 +147,28 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
 }
 
 fn decode_argv(buf: &[u8], hdr: k::Header) -> Result<Event, DecodeError> {
-    let e: k::ExecArgvEvent = read_prefix(buf, k::EXEC_ARGV_FIXED, "exec argv")?;
-    let held = buf.len() - k::EXEC_ARGV_FIXED;
-    let len = e.args_len as usize;
-    if len > held {
-        return Err(DecodeError::BadLength { what: "exec argv", claimed: len, held });
-    }
+    let e: k::ExecArgvHeader = read(buf, "exec argv")?;
+    let args = payload(buf, k::EXEC_ARGV_FIXED, e.args_len, k::ARGS_CAP + k::ARG_MAX, "exec argv")?;
     let syscall = match e.syscall {
         k::SYSCALL_EXECVE => ExecSyscall::Execve,
         k::SYSCALL_EXECVEAT => ExecSyscall::Execveat,
         v => return Err(DecodeError::BadField { what: "exec syscall", value: v }),
     };
-    let args = &buf[k::EXEC_ARGV_FIXED..k::EXEC_ARGV_FIXED + len];
-    // Each argument ends with NUL; a final unterminated piece is a cut argument.
+    Ok(Event::ExecArgv(ExecArgv {
+        ts_ns: hdr.ktime_ns,
+        pid: hdr.tgid,
+        tid: hdr.tid,
+        syscall,
+        filename: cstr(&e.filename, Some(e.filename_len)),
+        argv: split_argv(&buf[args], e.argc),
+        truncated: e.flags
+            & (k::ARGV_TRUNCATED_COUNT | k::ARGV_TRUNCATED_ARG | k::ARGV_TRUNCATED_BYTES | k::ARGV_READ_FAILED)
+            != 0,
+    }))
+}
+
+/// Packed argv: each argument ends with NUL; a final unterminated piece is a cut argument.
+fn split_argv(args: &[u8], argc: u32) -> Vec<String> {
     let mut argv: Vec<String> = args
         .split(|&b| b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -128,53 +176,49 @@ fn decode_argv(buf: &[u8], hdr: k::Header) -> Result<Event, DecodeError> {
     if args.last() == Some(&0) || args.is_empty() {
         argv.pop();
     }
-    argv.truncate(e.argc as usize);
-    Ok(Event::ExecArgv(ExecArgv {
-        ts_ns: hdr.ktime_ns,
-        pid: hdr.tgid,
-        tid: hdr.tid,
-        syscall,
-        filename: cstr(&e.filename, Some(e.filename_len)),
-        argv,
-        truncated: e.flags
-            & (k::ARGV_TRUNCATED_COUNT | k::ARGV_TRUNCATED_ARG | k::ARGV_TRUNCATED_BYTES | k::ARGV_READ_FAILED)
-            != 0,
-    }))
+    argv.truncate(argc as usize);
+    argv
 }
 
-fn decode_tls(buf: &[u8], hdr: k::Header) -> Result<Event, DecodeError> {
-    let e: k::TlsDataEvent = read_prefix(buf, k::TLS_DATA_FIXED, "tls data")?;
-    let held = buf.len() - k::TLS_DATA_FIXED;
-    let len = e.len as usize;
-    if len > held || len > k::TLS_CHUNK {
-        return Err(DecodeError::BadLength { what: "tls data", claimed: len, held });
-    }
-    let dir = match e.dir {
-        k::DIR_WRITE => Direction::Write,
-        k::DIR_READ => Direction::Read,
-        v => return Err(DecodeError::BadField { what: "tls direction", value: v.into() }),
-    };
-    let func = match e.func {
-        k::FUNC_SSL_WRITE => TlsFunc::SslWrite,
-        k::FUNC_SSL_READ => TlsFunc::SslRead,
-        k::FUNC_SSL_WRITE_EX => TlsFunc::SslWriteEx,
-        k::FUNC_SSL_READ_EX => TlsFunc::SslReadEx,
-        k::FUNC_GO_WRITE => TlsFunc::GoWrite,
-        k::FUNC_GO_READ => TlsFunc::GoRead,
-        k::FUNC_AEAD_SEAL => TlsFunc::AeadSeal,
-        k::FUNC_AEAD_OPEN => TlsFunc::AeadOpen,
-        v => return Err(DecodeError::BadField { what: "tls function", value: v.into() }),
-    };
-    let start = k::TLS_DATA_FIXED;
+fn decode_tls<R: RawRecord + ?Sized>(rec: &R, hdr: k::Header) -> Result<Event, DecodeError> {
+    let buf = rec.bytes();
+    let e: k::TlsDataHeader = read(buf, "tls data")?;
+    let data = payload(buf, k::TLS_DATA_FIXED, e.len, k::TLS_CHUNK, "tls data")?;
+    let dir = k::Direction::from_u8(e.dir).ok_or(DecodeError::BadField { what: "tls direction", value: e.dir.into() })?;
+    let func = k::TlsFunc::from_u8(e.func).ok_or(DecodeError::BadField { what: "tls function", value: e.func.into() })?;
     Ok(Event::TlsData(TlsData {
         ts_ns: hdr.ktime_ns,
         tid: hdr.tid,
         conn: ConnId { pid: hdr.tgid, conn: e.conn },
-        dir,
-        func,
+        dir: dir.into(),
+        func: func.into(),
         offset: e.stream_offset,
         call_len: e.call_len,
         target: e.target,
-        data: Bytes::copy_from_slice(&buf[start..start + len]),
+        data: rec.share(data),
     }))
+}
+
+impl From<k::Direction> for Direction {
+    fn from(d: k::Direction) -> Self {
+        match d {
+            k::Direction::Write => Self::Write,
+            k::Direction::Read => Self::Read,
+        }
+    }
+}
+
+impl From<k::TlsFunc> for TlsFunc {
+    fn from(f: k::TlsFunc) -> Self {
+        match f {
+            k::TlsFunc::SslWrite => Self::SslWrite,
+            k::TlsFunc::SslRead => Self::SslRead,
+            k::TlsFunc::SslWriteEx => Self::SslWriteEx,
+            k::TlsFunc::SslReadEx => Self::SslReadEx,
+            k::TlsFunc::GoWrite => Self::GoWrite,
+            k::TlsFunc::GoRead => Self::GoRead,
+            k::TlsFunc::AeadSeal => Self::AeadSeal,
+            k::TlsFunc::AeadOpen => Self::AeadOpen,
+        }
+    }
 }

@@ -9,9 +9,8 @@ fn header(kind: EventKind, tid: u32, tgid: u32, ts: u64) -> k::Header {
     k::Header { kind: kind as u32, tid, tgid, _pad: 0, ktime_ns: ts }
 }
 
-fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
-    // SAFETY: T is a #[repr(C)] record of integers and byte arrays with explicit padding.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }.to_vec()
+fn bytes_of<T: bytemuck::Pod>(v: &T) -> Vec<u8> {
+    bytemuck::bytes_of(v).to_vec()
 }
 
 fn fill<const N: usize>(s: &str) -> ([u8; N], u32) {
@@ -58,7 +57,7 @@ pub fn encode(ev: &Event) -> Vec<u8> {
                 args.push(0);
             }
             let (filename, filename_len) = fill(&a.filename);
-            let fixed = k::ExecArgvEvent {
+            let mut out = bytes_of(&k::ExecArgvHeader {
                 hdr: header(EventKind::ExecArgv, a.tid, a.pid, a.ts_ns),
                 syscall: match a.syscall {
                     ExecSyscall::Execve => k::SYSCALL_EXECVE,
@@ -70,40 +69,51 @@ pub fn encode(ev: &Event) -> Vec<u8> {
                 args_len: args.len() as u32,
                 _pad: 0,
                 filename,
-                args: [0; k::ARGS_CAP + k::ARG_MAX],
-            };
-            let mut out = bytes_of(&fixed)[..k::EXEC_ARGV_FIXED].to_vec();
+            });
             out.extend_from_slice(&args);
             out
         }
         Event::ExecResult(r) => bytes_of(&k::ExecResultEvent { hdr: header(EventKind::ExecResult, r.tid, r.pid, r.ts_ns), ret: r.ret }),
         Event::TlsData(d) => {
-            let mut out = bytes_of(&k::Header { ..header(EventKind::TlsData, d.tid, d.conn.pid, d.ts_ns) });
-            out.extend_from_slice(&d.conn.conn.to_ne_bytes());
-            out.extend_from_slice(&d.offset.to_ne_bytes());
-            out.extend_from_slice(&d.call_len.to_ne_bytes());
-            out.extend_from_slice(&(d.data.len() as u32).to_ne_bytes());
-            out.push(match d.dir {
-                Direction::Write => k::DIR_WRITE,
-                Direction::Read => k::DIR_READ,
+            let mut out = bytes_of(&k::TlsDataHeader {
+                hdr: header(EventKind::TlsData, d.tid, d.conn.pid, d.ts_ns),
+                conn: d.conn.conn,
+                stream_offset: d.offset,
+                call_len: d.call_len,
+                len: d.data.len() as u32,
+                dir: k::Direction::from(d.dir) as u8,
+                func: k::TlsFunc::from(d.func) as u8,
+                _pad: [0; 2],
+                target: d.target,
             });
-            out.push(match d.func {
-                TlsFunc::SslWrite => k::FUNC_SSL_WRITE,
-                TlsFunc::SslRead => k::FUNC_SSL_READ,
-                TlsFunc::SslWriteEx => k::FUNC_SSL_WRITE_EX,
-                TlsFunc::SslReadEx => k::FUNC_SSL_READ_EX,
-                TlsFunc::GoWrite => k::FUNC_GO_WRITE,
-                TlsFunc::GoRead => k::FUNC_GO_READ,
-                TlsFunc::AeadSeal => k::FUNC_AEAD_SEAL,
-                TlsFunc::AeadOpen => k::FUNC_AEAD_OPEN,
-            });
-            out.extend_from_slice(&[0; 2]);
-            out.extend_from_slice(&d.target.to_ne_bytes());
-            debug_assert_eq!(out.len(), k::TLS_DATA_FIXED);
             out.extend_from_slice(&d.data);
             out
         }
         Event::TlsClose(c) => bytes_of(&k::TlsCloseEvent { hdr: header(EventKind::TlsClose, c.conn.pid, c.conn.pid, c.ts_ns), conn: c.conn.conn }),
+    }
+}
+
+impl From<Direction> for k::Direction {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Write => Self::Write,
+            Direction::Read => Self::Read,
+        }
+    }
+}
+
+impl From<TlsFunc> for k::TlsFunc {
+    fn from(f: TlsFunc) -> Self {
+        match f {
+            TlsFunc::SslWrite => Self::SslWrite,
+            TlsFunc::SslRead => Self::SslRead,
+            TlsFunc::SslWriteEx => Self::SslWriteEx,
+            TlsFunc::SslReadEx => Self::SslReadEx,
+            TlsFunc::GoWrite => Self::GoWrite,
+            TlsFunc::GoRead => Self::GoRead,
+            TlsFunc::AeadSeal => Self::AeadSeal,
+            TlsFunc::AeadOpen => Self::AeadOpen,
+        }
     }
 }
 
@@ -162,8 +172,38 @@ mod tests {
 
     #[test]
     fn a_data_length_beyond_the_record_is_an_error() {
-        let mut b = encode(&samples()[6]);
-        b.truncate(b.len() - 1);
-        assert!(matches!(decode(&b), Err(DecodeError::BadLength { .. })));
+        for i in [3, 6] {
+            let mut b = encode(&samples()[i]);
+            b.truncate(b.len() - 1);
+            assert!(matches!(decode(&b), Err(DecodeError::BadLength { .. })), "{:?}", samples()[i]);
+        }
+    }
+
+    #[test]
+    fn a_tls_chunk_longer_than_the_kernel_sends_is_an_error() {
+        let Event::TlsData(mut d) = samples()[6].clone() else { unreachable!() };
+        d.data = Bytes::from(vec![b'x'; k::TLS_CHUNK + 1]);
+        let b = encode(&Event::TlsData(d));
+        assert_eq!(decode(&b), Err(DecodeError::BadLength { what: "tls data", claimed: k::TLS_CHUNK + 1, held: k::TLS_CHUNK + 1 }));
+    }
+
+    #[test]
+    fn unknown_direction_or_function_is_an_error() {
+        let b = encode(&samples()[6]);
+        let (dir, func) = (std::mem::offset_of!(k::TlsDataHeader, dir), std::mem::offset_of!(k::TlsDataHeader, func));
+        let mut bad = b.clone();
+        bad[dir] = 2;
+        assert_eq!(decode(&bad), Err(DecodeError::BadField { what: "tls direction", value: 2 }));
+        let mut bad = b;
+        bad[func] = 0;
+        assert_eq!(decode(&bad), Err(DecodeError::BadField { what: "tls function", value: 0 }));
+    }
+
+    #[test]
+    fn a_payload_decoded_from_bytes_shares_the_record() {
+        let record = Bytes::from(encode(&samples()[6]));
+        let Ok(Event::TlsData(d)) = decode(&record) else { panic!("not TLS data") };
+        assert_eq!(d.data.as_ptr(), record[k::TLS_DATA_FIXED..].as_ptr());
+        assert_eq!(Ok(Event::TlsData(d)), decode(&record[..]));
     }
 }

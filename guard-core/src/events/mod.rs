@@ -10,7 +10,7 @@ pub mod record;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use decode::{DecodeError, decode};
+pub use decode::{DecodeError, RawRecord, decode};
 
 /// A TLS connection as the kernel sees it: the process and its connection object (`SSL *`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -135,7 +135,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
 }
 
 /// One ring record through the engine; the outputs of the last push are cleared first.
-fn push(raw: &[u8], engine: &mut Engine, proc: &mut Proc, out: &mut Outputs) {
+fn push(raw: &Bytes, engine: &mut Engine, proc: &mut Proc, out: &mut Outputs) {
     out.clear();
     if let Err(e) = engine.push_record(raw, SystemTime::now(), proc, out) {
         tracing::debug!(error = %e, "undecodable record skipped");

@@ -2,7 +2,7 @@
 
 use std::{collections::HashSet, sync::atomic::Ordering::Relaxed};
 
-use guard_common::event::{LOSS_AEAD_UNBOUND, LOSS_RING_FULL, LOSS_TLS13_PADDING, LOSS_TLS_TRUNCATED};
+use guard_common::event::{LOSS_SLOTS, LossSlot};
 use guard_core::{
     Engine,
     hooks::{Library, Strategy},
@@ -29,11 +29,8 @@ impl Gauges {
         let m: &Metrics = &sinks.metrics;
         let counts = engine.table().agent_counts();
         m.set_agent_processes(counts.into_iter().map(|(a, n)| (a.to_string(), n)));
-        if let Ok(k) = kernel.losses() {
-            m.set_lost_total(LossSource::KernelRingFull, k[LOSS_RING_FULL as usize]);
-            m.set_lost_total(LossSource::KernelTlsTruncated, k[LOSS_TLS_TRUNCATED as usize]);
-            m.set_lost_total(LossSource::KernelAeadUnbound, k[LOSS_AEAD_UNBOUND as usize]);
-            m.set_lost_total(LossSource::KernelTls13Padding, k[LOSS_TLS13_PADDING as usize]);
+        if let Ok(totals) = kernel.losses() {
+            kernel_losses(m, &totals);
         }
         m.set_lost_total(LossSource::ChannelFull, reader.channel_full.load(Relaxed));
         let s = engine.stats();
@@ -49,6 +46,32 @@ impl Gauges {
         for key @ (library, strategy) in &self.tls_seen {
             let n = by_strategy.get(key).copied().unwrap_or(0) as i64;
             m.set_tls_targets(library.as_label(), strategy.as_label(), n);
+        }
+    }
+}
+
+/// Every kernel loss slot, each as its own `guard_events_lost_total` source.
+fn kernel_losses(m: &Metrics, totals: &[u64; LOSS_SLOTS as usize]) {
+    for slot in LossSlot::ALL {
+        m.set_lost_total(slot.into(), totals[slot as usize]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::metrics::LabelCaps;
+
+    #[test]
+    fn every_kernel_loss_slot_is_exported() {
+        let m = Metrics::new(&LabelCaps::default());
+        // A distinct total per slot, so a slot exported under another's source shows.
+        let totals = std::array::from_fn(|i| 100 + i as u64);
+        kernel_losses(&m, &totals);
+        let text = m.encode();
+        for slot in LossSlot::ALL {
+            let line = format!("guard_events_lost_total{{source=\"{}\"}} {}\n", LossSource::from(slot).as_str(), 100 + slot as u64);
+            assert!(text.contains(&line), "{slot:?}: no `{line}` in\n{text}");
         }
     }
 }

@@ -12,7 +12,11 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{ProbeKind, RawTracePoint, TracePoint, UProbe, uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope}},
 };
-use guard_common::{config::{FIELD_ABSENT, globals}, event::LOSS_SLOTS};
+use guard_common::{
+    config::{FIELD_ABSENT, globals},
+    event::LOSS_SLOTS,
+    maps,
+};
 
 use self::probes::{AEAD_SYSCALLS, Hook, PROBES, TLS_PROGRAMS, tls_program_names};
 use crate::sys::targets::TlsTarget;
@@ -124,7 +128,7 @@ impl Kernel {
         for (name, value) in &offsets {
             loader.override_global(name, value, true);
         }
-        loader.map_max_entries("EVENTS", opts.ring_bytes);
+        loader.map_max_entries(maps::EVENTS, opts.ring_bytes);
         let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
 
         let mut statuses = Vec::new();
@@ -211,7 +215,7 @@ impl Kernel {
 
     /// Starts watching a process's sockets for the rustls hooks (see guard-ebpf's aead.rs).
     pub(crate) fn track_aead(&mut self, pid: u32) {
-        let Some(map) = self.ebpf.map_mut("AEAD_TRACKED") else { return };
+        let Some(map) = self.ebpf.map_mut(maps::AEAD_TRACKED) else { return };
         if let Ok(mut m) = aya::maps::HashMap::<_, u32, u8>::try_from(map) {
             let _ = m.insert(pid, 1, 0);
         }
@@ -271,14 +275,15 @@ impl Kernel {
 
     /// The ring buffer, for the reader. Can be taken once.
     pub(crate) fn take_ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self.ebpf.take_map("EVENTS").ok_or(LoadError::Map { map: "EVENTS", source: aya::maps::MapError::InvalidName { name: "EVENTS".into() } })?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: "EVENTS", source })
+        let err = |source| LoadError::Map { map: maps::EVENTS, source };
+        let map = self.ebpf.take_map(maps::EVENTS).ok_or(err(aya::maps::MapError::InvalidName { name: maps::EVENTS.into() }))?;
+        RingBuf::try_from(map).map_err(err)
     }
 
-    /// Kernel-side losses, summed over CPUs, indexed by `guard_common::event::LOSS_*`.
+    /// Kernel-side losses, summed over CPUs, indexed by `guard_common::event::LossSlot`.
     pub(crate) fn losses(&self) -> Result<[u64; LOSS_SLOTS as usize], LoadError> {
-        let err = |source| LoadError::Map { map: "LOSSES", source };
-        let map = self.ebpf.map("LOSSES").ok_or(err(aya::maps::MapError::InvalidName { name: "LOSSES".into() }))?;
+        let err = |source| LoadError::Map { map: maps::LOSSES, source };
+        let map = self.ebpf.map(maps::LOSSES).ok_or(err(aya::maps::MapError::InvalidName { name: maps::LOSSES.into() }))?;
         let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err)?;
         let mut out = [0u64; LOSS_SLOTS as usize];
         for (i, slot) in out.iter_mut().enumerate() {
@@ -308,4 +313,44 @@ fn attach_probe(ebpf: &mut Ebpf, program: &'static str, hook: Hook) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test")]
+mod tests {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+    use super::*;
+
+    /// The names of the symbols of the embedded eBPF object, with their sections' names; `None`
+    /// when this build has no object (AYA_BUILD_SKIP).
+    fn symbols() -> Option<Vec<(String, String)>> {
+        if crate::EBPF_OBJECT.is_empty() {
+            eprintln!("skipped: built with AYA_BUILD_SKIP, no eBPF object to look at");
+            return None;
+        }
+        let obj = object::File::parse(crate::EBPF_OBJECT).unwrap();
+        let section = |s: &object::Symbol<'_, '_>| {
+            let index = s.section_index()?;
+            obj.section_by_index(index).ok()?.name().ok().map(str::to_owned)
+        };
+        Some(obj.symbols().filter_map(|s| Some((section(&s)?, s.name().ok()?.to_owned()))).collect())
+    }
+
+    /// aya-ebpf takes map names only as literals, so nothing but this ties the loader's names to
+    /// the kernel's maps.
+    #[test]
+    fn every_map_name_is_a_map_of_the_object() {
+        let Some(symbols) = symbols() else { return };
+        for name in maps::ALL {
+            assert!(symbols.iter().any(|(section, s)| section == "maps" && s == name), "no map {name} in the object: {symbols:?}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_object_has_no_bench_programs() {
+        let Some(symbols) = symbols() else { return };
+        assert!(symbols.iter().any(|(_, s)| s == "ssl_write"));
+        assert!(!symbols.iter().any(|(_, s)| s.starts_with("floor_")), "{symbols:?}");
+    }
 }

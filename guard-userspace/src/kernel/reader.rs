@@ -48,8 +48,8 @@ pub(crate) async fn run(
     // SAFETY: the ring owns its map fd, which stays open and unchanged until the AsyncFd drops.
     let mut fd = unsafe { AsyncFd::register_with_interest(Ring(ring), tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)?;
-    // TLS data is written without waking us until enough is waiting (see guard-ebpf
-    // `output_bulk`): drain on a short timer too, so a quiet connection's last bytes are not late.
+    // TLS data is written without waking us until enough is waiting (see guard-ebpf's ring.rs,
+    // `Wake::Bulk`): drain on a short timer too, so a quiet connection's last bytes are not late.
     let mut tick = tokio::time::interval(DRAIN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -6,6 +6,7 @@
 
 use std::{io::BufReader, time::Instant};
 
+use bytes::Bytes;
 use guard_core::{
     Engine,
     engine::{EngineConfig, Outputs},
@@ -18,8 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args.next().ok_or("usage: pipeline_throughput RECORDING [REPEAT]")?;
     let repeat: u32 = args.next().map(|r| r.parse()).transpose()?.unwrap_or(10);
     let events = read_events(BufReader::new(std::fs::File::open(&path)?)).collect::<Result<Vec<_>, _>>()?;
-    let raw: Vec<Vec<u8>> = events.iter().map(encode).collect();
-    let bytes: usize = raw.iter().map(Vec::len).sum();
+    // `Bytes`, as the daemon's reader hands them over: TLS payloads share the record.
+    let raw: Vec<Bytes> = events.iter().map(|e| Bytes::from(encode(e))).collect();
+    let bytes: usize = raw.iter().map(Bytes::len).sum();
     let payload: usize = events
         .iter()
         .map(|e| if let guard_core::events::Event::TlsData(d) = e { d.data.len() } else { 0 })

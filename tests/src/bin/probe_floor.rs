@@ -15,13 +15,20 @@ use aya::programs::{
 use guard::testing::{TLS_PROGRAMS, inspect};
 use guard_core::hooks::{Analysis, cache::Cache};
 
+/// guard's programs plus the empty pair (guard-ebpf's `bench-floor` feature), built by this
+/// crate's build.rs when `GUARD_BENCH_FLOOR=1`; empty otherwise.
+static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guard"));
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = std::env::args().nth(1).ok_or("usage: probe_floor FILE")?;
     let found = match inspect(file.as_ref(), &mut Cache::default())? {
         Analysis::Found(found) => found,
         Analysis::Miss(miss) => return Err(format!("{file}: no hooks ({miss:?})").into()),
     };
-    let mut ebpf = aya::Ebpf::load(guard::EBPF_OBJECT)?;
+    if FLOOR_OBJECT.is_empty() {
+        return Err("built without the floor programs: build with GUARD_BENCH_FLOOR=1 (cargo xtask bench does)".into());
+    }
+    let mut ebpf = aya::Ebpf::load(FLOOR_OBJECT)?;
     for name in ["floor_entry", "floor_return"] {
         let p: &mut UProbe = ebpf.program_mut(name).ok_or("program missing")?.try_into()?;
         p.load()?;

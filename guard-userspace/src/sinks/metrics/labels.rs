@@ -11,6 +11,7 @@ use std::{
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use serde::{Deserialize, Serialize};
 
+use guard_common::event::LossSlot;
 use guard_core::{
     audit::Action,
     labels::{self, Kind},
@@ -176,10 +177,14 @@ pub(crate) enum LossSource {
     KernelAeadUnbound,
     /// TLS 1.3 records whose padding hid their content type.
     KernelTls13Padding,
+    /// exec argv the kernel could not read from the process's memory.
+    KernelArgvRead,
+    /// TLS plaintext (or its length) the kernel could not read from the process's memory.
+    KernelTlsRead,
 }
 
 impl LossSource {
-    pub(crate) const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 12] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -190,6 +195,8 @@ impl LossSource {
         Self::UnverifiedHook,
         Self::KernelAeadUnbound,
         Self::KernelTls13Padding,
+        Self::KernelArgvRead,
+        Self::KernelTlsRead,
     ];
 
     pub(crate) const fn as_str(self) -> &'static str {
@@ -204,6 +211,23 @@ impl LossSource {
             Self::UnverifiedHook => "unverified_hook",
             Self::KernelAeadUnbound => "kernel_aead_unbound",
             Self::KernelTls13Padding => "kernel_tls13_padding",
+            Self::KernelArgvRead => "kernel_argv_read",
+            Self::KernelTlsRead => "kernel_tls_read",
+        }
+    }
+}
+
+/// The source each kernel loss counter is exported as. No wildcard: a new slot does not compile
+/// until it has a source.
+impl From<LossSlot> for LossSource {
+    fn from(slot: LossSlot) -> Self {
+        match slot {
+            LossSlot::RingFull => Self::KernelRingFull,
+            LossSlot::TlsTruncated => Self::KernelTlsTruncated,
+            LossSlot::ArgvRead => Self::KernelArgvRead,
+            LossSlot::TlsRead => Self::KernelTlsRead,
+            LossSlot::AeadUnbound => Self::KernelAeadUnbound,
+            LossSlot::Tls13Padding => Self::KernelTls13Padding,
         }
     }
 }
