@@ -19,6 +19,9 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let toolchain = env::var("GUARD_EBPF_TOOLCHAIN").unwrap_or_else(|_| "nightly".into());
+    // aya-build watches guard-ebpf's directory only; the record layouts the programs write are
+    // guard-common's, so a change there must rebuild the object too.
+    println!("cargo:rerun-if-changed={}", PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../guard-common").display());
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../guard-ebpf");
     let root = root.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", root.display()))?;
     aya_build::build_ebpf(
