@@ -44,8 +44,14 @@ fn metrics_equal_the_servers_usage_and_the_commands_run() {
     let mock = MockLlm::start();
     let victim = Path::new("/srv").join(format!("guard-e2e-metrics-{}", std::process::id()));
     std::fs::create_dir_all(victim.join("sub")).unwrap();
-    let d = Daemon::start_with("metrics", &["--metrics-addr", "127.0.0.1:0", "--audit-log", "off", "--log-format", "json"]);
+    let mut d = Daemon::start_with("metrics", &["--metrics-addr", "127.0.0.1:0", "--audit-log", "off", "--log-format", "json"]);
     let addr = metrics_addr(&d);
+    // node's own OpenSSL is hooked when guard first sees node run; a program's first calls are
+    // issue 17's subject, not this test's: have it hooked before the fetch client counts.
+    let mut warm = Command::new("node").args(["-e", "setTimeout(()=>{},10000)"]).spawn().unwrap();
+    d.wait_attached(&which("node"), std::time::Duration::from_secs(60));
+    let _ = warm.kill();
+    let _ = warm.wait();
 
     let sdk = run_client(&mut python_sdk(&mock, "gzip"));
     let fetch = run_client(&mut node_fetch(&mock, ""));
@@ -102,6 +108,16 @@ fn metrics_equal_the_servers_usage_and_the_commands_run() {
     for secret in ["sk-mock", "sk-ant-api03", "Hello", "clean up the build", "/srv/"] {
         assert!(!text.contains(secret), "{secret} leaked into /metrics");
     }
+}
+
+/// The executable `name` runs as, from PATH.
+fn which(name: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH"))
 }
 
 /// `guard replay --metrics` of the run's recording, without root, gives exactly the LLM and
