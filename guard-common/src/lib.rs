@@ -9,4 +9,5 @@
 
 pub mod config;
 pub mod event;
+pub mod gate;
 pub mod maps;

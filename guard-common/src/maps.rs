@@ -11,4 +11,11 @@ pub const LOSSES: &str = "LOSSES";
 /// Processes whose sockets the rustls (AEAD) programs watch.
 pub const AEAD_TRACKED: &str = "AEAD_TRACKED";
 
-pub const ALL: [&str; 3] = [EVENTS, LOSSES, AEAD_TRACKED];
+/// The exec gate (`crate::gate`): agent tgids, exec tickets, stops, stop records, switches.
+pub const AGENT_TGIDS: &str = "AGENT_TGIDS";
+pub const GATE_EXECS: &str = "GATE_EXECS";
+pub const GATE_STOPPED: &str = "GATE_STOPPED";
+pub const GATE_EVENTS: &str = "GATE_EVENTS";
+pub const GATE_CTL: &str = "GATE_CTL";
+
+pub const ALL: [&str; 8] = [EVENTS, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL];

@@ -13,14 +13,14 @@ use aya_ebpf::{
 use guard_common::{
     config::FIELD_ABSENT,
     event::{
-        ARG_MAX, ARGS_CAP, ARGV_READ_FAILED, ARGV_TRUNCATED_ARG, ARGV_TRUNCATED_BYTES,
+        ARG_MAX, ARGS_CAP, ARGV_GATED, ARGV_READ_FAILED, ARGV_TRUNCATED_ARG, ARGV_TRUNCATED_BYTES,
         ARGV_TRUNCATED_COUNT, EXEC_ARGV_FIXED, EventKind, ExecEvent, ExecResultEvent, ExitEvent,
         ForkEvent, Header, LossSlot, MAX_ARGS, PATH_LEN, SYSCALL_EXECVE, SYSCALL_EXECVEAT,
     },
 };
 
 use crate::{
-    globals,
+    gate, globals,
     maps::{ARGV_SCRATCH, count_loss},
     ring::{self, Wake},
     task,
@@ -95,6 +95,9 @@ fn try_enter_exec(
     head.hdr = header(EventKind::ExecArgv);
     head.syscall = syscall;
     head.flags = 0;
+    if gate::on_enter_exec(head.hdr.tid, head.hdr.tgid, bpf_get_current_uid_gid() as u32) {
+        head.flags |= ARGV_GATED;
+    }
     head.argc = 0;
     head.args_len = 0;
     // SAFETY: the helper bounds the write by its size argument and checks the user address.
@@ -172,6 +175,9 @@ fn try_exit_exec(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: `ret` is at a fixed offset in every sys_exit record.
     let ret: i64 = unsafe { ctx.read_at(SYSCALL_RET) }?;
+    let id = bpf_get_current_pid_tgid();
+    let start = task::process_start_time(task::current()).unwrap_or(0);
+    gate::on_exit_exec(id as u32, (id >> 32) as u32, ret, start);
     ring::send(ExecResultEvent { hdr: header(EventKind::ExecResult), ret })
 }
 
@@ -194,6 +200,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: the offset comes from this kernel's tracepoint format file.
     ev.old_tid =
         unsafe { ctx.read_at::<i32>(globals::tp_exec_old_pid() as usize) }.unwrap_or(0) as u32;
+    gate::on_exec_rekey(ev.old_tid, ev.hdr.tid);
     ev.ppid = task::ppid(cur).unwrap_or(0);
     ev.uid = bpf_get_current_uid_gid() as u32;
     ev.start_time_ns = task::process_start_time(cur).unwrap_or(0);
@@ -230,6 +237,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let parent = task::current();
+    gate::on_fork((bpf_get_current_pid_tgid() >> 32) as u32, child_tgid);
     ring::send(ForkEvent {
         hdr: header(EventKind::Fork),
         child_tgid,
@@ -258,6 +266,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if !group_dead || tgid == globals::self_tgid() {
         return Ok(());
     }
+    gate::on_exit(tgid);
     let cur = task::current();
     ring::send(ExitEvent {
         hdr: header(EventKind::Exit),

@@ -8,6 +8,7 @@ mod exec;
 // The benchmarks' empty probes: built only for them, never in the shipped object.
 #[cfg(feature = "bench-floor")]
 mod floor;
+mod gate;
 mod globals;
 mod go;
 mod maps;

@@ -146,6 +146,8 @@ pub const ARGV_TRUNCATED_COUNT: u32 = 1 << 0;
 pub const ARGV_TRUNCATED_ARG: u32 = 1 << 1;
 pub const ARGV_TRUNCATED_BYTES: u32 = 1 << 2;
 pub const ARGV_READ_FAILED: u32 = 1 << 3;
+/// The exec gate holds a ticket for this exec and owns its verdict (`crate::gate`).
+pub const ARGV_GATED: u32 = 1 << 4;
 
 pub const SYSCALL_EXECVE: u32 = 1;
 pub const SYSCALL_EXECVEAT: u32 = 2;
@@ -275,6 +277,12 @@ tag_enum! {
         AeadUnbound = 4,
         /// A TLS 1.3 record whose zero padding was too long to find its content type in.
         Tls13Padding = 5,
+        /// `AGENT_TGIDS` was full: a child of an agent is out of the gate's scope.
+        GateAgentMapFull = 6,
+        /// `GATE_EXECS` was full: an in-scope exec went unjudged.
+        GateExecMapFull = 7,
+        /// `GATE_EVENTS` was full: a stopped process was released at once, unjudged.
+        GateStopRingFull = 8,
     }
 }
 

@@ -25,4 +25,7 @@ aya_pod!(
     TlsDataHeader,
     TlsDataEvent,
     TlsCloseEvent,
+    crate::gate::AgentScope,
+    crate::gate::GateExec,
+    crate::gate::StopEvent,
 );

@@ -181,10 +181,18 @@ pub(crate) enum LossSource {
     KernelArgvRead,
     /// TLS plaintext (or its length) the kernel could not read from the process's memory.
     KernelTlsRead,
+    /// Children of agents the kernel could not put in the gate's scope (`AGENT_TGIDS` full).
+    GateAgentMapFull,
+    /// In-scope execs the kernel could not give a ticket (`GATE_EXECS` full): unjudged.
+    GateExecMapFull,
+    /// Stopped execs released unjudged because the stop ring was full.
+    GateStopRingFull,
+    /// Gate decisions not written to audit and metrics because their channel was full.
+    GateRecords,
 }
 
 impl LossSource {
-    pub(crate) const ALL: [Self; 12] = [
+    pub(crate) const ALL: [Self; 16] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -197,6 +205,10 @@ impl LossSource {
         Self::KernelTls13Padding,
         Self::KernelArgvRead,
         Self::KernelTlsRead,
+        Self::GateAgentMapFull,
+        Self::GateExecMapFull,
+        Self::GateStopRingFull,
+        Self::GateRecords,
     ];
 
     pub(crate) const fn as_str(self) -> &'static str {
@@ -213,6 +225,10 @@ impl LossSource {
             Self::KernelTls13Padding => "kernel_tls13_padding",
             Self::KernelArgvRead => "kernel_argv_read",
             Self::KernelTlsRead => "kernel_tls_read",
+            Self::GateAgentMapFull => "gate_agent_map_full",
+            Self::GateExecMapFull => "gate_exec_map_full",
+            Self::GateStopRingFull => "gate_stop_ring_full",
+            Self::GateRecords => "gate_records",
         }
     }
 }
@@ -228,6 +244,9 @@ impl From<LossSlot> for LossSource {
             LossSlot::TlsRead => Self::KernelTlsRead,
             LossSlot::AeadUnbound => Self::KernelAeadUnbound,
             LossSlot::Tls13Padding => Self::KernelTls13Padding,
+            LossSlot::GateAgentMapFull => Self::GateAgentMapFull,
+            LossSlot::GateExecMapFull => Self::GateExecMapFull,
+            LossSlot::GateStopRingFull => Self::GateStopRingFull,
         }
     }
 }

@@ -1,0 +1,76 @@
+//! The exec gate's kernel state, shared by guard-ebpf and the daemon (`guard-userspace/src/gate`).
+//!
+//! - [`AgentScope`] in `AGENT_TGIDS`, by tgid: the processes of agent trees. Userspace inserts an
+//!   agent when it identifies one; the kernel copies the entry to each child at fork and drops it
+//!   at exit, so a tree is in scope from its first instruction on.
+//! - [`GateExec`] in `GATE_EXECS`, by tid: one exec in scope, from `sys_enter_execve` until
+//!   `sys_exit_execve`. The fanotify listener answers events without a ticket at once.
+//! - [`StopEvent`] in `GATE_EVENTS`: an in-scope exec that no fanotify answer covered, stopped
+//!   with SIGSTOP before its first instruction; `GATE_STOPPED` (pinned) remembers it until guard
+//!   lets it go or kills it.
+
+#[cfg(feature = "pod")]
+use bytemuck::{Pod, Zeroable};
+
+/// `AgentScope::flags`: inserted by userspace (an identified agent), not inherited at fork.
+pub const SCOPE_ROOT: u32 = 1 << 0;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct AgentScope {
+    /// Index into the daemon's agent directory (the agent's name); 0 = unnamed.
+    pub slot: u32,
+    pub flags: u32,
+}
+
+/// `GateExec::state`.
+pub const TICKET_PENDING: u32 = 0;
+/// A fanotify answer (allow or deny) covered this exec: no stop at its exit.
+pub const TICKET_SEEN: u32 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct GateExec {
+    /// `bpf_ktime_get_ns` at `sys_enter_execve`: names this execve call (a later one by the same
+    /// thread has another), and is where decision latency is measured from.
+    pub enter_ns: u64,
+    pub tgid: u32,
+    pub slot: u32,
+    pub uid: u32,
+    pub state: u32,
+}
+
+/// One stopped process, in `GATE_EVENTS` and (by tgid) in `GATE_STOPPED`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct StopEvent {
+    pub enter_ns: u64,
+    pub stopped_ns: u64,
+    /// The process's start time (boot clock, ns): tells this process from a later one with its pid.
+    pub start_ns: u64,
+    pub tid: u32,
+    pub tgid: u32,
+    pub slot: u32,
+    pub uid: u32,
+}
+
+/// Indexes of `GATE_CTL`, an array of u32 the daemon writes.
+pub const CTL_ON: u32 = 0;
+/// Every exec is in scope, not only agents' (`enforce.scope = "all"`).
+pub const CTL_SCOPE_ALL: u32 = 1;
+/// Stop unanswered in-scope execs at `sys_exit_execve`.
+pub const CTL_STOP: u32 = 2;
+pub const CTL_SLOTS: u32 = 4;
+
+pub const AGENT_TGIDS_MAX: u32 = 32_768;
+pub const GATE_EXECS_MAX: u32 = 8_192;
+pub const GATE_STOPPED_MAX: u32 = 4_096;
+
+const _: () = {
+    assert!(core::mem::size_of::<AgentScope>() == 8);
+    assert!(core::mem::size_of::<GateExec>() == 24);
+    assert!(core::mem::size_of::<StopEvent>() == 40);
+};

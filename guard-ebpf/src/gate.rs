@@ -1,0 +1,149 @@
+//! The exec gate's kernel half (`guard_common::gate`): which processes are in an agent's tree,
+//! a ticket for each of their execs, and the stop at `sys_exit_execve` for an exec that no
+//! fanotify answer covered. The cost for a process outside every agent tree is one hash lookup
+//! per fork and per exec.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_ktime_get_ns, generated::bpf_send_signal},
+    macros::map,
+    maps::{Array, HashMap, RingBuf},
+};
+use guard_common::{
+    event::LossSlot,
+    gate::{
+        AGENT_TGIDS_MAX, AgentScope, CTL_ON, CTL_SCOPE_ALL, CTL_SLOTS, CTL_STOP, GATE_EXECS_MAX,
+        GATE_STOPPED_MAX, GateExec, StopEvent, TICKET_PENDING,
+    },
+};
+
+use crate::maps::count_loss;
+
+/// Not LRU: an agent's process must never fall out of scope to make room.
+#[map]
+pub static AGENT_TGIDS: HashMap<u32, AgentScope> = HashMap::with_max_entries(AGENT_TGIDS_MAX, 0);
+
+/// Exec tickets, by tid, from `sys_enter_execve` to `sys_exit_execve`.
+#[map]
+pub static GATE_EXECS: HashMap<u32, GateExec> = HashMap::with_max_entries(GATE_EXECS_MAX, 0);
+
+/// Processes this gate stopped, by tgid. Pinned by the loader, so a restarted guard (or
+/// `guard gate release`) finds and releases what a dead one left stopped.
+#[map]
+pub static GATE_STOPPED: HashMap<u32, StopEvent> = HashMap::with_max_entries(GATE_STOPPED_MAX, 0);
+
+/// Stop records: few and urgent, so a ring of their own, always woken at once.
+#[map]
+pub static GATE_EVENTS: RingBuf = RingBuf::with_byte_size(256 << 10, 0);
+
+/// Switches the daemon writes (`guard_common::gate::CTL_*`).
+#[map]
+pub static GATE_CTL: Array<u32> = Array::with_max_entries(CTL_SLOTS, 0);
+
+const SIGSTOP: u32 = 19;
+
+#[inline(always)]
+fn ctl(i: u32) -> bool {
+    GATE_CTL.get(i).is_some_and(|v| *v != 0)
+}
+
+/// A new process inherits its parent's scope. The fork tracepoint runs before the child is
+/// woken, so the child cannot exec before its entry exists.
+#[inline(always)]
+pub fn on_fork(parent_tgid: u32, child_tgid: u32) {
+    // SAFETY: the value is copied out at once; a concurrent delete cannot free it mid-read.
+    let Some(s) = (unsafe { AGENT_TGIDS.get(&parent_tgid) }) else {
+        return;
+    };
+    let child = AgentScope { slot: s.slot, flags: 0 };
+    if AGENT_TGIDS.insert(&child_tgid, &child, BPF_NOEXIST as u64).is_err()
+        // SAFETY: as above.
+        && unsafe { AGENT_TGIDS.get(&child_tgid) }.is_none()
+    {
+        count_loss(LossSlot::GateAgentMapFull);
+    }
+}
+
+#[inline(always)]
+pub fn on_exit(tgid: u32) {
+    let _ = AGENT_TGIDS.remove(&tgid);
+    let _ = GATE_STOPPED.remove(&tgid);
+}
+
+/// At `sys_enter_execve`: a ticket if the caller is in scope. Returns whether it got one.
+#[inline(always)]
+pub fn on_enter_exec(tid: u32, tgid: u32, uid: u32) -> bool {
+    if !ctl(CTL_ON) {
+        return false;
+    }
+    // SAFETY: the value is copied out at once.
+    let slot = match unsafe { AGENT_TGIDS.get(&tgid) } {
+        Some(s) => s.slot,
+        None if ctl(CTL_SCOPE_ALL) => 0,
+        None => return false,
+    };
+    let ticket = GateExec {
+        // SAFETY: no preconditions.
+        enter_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        slot,
+        uid,
+        state: TICKET_PENDING,
+    };
+    if GATE_EXECS.insert(&tid, &ticket, 0).is_err() {
+        count_loss(LossSlot::GateExecMapFull);
+        return false;
+    }
+    true
+}
+
+/// At `sched_process_exec`: an exec by a non-leader thread takes the leader's tid, so the
+/// ticket moves with it for `sys_exit_execve` to find.
+#[inline(always)]
+pub fn on_exec_rekey(old_tid: u32, tid: u32) {
+    if old_tid == tid || old_tid == 0 {
+        return;
+    }
+    // SAFETY: the value is copied out at once.
+    if let Some(t) = unsafe { GATE_EXECS.get(&old_tid) }.copied() {
+        let _ = GATE_EXECS.insert(&tid, &t, 0);
+        let _ = GATE_EXECS.remove(&old_tid);
+    }
+}
+
+/// At `sys_exit_execve`: the ticket ends here. An exec that succeeded without any fanotify
+/// answer (memfd, an unmarked filesystem, no fanotify) stops before its first instruction.
+#[inline(always)]
+pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
+    // SAFETY: the value is copied out at once.
+    let Some(t) = (unsafe { GATE_EXECS.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = GATE_EXECS.remove(&tid);
+    if ret != 0 || t.state != TICKET_PENDING || !ctl(CTL_STOP) {
+        return;
+    }
+    let ev = StopEvent {
+        enter_ns: t.enter_ns,
+        // SAFETY: no preconditions.
+        stopped_ns: unsafe { bpf_ktime_get_ns() },
+        start_ns,
+        tid,
+        tgid,
+        slot: t.slot,
+        uid: t.uid,
+    };
+    // Record first: a stop nobody hears of would last until a restart. No room, no stop.
+    if GATE_STOPPED.insert(&tgid, &ev, 0).is_err() {
+        count_loss(LossSlot::GateStopRingFull);
+        return;
+    }
+    if GATE_EVENTS.output(&ev, aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64).is_err() {
+        let _ = GATE_STOPPED.remove(&tgid);
+        count_loss(LossSlot::GateStopRingFull);
+        return;
+    }
+    // SAFETY: no preconditions; signals the current process, which is single-threaded after a
+    // successful exec.
+    unsafe { bpf_send_signal(SIGSTOP) };
+}
