@@ -208,7 +208,11 @@ extern "C" fn send_chunk(i: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if r < 0 {
         count_loss(LossSlot::TlsRead);
     } else {
-        let _ = ring::send_head(ev, TLS_DATA_FIXED + n as usize, Wake::Bulk);
+        // The end of what a program writes (a request) wakes the reader at once: a client that
+        // turns out to be an agent is put in the exec gate's scope before its tool calls run.
+        let last_write = ev.head.dir == Direction::Write as u8 && n == rest;
+        let wake = if last_write { Wake::Now } else { Wake::Bulk };
+        let _ = ring::send_head(ev, TLS_DATA_FIXED + n as usize, wake);
     }
     0
 }

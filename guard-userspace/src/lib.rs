@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod app;
+mod gate;
 mod kernel;
 mod sinks;
 mod sys;

@@ -50,6 +50,11 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The exec gate's housekeeping (docs/enforce.md).
+    Gate {
+        #[command(subcommand)]
+        cmd: GateCmd,
+    },
     /// Destructive-command rules (the built-in ones, with the config file's changes).
     Rules {
         #[command(subcommand)]
@@ -106,4 +111,31 @@ pub struct RunArgs {
     /// Ring buffer size in MiB, a power of two [config: kernel.ring_mib, default 16].
     #[arg(long, value_name = "MIB")]
     pub ring_mib: Option<u32>,
+    /// Refuse the destructive execs of agents (EPERM) instead of only recording them [config: enforce.mode = "enforce", default monitor].
+    #[arg(long)]
+    pub enforce: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum GateCmd {
+    /// Let go of every process the exec gate stopped and did not answer (after guard died):
+    /// SIGCONT, or SIGKILL with `--kill`. The systemd unit runs it after guard stops.
+    Release {
+        /// Kill them instead (for `enforce.fail = "closed"`).
+        #[arg(long)]
+        kill: bool,
+    },
+    /// The watchdog `guard run` starts for its exec gate (internal).
+    #[command(hide = true)]
+    Watchdog {
+        /// The daemon to watch.
+        #[arg(long)]
+        pid: u32,
+        /// The read end of the heartbeat pipe, inherited.
+        #[arg(long)]
+        heartbeat_fd: i32,
+        /// SIGKILL the daemon when no heartbeat came for this long.
+        #[arg(long)]
+        timeout_ms: u64,
+    },
 }

@@ -8,14 +8,19 @@ use std::{
 };
 
 use bytes::Bytes;
-use guard_core::{Engine, engine::{EngineConfig, Outputs}};
+use guard_core::{
+    Engine,
+    engine::{EngineConfig, Outputs},
+    enforce::{Decision, GateRecord, Judge, Mode},
+};
 use tokio::{signal::unix::{SignalKind, signal}, sync::{mpsc, watch}};
 
 pub(crate) use super::options::RunOptions;
-use super::{gauges::Gauges, tls::Tls};
+use super::{config::EnforceSection, gauges::Gauges, tls::Tls};
 use crate::{
+    gate::{Gate, GateError, GateOptions},
     kernel::{Kernel, LoadError, reader},
-    sinks::{Sinks, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, record::{Recording, RecordingError}},
+    sinks::{Sinks, metrics::LossSource, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, record::{Recording, RecordingError}},
     sys::{host, proc::Proc},
 };
 
@@ -29,6 +34,8 @@ pub(crate) enum DaemonError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Gate(#[from] GateError),
     #[error("cannot set up {what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
 }
@@ -44,7 +51,9 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     let markers = opts.engine.catalog.marker_names().into_iter().map(str::to_owned).collect();
     let mut proc = Proc::new("/proc", markers).map_err(io("the cwd thread"))?;
-    let mut engine = Engine::new(EngineConfig { host: host::read(), record: opts.record.is_some(), ..opts.engine });
+    let host = host::read();
+    let judge = Judge::new(Arc::new(opts.engine.rules.clone()), Arc::new(host.clone()), opts.enforce.judge_config());
+    let mut engine = Engine::new(EngineConfig { host, record: opts.record.is_some(), ..opts.engine });
     let mut sinks = Sinks {
         metrics: Arc::new(Metrics::new(&opts.labels)),
         audit: opts.audit_log.as_deref().map(AuditWriter::open).transpose()?,
@@ -55,6 +64,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     engine.start(proc.running(), &mut out);
     sinks.take(&out)?;
     let mut tls = Tls::start(&mut kernel, &mut engine, opts.rescan_every).map_err(io("the scanning threads"))?;
+    let mut gate = start_gate(&mut kernel, judge, &opts.enforce, &sinks, &out)?;
 
     let ring = kernel.take_ring()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(opts.channel_capacity.max(1));
@@ -71,6 +81,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let (mut gauges, mut last_gauges) = (Gauges::default(), Instant::now());
     gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
     tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
+    crate::gate::notify::ready();
 
     loop {
         tokio::select! {
@@ -79,11 +90,24 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 push(&raw, &mut engine, &mut proc, &mut out);
                 sinks.take(&out)?;
                 tls.on_outputs(&mut kernel, &out);
+                if let Some(g) = gate.as_mut() {
+                    g.on_outputs(&out);
+                }
+            }
+            Some(r) = next_gate_record(&mut gate) => {
+                out.clear();
+                engine.gate_record(&r, SystemTime::now(), &mut out);
+                sinks.take(&out)?;
+                log_refusal(&r);
             }
             Some(r) = tls.report() => tls.on_report(&mut kernel, &mut engine, r),
             _ = tick.tick() => {
                 let now = Instant::now();
                 tls.tick(now);
+                if let Some(g) = gate.as_mut() {
+                    g.tick(engine.table().agent_counts().values().any(|n| *n > 0));
+                    sinks.metrics.set_lost_total(LossSource::GateRecords, g.lost_records());
+                }
                 if now.duration_since(last_gauges) >= GAUGES_EVERY {
                     last_gauges = now;
                     gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
@@ -94,6 +118,10 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         }
     }
 
+    // Disarm first: nothing waits on guard from here on.
+    if let Some(g) = gate.take() {
+        g.stop();
+    }
     tracing::info!("stopping: draining events already captured");
     let _ = stop_tx.send(true);
     match reader.await {
@@ -132,6 +160,40 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         "stopped"
     );
     Ok(())
+}
+
+/// The exec gate, unless `enforce.mode = "off"`. A gate that cannot start stops `guard run` in
+/// enforce mode (the admin asked for refusals); in monitor mode guard runs on without it.
+fn start_gate(kernel: &mut Kernel, judge: Judge, cfg: &EnforceSection, sinks: &Sinks, running: &Outputs) -> Result<Option<Gate>, DaemonError> {
+    if cfg.mode == Mode::Off {
+        return Ok(None);
+    }
+    let opts = GateOptions { judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce() };
+    match Gate::start(kernel, opts, running) {
+        Ok(g) => Ok(Some(g)),
+        Err(e) if cfg.mode == Mode::Enforce => Err(e.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "the exec gate did not start: commands are recorded, not judged before they run");
+            Ok(None)
+        }
+    }
+}
+
+async fn next_gate_record(gate: &mut Option<Gate>) -> Option<GateRecord> {
+    match gate {
+        Some(g) => g.records().recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One warn line per refusal: who, which rule, which process; never the argv.
+fn log_refusal(r: &GateRecord) {
+    if r.decision != Decision::Deny {
+        return;
+    }
+    let rule = r.matches.first().map_or("enforce.fail", |m| m.m.rule_id.as_str());
+    let agent = r.agent.as_deref().unwrap_or("none");
+    tracing::warn!(agent, rule, pid = r.pid, mechanism = r.mechanism.as_str(), timed_out = r.timed_out, "exec refused");
 }
 
 /// One ring record through the engine; the outputs of the last push are cleared first.

@@ -6,7 +6,7 @@ use clap::Parser as _;
 use guard_core::engine::EngineConfig;
 
 use super::{
-    cli::{Cli, Cmd},
+    cli::{Cli, Cmd, GateCmd},
     commands::{self, ReplayPrint},
     config::{Config, ConfigError},
     daemon::{self, RunOptions},
@@ -56,6 +56,10 @@ fn dispatch(cmd: Cmd, file: Option<Result<Config, ConfigError>>) -> anyhow::Resu
         }
         Cmd::Rules { cmd, config } => commands::rules(cmd, &Config::resolve(config.as_deref())?),
         Cmd::Hooks { files } => commands::hooks(&files),
+        Cmd::Gate { cmd: GateCmd::Release { kill } } => crate::gate::release::main(kill),
+        Cmd::Gate { cmd: GateCmd::Watchdog { pid, heartbeat_fd, timeout_ms } } => {
+            crate::gate::watchdog::main(pid, heartbeat_fd, std::time::Duration::from_millis(timeout_ms))
+        }
     }
 }
 
@@ -70,6 +74,7 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
             rules: config.rule_set()?,
             ..EngineConfig::default()
         },
+        enforce: config.enforce.clone(),
         channel_capacity: config.capture.channel_capacity,
         rescan_every: config.rescan_interval(),
         audit_log: config.audit_target().map(str::to_owned),

@@ -4,6 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use guard_core::engine::EngineConfig;
 
+use super::config::EnforceSection;
 use crate::{
     kernel::LoadOptions,
     sinks::metrics::{LabelCaps, MetricsListener},
@@ -24,6 +25,8 @@ pub(crate) struct RunOptions {
     pub channel_capacity: usize,
     /// How often every process's mappings are rescanned for TLS libraries (catches dlopen).
     pub rescan_every: Duration,
+    /// The exec gate's settings.
+    pub enforce: EnforceSection,
 }
 
 impl Default for RunOptions {
@@ -37,6 +40,7 @@ impl Default for RunOptions {
             labels: LabelCaps::default(),
             channel_capacity: 65_536,
             rescan_every: Duration::from_secs(2),
+            enforce: EnforceSection::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ use aya::{
 use guard_common::{
     config::{FIELD_ABSENT, globals},
     event::LOSS_SLOTS,
+    gate::{AgentScope, GateExec, StopEvent},
     maps,
 };
 
@@ -83,6 +84,18 @@ pub(crate) struct Kernel {
     next_id: u32,
     /// Whether the syscall tracepoints of the rustls hooks are attached (on first need).
     aead_syscalls: bool,
+}
+
+/// The exec gate's maps, owned by `crate::gate`.
+pub(crate) struct GateMaps {
+    pub agents: aya::maps::HashMap<MapData, u32, AgentScope>,
+    pub execs: aya::maps::HashMap<MapData, u32, GateExec>,
+    /// The id of `execs`, for the gate's threads to open handles of their own.
+    pub execs_id: u32,
+    pub pinned: bool,
+    pub stopped: aya::maps::HashMap<MapData, u32, StopEvent>,
+    pub events: RingBuf<MapData>,
+    pub ctl: aya::maps::Array<MapData, u32>,
 }
 
 /// A hooked file, its id (the attach cookie of all its probes) and its links.
@@ -278,6 +291,38 @@ impl Kernel {
         let err = |source| LoadError::Map { map: maps::EVENTS, source };
         let map = self.ebpf.take_map(maps::EVENTS).ok_or(err(aya::maps::MapError::InvalidName { name: maps::EVENTS.into() }))?;
         RingBuf::try_from(map).map_err(err)
+    }
+
+    /// The exec gate's maps (`guard_common::gate`). Can be taken once. The registry of stopped
+    /// processes is pinned at `pin` (a bpffs path whose directory exists), so that it outlives
+    /// guard; a pin that fails is logged, and the registry then lives as long as guard.
+    pub(crate) fn take_gate(&mut self, pin: &Path) -> Result<GateMaps, LoadError> {
+        let mut take = |map: &'static str| {
+            self.ebpf.take_map(map).ok_or(LoadError::Map { map, source: aya::maps::MapError::InvalidName { name: map.into() } })
+        };
+        let (agents, execs, stopped, events, ctl) =
+            (take(maps::AGENT_TGIDS)?, take(maps::GATE_EXECS)?, take(maps::GATE_STOPPED)?, take(maps::GATE_EVENTS)?, take(maps::GATE_CTL)?);
+        let err = |map| move |source| LoadError::Map { map, source };
+        let execs_id = match &execs {
+            aya::maps::Map::HashMap(d) => d.info().map_err(err(maps::GATE_EXECS))?.id(),
+            _ => return Err(err(maps::GATE_EXECS)(aya::maps::MapError::InvalidName { name: maps::GATE_EXECS.into() })),
+        };
+        let pinned = match &stopped {
+            aya::maps::Map::HashMap(d) => d.pin(pin).map_err(|e| e.to_string()),
+            _ => Err("not a hash map".into()),
+        };
+        if let Err(e) = &pinned {
+            tracing::warn!(path = %pin.display(), error = %e, "the registry of stopped execs is not pinned: if guard dies, `guard gate release` cannot find them");
+        }
+        Ok(GateMaps {
+            agents: aya::maps::HashMap::try_from(agents).map_err(err(maps::AGENT_TGIDS))?,
+            execs: aya::maps::HashMap::try_from(execs).map_err(err(maps::GATE_EXECS))?,
+            execs_id,
+            stopped: aya::maps::HashMap::try_from(stopped).map_err(err(maps::GATE_STOPPED))?,
+            pinned: pinned.is_ok(),
+            events: RingBuf::try_from(events).map_err(err(maps::GATE_EVENTS))?,
+            ctl: aya::maps::Array::try_from(ctl).map_err(err(maps::GATE_CTL))?,
+        })
     }
 
     /// Kernel-side losses, summed over CPUs, indexed by `guard_common::event::LossSlot`.

@@ -11,6 +11,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use guard_core::{
+    enforce::{EnforceConfig, FailMode, Mode, Scope},
     pipeline::Limits,
     process::{ Catalog, agents::{AgentSpec, BUILTIN_AGENTS, CatalogFile}, },
     protocols::DecoderConfig,
@@ -52,6 +53,7 @@ pub struct Config {
     pub labels: LabelCaps,
     pub kernel: KernelConfig,
     pub capture: CaptureConfig,
+    pub enforce: EnforceSection,
     /// Where this config came from (for error messages); not a key.
     #[serde(skip)]
     pub origin: String,
@@ -122,6 +124,34 @@ pub struct RulesConfig {
     pub extra_files: Vec<PathBuf>,
     /// Rule ids to switch off.
     pub disable: Vec<String>,
+}
+
+/// The exec gate (docs/enforce.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnforceSection {
+    /// `off`, `monitor` (judge and record what would be blocked, never block) or `enforce`.
+    pub mode: Mode,
+    /// `agents` (the process trees of identified agents) or `all` (every exec on the host).
+    pub scope: Scope,
+    /// The longest an exec waits for guard's answer; past it, `fail` decides.
+    pub deadline_ms: u64,
+    /// `open` (allow) or `closed` (deny an agent's exec) when the deadline passes.
+    pub fail: FailMode,
+    /// Filesystems to mark, by a path on each; empty: every filesystem that can hold programs.
+    pub mark: Vec<PathBuf>,
+}
+
+impl Default for EnforceSection {
+    fn default() -> Self {
+        Self { mode: Mode::Monitor, scope: Scope::Agents, deadline_ms: 250, fail: FailMode::Open, mark: Vec::new() }
+    }
+}
+
+impl EnforceSection {
+    pub fn judge_config(&self) -> EnforceConfig {
+        EnforceConfig { mode: self.mode, scope: self.scope, deadline: Duration::from_millis(self.deadline_ms), fail: self.fail }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -231,6 +261,9 @@ impl Config {
             flag("--audit-log", check_audit_log(a))?;
             self.audit.log.clone_from(a);
         }
+        if args.enforce {
+            self.enforce.mode = Mode::Enforce;
+        }
         if let Some(r) = args.ring_mib {
             flag("--ring-mib", check_ring_mib(r))?;
             self.kernel.ring_mib = r;
@@ -248,6 +281,12 @@ impl Config {
         check_audit_log(&self.audit.log).map_err(|r| self.invalid("audit.log", r))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(self.invalid("log.level", format!("{:?} is not a log filter (e.g. info, debug, guard=debug)", self.log.level)));
+        }
+        if !(10..=5000).contains(&self.enforce.deadline_ms) {
+            return Err(self.invalid("enforce.deadline_ms", format!("must be from 10 to 5000 (ms), not {}", self.enforce.deadline_ms)));
+        }
+        if let Some(p) = self.enforce.mark.iter().find(|p| !p.is_absolute()) {
+            return Err(self.invalid("enforce.mark", format!("{} is not an absolute path", p.display())));
         }
         let caps = [
             ("labels.max_models_per_provider", self.labels.max_models_per_provider),

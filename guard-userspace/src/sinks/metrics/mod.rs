@@ -5,6 +5,7 @@
 //! Reference: docs/metrics.md.
 
 pub(crate) mod commands;
+pub(crate) mod enforce;
 pub(crate) mod labels;
 pub(crate) mod llm;
 pub(crate) mod runtime;
@@ -41,6 +42,7 @@ pub(crate) struct Metrics {
     llm: LlmMetrics,
     commands: CommandMetrics,
     runtime: RuntimeMetrics,
+    enforce: enforce::EnforceMetrics,
     agents: Capped,
     models: Capped,
     rules: Capped,
@@ -53,11 +55,13 @@ impl Metrics {
         let llm = LlmMetrics::register(&mut registry);
         let commands = CommandMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
+        let enforce = enforce::EnforceMetrics::register(&mut registry);
         Self {
             registry,
             llm,
             commands,
             runtime,
+            enforce,
             agents: Capped::new(caps.max_agents),
             models: Capped::new(caps.max_models_per_provider),
             rules: Capped::new(caps.max_rules),
@@ -92,6 +96,11 @@ impl Metrics {
             action: labels::action_str(action),
         };
         self.commands.destructive.get_or_create(&labels).inc();
+    }
+
+    /// The exec gate's counters, for its threads.
+    pub(crate) fn enforce(&self) -> enforce::EnforceHandles {
+        self.enforce.handles()
     }
 
     /// Counts one program an agent (or a descendant) ran. Call it for attributed execs only.

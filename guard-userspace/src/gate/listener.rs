@@ -1,0 +1,79 @@
+//! The one thread that reads fanotify events. It never reads /proc and never waits on a judge:
+//! an exec outside every agent tree is answered here at once (one map lookup), an exec whose
+//! verdict is known (the ld.so or interpreter event of an execve already judged) too, and the
+//! rest go to the judges with a deadline.
+
+use std::{
+    sync::{atomic::Ordering::Relaxed, mpsc::{SyncSender, TrySendError}},
+    time::{Duration, Instant},
+};
+
+use aya::maps::{HashMap, MapData};
+use guard_common::gate::GateExec;
+use guard_core::enforce::Decision;
+
+use super::{
+    Shared,
+    fanotify::{Fanotify, PermEvent},
+    judges::{self, Job},
+    monotonic_ns,
+    pending::{Entry, respond},
+};
+
+/// One read takes every event queued, up to this many bytes (~2,700 events).
+const READ_BUF: usize = 64 << 10;
+
+pub(super) fn run(s: &Shared, jobs: SyncSender<Job>) {
+    let Some(fan) = s.fan.as_ref() else { return };
+    let execs = match judges::open_execs(s.execs_map) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "the exec gate cannot read its tickets: every exec is allowed unjudged");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; READ_BUF];
+    let mut events = Vec::with_capacity(256);
+    let mut next_id = 0u64;
+    while !s.stop.load(Relaxed) {
+        match fan.wait(Duration::from_millis(100)) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for fanotify events failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        }
+        if let Err(e) = fan.read(&mut buf, &mut events) {
+            tracing::warn!(error = %e, "reading fanotify events failed");
+        }
+        s.progress.fetch_add(events.len() as u64 + 1, Relaxed);
+        for ev in events.drain(..) {
+            next_id += 1;
+            on_event(s, fan, &execs, &jobs, ev, next_id);
+        }
+    }
+}
+
+fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>, jobs: &SyncSender<Job>, ev: PermEvent, id: u64) {
+    let Ok(ticket) = execs.get(&ev.tid, 0) else {
+        respond(fan, &ev, true);
+        s.metrics.out_of_scope.inc();
+        return;
+    };
+    if let Some(d) = s.verdict((ev.tid, ticket.enter_ns)) {
+        respond(fan, &ev, d == Decision::Allow);
+        return;
+    }
+    // The deadline counts from the execve call: time already spent in the queue is spent.
+    let waited = Duration::from_nanos(monotonic_ns().saturating_sub(ticket.enter_ns));
+    let deadline = Instant::now() + s.judge.config().deadline.saturating_sub(waited);
+    let in_agent_tree = ticket.slot != 0;
+    let tid = ev.tid;
+    s.pending.insert(id, Entry { ev, deadline, tid, enter_ns: ticket.enter_ns, in_agent_tree });
+    if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) = jobs.try_send(Job { id, tid, ticket }) {
+        // No judge free for a thousand events: the fail mode answers, as at a deadline.
+        judges::time_out(s, fan, job.id);
+    }
+}

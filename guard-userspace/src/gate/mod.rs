@@ -1,0 +1,250 @@
+//! The exec gate (issue 16, docs/enforce.md): each exec of an agent's process tree waits until it
+//! is judged, and the destructive ones are refused.
+//!
+//! The kernel keeps the agent scope and a ticket per in-scope exec (guard-ebpf `gate.rs`).
+//! fanotify hands every exec's open to [`listener`], which allows an exec without a ticket at
+//! once; [`judges`] read the caller's exact argv and answer the others; [`pending`] makes sure
+//! each gets one answer within the deadline. An in-scope exec no fanotify answer covered is
+//! stopped before its first instruction and judged by [`stops`]. A [`watchdog`] process kills
+//! guard if it stops answering, and the kernel then allows everything pending. Decisions go to
+//! the daemon loop through a bounded channel: nothing here waits on audit, logs or metrics.
+
+pub(crate) mod caller;
+pub(crate) mod fanotify;
+mod judges;
+mod listener;
+pub(crate) mod mounts;
+pub(crate) mod notify;
+mod pending;
+pub(crate) mod release;
+mod scope;
+mod stops;
+pub(crate) mod watchdog;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use guard_common::gate::{CTL_ON, CTL_SCOPE_ALL, CTL_STOP};
+use guard_core::{
+    engine::Outputs,
+    enforce::{Decision, EnforceConfig, GateRecord, Judge, Mode, Scope},
+};
+use tokio::sync::mpsc;
+
+use self::{fanotify::Fanotify, pending::Pending, scope::{Agents, Marks}};
+use crate::{kernel::Kernel, sinks::metrics::enforce::EnforceHandles};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GateError {
+    #[error(transparent)]
+    Load(#[from] crate::kernel::LoadError),
+    #[error("exec gate map {map}: {source}")]
+    Map { map: &'static str, source: aya::maps::MapError },
+    #[error("exec gate: {what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+}
+
+pub(crate) struct GateOptions {
+    pub judge: Judge,
+    /// Filesystems to mark, by a path on each; empty: every one that can hold programs.
+    pub marks: Vec<PathBuf>,
+    pub metrics: EnforceHandles,
+}
+
+/// Decision records waiting for the daemon loop; more are dropped and counted.
+const RECORDS_CAP: usize = 4096;
+/// How long after the last agent exits the marks stay (re-marking costs a mountinfo walk).
+const DISARM_AFTER: Duration = Duration::from_secs(30);
+
+/// What the gate's threads share.
+struct Shared {
+    fan: Option<Fanotify>,
+    judge: Judge,
+    pending: Pending,
+    metrics: EnforceHandles,
+    records: mpsc::Sender<GateRecord>,
+    lost_records: AtomicU64,
+    agents: Agents,
+    /// Verdicts by (tid, enter_ns): the 2nd and 3rd event of one execve (ld.so, interpreter).
+    verdicts: Mutex<HashMap<(u32, u64), Decision>>,
+    stop: AtomicBool,
+    /// Events the listener has read: the deadline thread's sign that it is alive.
+    progress: AtomicU64,
+    execs_map: u32,
+    self_pid: u32,
+    #[cfg(debug_assertions)]
+    test_delay: Option<Duration>,
+}
+
+impl Shared {
+    /// Hands a decision to the daemon loop, never waiting.
+    fn record(&self, r: GateRecord) {
+        if self.records.try_send(r).is_err() {
+            self.lost_records.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn count(&self, d: Decision, mechanism: usize) {
+        match d {
+            Decision::Allow => self.metrics.allow[mechanism].inc(),
+            Decision::Deny => self.metrics.deny[mechanism].inc(),
+        };
+    }
+
+    fn remember(&self, key: (u32, u64), d: Decision) {
+        let mut v = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        // The entries are needed for a few µs (until the exec's next event): drop them wholesale.
+        if v.len() >= 4096 {
+            v.clear();
+        }
+        v.insert(key, d);
+    }
+
+    fn verdict(&self, key: (u32, u64)) -> Option<Decision> {
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied()
+    }
+}
+
+pub(crate) struct Gate {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    records: mpsc::Receiver<GateRecord>,
+    scope: scope::ScopeWriter,
+    marks: Marks,
+    ctl: aya::maps::Array<aya::maps::MapData, u32>,
+    watchdog: Option<watchdog::Watchdog>,
+    last_agent_seen: Option<Instant>,
+}
+
+impl Gate {
+    /// Starts the gate, armed last: the kernel's switches and the marks come after the threads
+    /// that answer are running, and the watchdog is spawned before (guard never execs armed).
+    pub(crate) fn start(kernel: &mut Kernel, opts: GateOptions, running_agents: &Outputs) -> Result<Self, GateError> {
+        let cfg = opts.judge.config().clone();
+        release::adopt(&opts.judge);
+        let maps = kernel.take_gate(std::path::Path::new(release::PIN))?;
+        let stopped = maps.stopped;
+        let watchdog = watchdog::Watchdog::spawn(cfg.deadline * 2).map_err(|source| GateError::Io { what: "spawning the watchdog", source })?;
+        let fan = match Fanotify::init() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "fanotify permission events unavailable: the exec gate falls back to stopping each in-scope exec");
+                None
+            }
+        };
+        let execs_map = maps.execs_id;
+        let (tx, records) = mpsc::channel(RECORDS_CAP);
+        let shared = Arc::new(Shared {
+            fan,
+            judge: opts.judge,
+            pending: Pending::default(),
+            metrics: opts.metrics,
+            records: tx,
+            lost_records: AtomicU64::new(0),
+            agents: Agents::default(),
+            verdicts: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+            progress: AtomicU64::new(0),
+            execs_map,
+            self_pid: std::process::id(),
+            #[cfg(debug_assertions)]
+            test_delay: std::env::var("GUARD_GATE_TEST_JUDGE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
+        });
+        let mut threads = Vec::new();
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name.into()).spawn(f).map_err(|source| GateError::Io { what: "starting a gate thread", source })
+        };
+        threads.push(spawn("guard-gate-stops", { let s = shared.clone(); Box::new(move || stops::run(&s, maps.events, stopped)) })?);
+        if shared.fan.is_some() {
+            let jobs = judges::start(&shared, &mut threads)?;
+            threads.push(spawn("guard-gate-listen", { let s = shared.clone(); Box::new(move || listener::run(&s, jobs)) })?);
+        }
+        let beat = watchdog.heartbeat();
+        threads.push(spawn("guard-gate-deadline", { let s = shared.clone(); Box::new(move || judges::deadline(&s, beat)) })?);
+
+        let mut scope = scope::ScopeWriter::new(maps.agents);
+        scope.apply(&shared.agents, &running_agents.scope);
+        let mut ctl = maps.ctl;
+        let on = cfg.mode != Mode::Off;
+        let set = |ctl: &mut aya::maps::Array<_, u32>, i, v: bool| ctl.set(i, u32::from(v), 0).map_err(|source| GateError::Map { map: "GATE_CTL", source });
+        set(&mut ctl, CTL_SCOPE_ALL, cfg.scope == Scope::All)?;
+        set(&mut ctl, CTL_STOP, on)?;
+        set(&mut ctl, CTL_ON, on)?;
+        shared.metrics.active[1].set(i64::from(on));
+        let marks = Marks::new(opts.marks, cfg.scope == Scope::All);
+        let mut gate = Self { shared, threads, records, scope, marks, ctl, watchdog: Some(watchdog), last_agent_seen: None };
+        gate.tick(!running_agents.scope.is_empty());
+        tracing::info!(
+            mode = ?cfg.mode,
+            scope = ?cfg.scope,
+            deadline_ms = cfg.deadline.as_millis() as u64,
+            fanotify = gate.shared.fan.is_some(),
+            stop = on,
+            "exec gate started"
+        );
+        Ok(gate)
+    }
+
+    /// The gate's decisions, for the daemon loop.
+    pub(crate) fn records(&mut self) -> &mut mpsc::Receiver<GateRecord> {
+        &mut self.records
+    }
+
+    /// Decisions dropped because the daemon loop was behind.
+    pub(crate) fn lost_records(&self) -> u64 {
+        self.shared.lost_records.load(Relaxed)
+    }
+
+    /// New agents into the kernel's scope; arms the marks if they were off.
+    pub(crate) fn on_outputs(&mut self, out: &Outputs) {
+        if out.scope.is_empty() {
+            return;
+        }
+        self.scope.apply(&self.shared.agents, &out.scope);
+        self.tick(true);
+    }
+
+    /// Keeps the marks while agents live (and on new mounts); drops them a while after the last.
+    pub(crate) fn tick(&mut self, agents_alive: bool) {
+        let Some(fan) = self.shared.fan.as_ref() else { return };
+        let now = Instant::now();
+        if agents_alive {
+            self.last_agent_seen = Some(now);
+        }
+        let wanted = self.marks.always() || self.last_agent_seen.is_some_and(|t| now.duration_since(t) < DISARM_AFTER);
+        let active = self.marks.sync(fan, wanted);
+        self.shared.metrics.active[0].set(i64::from(active));
+    }
+
+    /// Disarms first: no new ticket, no mark; pending events are allowed as the fd closes.
+    pub(crate) fn stop(mut self) {
+        let _ = self.ctl.set(CTL_ON, 0, 0);
+        if let Some(fan) = self.shared.fan.as_ref() {
+            self.marks.sync(fan, false);
+        }
+        self.shared.stop.store(true, Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = self.ctl.set(CTL_STOP, 0, 0);
+        self.shared.metrics.active[0].set(0);
+        self.shared.metrics.active[1].set(0);
+        drop(self.watchdog.take());
+    }
+}
+
+/// Now on the clock `bpf_ktime_get_ns` reads (CLOCK_MONOTONIC), in ns.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes only the struct passed.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}

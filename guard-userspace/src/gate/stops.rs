@@ -1,0 +1,77 @@
+//! The catch-all: an in-scope exec that no fanotify answer covered (a memfd, a filesystem not
+//! marked, a host without fanotify) is stopped by the kernel before its first instruction. This
+//! thread judges what it now runs (`/proc/PID/cmdline`) and kills it or lets it go.
+
+use std::{os::fd::AsRawFd as _, sync::atomic::Ordering::Relaxed};
+
+use aya::maps::{HashMap, MapData, RingBuf};
+use guard_common::gate::StopEvent;
+use guard_core::{
+    audit::Action,
+    enforce::{Decision, GateRecord, Mechanism, Verdict},
+};
+
+use super::{Shared, monotonic_ns, release};
+
+pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap<MapData, u32, StopEvent>) {
+    let fd = events.as_raw_fd();
+    loop {
+        // Read once more after the stop flag: a stop that raced the shutdown is not left behind.
+        let last = s.stop.load(Relaxed);
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        while let Some(item) = events.next() {
+            match bytemuck::try_pod_read_unaligned::<StopEvent>(&item) {
+                Ok(ev) => handle(s, &ev, &mut stopped),
+                Err(e) => tracing::warn!(error = ?e, len = item.len(), "malformed stop record skipped"),
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+fn handle(s: &Shared, ev: &StopEvent, stopped: &mut HashMap<MapData, u32, StopEvent>) {
+    let Some(st) = release::open(ev) else {
+        let _ = stopped.remove(&ev.tgid);
+        return;
+    };
+    let verdict = release::judge(&s.judge, ev, &st);
+    release::let_go(&st, verdict.decision);
+    let _ = stopped.remove(&ev.tgid);
+    let latency_ns = monotonic_ns().saturating_sub(ev.enter_ns);
+    s.count(verdict.decision, 1);
+    s.metrics.latency.observe(latency_ns as f64 / 1e9);
+    if verdict.decision == Decision::Deny || !verdict.matches.is_empty() {
+        s.record(GateRecord {
+            ts_ns: ev.enter_ns,
+            pid: ev.tgid,
+            tid: ev.tid,
+            uid: Some(ev.uid),
+            agent: s.agents.name(ev.slot).map(|a| a.to_string()),
+            cwd: st.cwd,
+            argv: st.argv,
+            mechanism: Mechanism::Stop,
+            decision: verdict.decision,
+            matches: verdict.matches,
+            timed_out: false,
+            latency_ns,
+        });
+    }
+}
+
+/// A verdict reported as what was actually answered: a block the fail mode allowed is a
+/// `would_block`.
+pub(super) fn as_given(mut v: Verdict, given: Decision) -> Verdict {
+    v.decision = given;
+    if given == Decision::Allow {
+        for m in &mut v.matches {
+            if m.outcome == Action::Blocked {
+                m.outcome = Action::WouldBlock;
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,111 @@
+//! The watchdog: a separate process, because a thread of guard stops when guard is stopped.
+//! guard's deadline thread writes a heartbeat byte to a pipe every quarter deadline; when none
+//! comes for twice the deadline (guard stopped, starved or wedged), the watchdog SIGKILLs guard,
+//! and the kernel answers ALLOW to every exec guard had pending. When the pipe closes (guard
+//! gone, however it ended) the watchdog lets go what the gate had stopped, and exits.
+
+use std::{
+    io::{self, Read as _},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    process::{Child, Command, ExitCode, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+pub(crate) struct Watchdog {
+    child: Child,
+    beat: Heartbeat,
+}
+
+/// The write end of the heartbeat pipe (non-blocking: a full pipe already says "alive").
+#[derive(Clone)]
+pub(crate) struct Heartbeat(Option<Arc<OwnedFd>>);
+
+impl Heartbeat {
+    pub(crate) fn beat(&self) {
+        if let Some(fd) = &self.0 {
+            // SAFETY: writes one byte from a valid buffer to an fd we own.
+            unsafe { libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        }
+    }
+}
+
+impl Watchdog {
+    /// Spawns `guard gate watchdog`: before the gate arms, as guard never execs while armed.
+    pub(crate) fn spawn(timeout: Duration) -> io::Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two fds into the array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh fds that nothing else owns.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: fcntl on an fd we own.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let child = Command::new("/proc/self/exe")
+            .args(["gate", "watchdog", "--pid", &std::process::id().to_string(), "--heartbeat-fd", "0"])
+            .args(["--timeout-ms", &timeout.as_millis().to_string()])
+            // The read end becomes the watchdog's stdin, the only fd it inherits.
+            .stdin(Stdio::from(read))
+            .stdout(Stdio::null())
+            .spawn()?;
+        Ok(Self { child, beat: Heartbeat(Some(Arc::new(write))) })
+    }
+
+    pub(crate) fn heartbeat(&self) -> Heartbeat {
+        self.beat.clone()
+    }
+}
+
+impl Drop for Watchdog {
+    /// The pipe closes when the last heartbeat handle goes; the watchdog then exits on its own.
+    fn drop(&mut self) {
+        self.beat.0 = None;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `guard gate watchdog`: the process side.
+pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitCode> {
+    // SAFETY: the fd was handed to this process to own (its stdin).
+    let pipe = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(pipe);
+    let mut buf = [0u8; 256];
+    let mut killed = false;
+    loop {
+        let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r == 0 {
+            // SAFETY: no preconditions.
+            let parent = unsafe { libc::getppid() } as u32;
+            if !killed && parent == pid {
+                tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
+                // SAFETY: signals our parent, checked above to be guard.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                killed = true;
+            }
+            continue;
+        }
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let n = super::release::release_all(false);
+    if n > 0 {
+        tracing::warn!(processes = n, "guard is gone: let go the execs its gate had stopped");
+    }
+    Ok(ExitCode::SUCCESS)
+}
