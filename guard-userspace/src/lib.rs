@@ -12,6 +12,8 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod app;
+#[allow(dead_code, reason = "the exec gate's syscall layer; its listener and judges are not wired in yet")]
+mod gate;
 mod kernel;
 mod sinks;
 mod sys;
