@@ -21,6 +21,9 @@ mod scope;
 mod stops;
 pub(crate) mod watchdog;
 
+#[cfg(test)]
+mod tests;
+
 use std::{
     collections::HashMap,
     path::PathBuf,

@@ -141,6 +141,6 @@ impl Marks {
             Some(Ok(t)) => t,
             _ => std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
         };
-        mounts::exec_superblocks(&text).into_iter().map(|m| m.path).collect()
+        mounts::exec_superblocks(&text).mounts.into_iter().map(|m| m.path).collect()
     }
 }
