@@ -44,6 +44,28 @@ fn systemd_unit_verifies() {
     assert!(out.status.success() && stdout.trim().is_empty() && stderr.trim().is_empty(), "systemd-analyze verify:\n{stdout}{stderr}");
 }
 
+/// What keeps the exec gate from hanging a host or leaving processes stopped (docs/enforce.md,
+/// "Failure behaviour"), and the capabilities its stop needs, in both deployments.
+#[test]
+fn deployments_keep_the_gate_safeguards() {
+    let unit = std::fs::read_to_string(workspace().join("deploy/systemd/guard.service")).unwrap();
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    for want in ["Type=notify", "NotifyAccess=main", "WatchdogSec=5s", "WatchdogSignal=SIGKILL", "ExecStopPost=/usr/local/bin/guard gate release"] {
+        assert!(lines.contains(&want), "guard.service lacks `{want}`");
+    }
+    for key in ["CapabilityBoundingSet=", "AmbientCapabilities="] {
+        let caps = lines.iter().find_map(|l| l.strip_prefix(key)).unwrap();
+        for cap in ["CAP_KILL", "CAP_SYS_PTRACE", "CAP_SYS_ADMIN"] {
+            assert!(caps.split_whitespace().any(|c| c == cap), "{key} lacks {cap}: {caps}");
+        }
+    }
+    let manifest = std::fs::read_to_string(workspace().join("deploy/kubernetes/daemonset.yaml")).unwrap();
+    let add = manifest.lines().find_map(|l| l.trim().strip_prefix("add: ")).unwrap();
+    for cap in ["\"KILL\"", "\"SYS_PTRACE\"", "\"SYS_ADMIN\""] {
+        assert!(add.contains(cap), "the DaemonSet does not add {cap}: {add}");
+    }
+}
+
 #[test]
 fn kubernetes_manifest_validates_against_the_schema() {
     let venv = workspace().join("target/tools/venv/bin/kubernetes-validate");

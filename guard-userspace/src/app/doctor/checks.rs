@@ -75,7 +75,7 @@ pub(crate) fn btf(path: &Path) -> (Check, Option<Btf>) {
 }
 
 /// Mount points and types from a mounts file.
-fn mounted(mounts: &str, dir: &str, fstype: &str) -> bool {
+pub(crate) fn mounted(mounts: &str, dir: &str, fstype: &str) -> bool {
     mounts.lines().any(|l| {
         let mut f = l.split_whitespace();
         let (_, mnt, ty) = (f.next(), f.next(), f.next());
@@ -92,17 +92,19 @@ pub(crate) fn tracefs(tracefs: &Path, shown: &str) -> Check {
     }
 }
 
-/// bpffs is not needed to run (guard pins nothing) but tools such as bpftool expect it.
+/// bpffs is not needed to run, but the exec gate pins its registry of stopped processes there
+/// (the `stop_registry` mechanism), and tools such as bpftool expect it.
 pub(crate) fn bpffs(mounts: Option<&str>) -> Check {
     match mounts {
         Some(m) if mounted(m, "/sys/fs/bpf", "bpf") => check("bpffs", Status::Ok, "mounted at /sys/fs/bpf"),
-        Some(_) => check("bpffs", Status::Warn, "not mounted at /sys/fs/bpf (guard pins nothing; bpftool wants it: mount -t bpf bpf /sys/fs/bpf)"),
+        Some(_) => check("bpffs", Status::Warn, "not mounted at /sys/fs/bpf (the exec gate's stop registry then lives in guard's memory only; bpftool wants it too: mount -t bpf bpf /sys/fs/bpf)"),
         None => check("bpffs", Status::Warn, "cannot read /proc/mounts"),
     }
 }
 
 // Capability numbers (linux/capability.h).
 pub(crate) const CAP_DAC_READ_SEARCH: u32 = 2;
+pub(crate) const CAP_KILL: u32 = 5;
 pub(crate) const CAP_SYS_PTRACE: u32 = 19;
 pub(crate) const CAP_SYS_ADMIN: u32 = 21;
 pub(crate) const CAP_SYS_RESOURCE: u32 = 24;

@@ -19,7 +19,7 @@ pub(crate) enum Method {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Mechanism {
     /// Stable name: bpf_send_signal, bpf_lsm, fentry, bpf_override_return, bpf_probe_write_user,
-    /// fanotify_exec_perm.
+    /// fanotify_exec_perm, fanotify_fs_exec_perm, exec_stop, cap_kill, stop_registry.
     pub mechanism: &'static str,
     pub available: bool,
     pub method: Method,
@@ -105,11 +105,26 @@ fn try_load(prog_type: u32, attach_type: u32, attach_btf_id: u32, insns: &[u64])
     Ok(())
 }
 
-/// Probes every mechanism. `lockdown` is the kernel's lockdown mode when it could be read
-/// ([`super::lockdown`]). `btf` is the parsed kernel BTF when available (LSM and fentry programs
-/// name the kernel function they attach to). `may_probe` is false without CAP_BPF or on a fake
-/// root: everything is then inferred.
-pub(crate) fn mechanisms(sys: &Path, lockdown: Option<&str>, btf: Option<&crate::kernel::btf::Btf>, may_probe: bool) -> Vec<Mechanism> {
+/// What the host gives the probes: read by the caller from `/proc` and `/sys` (a fake tree in
+/// tests).
+pub(crate) struct Host<'a> {
+    pub sys: &'a Path,
+    /// The kernel's lockdown mode when it could be read ([`super::lockdown`]).
+    pub lockdown: Option<&'a str>,
+    /// The parsed kernel BTF when available (LSM and fentry programs name the kernel function
+    /// they attach to).
+    pub btf: Option<&'a crate::kernel::btf::Btf>,
+    /// CapEff of this process.
+    pub cap_eff: Option<u64>,
+    /// `/proc/mounts`.
+    pub mounts: Option<&'a str>,
+    /// False without CAP_BPF or on a fake root: everything is then inferred.
+    pub may_probe: bool,
+}
+
+/// Probes every mechanism.
+pub(crate) fn mechanisms(host: &Host<'_>) -> Vec<Mechanism> {
+    let Host { sys, lockdown, btf, may_probe, .. } = *host;
     let kprobes = sys.join("bus/event_source/devices/kprobe").exists();
     let lsms = fs::read_to_string(sys.join("kernel/security/lsm")).ok();
     let probe = |m: &'static str, what: &str, f: &dyn Fn() -> Result<(), String>| {
@@ -123,9 +138,11 @@ pub(crate) fn mechanisms(sys: &Path, lockdown: Option<&str>, btf: Option<&crate:
     };
     let by_btf = |name: &str| btf.and_then(|b| b.func_id(name)).ok_or_else(|| format!("kernel function {name} not in BTF"));
 
-    let mut out = vec![probe("bpf_send_signal", "SIGKILL a program at sys_enter_execve, before it runs", &|| {
+    let send_signal = probe("bpf_send_signal", "signal a task from a BPF program (the exec gate's stop at sys_exit_execve)", &|| {
         try_load(PROG_TRACEPOINT, 0, 0, &[mov_imm(1, 9), call(HELPER_SEND_SIGNAL), mov_imm(0, 0), EXIT])
-    })];
+    });
+    let exec_stop = exec_stop(&send_signal);
+    let mut out = vec![send_signal];
     let mut lsm = probe("bpf_lsm", "deny an exec in an LSM hook (bprm_check_security) with an errno", &|| {
         try_load(PROG_LSM, ATTACH_LSM_MAC, by_btf("bpf_lsm_bprm_check_security")?, &[mov_imm(0, 0), EXIT])
     });
@@ -167,7 +184,69 @@ pub(crate) fn mechanisms(sys: &Path, lockdown: Option<&str>, btf: Option<&crate:
     out.push(if may_probe { fanotify_exec_perm() } else {
         Mechanism { mechanism: "fanotify_exec_perm", available: false, method: Method::Inferred, detail: "approve or deny each exec from userspace (FAN_OPEN_EXEC_PERM); not probed (needs root)".into() }
     });
+    out.push(if may_probe { fanotify_fs_exec_perm(super::fs_probe::run()) } else {
+        Mechanism { mechanism: "fanotify_fs_exec_perm", available: false, method: Method::Inferred, detail: format!("{FS_WHAT}; not probed (needs root)") }
+    });
+    out.push(exec_stop);
+    out.push(cap_kill(host.cap_eff));
+    out.push(stop_registry(host.mounts));
     out
+}
+
+const FS_WHAT: &str = "the exec gate's primary path: a filesystem-wide mark (FAN_MARK_FILESYSTEM) holds each exec until guard answers";
+
+/// The superblock probe's report ([`super::fs_probe`]). Where no private mount was possible
+/// (unprivileged, a pod), the inode probe stands in, and the detail says so.
+fn fanotify_fs_exec_perm(probe: Result<super::fs_probe::Outcome, String>) -> Mechanism {
+    use super::fs_probe::Outcome;
+    let m = |available, method, detail| Mechanism { mechanism: "fanotify_fs_exec_perm", available, method, detail };
+    match probe {
+        Ok(Outcome::Works) => m(
+            true,
+            Method::Probed,
+            format!("{FS_WHAT}; a tmpfs marked in a private mount namespace: a denied exec of a copy of `true` failed with EPERM, an allowed one exited 0"),
+        ),
+        Ok(Outcome::Broken(why)) => m(false, Method::Probed, format!("{FS_WHAT}; the probe on a private tmpfs failed: {why}")),
+        Ok(Outcome::NoMount(why)) | Err(why) => {
+            let inode = fanotify_exec_perm();
+            m(
+                inode.available,
+                Method::Inferred,
+                format!("{FS_WHAT}; not probed, no private tmpfs to mark ({why}); inferred from a mark on a file: {}", inode.detail),
+            )
+        }
+    }
+}
+
+/// The catch-all: `bpf_send_signal(SIGSTOP)` at `sys_exit_execve` for an exec no fanotify
+/// answer covered (memfd, an unmarked filesystem, no fanotify), judged then killed or continued.
+fn exec_stop(send_signal: &Mechanism) -> Mechanism {
+    let what = "stop an exec at sys_exit_execve, before the new program's first instruction, for the gate to judge (SIGKILL: exit 137; SIGCONT: it runs); the catch-all for execs fanotify did not answer (memfd, unmarked filesystems)";
+    let how = if send_signal.available { "bpf_send_signal loads" } else { "needs bpf_send_signal, see above" };
+    Mechanism { mechanism: "exec_stop", available: send_signal.available, method: send_signal.method.clone(), detail: format!("{what}; {how}") }
+}
+
+/// CAP_KILL: the stop's SIGKILL or SIGCONT to another user's process.
+fn cap_kill(cap_eff: Option<u64>) -> Mechanism {
+    let what = "send the stop's SIGKILL or SIGCONT to other users' processes (CAP_KILL)";
+    let (available, detail) = match cap_eff {
+        Some(eff) if eff & (1 << super::checks::CAP_KILL) != 0 => (true, format!("{what}; CapEff {eff:#x} has it")),
+        Some(eff) => (false, format!("{what}; CapEff {eff:#x} lacks it: a stopped process of another user could be neither killed nor continued")),
+        None => (false, format!("{what}; cannot read CapEff from /proc/self/status")),
+    };
+    Mechanism { mechanism: "cap_kill", available, method: Method::Inferred, detail }
+}
+
+/// bpffs at /sys/fs/bpf: the registry of stopped processes is pinned there, so it outlives
+/// guard and a restarted guard (or `guard gate release`) finds what is still stopped.
+fn stop_registry(mounts: Option<&str>) -> Mechanism {
+    let what = "pin the registry of stopped processes in bpffs, so it survives guard for its restart or `guard gate release`";
+    let (available, detail) = match mounts {
+        Some(m) if super::checks::mounted(m, "/sys/fs/bpf", "bpf") => (true, format!("{what}; bpffs is mounted at /sys/fs/bpf")),
+        Some(_) => (false, format!("{what}; bpffs is not mounted at /sys/fs/bpf, so the registry lives in guard's memory only (mount -t bpf bpf /sys/fs/bpf)")),
+        None => (false, format!("{what}; cannot read /proc/mounts")),
+    };
+    Mechanism { mechanism: "stop_registry", available, method: Method::Inferred, detail }
 }
 
 /// Marks a temporary file of our own for FAN_OPEN_EXEC_PERM: nothing else is affected.
@@ -207,5 +286,47 @@ mod tests {
         assert_eq!(call(109), 0x0000_006d_0000_0085);
         assert_eq!(EXIT, 0x95);
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 120);
+    }
+
+    #[test]
+    fn cap_kill_is_read_from_cap_eff() {
+        let eff = |status: &str| super::super::checks::cap_eff(status);
+        assert!(cap_kill(eff("Name:\tguard\nCapEff:\t000001ffffffffff\n")).available);
+        // Everything guard otherwise uses (BPF, PERFMON, SYS_ADMIN, SYS_PTRACE, DAC_READ_SEARCH), not KILL.
+        let without = cap_kill(eff("CapEff:\t000000c001280004\n"));
+        assert!(!without.available && without.detail.contains("lacks it"), "{}", without.detail);
+        assert!(cap_kill(eff("CapEff:\t0000000000000020\n")).available);
+        let unreadable = cap_kill(eff("Name:\tguard\n"));
+        assert!(!unreadable.available && unreadable.detail.contains("cannot read CapEff"));
+        assert_eq!(cap_kill(None).method, Method::Inferred);
+    }
+
+    #[test]
+    fn the_stop_registry_needs_bpffs_at_its_place() {
+        assert!(stop_registry(Some("sysfs /sys sysfs rw 0 0\nbpf /sys/fs/bpf bpf rw,nosuid 0 0\n")).available);
+        let elsewhere = stop_registry(Some("bpf /mnt/bpf bpf rw 0 0\n"));
+        assert!(!elsewhere.available && elsewhere.detail.contains("guard's memory only"), "{}", elsewhere.detail);
+        assert!(!stop_registry(None).available);
+    }
+
+    #[test]
+    fn the_stop_follows_bpf_send_signal() {
+        let signal = |available| Mechanism { mechanism: "bpf_send_signal", available, method: Method::Probed, detail: String::new() };
+        let stop = exec_stop(&signal(true));
+        assert!(stop.available && stop.method == Method::Probed && stop.detail.contains("sys_exit_execve"));
+        assert!(!exec_stop(&signal(false)).available);
+    }
+
+    #[test]
+    fn without_a_private_mount_the_superblock_probe_is_inferred_and_says_why() {
+        use super::super::fs_probe::Outcome;
+        let m = fanotify_fs_exec_perm(Ok(Outcome::NoMount("unshare(CLONE_NEWNS): Operation not permitted (os error 1)".into())));
+        assert_eq!(m.method, Method::Inferred);
+        assert!(m.detail.contains("not probed, no private tmpfs to mark (unshare(CLONE_NEWNS): Operation not permitted"), "{}", m.detail);
+        assert!(m.detail.contains("inferred from a mark on a file"), "{}", m.detail);
+        let broken = fanotify_fs_exec_perm(Ok(Outcome::Broken("no /bin/true to copy".into())));
+        assert!(!broken.available && broken.method == Method::Probed);
+        let works = fanotify_fs_exec_perm(Ok(Outcome::Works));
+        assert!(works.available && works.method == Method::Probed);
     }
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod checks;
 pub(crate) mod enforce;
+pub(crate) mod fs_probe;
 pub(crate) mod lockdown;
 
 #[cfg(test)]
@@ -120,7 +121,8 @@ pub(crate) fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report
     checks.push(btf_check);
     let tracefs = at(&cfg.kernel.tracefs);
     checks.push(checks::tracefs(&tracefs, &cfg.kernel.tracefs.display().to_string()));
-    checks.push(checks::bpffs(std::fs::read_to_string(proc_root.join("mounts")).ok().as_deref()));
+    let mounts = std::fs::read_to_string(proc_root.join("mounts")).ok();
+    checks.push(checks::bpffs(mounts.as_deref()));
     let cap_eff = std::fs::read_to_string(proc_root.join("self/status")).ok().as_deref().and_then(checks::cap_eff);
     let memlock_matters = release.as_deref().and_then(checks::parse_release).is_some_and(|v| v < (5, 11));
     checks.push(checks::capabilities(cap_eff, memlock_matters));
@@ -132,7 +134,14 @@ pub(crate) fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report
 
     let has = |c: u32| cap_eff.is_some_and(|e| e & (1 << c) != 0);
     let may_probe = opts.live && (has(checks::CAP_BPF) || has(checks::CAP_SYS_ADMIN));
-    let enforcement = enforce::mechanisms(&sys, lockdown.mode(), btf.as_ref(), may_probe);
+    let enforcement = enforce::mechanisms(&enforce::Host {
+        sys: &sys,
+        lockdown: lockdown.mode(),
+        btf: btf.as_ref(),
+        cap_eff,
+        mounts: mounts.as_deref(),
+        may_probe,
+    });
     let scanner = Scanner::default();
     let tls_targets = if opts.live { tls_targets(&scanner) } else { Vec::new() };
     let agents = cfg.catalog().map(|c| running_agents(&proc_root, c, &scanner)).unwrap_or_default();

@@ -110,7 +110,24 @@ fn a_capable_host_reports_every_section() {
     // Not live: nothing probed, nothing scanned.
     let mechs = v["enforcement"].as_array().unwrap();
     let names: Vec<&str> = mechs.iter().map(|m| m["mechanism"].as_str().unwrap()).collect();
-    assert_eq!(names, ["bpf_send_signal", "bpf_lsm", "fentry", "bpf_override_return", "bpf_probe_write_user", "fanotify_exec_perm"]);
+    assert_eq!(
+        names,
+        [
+            "bpf_send_signal",
+            "bpf_lsm",
+            "fentry",
+            "bpf_override_return",
+            "bpf_probe_write_user",
+            "fanotify_exec_perm",
+            "fanotify_fs_exec_perm",
+            "exec_stop",
+            "cap_kill",
+            "stop_registry",
+        ]
+    );
+    // Read from the fake host: CapEff has CAP_KILL, bpffs is mounted.
+    let available: Vec<&str> = mechs.iter().filter(|m| m["available"] == true).map(|m| m["mechanism"].as_str().unwrap()).collect();
+    assert_eq!(available, ["cap_kill", "stop_registry"]);
     assert!(mechs.iter().all(|m| m["method"] == "inferred" && m["available"].is_boolean() && m["detail"].is_string()));
     assert_eq!(v["tls_targets"], serde_json::json!([]));
     assert_eq!(
