@@ -33,7 +33,7 @@ pub(crate) fn ready() {
     send("READY=1");
 }
 
-pub(super) fn watchdog() {
+pub(crate) fn watchdog() {
     let mut last = LAST_PING.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
     if last.is_none_or(|t| now.duration_since(t) >= PING_EVERY) {
