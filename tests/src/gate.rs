@@ -266,7 +266,7 @@ impl Fixture {
     pub fn tables(&self) -> String {
         let out = Command::new(which("sqlite3").unwrap())
             .arg(self.db())
-            .arg("SELECT group_concat(name) FROM sqlite_master WHERE type='table'; SELECT count(*) FROM users;")
+            .arg("SELECT group_concat(name) FROM sqlite_master WHERE type='table'")
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_owned() + &String::from_utf8_lossy(&out.stderr)
@@ -474,7 +474,7 @@ pub fn routine(l: &Layout) -> Vec<Case> {
     .map(r)
     .collect();
     v.push(r(&format!("sqlite3 {db} 'SELECT 1'")));
-    v.push(r(&format!("sqlite3 {db} 'SELECT count(*) FROM users'")));
+    v.push(r(&format!("sqlite3 {db} 'SELECT count(*) FROM sqlite_master'")));
     v.push(r(&format!("rm -rf /tmp/guard-gate-scratch-{}", std::process::id())));
     v.push(r(&format!("{} {bin}/true", Layout::ld_so_name())));
     v
@@ -548,7 +548,7 @@ pub fn spawn_agent(f: &Fixture, mock: Option<&MockLlm>, steps: &Value, tag: &str
     let result = f.root.join(format!("{tag}-result.json"));
     let _ = std::fs::remove_file(&result);
     std::fs::write(&steps_file, serde_json::to_vec(steps).unwrap()).unwrap();
-    let mut c = f.cmd(which("python3").unwrap().to_str().unwrap());
+    let mut c = f.cmd(python().to_str().unwrap());
     c.arg(agent_script());
     match mock {
         Some(m) => c.arg(&m.base).arg(&m.ca_file),
@@ -575,6 +575,18 @@ pub fn finish_agent(mut child: std::process::Child, result: &Path, timeout: Dura
     assert!(status.success(), "gate_agent.py exited with {status}");
     let v: Value = serde_json::from_slice(&std::fs::read(result).unwrap()).unwrap();
     AgentRun { pid: v["pid"].as_u64().unwrap() as u32, steps: v["steps"].as_array().unwrap().clone() }
+}
+
+/// The interpreter itself, not a wrapper: pyenv's `python3` shim puts its own `bin` first on
+/// PATH (where pip installed a real `aws`), which would shadow the fakes.
+pub fn python() -> PathBuf {
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+        assert!(out.status.success(), "python3: {}", String::from_utf8_lossy(&out.stderr));
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
 }
 
 /// Runs the agent to completion.

@@ -131,6 +131,25 @@ fn bench_destroys_its_targets_without_guard() {
     let run = run_agent(&f, Some(&mock), &steps_of(&routine), "bench-routine");
     assert_all_ok(&run, &routine);
     assert_eq!(f.take_readonly(), fake_lines(&routine));
+    let medium = gate::medium(&f);
+    let run = run_agent(&f, Some(&mock), &steps_of(&medium), "bench-medium");
+    assert_all_ok(&run, &medium);
+    assert_eq!(f.take_ran(), fake_lines(&medium));
+    // The memfd copies really run: rm deletes its target.
+    let (rm, tru) = (f.bin().join("rm"), f.bin().join("true"));
+    let steps = json!([
+        {"memfd": rm, "argv": ["rm", "-rf", f.out("m1")], "via": "fd"},
+        {"memfd": rm, "argv": ["rm", "-rf", f.out("m2")], "via": "proc"},
+        {"memfd": tru, "argv": ["true"], "via": "fd"},
+        {"memfd": tru, "argv": ["true"], "via": "proc"},
+    ]);
+    let run = run_agent(&f, None, &steps, "bench-memfd");
+    assert!(run.memfd_runs().iter().all(gate::Run::ok), "{:#?}", run.memfd_runs());
+    assert!(!f.out("m1").exists() && !f.out("m2").exists());
+    let (steps, progress) = loop_step(&f, 100, "bench");
+    let run = run_agent(&f, None, &steps, "bench-loop");
+    assert_eq!((run.steps[0]["done"].as_u64(), run.steps[0]["failed"].as_u64()), (Some(100), Some(0)), "{:#}", run.steps[0]);
+    assert_eq!(gate::progress(&progress), 100);
 }
 
 /// Enforce mode, one daemon: the destructive corpus refused both ways with every target intact;
@@ -159,6 +178,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert_eq!(f.take_ran(), Vec::<String>::new(), "no fake ran");
     assert!(f.snapshot() == snap, "a target, marker, repository or the database changed");
     assert_eq!(f.git_out(&f.remote(), &["rev-parse", "main"]), f.remote_main);
+    assert_eq!(f.tables(), "users");
     let records = audit_records(&audit);
     for c in &cases {
         let mine = records_of(&records, c);
