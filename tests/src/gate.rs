@@ -137,7 +137,8 @@ impl std::ops::Deref for Fixture {
 }
 
 impl Fixture {
-    pub fn new() -> Self {
+    /// Mounts and fills the bench (root only).
+    pub fn create() -> Self {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let root = PathBuf::from(format!("/srv/guard-gate-{}-{n}", std::process::id()));

@@ -121,7 +121,7 @@ fn bench_destroys_its_targets_without_guard() {
     if !privileged() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::create();
     let mock = MockLlm::start();
     let cases = gate::destructive(&f);
     let run = run_agent(&f, Some(&mock), &steps_of(&cases), "bench-destructive");
@@ -160,7 +160,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     if !privileged() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::create();
     let mock = MockLlm::start();
     let (d, audit, addr) = start("gate-enforce", "enforce", &[&f.root], 250, "open", &[]);
     let deny = |m: &_| metric_sum(m, "guard_enforce_decisions_total", &[r#"decision="deny""#]);
@@ -310,7 +310,7 @@ fn monitor_lets_everything_run_and_records_would_block() {
     if !privileged() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::create();
     let mock = MockLlm::start();
     let (d, audit, addr) = start("gate-monitor", "monitor", &[&f.root], 250, "open", &[]);
     let cases = gate::destructive(&f);
@@ -369,7 +369,7 @@ fn sigkill_of_guard_leaves_no_exec_stuck() {
     if !privileged() {
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::create();
     let mock = MockLlm::start();
     let (mut d, _audit, _addr) = start("gate-sigkill", "enforce", &[&f.root], 250, "open", &[]);
     let (steps, agent_progress) = loop_step(&f, 2000, "agent");
@@ -401,7 +401,7 @@ fn sigstopped_guard_is_killed_by_its_watchdog() {
         return;
     }
     const DEADLINE_MS: u64 = 250;
-    let f = Fixture::new();
+    let f = Fixture::create();
     let mock = MockLlm::start();
     let (mut d, _audit, _addr) = start("gate-sigstop", "enforce", &[&f.root], DEADLINE_MS, "open", &[]);
     let guard = d.pid();
@@ -444,7 +444,7 @@ fn deadline_answers_by_fail_mode() {
         return;
     }
     const DEADLINE_MS: u64 = 200;
-    let f = Fixture::new();
+    let f = Fixture::create();
     let mock = MockLlm::start();
     let env = [("GUARD_GATE_TEST_JUDGE_DELAY_MS", "1000")];
     let timeouts = |m: &_| metric_sum(m, "guard_enforce_timeouts_total", &[]);
@@ -484,7 +484,7 @@ fn codex_destructive_tool_call_is_refused_on_the_production_path() {
         return;
     }
     let bin = codex::codex();
-    let f = Fixture::new();
+    let f = Fixture::create();
     let tool_out = temp_path("codex-tool-output.txt");
     let _ = std::fs::remove_file(&tool_out);
     let cmd = format!("{} destroy -auto-approve", f.bin().join("terraform").display());
