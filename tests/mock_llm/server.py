@@ -12,13 +12,21 @@ guard decoded with what the server sent:
                                                    lists it; br/zstd need the Python modules)
 
 Every response also carries `x-mock-usage-normalised`, the partition guard must report.
+With `--tool-call CMD` the first Responses request that offers a shell tool gets a
+`function_call` of that tool running CMD (`exec_command` -> {"cmd": CMD}, `shell_command` ->
+{"command": CMD}, `shell` -> {"command": shlex.split(CMD)}); the request carrying its
+`function_call_output` gets a plain message, and that output's text is written to `--tool-output`.
+
 Stdlib only (brotli/zstandard optional). Usage: server.py --port 8443 --cert c.pem --key k.pem
 """
 
 import argparse
 import gzip
 import json
+import os
+import shlex
 import ssl
+import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -125,6 +133,60 @@ def responses(model, stream, u):
     ])
 
 
+# --tool-call: the command, where its output goes, and whether the call was handed out.
+TOOL = {"cmd": None, "output": None, "sent": False, "lock": threading.Lock()}
+SHELL_TOOLS = {
+    "exec_command": lambda cmd: {"cmd": cmd},
+    "shell_command": lambda cmd: {"command": cmd},
+    "shell": lambda cmd: {"command": shlex.split(cmd)},
+}
+
+
+def tool_call(req):
+    """The function_call item this Responses request gets, or None. Writes a returned output."""
+    if TOOL["cmd"] is None:
+        return None
+    items = req.get("input") if isinstance(req.get("input"), list) else []
+    outputs = [i for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
+    if outputs:
+        out = outputs[-1].get("output")
+        if not isinstance(out, str):
+            out = json.dumps(out)
+        if TOOL["output"]:
+            with open(TOOL["output"] + ".new", "w") as f:
+                f.write(out)
+            os.replace(TOOL["output"] + ".new", TOOL["output"])
+        return None
+    offered = [t.get("name") for t in req.get("tools") or [] if isinstance(t, dict)]
+    name = next((n for n in SHELL_TOOLS if n in offered), None)
+    with TOOL["lock"]:
+        if name is None or TOOL["sent"]:
+            return None
+        TOOL["sent"] = True
+    return {"type": "function_call", "id": "fc_mock", "call_id": "call_mock", "status": "completed",
+            "name": name, "arguments": json.dumps(SHELL_TOOLS[name](TOOL["cmd"]))}
+
+
+def responses_call(model, stream, u, item):
+    """A Responses answer whose only output is the function call `item`."""
+    usage = {"input_tokens": u["input"] + u["cache_read"], "input_tokens_details": {"cached_tokens": u["cache_read"]},
+             "output_tokens": u["output"] + u["reasoning"], "output_tokens_details": {"reasoning_tokens": u["reasoning"]},
+             "total_tokens": u["input"] + u["cache_read"] + u["output"] + u["reasoning"]}
+    resp = {"id": "resp_mock_call", "object": "response", "created_at": 1, "status": "completed", "model": model,
+            "output": [item], "usage": usage}
+    if not stream:
+        return "application/json", json.dumps(resp).encode()
+    pending = dict(resp, status="in_progress", output=[], usage=None)
+    return "text/event-stream", sse([
+        ("response.created", {"type": "response.created", "sequence_number": 0, "response": pending}),
+        ("response.output_item.added", {"type": "response.output_item.added", "sequence_number": 1,
+                                        "output_index": 0, "item": dict(item, arguments="", status="in_progress")}),
+        ("response.output_item.done", {"type": "response.output_item.done", "sequence_number": 2,
+                                       "output_index": 0, "item": item}),
+        ("response.completed", {"type": "response.completed", "sequence_number": 3, "response": resp}),
+    ])
+
+
 def gemini(model, mode, u):
     meta = {"promptTokenCount": u["input"] + u["cache_read"], "cachedContentTokenCount": u["cache_read"],
             "candidatesTokenCount": u["output"], "thoughtsTokenCount": u["reasoning"],
@@ -202,6 +264,9 @@ class Handler(BaseHTTPRequestHandler):
             inc = bool((req.get("stream_options") or {}).get("include_usage"))
             return self.send(200, *chat(model, stream, inc, u))
         if path.endswith("/responses"):
+            item = tool_call(req)
+            if item is not None:
+                return self.send(200, *responses_call(model, stream, u, item))
             return self.send(200, *responses(model, stream, u))
         if ":generateContent" in path or ":streamGenerateContent" in path:
             gmodel = path.rsplit("/", 1)[-1].split(":")[0]
@@ -217,7 +282,10 @@ def main():
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--tool-call", help="answer the first Responses request with this shell command")
+    ap.add_argument("--tool-output", help="where the tool call's output is written")
     a = ap.parse_args()
+    TOOL["cmd"], TOOL["output"] = a.tool_call, a.tool_output
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.set_alpn_protocols(["http/1.1"])
     ctx.load_cert_chain(a.cert, a.key)

@@ -33,6 +33,11 @@ impl Daemon {
 
     /// [`Self::start`] with more `guard run` arguments.
     pub fn start_with(name: &str, args: &[&str]) -> Self {
+        Self::start_env(name, args, &[])
+    }
+
+    /// [`Self::start_with`] with more environment variables for the daemon.
+    pub fn start_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let record = crate::temp_path(&format!("{name}.jsonl"));
         // guard records only to a new file, and a test may start a daemon of the same name twice.
         if let Err(e) = std::fs::remove_file(&record)
@@ -46,6 +51,7 @@ impl Daemon {
             .arg(&record)
             .args(args)
             .env("GUARD_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -97,6 +103,26 @@ impl Daemon {
             if line.contains(&path) {
                 return line;
             }
+        }
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the daemon to exit (killed by a test, say) and returns how it
+    /// ended, or `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

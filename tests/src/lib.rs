@@ -10,6 +10,7 @@ pub mod bun;
 pub mod cargo_client;
 pub mod codex;
 pub mod daemon;
+pub mod gate;
 pub mod go;
 pub mod mock;
 pub mod npm;

@@ -23,15 +23,24 @@ pub struct MockLlm {
 impl MockLlm {
     /// Starts the server on a free loopback port with a fresh self-signed certificate.
     pub fn start() -> Self {
-        Self::start_script("server.py")
+        Self::start_script("server.py", &[])
+    }
+
+    /// The mock whose first Responses request offering a shell tool gets a call of that tool
+    /// running `cmd`; the output the client returns for it is written to `output`.
+    pub fn start_tool_call(cmd: &str, output: &std::path::Path) -> Self {
+        Self::start_script(
+            "server.py",
+            &["--tool-call".as_ref(), cmd.as_ref(), "--tool-output".as_ref(), output.as_os_str()],
+        )
     }
 
     /// The same mock speaking HTTP/2 (ALPN h2).
     pub fn start_h2() -> Self {
-        Self::start_script("h2_server.py")
+        Self::start_script("h2_server.py", &[])
     }
 
-    fn start_script(script: &str) -> Self {
+    fn start_script(script: &str, extra: &[&std::ffi::OsStr]) -> Self {
         // One certificate per server: two mocks in one test must not share the files.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -42,6 +51,7 @@ impl MockLlm {
             .arg(&ca_file)
             .arg("--key")
             .arg(&key_file)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the mock LLM server: {e}"));

@@ -24,6 +24,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const APT_BUILD: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"];
 const APT_TEST: &[&str] = &[
     "curl", "openssl", "python3", "python3-venv", "nodejs", "ca-certificates", "perl", "make", "gcc", "binutils",
+    // The exec-gate tests copy sqlite3 onto their tmpfs and aim destructive SQL at a real database.
+    "sqlite3",
 ];
 
 /// Offline Kubernetes schema validation of deploy/kubernetes (bundles the OpenAPI schemas).
