@@ -405,8 +405,8 @@ fn sigstopped_guard_is_killed_by_its_watchdog() {
     let mock = MockLlm::start();
     let (mut d, _audit, _addr) = start("gate-sigstop", "enforce", &[&f.root], DEADLINE_MS, "open", &[]);
     let guard = d.pid();
-    let watchdogs = gate::children_with(guard, "gate-watchdog");
-    assert_eq!(watchdogs.len(), 1, "guard has one gate-watchdog child: {watchdogs:?}");
+    let watchdogs = gate::children_with(guard, "gate\0watchdog");
+    assert_eq!(watchdogs.len(), 1, "guard has one `guard gate watchdog` child: {watchdogs:?}");
     let watchdog = watchdogs[0];
     let (steps, progress) = loop_step(&f, 1_000_000, "stop");
     let (agent, result) = spawn_agent(&f, Some(&mock), &steps, "sigstop-agent");
