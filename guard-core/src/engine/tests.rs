@@ -39,6 +39,7 @@ fn rm(pid: u32, ts_ns: u64) -> Vec<Event> {
         filename: "/usr/bin/rm".into(),
         argv: vec!["rm".into(), "-rf".into(), "../other".into()],
         truncated: false,
+        gated: false,
     };
     let exec = Exec {
         ts_ns: ts_ns + 1,
