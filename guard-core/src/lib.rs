@@ -6,9 +6,9 @@
 //! of each exec ([`events::exec_join`]) and turns TLS chunks into ordered [`streams`], which
 //! [`protocols`] decode into exchanges whose model and usage [`providers`] read; [`govern`] finds
 //! the agent behind each exchange and command ([`process`]) and judges commands against the
-//! [`rules`], as [`audit`] records. `guard run`, `guard replay`, the tests, the benchmarks and the
-//! fuzz targets all drive that one type; [`engine`] states its contract, and [`engine::Replay`]
-//! feeds a recording back into it.
+//! [`rules`], as [`audit`] records; [`enforce`] judges the execs the exec gate holds. `guard
+//! run`, `guard replay`, the tests, the benchmarks and the fuzz targets all drive that one type;
+//! [`engine`] states its contract, and [`engine::Replay`] feeds a recording back into it.
 //!
 //! Nothing here opens a file or a socket, loads a program, spawns a thread or reads a clock, and
 //! the crate does not depend on aya or tokio. What the system knows comes in as arguments: record
@@ -23,6 +23,7 @@
 
 pub mod audit;
 pub mod coverage;
+pub mod enforce;
 pub mod engine;
 pub mod events;
 pub mod glob;

@@ -33,6 +33,9 @@ pub enum Output {
     Exec(ExecRecord),
     Fork(Fork),
     Exit(Exit),
+    /// A process sent an inference request (known by its path), before its exchange ends: the
+    /// governor marks a zero-config agent at once, so the tools it runs next are in scope.
+    InferenceRequest { conn: ConnId, ts_ns: u64 },
     /// A decoded request/response exchange (LLM call or not; see `inference`).
     Exchange(Exchange),
     #[serde(skip)]
@@ -70,6 +73,9 @@ impl Pipeline {
             StreamEvent::Gap { dir, ts_ns, missing, .. } => dec.on_gap(*dir, *ts_ns, *missing),
             StreamEvent::Closed { ts_ns, .. } => dec.on_close(*ts_ns),
         }
+        let mut requests = Vec::new();
+        dec.drain_inference_requests(&mut requests);
+        out.extend(requests.into_iter().map(|ts_ns| Output::InferenceRequest { conn, ts_ns }));
         let mut done = Vec::new();
         dec.drain(&mut done);
         if matches!(ev, StreamEvent::Closed { .. })

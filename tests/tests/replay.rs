@@ -36,7 +36,7 @@ fn recording() -> std::path::PathBuf {
     let host = Host { name: "ws1".into(), users: HashMap::from([(1000, User { name: "dev".into(), home: Some("/home/dev".into()) })]) };
     let shell = SeedProcess { pid: PID, ppid: 1, start_ticks: 100, uid: Some(1000), exe: Some("/usr/bin/python3".into()), argv: vec!["python3".into(), "review-bot.py".into()], comm: Some("python3".into()), ..SeedProcess::default() };
     let fork = Fork { ts_ns: 2_900, parent_pid: PID, parent_tid: PID, parent_start_time_ns: 1_000_000_000, child_pid: CHILD, child_start_time_ns: 2_000_000_000, uid: 1000, comm: "python3".into() };
-    let argv = ExecArgv { ts_ns: 3_000, pid: CHILD, tid: CHILD, syscall: ExecSyscall::Execve, filename: "/usr/bin/rm".into(), argv: vec!["rm".into(), "-rf".into(), "../data".into()], truncated: false };
+    let argv = ExecArgv { ts_ns: 3_000, pid: CHILD, tid: CHILD, syscall: ExecSyscall::Execve, filename: "/usr/bin/rm".into(), argv: vec!["rm".into(), "-rf".into(), "../data".into()], truncated: false, gated: false };
     let exec = Exec { ts_ns: 3_001, pid: CHILD, tid: CHILD, old_tid: CHILD, ppid: PID, uid: 1000, start_time_ns: 2_000_000_000, comm: "rm".into(), filename: "/usr/bin/rm".into() };
     let lines = [
         Line::Fact(Fact::host(&host)),

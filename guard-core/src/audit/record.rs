@@ -2,18 +2,35 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::redact::{redact_argv, redact_text};
-use crate::rules::{Category, Match, Severity};
+use crate::{
+    enforce::Mechanism,
+    rules::{Category, Match, Severity},
+};
 
 /// What guard did about the command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// Seen and logged (guard does not block yet).
+    /// Seen and logged: the rule only observes, the gate is off, or the exec was not held.
     Observed,
+    /// The gate refused the exec.
+    Blocked,
+    /// The gate in monitor mode let through an exec it would have refused.
+    WouldBlock,
+}
+
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Observed => "observed",
+            Self::Blocked => "blocked",
+            Self::WouldBlock => "would_block",
+        }
+    }
 }
 
 /// One JSON line of the audit log. Field order is the line's order.
@@ -38,6 +55,8 @@ pub struct AuditRecord {
     /// Which normalised command matched (secrets masked).
     pub why: String,
     pub action: Action,
+    /// How the gate held the exec; `null` when the gate did not (the record is the engine's).
+    pub mechanism: Option<Mechanism>,
 }
 
 /// The facts about the process, gathered by the caller from the process table.
@@ -54,7 +73,14 @@ pub struct Subject {
 
 impl AuditRecord {
     /// Builds the record; argv and the "why" are redacted here, so no caller can forget.
-    pub fn new(at: SystemTime, host: &str, subject: Subject, m: &Match, action: Action) -> Self {
+    pub fn new(
+        at: SystemTime,
+        host: &str,
+        subject: Subject,
+        m: &Match,
+        action: Action,
+        mechanism: Option<Mechanism>,
+    ) -> Self {
         Self {
             time: rfc3339(at),
             host: host.to_owned(),
@@ -70,6 +96,7 @@ impl AuditRecord {
             severity: m.severity,
             why: redact_text(&m.why),
             action,
+            mechanism,
         }
     }
 }
@@ -117,7 +144,7 @@ mod tests {
             argv,
         };
         let at = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
-        let rec = AuditRecord::new(at, "build-01", subject, &m, Action::Observed);
+        let rec = AuditRecord::new(at, "build-01", subject.clone(), &m, Action::Observed, None);
         let line = serde_json::to_string(&rec).expect("json");
         assert_eq!(
             line,
@@ -126,9 +153,12 @@ mod tests {
                 r#""process_chain":["systemd","node","bash"],"pid":4242,"uid":1000,"user":"dev","cwd":"/home/dev/proj","#,
                 r#""argv":["bash","-c","PGPASSWORD=*** psql postgres://app:***@db/app -c 'DROP TABLE users'"],"#,
                 r#""rule_id":"db.sql-drop","category":"database","severity":"critical","#,
-                r#""why":"`psql postgres://app:***@db/app -c DROP TABLE users` (via bash): text `DROP TABLE`","action":"observed"}"#
+                r#""why":"`psql postgres://app:***@db/app -c DROP TABLE users` (via bash): text `DROP TABLE`","action":"observed","mechanism":null}"#
             )
         );
         assert!(!line.contains("hunter2") && !line.contains("s3cret"));
+        let gated = AuditRecord::new(at, "build-01", subject, &m, Action::WouldBlock, Some(Mechanism::Stop));
+        let line = serde_json::to_string(&gated).expect("json");
+        assert!(line.ends_with(r#""action":"would_block","mechanism":"stop"}"#), "{line}");
     }
 }

@@ -19,11 +19,12 @@ use serde::Serialize;
 pub use self::replay::Replay;
 
 use crate::{
+    enforce::GateRecord,
     events::{
         self, Event,
         record::{Fact, Line},
     },
-    govern::{Governed, Governor, Host, Lookup},
+    govern::{Governed, Governor, Host, Lookup, ScopeAdd},
     pipeline::{Limits, Output, Pipeline, PipelineStats},
     process::{Catalog, ProcessTable, SeedProcess, TableStats},
     protocols::DecoderStats,
@@ -67,6 +68,8 @@ pub struct Outputs {
     pub governed: Vec<Governed>,
     /// Guessed hooks that were verified or rejected.
     pub verdicts: Vec<Verdict>,
+    /// Processes the exec gate must now hold in an agent's scope.
+    pub scope: Vec<ScopeAdd>,
 }
 
 impl Outputs {
@@ -75,6 +78,7 @@ impl Outputs {
         self.pipeline.clear();
         self.governed.clear();
         self.verdicts.clear();
+        self.scope.clear();
     }
 }
 
@@ -114,13 +118,23 @@ impl Engine {
         }
     }
 
-    /// Loads the processes already running, and records the host and them.
+    /// Loads the processes already running, and records the host and them. Every agent process
+    /// among them goes to [`Outputs::scope`].
     pub fn start(&mut self, running: Vec<SeedProcess>, out: &mut Outputs) {
         if self.record {
             out.recorded.push(Line::Fact(Fact::host(self.governor.host())));
             out.recorded.push(Line::Fact(Fact::Seed { processes: running.clone() }));
         }
-        self.governor.seed(running);
+        self.governor.seed(running, &mut out.scope);
+    }
+
+    /// An exec the gate answered: one [`Governed::Destructive`] per match not seen just before
+    /// (the engine's own records de-duplicate against it), and a recording line.
+    pub fn gate_record(&mut self, r: &GateRecord, wall: SystemTime, out: &mut Outputs) {
+        if self.record {
+            out.recorded.push(Line::Gate(r.clone()));
+        }
+        self.governor.gate(r, wall, &mut out.governed);
     }
 
     /// A hooked file whose hooks are a guess: its events wait until its traffic verifies it.
@@ -170,7 +184,7 @@ impl Engine {
             self.pipeline.push(ev, &mut out.pipeline);
             let mut tap = Tap { inner: lookup, lines: self.record.then_some(&mut out.recorded) };
             for o in &out.pipeline[first..] {
-                self.governor.push(o, wall, &mut tap, &mut out.governed);
+                self.governor.push(o, wall, &mut tap, &mut out.governed, &mut out.scope);
             }
         }
         self.passed = passed;

@@ -41,6 +41,10 @@ impl Replay {
                 self.flush(engine, wall, out);
                 engine.start(processes, out);
             }
+            Line::Gate(r) => {
+                self.flush(engine, wall, out);
+                engine.gate_record(&r, wall, out);
+            }
         }
     }
 

@@ -39,6 +39,7 @@ fn rm(pid: u32, ts_ns: u64) -> Vec<Event> {
         filename: "/usr/bin/rm".into(),
         argv: vec!["rm".into(), "-rf".into(), "../other".into()],
         truncated: false,
+        gated: false,
     };
     let exec = Exec {
         ts_ns: ts_ns + 1,
@@ -101,4 +102,177 @@ fn a_replay_of_a_recording_gives_what_the_run_gave() {
         blind.append(&mut out.governed);
     }
     assert_ne!(blind, governed);
+}
+
+/// The gate's record of `rm -rf ../other` by pid 10, judged in monitor mode.
+fn gate_rm(ts_ns: u64) -> GateRecord {
+    use crate::enforce::{EnforceConfig, ExecRequest, Judge, Mechanism};
+    let argv: Vec<String> = ["rm", "-rf", "../other"].iter().map(|s| s.to_string()).collect();
+    let judge = Judge::new(Arc::new(RuleSet::builtin()), Arc::new(config(false).host), EnforceConfig::default());
+    let req = ExecRequest {
+        pid: 10,
+        tid: 10,
+        uid: Some(1000),
+        in_agent_tree: true,
+        argv: &argv,
+        argv_complete: true,
+        cwd: Some(std::path::Path::new("/srv/app")),
+        mechanism: Mechanism::Stop,
+    };
+    let v = judge.judge(&req);
+    GateRecord {
+        ts_ns,
+        pid: 10,
+        tid: 10,
+        uid: Some(1000),
+        agent: Some("codex".into()),
+        cwd: Some("/srv/app".into()),
+        argv,
+        mechanism: Mechanism::Stop,
+        decision: v.decision,
+        matches: v.matches,
+        timed_out: false,
+        latency_ns: 40_000,
+    }
+}
+
+#[test]
+fn gate_records_are_recorded_and_replayed() {
+    use crate::{audit::Action, events::record::{Recorder, read_lines}};
+    let mut run = Engine::new(config(true));
+    let mut out = Outputs::default();
+    run.start(vec![SeedProcess { pid: 1, comm: Some("systemd".into()), ..SeedProcess::default() }], &mut out);
+    let (mut recorded, mut governed, mut scope) = (std::mem::take(&mut out.recorded), Vec::new(), Vec::new());
+    let mut events = rm(10, 5_000_000_000);
+    if let Event::ExecArgv(a) = &mut events[0] {
+        a.gated = true;
+    }
+    for ev in events {
+        out.clear();
+        run.push(ev, UNIX_EPOCH, &mut Live, &mut out);
+        recorded.append(&mut out.recorded);
+        governed.append(&mut out.governed);
+        scope.append(&mut out.scope);
+    }
+    // The exec was gated: the engine left its verdict to the gate.
+    assert!(!governed.iter().any(|g| matches!(g, Governed::Destructive(_))), "{governed:?}");
+    out.clear();
+    run.gate_record(&gate_rm(5_000_000_000), UNIX_EPOCH, &mut out);
+    recorded.append(&mut out.recorded);
+    governed.append(&mut out.governed);
+    let audits: Vec<_> = governed.iter().filter_map(|g| match g {
+        Governed::Destructive(r) => Some((r.rule_id.as_str(), r.action, r.mechanism, r.agent.as_deref())),
+        _ => None,
+    }).collect();
+    assert_eq!(audits, [("fs.rm-rf-outside-worktree", Action::WouldBlock, Some(crate::enforce::Mechanism::Stop), Some("codex"))]);
+    assert!(matches!(recorded.last(), Some(Line::Gate(_))));
+
+    // Through the file format and back.
+    let mut bytes = Vec::new();
+    let mut w = Recorder::new(&mut bytes);
+    for l in &recorded {
+        w.write(l).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let lines: Vec<Line> = read_lines(&bytes[..]).map(Result::unwrap).collect();
+    assert_eq!(lines, recorded);
+
+    let mut replayed = Engine::new(EngineConfig::default());
+    let (mut replay, mut again, mut again_scope) = (Replay::default(), Vec::new(), Vec::new());
+    for line in lines {
+        out.clear();
+        replay.push(line, &mut replayed, UNIX_EPOCH, &mut out);
+        again.append(&mut out.governed);
+        again_scope.append(&mut out.scope);
+    }
+    out.clear();
+    replay.flush(&mut replayed, UNIX_EPOCH, &mut out);
+    again.append(&mut out.governed);
+    again_scope.append(&mut out.scope);
+    assert_eq!(again, governed);
+    assert_eq!(again_scope, scope);
+}
+
+/// A TLS write (`Write`) or read of `pid`'s connection 1, at `offset` in that direction.
+fn tls(pid: u32, dir: crate::events::Direction, offset: u64, ts_ns: u64, data: &[u8]) -> Event {
+    Event::TlsData(crate::events::TlsData {
+        ts_ns,
+        tid: pid,
+        conn: crate::events::ConnId { pid, conn: 1 },
+        dir,
+        func: crate::events::TlsFunc::SslWrite,
+        offset,
+        call_len: data.len() as u32,
+        target: 0,
+        data: bytes::Bytes::copy_from_slice(data),
+    })
+}
+
+/// Engine with python3 programs running as pids 7 and 8, neither an agent yet.
+fn with_scripts() -> (Engine, Outputs) {
+    let mut e = Engine::new(config(false));
+    let mut out = Outputs::default();
+    let script = |pid, name: &str| SeedProcess {
+        pid,
+        ppid: 1,
+        start_ticks: u64::from(pid),
+        exe: Some("/usr/bin/python3".into()),
+        argv: vec!["python3".into(), name.into()],
+        ..SeedProcess::default()
+    };
+    e.start(vec![script(7, "agent.py"), script(8, "bot.py")], &mut out);
+    assert!(out.scope.is_empty());
+    (e, out)
+}
+
+fn pushed(e: &mut Engine, out: &mut Outputs, events: Vec<Event>) -> Vec<(u32, String)> {
+    out.clear();
+    for ev in events {
+        e.push(ev, UNIX_EPOCH, &mut crate::govern::NoLookup, out);
+    }
+    assert!(!out.pipeline.iter().any(|o| matches!(o, Output::Exchange(_))), "no response was pushed");
+    out.scope.iter().map(|s| (s.tgid, s.agent.to_string())).collect()
+}
+
+#[test]
+fn an_http1_inference_request_puts_its_client_in_scope_before_the_response() {
+    use crate::events::Direction::{Read, Write};
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]}"#;
+    let head = format!("POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nContent-Length: {}\r\n\r\n", body.len());
+    let req = [head.as_bytes(), body].concat();
+    let (mut e, mut out) = with_scripts();
+    // The head arrives in two writes: the signal comes once it is whole.
+    assert!(pushed(&mut e, &mut out, vec![tls(7, Write, 0, 10, &req[..20])]).is_empty());
+    let scope = pushed(&mut e, &mut out, vec![tls(7, Write, 20, 11, &req[20..])]);
+    assert_eq!(scope, [(7, "agent".to_owned())]);
+    assert!(out.pipeline.iter().any(|o| matches!(o, Output::InferenceRequest { conn, ts_ns: 10 } if conn.pid == 7)));
+    // Not inference by its path, or received rather than sent: no agent.
+    let models = b"GET /v1/models HTTP/1.1\r\nHost: api.anthropic.com\r\n\r\n";
+    assert!(pushed(&mut e, &mut out, vec![tls(8, Write, 0, 12, models)]).is_empty());
+    let (mut e, mut out) = with_scripts();
+    assert!(pushed(&mut e, &mut out, vec![tls(8, Read, 0, 13, &req)]).is_empty());
+    // A body that only looks like an inference call waits for its exchange.
+    let custom = format!("POST /custom/llm HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n", body.len());
+    let custom = [custom.as_bytes(), body].concat();
+    assert!(pushed(&mut e, &mut out, vec![tls(7, Write, 0, 14, &custom)]).is_empty());
+}
+
+#[test]
+fn an_http2_inference_request_puts_its_client_in_scope_before_the_response() {
+    use crate::events::Direction::{Read, Write};
+    // The first segments of a Python h2 capture: preface, SETTINGS both ways, then the request.
+    let mut b: &[u8] = include_bytes!("../protocols/tests/captures/h2_padded.bin");
+    let (mut offsets, mut events) = ([0u64; 2], Vec::new());
+    while let [d, l0, l1, l2, l3, rest @ ..] = b
+        && events.len() < 4
+    {
+        let n = u32::from_be_bytes([*l0, *l1, *l2, *l3]) as usize;
+        let dir = if *d == b'W' { Write } else { Read };
+        events.push(tls(8, dir, offsets[dir.index()], 20 + events.len() as u64, &rest[..n]));
+        offsets[dir.index()] += n as u64;
+        b = &rest[n..];
+    }
+    let (mut e, mut out) = with_scripts();
+    assert_eq!(pushed(&mut e, &mut out, events), [(8, "bot".to_owned())]);
 }

@@ -164,6 +164,7 @@ fn decode_argv(buf: &[u8], hdr: k::Header) -> Result<Event, DecodeError> {
         truncated: e.flags
             & (k::ARGV_TRUNCATED_COUNT | k::ARGV_TRUNCATED_ARG | k::ARGV_TRUNCATED_BYTES | k::ARGV_READ_FAILED)
             != 0,
+        gated: e.flags & k::ARGV_GATED != 0,
     }))
 }
 

@@ -32,6 +32,9 @@ pub struct ExecRecord {
     pub exe: Option<String>,
     pub argv: Vec<String>,
     pub argv_truncated: bool,
+    /// The exec gate held it and owns its verdict (the kernel's `ARGV_GATED`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated: bool,
     #[serde(flatten)]
     pub outcome: ExecOutcome,
 }
@@ -91,6 +94,7 @@ impl ExecJoin {
             exe: exec.map(|e| e.filename),
             argv: argv.argv,
             argv_truncated: argv.truncated,
+            gated: argv.gated,
             outcome,
         })
     }
@@ -117,6 +121,7 @@ mod tests {
             filename: format!("/bin/{}", args[0]),
             argv: args.iter().map(|s| s.to_string()).collect(),
             truncated: false,
+            gated: false,
         })
     }
 

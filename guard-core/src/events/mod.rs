@@ -123,6 +123,9 @@ pub struct ExecArgv {
     pub argv: Vec<String>,
     /// Some of argv is missing: too many arguments, too long an argument, or too many bytes.
     pub truncated: bool,
+    /// The exec gate held this exec (`ARGV_GATED`): its verdict is the gate's, not judged again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated: bool,
 }
 
 /// The result of an exec (`execve`/`execveat` exit): 0, or `-errno`.

@@ -3,6 +3,8 @@
 //! what the system answered when the engine asked (the processes running at start, a process or
 //! a cwd looked up, the host's accounts), each written right after the event that asked for it.
 //! So a replay gives the engine the same answers, and reproduces the run's records and metrics.
+//! The exec gate's records ([`GateRecord`], `{"gate": …}`) are kept too, in the order the engine
+//! took them.
 //! A recording holds captured plaintext; the daemon creates it readable by root only.
 
 use std::io::{BufRead, BufWriter, Write};
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Event;
 use crate::{
+    enforce::GateRecord,
     govern::{Host, User},
     process::SeedProcess,
 };
@@ -63,13 +66,26 @@ pub fn host(name: String, accounts: Vec<Account>) -> Host {
 pub enum Line {
     Event(Event),
     Fact(Fact),
+    /// An exec the gate answered ([`crate::Engine::gate_record`]).
+    Gate(GateRecord),
+}
+
+/// How a gate record is written: under its own key, so no event or fact reads as one.
+#[derive(Serialize, Deserialize)]
+struct GateLine<R> {
+    gate: R,
 }
 
 impl Line {
     fn parse(text: &str) -> Result<Self, serde_json::Error> {
         // Nearly every line is an event (older recordings hold nothing else), so it is tried
-        // first, and its error is the one reported when the line is not a fact either.
-        serde_json::from_str(text).map(Line::Event).or_else(|e| serde_json::from_str(text).map(Line::Fact).map_err(|_| e))
+        // first, and its error is the one reported when the line is nothing else either.
+        serde_json::from_str(text).map(Line::Event).or_else(|e| {
+            serde_json::from_str(text)
+                .map(Line::Fact)
+                .or_else(|_| serde_json::from_str::<GateLine<GateRecord>>(text).map(|g| Line::Gate(g.gate)))
+                .map_err(|_| e)
+        })
     }
 }
 
@@ -85,6 +101,7 @@ impl<W: Write> Recorder<W> {
         match line {
             Line::Event(ev) => serde_json::to_writer(&mut self.out, ev),
             Line::Fact(f) => serde_json::to_writer(&mut self.out, f),
+            Line::Gate(r) => serde_json::to_writer(&mut self.out, &GateLine { gate: r }),
         }
         .map_err(std::io::Error::other)?;
         self.out.write_all(b"\n")?;
@@ -108,7 +125,7 @@ pub fn read_lines(r: impl BufRead) -> impl Iterator<Item = Result<Line, RecordEr
 pub fn read_events(r: impl BufRead) -> impl Iterator<Item = Result<Event, RecordError>> {
     read_lines(r).filter_map(|l| match l {
         Ok(Line::Event(ev)) => Some(Ok(ev)),
-        Ok(Line::Fact(_)) => None,
+        Ok(Line::Fact(_) | Line::Gate(_)) => None,
         Err(e) => Some(Err(e)),
     })
 }

@@ -9,11 +9,12 @@ use serde::Serialize;
 
 use crate::{
     audit::{Action, AuditRecord, Subject},
+    enforce::{GateRecord, Mechanism},
     events::exec_join::{ExecOutcome, ExecRecord},
     pipeline::Output,
-    process::{Catalog, ProcKey, ProcessTable, SeedProcess, TableLimits},
+    process::{AgentRef, Catalog, ProcKey, ProcessTable, SeedProcess, TableLimits},
     protocols::{Exchange, Role},
-    rules::{Context, Dedup, RuleSet},
+    rules::{Context, Dedup, Match, RuleSet},
 };
 
 /// How long a destructive command suppresses its repeats (the shell's exec, then the child's).
@@ -76,12 +77,30 @@ pub enum Governed {
     Destructive(AuditRecord),
 }
 
+/// A process the kernel must now hold in an agent's scope: the process table newly identified
+/// the agent at or above it. Removal is the kernel's (at exit), and forks inherit scope there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeAdd {
+    pub tgid: u32,
+    pub agent: Arc<str>,
+}
+
 pub struct Governor {
     table: ProcessTable,
     rules: RuleSet,
     dedup: Dedup,
     host: Host,
     last_tick_ns: u64,
+}
+
+/// Who ran a destructive command, before the table fills in the rest of the audit subject.
+struct Runner<'a> {
+    pid: u32,
+    uid: Option<u32>,
+    agent: Option<String>,
+    cwd: Option<String>,
+    argv: &'a [String],
+    ts_ns: u64,
 }
 
 impl Governor {
@@ -108,9 +127,13 @@ impl Governor {
         self.host = host;
     }
 
-    /// Loads the processes already running (read from /proc by the caller).
-    pub fn seed(&mut self, procs: Vec<SeedProcess>) {
+    /// Loads the processes already running (read from /proc by the caller), and puts every
+    /// agent process among them in scope.
+    pub fn seed(&mut self, procs: Vec<SeedProcess>, scope: &mut Vec<ScopeAdd>) {
         self.table.seed(procs);
+        let mut agents = self.table.agent_processes();
+        agents.sort();
+        scope.extend(agents.into_iter().map(|(tgid, agent)| ScopeAdd { tgid, agent }));
     }
 
     /// Repeats of a destructive command that were suppressed.
@@ -124,21 +147,42 @@ impl Governor {
         wall: SystemTime,
         lookup: &mut dyn Lookup,
         sink: &mut Vec<Governed>,
+        scope: &mut Vec<ScopeAdd>,
     ) {
         match out {
-            Output::Exchange(x) => sink.push(self.exchange(x, lookup)),
+            Output::Exchange(x) => sink.push(self.exchange(x, lookup, scope)),
+            Output::InferenceRequest { conn, .. } => {
+                self.mark_inference(conn.pid, lookup, scope);
+            }
             Output::Exec(r) => {
+                let key = r.start_time_ns.map(|s| ProcKey::from_ns(r.pid, s));
+                let before = key.and_then(|k| self.table.agent_of_key(k));
                 self.table.observe(out);
+                if let Some(k) = key {
+                    self.rescope(k, before, scope);
+                }
                 self.command(r, wall, lookup, sink);
             }
-            Output::Fork(_) | Output::Exit(_) => self.table.observe(out),
+            Output::Fork(f) => {
+                // The kernel gave the child its parent's scope.
+                let parent = ProcKey::from_ns(f.parent_pid, f.parent_start_time_ns);
+                let before = self.table.agent_of_key(parent);
+                self.table.observe(out);
+                self.rescope(ProcKey::from_ns(f.child_pid, f.child_start_time_ns), before, scope);
+            }
+            Output::Exit(_) => self.table.observe(out),
             Output::Stream(_) => return,
         }
+        self.tick(out);
+    }
+
+    fn tick(&mut self, out: &Output) {
         let now = match out {
             Output::Exec(r) => r.ts_ns,
             Output::Fork(f) => f.ts_ns,
             Output::Exit(x) => x.ts_ns,
             Output::Exchange(x) => x.timings.end_ns,
+            Output::InferenceRequest { ts_ns, .. } => *ts_ns,
             Output::Stream(_) => return,
         };
         if now >= self.last_tick_ns + TICK_EVERY_NS {
@@ -147,23 +191,66 @@ impl Governor {
         }
     }
 
+    /// An exec the gate answered: its matches as audit records, through the same de-duplication
+    /// as the engine's own (a shell's `-c` script, then the child's exec, count once).
+    pub fn gate(&mut self, r: &GateRecord, wall: SystemTime, sink: &mut Vec<Governed>) {
+        let agent = self.table.agent_of(r.pid).map(|a| a.id.to_string()).or_else(|| r.agent.clone());
+        let cwd = r.cwd.clone().or_else(|| self.table.get(r.pid).and_then(|p| p.cwd.clone()));
+        let uid = r.uid.or_else(|| self.table.get(r.pid).and_then(|p| p.uid));
+        let runner = Runner { pid: r.pid, uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns };
+        let judged = r.matches.iter().map(|j| (&j.m, j.outcome));
+        self.destructive(&runner, judged, Some(r.mechanism), wall, sink);
+    }
+
     /// An inference call made by a client marks its process as an agent (zero-config) unless an
     /// agent is already at or above it.
-    fn exchange(&mut self, x: &Exchange, lookup: &mut dyn Lookup) -> Governed {
+    fn exchange(&mut self, x: &Exchange, lookup: &mut dyn Lookup, scope: &mut Vec<ScopeAdd>) -> Governed {
         let agent = x.conn.and_then(|c| {
-            if !(x.inference && x.role == Role::Client) {
-                return self.table.agent_of(c.pid);
+            if x.inference && x.role == Role::Client {
+                self.mark_inference(c.pid, lookup, scope)
+            } else {
+                self.table.agent_of(c.pid)
             }
-            self.table.mark_inference_pid(c.pid).or_else(|| {
-                let p = lookup.process(c.pid)?;
-                self.table.seed(vec![p]);
-                self.table.mark_inference_pid(c.pid)
-            })
         });
         Governed::Exchange {
             agent: agent.map(|a| a.id.to_string()),
             exchange: x.clone(),
         }
+    }
+
+    /// Marks `pid` as a zero-config agent (asking the system for a process the table lacks),
+    /// and puts its tree in scope when that made it one.
+    fn mark_inference(&mut self, pid: u32, lookup: &mut dyn Lookup, scope: &mut Vec<ScopeAdd>) -> Option<AgentRef> {
+        let before = self.table.agent_of(pid);
+        let agent = self.table.mark_inference_pid(pid).or_else(|| {
+            let p = lookup.process(pid)?;
+            self.table.seed(vec![p]);
+            self.table.mark_inference_pid(pid)
+        });
+        if let Some(a) = &agent
+            && before.as_ref().is_none_or(|b| b.id != a.id)
+        {
+            let root = self.table.get(pid).map_or(a.key, |p| p.key);
+            self.add_tree(root, a, scope);
+        }
+        agent
+    }
+
+    /// Puts `key`'s tree in scope when the agent at `key` is new or another than `before`.
+    fn rescope(&self, key: ProcKey, before: Option<AgentRef>, scope: &mut Vec<ScopeAdd>) {
+        let Some(now) = self.table.agent_of_key(key) else {
+            return;
+        };
+        if before.is_none_or(|b| b.id != now.id) {
+            self.add_tree(key, &now, scope);
+        }
+    }
+
+    fn add_tree(&self, root: ProcKey, agent: &AgentRef, scope: &mut Vec<ScopeAdd>) {
+        scope.extend(self.table.agent_tree(root, agent).into_iter().map(|tgid| ScopeAdd {
+            tgid,
+            agent: agent.id.clone(),
+        }));
     }
 
     fn command(
@@ -191,34 +278,55 @@ impl Governor {
             name,
             agent: agent.clone(),
         });
-
-        let user = r.uid.and_then(|u| self.host.users.get(&u));
+        // The gate held this exec and owns its verdict (its record comes through `gate`).
+        if r.gated {
+            return;
+        }
         let ctx = Context {
             cwd: cwd.as_ref().map(PathBuf::from),
-            home: user.and_then(|u| u.home.clone()),
+            home: self.home(r.uid),
             worktree: None,
         };
-        let scope = self.table.dedup_scope(r.pid);
-        for m in self.rules.check(&r.argv, &ctx) {
-            if !self.dedup.first_sighting(scope, &m, r.ts_ns) {
+        let matches = self.rules.check(&r.argv, &ctx);
+        let runner = Runner { pid: r.pid, uid: r.uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns };
+        self.destructive(&runner, matches.iter().map(|m| (m, Action::Observed)), None, wall, sink);
+    }
+
+    fn home(&self, uid: Option<u32>) -> Option<PathBuf> {
+        uid.and_then(|u| self.host.users.get(&u)).and_then(|u| u.home.clone())
+    }
+
+    /// One audit record per match seen first (repeats within the window are suppressed).
+    fn destructive<'m>(
+        &mut self,
+        who: &Runner<'_>,
+        matches: impl Iterator<Item = (&'m Match, Action)>,
+        mechanism: Option<Mechanism>,
+        wall: SystemTime,
+        sink: &mut Vec<Governed>,
+    ) {
+        let scope = self.table.dedup_scope(who.pid);
+        let mut subject: Option<Subject> = None;
+        for (m, action) in matches {
+            if !self.dedup.first_sighting(scope, m, who.ts_ns) {
                 continue;
             }
-            let subject = Subject {
-                pid: r.pid,
-                agent: agent.clone(),
-                process_chain: self.table.chain(r.pid),
-                uid: r.uid,
-                user: user.map(|u| u.name.clone()),
-                cwd: cwd.clone(),
-                argv: r.argv.clone(),
-            };
-            sink.push(Governed::Destructive(AuditRecord::new(
-                wall,
-                &self.host.name,
-                subject,
-                &m,
-                Action::Observed,
-            )));
+            let subject = subject.get_or_insert_with(|| self.subject(who)).clone();
+            let rec = AuditRecord::new(wall, &self.host.name, subject, m, action, mechanism);
+            sink.push(Governed::Destructive(rec));
+        }
+    }
+
+    /// The audit subject: the process chain from the table, the user from the host.
+    fn subject(&self, who: &Runner<'_>) -> Subject {
+        Subject {
+            pid: who.pid,
+            agent: who.agent.clone(),
+            process_chain: self.table.chain(who.pid),
+            uid: who.uid,
+            user: who.uid.and_then(|u| self.host.users.get(&u)).map(|u| u.name.clone()),
+            cwd: who.cwd.clone(),
+            argv: who.argv.to_vec(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::{
+    enforce::Mechanism,
     events::{ConnId, Fork},
     protocols::Timings,
     providers::{Endpoint, Provider, Usage},
@@ -35,7 +36,7 @@ fn governor() -> Governor {
         comm: Some("zsh".into()),
         cwd: Some(PROJ.into()),
         ..SeedProcess::default()
-    }]);
+    }], &mut Vec::new());
     g
 }
 
@@ -43,6 +44,7 @@ fn governor() -> Governor {
 struct Run {
     g: Governor,
     out: Vec<Governed>,
+    scope: Vec<ScopeAdd>,
     ts: u64,
 }
 
@@ -51,6 +53,7 @@ impl Run {
         Self {
             g: governor(),
             out: Vec::new(),
+            scope: Vec::new(),
             ts: 10 * S,
         }
     }
@@ -66,12 +69,17 @@ impl Run {
     fn push(&mut self, o: Output) -> Vec<Governed> {
         self.ts += S / 10;
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        self.g.push(&o, at, &mut NoLookup, &mut self.out);
+        self.g.push(&o, at, &mut NoLookup, &mut self.out, &mut self.scope);
         std::mem::take(&mut self.out)
     }
 
     /// fork + exec of `argv` as `pid` under `parent`.
     fn spawn(&mut self, parent: u32, pid: u32, exe: &str, argv: &[&str]) -> Vec<Governed> {
+        self.spawn_with(parent, pid, exe, argv, false)
+    }
+
+    /// [`Self::spawn`], the exec held by the gate or not.
+    fn spawn_with(&mut self, parent: u32, pid: u32, exe: &str, argv: &[&str], gated: bool) -> Vec<Governed> {
         let f = Fork {
             ts_ns: self.ts,
             parent_pid: parent,
@@ -94,6 +102,7 @@ impl Run {
             exe: Some(exe.into()),
             argv: argv.iter().map(|s| s.to_string()).collect(),
             argv_truncated: false,
+            gated,
             outcome: ExecOutcome::Ran,
         };
         self.push(Output::Exec(r))
@@ -135,6 +144,57 @@ impl Run {
         self.push(Output::Exchange(x))
     }
 }
+
+impl Run {
+    /// The gate's record of `argv` run by `pid`, judged in `mode`.
+    fn gate(&mut self, pid: u32, argv: &[&str], mode: Mode, agent: Option<&str>) -> Vec<Governed> {
+        use crate::enforce::{EnforceConfig, ExecRequest, GateRecord, Judge, Mechanism};
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let judge = Judge::new(
+            Arc::new(RuleSet::builtin()),
+            Arc::new(self.g.host().clone()),
+            EnforceConfig { mode, ..EnforceConfig::default() },
+        );
+        let req = ExecRequest {
+            pid,
+            tid: pid,
+            uid: Some(1000),
+            in_agent_tree: true,
+            argv: &argv,
+            argv_complete: true,
+            cwd: Some(std::path::Path::new(PROJ)),
+            mechanism: Mechanism::Fanotify,
+        };
+        let v = judge.judge(&req);
+        let rec = GateRecord {
+            ts_ns: self.ts,
+            pid,
+            tid: pid,
+            uid: Some(1000),
+            agent: agent.map(str::to_owned),
+            cwd: Some(PROJ.into()),
+            argv: argv.clone(),
+            mechanism: Mechanism::Fanotify,
+            decision: v.decision,
+            matches: v.matches,
+            timed_out: false,
+            latency_ns: 1_000,
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        self.g.gate(&rec, at, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
+    fn inference_request(&mut self, pid: u32) {
+        self.push(Output::InferenceRequest { conn: ConnId { pid, conn: 1 }, ts_ns: self.ts });
+    }
+
+    fn scope(&mut self) -> Vec<(u32, String)> {
+        self.scope.drain(..).map(|s| (s.tgid, s.agent.to_string())).collect()
+    }
+}
+
+use crate::enforce::Mode;
 
 fn agent_of(g: &[Governed]) -> Vec<Option<&str>> {
     g.iter()
@@ -185,7 +245,7 @@ fn an_inference_call_makes_its_program_a_zero_config_agent_for_what_it_runs() {
     let json = serde_json::to_string(a[0]).unwrap();
     assert_eq!(
         json,
-        r#"{"time":"2023-11-14T22:13:20Z","host":"ws1","agent":"helper","process_chain":["zsh","python3","bash"],"pid":300,"uid":1000,"user":"dev","cwd":"/home/dev/proj","argv":["bash","-c","rm -rf /home/dev; true"],"rule_id":"fs.rm-rf-home","category":"file_deletion","severity":"critical","why":"`rm -rf /home/dev` (via bash): flags -r -f, path `/home/dev` is the home directory","action":"observed"}"#
+        r#"{"time":"2023-11-14T22:13:20Z","host":"ws1","agent":"helper","process_chain":["zsh","python3","bash"],"pid":300,"uid":1000,"user":"dev","cwd":"/home/dev/proj","argv":["bash","-c","rm -rf /home/dev; true"],"rule_id":"fs.rm-rf-home","category":"file_deletion","severity":"critical","why":"`rm -rf /home/dev` (via bash): flags -r -f, path `/home/dev` is the home directory","action":"observed","mechanism":null}"#
     );
     // bash forks rm: the same action again, counted once.
     let rm = r.spawn(300, 301, "/usr/bin/rm", &["rm", "-rf", "/home/dev"]);
@@ -236,4 +296,78 @@ fn a_catalog_agent_is_known_before_any_call_and_through_sudo_and_env() {
     assert_eq!(audits(&out)[0].rule_id, "vcs.git-push-force");
     // Its own inference calls keep the catalog id.
     assert_eq!(agent_of(&r.exchange(200, true)), [Some("claude-code")]);
+}
+
+#[test]
+fn scope_grows_when_an_agent_is_identified_and_only_then() {
+    let mut r = Run::new();
+    let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
+    r.spawn(100, 200, "/usr/bin/node", &["node", cli]);
+    assert_eq!(r.scope(), [(200, "claude-code".to_owned())]);
+    // Its children inherit scope in the kernel: nothing to add.
+    r.spawn(200, 300, "/usr/bin/bash", &["bash", "-c", "ls"]);
+    r.spawn(300, 301, "/usr/bin/node", &["node", cli]);
+    assert_eq!(r.scope(), Vec::<(u32, String)>::new());
+
+    // A zero-config agent: its tree joins at its first inference request.
+    r.spawn(100, 400, "/usr/bin/python3", &["python3", "helper.py"]);
+    r.spawn(400, 401, "/usr/bin/sleep", &["sleep", "5"]);
+    r.spawn(100, 500, "/usr/bin/vim", &["vim"]);
+    assert_eq!(r.scope(), Vec::<(u32, String)>::new());
+    r.inference_request(400);
+    assert_eq!(r.scope(), [(400, "helper".to_owned()), (401, "helper".to_owned())]);
+    // The exchange that follows, and later requests, change nothing.
+    r.exchange(400, true);
+    r.inference_request(400);
+    assert_eq!(r.scope(), Vec::<(u32, String)>::new());
+    // A helper script of an agent is no agent of its own.
+    r.spawn(200, 600, "/usr/bin/python3", &["python3", "tool.py"]);
+    r.inference_request(600);
+    assert_eq!(r.scope(), Vec::<(u32, String)>::new());
+}
+
+#[test]
+fn seeding_puts_running_agents_in_scope() {
+    let mut g = governor();
+    let mut scope = Vec::new();
+    let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
+    let seed = |pid, ppid, argv: &[&str]| SeedProcess {
+        pid,
+        ppid,
+        start_ticks: u64::from(pid),
+        exe: Some("/usr/bin/node".into()),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        ..SeedProcess::default()
+    };
+    g.seed(vec![seed(700, 100, &["node", cli]), seed(701, 700, &["node", "x.js"]), seed(702, 100, &["node", "y.js"])], &mut scope);
+    let got: Vec<(u32, &str)> = scope.iter().map(|s| (s.tgid, &*s.agent)).collect();
+    assert_eq!(got, [(700, "claude-code"), (701, "claude-code")]);
+}
+
+#[test]
+fn a_gate_record_is_audited_once_with_its_outcome_and_mechanism() {
+    let mut r = Run::new();
+    let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
+    r.spawn(100, 200, "/usr/bin/node", &["node", cli]);
+    // The gate held the shell's exec: the engine does not judge it again.
+    let script = ["bash", "-c", "make && rm -rf /srv/x"];
+    let out = r.spawn_with(200, 300, "/usr/bin/bash", &script, true);
+    assert_eq!(agent_of(&out), [Some("claude-code")]);
+    let out = r.gate(300, &script, Mode::Monitor, None);
+    let a = audits(&out);
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].rule_id.as_str(), a[0].action, a[0].mechanism), ("fs.rm-rf-outside-worktree", Action::WouldBlock, Some(Mechanism::Fanotify)));
+    assert_eq!((a[0].agent.as_deref(), a[0].user.as_deref()), (Some("claude-code"), Some("dev")));
+    assert_eq!(a[0].process_chain, ["zsh", "node", "bash"]);
+    // The child's own exec, judged by the engine (not gated) or by the gate: one record in all.
+    assert!(audits(&r.spawn(300, 301, "/usr/bin/rm", &["rm", "-rf", "/srv/x"])).is_empty());
+    assert!(audits(&r.gate(301, &["rm", "-rf", "/srv/x"], Mode::Monitor, None)).is_empty());
+    assert_eq!(r.g.suppressed_repeats(), 2);
+    // A process the table does not know: the gate's agent name, no chain.
+    let out = r.gate(900, &["terraform", "destroy"], Mode::Enforce, Some("codex"));
+    let a = audits(&out);
+    assert_eq!((a[0].agent.as_deref(), a[0].action, a[0].process_chain.len()), (Some("codex"), Action::Blocked, 0));
+    // An engine record of an exec the gate did not hold.
+    let a = r.spawn(100, 901, "/usr/bin/dropdb", &["dropdb", "prod"]);
+    assert_eq!((audits(&a)[0].action, audits(&a)[0].mechanism), (Action::Observed, None));
 }

@@ -336,7 +336,7 @@ impl ProcessTable {
             Output::Fork(f) => self.on_fork(f),
             Output::Exec(r) => self.on_exec(r),
             Output::Exit(x) => self.on_exit(x),
-            Output::Stream(_) | Output::Exchange(_) => {}
+            Output::Stream(_) | Output::Exchange(_) | Output::InferenceRequest { .. } => {}
         }
     }
 
@@ -459,6 +459,37 @@ impl ProcessTable {
             .filter(|p| p.exited_at_ns.is_none())
             .filter_map(|p| Some((p.key.pid, self.agent_of_key(p.key)?.id)))
             .collect()
+    }
+
+    /// Live processes at or below `root` that `agent` is the agent of, by pid: what an agent
+    /// newly identified at `root` brings into scope. Walks every entry's ancestry: call it when
+    /// an identification changes, not per event.
+    pub fn agent_tree(&self, root: ProcKey, agent: &AgentRef) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .procs
+            .values()
+            .filter(|p| p.exited_at_ns.is_none() && self.descends_from(p.key, root))
+            .filter(|p| {
+                self.agent_of_key(p.key)
+                    .is_some_and(|a| a.key == agent.key && a.id == agent.id)
+            })
+            .map(|p| p.key.pid)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// `key` is `root` or below it (within the walk's depth).
+    fn descends_from(&self, key: ProcKey, root: ProcKey) -> bool {
+        let mut cur = Some(key);
+        for _ in 0..self.limits.max_depth {
+            match cur {
+                Some(k) if k == root => return true,
+                Some(k) => cur = self.procs.get(&k).and_then(|p| p.parent),
+                None => return false,
+            }
+        }
+        false
     }
 
     /// Program names from the oldest known ancestor down to `pid` (for the audit log).

@@ -39,6 +39,7 @@ fn exec(p: (u32, u64), ppid: u32, exe: &str, argv: &[&str], ts: u64) -> ExecReco
         exe: Some(exe.into()),
         argv: argv.iter().map(|s| s.to_string()).collect(),
         argv_truncated: false,
+        gated: false,
         outcome: ExecOutcome::Ran,
     }
 }

@@ -65,6 +65,8 @@ pub struct ConnectionDecoder {
     /// Counters of decoders this connection has left behind (HTTP/1.1 after an upgrade).
     base: DecoderStats,
     finished: Vec<Exchange>,
+    /// Start times of inference requests the process sent, in order (see [`Self::drain_inference_requests`]).
+    inference_requests: Vec<u64>,
     role: Option<Role>,
     pub stats: DecoderStats,
 }
@@ -76,6 +78,7 @@ impl ConnectionDecoder {
             mode: Mode::Sniff(Sniff::default()),
             base: DecoderStats::default(),
             finished: Vec::new(),
+            inference_requests: Vec::new(),
             role: None,
             stats: DecoderStats::default(),
         }
@@ -84,6 +87,12 @@ impl ConnectionDecoder {
     /// Moves finished exchanges into `out`.
     pub fn drain(&mut self, out: &mut Vec<Exchange>) {
         out.append(&mut self.finished);
+    }
+
+    /// Moves the start times of inference requests the process sent as a client (known by their
+    /// path, when the request head is read) into `out`: the agent is known before any response.
+    pub fn drain_inference_requests(&mut self, out: &mut Vec<u64>) {
+        out.append(&mut self.inference_requests);
     }
 
     /// The process's side of the connection, once a request has been seen.
@@ -176,6 +185,7 @@ impl ConnectionDecoder {
         let Mode::Http1(h) = &mut self.mode else { return };
         let Some(up) = h.upgrade.take() else { return };
         h.drain(&mut self.finished);
+        self.inference_requests.append(&mut h.inference_requests);
         self.role = h.role();
         self.base.add(&h.stats);
         let ws = WsConn::new(self.cfg.clone(), up);
@@ -192,10 +202,12 @@ impl ConnectionDecoder {
             Mode::Sniff(_) => {}
             Mode::Http1(h) => {
                 h.drain(&mut self.finished);
+                self.inference_requests.append(&mut h.inference_requests);
                 stats.add(&h.stats);
             }
             Mode::H2(h) => {
                 h.drain(&mut self.finished);
+                self.inference_requests.append(&mut h.inference_requests);
                 stats.add(&h.stats);
             }
             Mode::Ws(w) => {

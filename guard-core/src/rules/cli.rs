@@ -48,10 +48,11 @@ fn write_text(out: &mut dyn Write, matches: &[Match]) -> std::io::Result<()> {
     for m in matches {
         writeln!(
             out,
-            "{} [{} {}] {}",
+            "{} [{} {} {}] {}",
             m.rule_id,
             m.severity.as_str(),
             m.category.as_str(),
+            m.action.as_str(),
             m.description
         )?;
         writeln!(out, "  why: {}", m.why)?;
@@ -84,6 +85,7 @@ pub fn list(rules: &RuleSet, json: bool, out: &mut dyn Write) -> i32 {
         id: &'a str,
         category: &'a str,
         severity: &'a str,
+        action: &'a str,
         commands: &'a [String],
         description: &'a str,
     }
@@ -93,6 +95,7 @@ pub fn list(rules: &RuleSet, json: bool, out: &mut dyn Write) -> i32 {
                 id: &r.id,
                 category: r.category.as_str(),
                 severity: r.severity.as_str(),
+                action: r.action.as_str(),
                 commands: &r.command,
                 description: &r.description,
             };
@@ -101,10 +104,11 @@ pub fn list(rules: &RuleSet, json: bool, out: &mut dyn Write) -> i32 {
         } else {
             writeln!(
                 out,
-                "{:<36} {:<16} {:<9} {}",
+                "{:<36} {:<16} {:<9} {:<8} {}",
                 r.id,
                 r.category.as_str(),
                 r.severity.as_str(),
+                r.action.as_str(),
                 r.description
             )
         }
@@ -139,13 +143,14 @@ mod tests {
         assert_eq!(code, EXIT_MATCH);
         assert_eq!(
             text,
-            "fs.rm-rf-outside-worktree [high file_deletion] Recursive forced delete outside the working tree\n  why: `rm -rf /srv/other`: flags -r -f, path `/srv/other` is outside the working tree\n"
+            "fs.rm-rf-outside-worktree [high file_deletion block] Recursive forced delete outside the working tree\n  why: `rm -rf /srv/other`: flags -r -f, path `/srv/other` is outside the working tree\n"
         );
         let (_, json) = run(true, "/home/dev/proj", &["kubectl", "delete", "ns", "prod"]);
         let v: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert_eq!(v["matched"], true);
         assert_eq!(v["matches"][0]["rule_id"], "k8s.kubectl-delete");
         assert_eq!(v["matches"][0]["severity"], "high");
+        assert_eq!(v["matches"][0]["action"], "block");
     }
 
     #[test]
@@ -155,5 +160,11 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         assert_eq!(text.lines().count(), RuleSet::builtin().rules().len());
         assert!(text.contains("disk.mkfs"));
+        let shred = text.lines().find(|l| l.starts_with("fs.shred ")).expect("fs.shred listed");
+        assert!(shred.contains(" medium    observe "), "{shred}");
+        let mut out = Vec::new();
+        assert_eq!(list(&RuleSet::builtin(), true, &mut out), EXIT_CLEAN);
+        let first: serde_json::Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().expect("a line")).expect("json");
+        assert_eq!((first["id"].as_str(), first["action"].as_str()), (Some("fs.rm-rf-root"), Some("block")));
     }
 }

@@ -10,8 +10,8 @@ use super::{
     parse::{Parsed, parse},
     paths::classify,
     schema::{
-        CONDITION_KEYS, Category, CommandSpec, Condition, PathClass, RULE_KEYS, RuleFile, RuleSpec,
-        Severity, TextSpec,
+        CONDITION_KEYS, Category, CommandSpec, Condition, PathClass, RULE_KEYS, RuleAction,
+        RuleFile, RuleSpec, Severity, TextSpec,
     },
 };
 use crate::glob;
@@ -22,6 +22,7 @@ pub struct Rule {
     pub id: String,
     pub category: Category,
     pub severity: Severity,
+    pub action: RuleAction,
     pub description: String,
     pub command: Vec<String>,
     when: Cond,
@@ -39,6 +40,9 @@ struct Cond {
 pub struct RuleSet {
     rules: Vec<Rule>,
     commands: BTreeMap<String, CommandSpec>,
+    /// `[actions]` of every file so far: they win over a rule's own `action`, even one a later
+    /// file redefines.
+    actions: BTreeMap<String, RuleAction>,
 }
 
 impl RuleSet {
@@ -61,6 +65,7 @@ impl RuleSet {
         Self {
             rules: Vec::new(),
             commands: BTreeMap::new(),
+            actions: BTreeMap::new(),
         }
     }
 
@@ -81,13 +86,33 @@ impl RuleSet {
             }
         }
         for id in file.disabled.iter().chain(disabled) {
-            let before = self.rules.len();
-            self.rules.retain(|r| &r.id != id);
-            if self.rules.len() == before {
-                return Err(RulesError::UnknownDisabled { id: id.clone() });
+            self.disable(id)?;
+        }
+        self.set_actions(file.actions)?;
+        Ok(self)
+    }
+
+    fn disable(&mut self, id: &str) -> Result<(), RulesError> {
+        let before = self.rules.len();
+        self.rules.retain(|r| r.id != id);
+        if self.rules.len() == before {
+            return Err(RulesError::UnknownDisabled { id: id.to_owned() });
+        }
+        Ok(())
+    }
+
+    /// Adds one file's `[actions]` and applies all of them so far.
+    fn set_actions(&mut self, actions: BTreeMap<String, RuleAction>) -> Result<(), RulesError> {
+        if let Some(id) = actions.keys().find(|id| !self.rules.iter().any(|r| &r.id == *id)) {
+            return Err(RulesError::UnknownAction { id: id.clone() });
+        }
+        self.actions.extend(actions);
+        for r in &mut self.rules {
+            if let Some(a) = self.actions.get(&r.id) {
+                r.action = *a;
             }
         }
-        Ok(self)
+        Ok(())
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -155,6 +180,7 @@ impl RuleSet {
                 rule_id: rule.id.clone(),
                 category: rule.category,
                 severity: rule.severity,
+                action: rule.action,
                 description: rule.description.clone(),
                 why: text,
                 command: inv.argv.clone(),
@@ -315,6 +341,7 @@ fn compile(index: usize, table: toml::Table) -> Result<Rule, RulesError> {
         id: spec.id,
         category: spec.category,
         severity: spec.severity,
+        action: spec.action.unwrap_or(RuleAction::default_for(spec.severity)),
         description: spec.description,
         command: spec.command,
     })
@@ -447,6 +474,66 @@ mod tests {
         );
         let e = RuleSet::load("", &argv(&["no.such"])).expect_err("unknown disabled");
         assert_eq!(e.to_string(), "cannot disable unknown rule `no.such`");
+    }
+
+    fn action_of(set: &RuleSet, id: &str) -> RuleAction {
+        set.rules().iter().find(|r| r.id == id).map(|r| r.action).expect(id)
+    }
+
+    #[test]
+    fn actions_default_from_severity() {
+        let set = RuleSet::builtin();
+        for r in set.rules() {
+            let want = match r.severity {
+                Severity::High | Severity::Critical => RuleAction::Block,
+                Severity::Medium | Severity::Low => RuleAction::Observe,
+            };
+            assert_eq!(r.action, want, "{}", r.id);
+        }
+        assert_eq!(action_of(&set, "fs.rm-rf-root"), RuleAction::Block);
+        assert_eq!(action_of(&set, "vcs.git-reset-hard"), RuleAction::Observe);
+        let m = set.check(&argv(&["git", "push", "--force"]), &ctx());
+        assert_eq!(m[0].action, RuleAction::Block);
+    }
+
+    #[test]
+    fn a_rule_sets_its_action_and_actions_override_by_id() {
+        let extra = r#"
+            [actions]
+            "vcs.git-push-force" = "observe"
+            "vcs.git-reset-hard" = "block"
+            "local.nuke" = "observe"
+
+            [[rule]]
+            id = "local.nuke"
+            category = "infrastructure"
+            severity = "low"
+            action = "block"
+            description = "nuke"
+            command = ["nuke"]
+        "#;
+        let set = RuleSet::load(extra, &[]).expect("loads");
+        assert_eq!(action_of(&set, "vcs.git-push-force"), RuleAction::Observe);
+        assert_eq!(action_of(&set, "vcs.git-reset-hard"), RuleAction::Block);
+        assert_eq!(action_of(&set, "local.nuke"), RuleAction::Observe);
+        let own = extra.replace("\"local.nuke\" = \"observe\"", "");
+        let set = RuleSet::load(&own, &[]).expect("loads");
+        assert_eq!(action_of(&set, "local.nuke"), RuleAction::Block);
+        // A later file that redefines a rule does not undo an earlier override.
+        let redefine = "[[rule]]\nid = \"vcs.git-push-force\"\ncategory = \"version_control\"\nseverity = \"critical\"\ndescription = \"d\"\ncommand = [\"git\"]\n";
+        let set = set.merged(redefine, &[]).expect("loads");
+        assert_eq!(action_of(&set, "vcs.git-push-force"), RuleAction::Observe);
+    }
+
+    #[test]
+    fn an_action_for_an_unknown_rule_is_an_error() {
+        let e = RuleSet::load("[actions]\n\"no.such\" = \"block\"\n", &[]).expect_err("unknown id");
+        assert_eq!(e.to_string(), "cannot set the action of unknown rule `no.such`");
+        let e = RuleSet::load("[actions]\n\"fs.shred\" = \"stop\"\n", &[]).expect_err("bad action");
+        assert!(e.to_string().contains("unknown variant `stop`"), "{e}");
+        let bad = "[[rule]]\nid = \"x\"\ncategory = \"cloud\"\nseverity = \"low\"\naction = \"deny\"\ndescription = \"d\"\ncommand = [\"a\"]\n";
+        let e = RuleSet::load(bad, &[]).expect_err("bad rule action");
+        assert!(e.to_string().starts_with("rule `x`: unknown variant `deny`"), "{e}");
     }
 
     #[test]

@@ -19,11 +19,11 @@ mod corpus_tests;
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use dedup::Dedup;
 pub use engine::{Rule, RuleSet};
-pub use schema::{Category, PathClass, Severity};
+pub use schema::{Category, PathClass, RuleAction, Severity};
 
 /// The built-in rules, in the admin file format.
 pub const BUILTIN_RULES: &str = include_str!("../../rules/builtin.toml");
@@ -38,11 +38,13 @@ pub struct Context {
 }
 
 /// One rule matched by one command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
     pub rule_id: String,
     pub category: Category,
     pub severity: Severity,
+    /// What the gate does about it.
+    pub action: RuleAction,
     pub description: String,
     /// Which normalised command and which of its parts matched, for humans.
     pub why: String,
@@ -74,4 +76,6 @@ pub enum RulesError {
     Duplicate { id: String },
     #[error("cannot disable unknown rule `{id}`")]
     UnknownDisabled { id: String },
+    #[error("cannot set the action of unknown rule `{id}`")]
+    UnknownAction { id: String },
 }

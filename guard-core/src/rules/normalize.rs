@@ -124,6 +124,24 @@ const CONTAINER_EXEC: Wrapper = Wrapper {
     )
 };
 
+/// The dynamic loader run as a program (`ld-linux-x86-64.so.2 /bin/rm -rf x`) runs its first
+/// operand: the kernel sees only the loader's exec.
+const LOADER: Wrapper = w(
+    "ld.so",
+    "",
+    &[
+        "library-path",
+        "inhibit-rpath",
+        "audit",
+        "preload",
+        "argv0",
+        "glibc-hwcaps-prefix",
+        "glibc-hwcaps-mask",
+    ],
+);
+/// Loader options that only inspect (or print) and run nothing.
+const LOADER_INSPECT: &[&str] = &["--list", "--verify", "--help", "--version"];
+
 const SHELLS: &[&str] = &[
     "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "rbash",
 ];
@@ -187,6 +205,12 @@ fn expand(
             return;
         }
         if let Some(rest) = unwrap(wrapper, args) {
+            expand(rest, cwd, home, via_next, depth + 1, out);
+        }
+        return;
+    }
+    if is_loader(&prog) {
+        if let Some(rest) = unwrap_loader(args) {
             expand(rest, cwd, home, via_next, depth + 1, out);
         }
         return;
@@ -289,6 +313,20 @@ fn unwrap<'a>(w: &Wrapper, args: &'a [String]) -> Option<&'a [String]> {
     }
     let rest = &args[i.min(args.len())..];
     (!rest.is_empty()).then_some(rest)
+}
+
+/// `ld.so`, `ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`, `ld-musl-x86_64.so.1`.
+fn is_loader(prog: &str) -> bool {
+    crate::glob::matches("ld.so|ld-linux*.so*|ld-musl-*.so*", prog)
+}
+
+/// The program the loader runs, unless an option makes it only inspect.
+fn unwrap_loader(args: &[String]) -> Option<&[String]> {
+    let options = args.iter().take_while(|a| a.starts_with("--"));
+    if options.clone().any(|a| LOADER_INSPECT.contains(&a.as_str())) {
+        return None;
+    }
+    unwrap(&LOADER, args)
 }
 
 fn split_string_value(args: &[String]) -> Option<String> {
@@ -474,6 +512,42 @@ mod tests {
             ["rm -rf /"]
         );
         assert_eq!(norm(&["sudo", "-i"]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_dynamic_loader_is_peeled_like_a_wrapper() {
+        assert_eq!(
+            norm(&["/lib64/ld-linux-x86-64.so.2", "/bin/rm", "-rf", "/home/x"]),
+            ["rm -rf /home/x"]
+        );
+        assert_eq!(
+            norm(&[
+                "ld.so",
+                "--library-path",
+                "/opt/lib",
+                "--argv0",
+                "rm",
+                "--preload=/x.so",
+                "/usr/bin/git",
+                "push",
+                "-f"
+            ]),
+            ["git push -f"]
+        );
+        assert_eq!(norm(&["ld-musl-x86_64.so.1", "rm", "-rf", "/"]), ["rm -rf /"]);
+        assert_eq!(norm(&["ld-linux-aarch64.so.1", "--", "rm", "x"]), ["rm x"]);
+        assert_eq!(
+            norm(&["ld-linux-x86-64.so.2", "--list", "/bin/rm", "-rf", "/"]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            norm(&["ld.so", "--verify", "/bin/rm"]),
+            Vec::<String>::new()
+        );
+        assert_eq!(norm(&["ld-linux-x86-64.so.2"]), Vec::<String>::new());
+        // Names that only look alike are programs of their own.
+        assert_eq!(norm(&["ld", "-o", "a.out", "x.o"]), ["ld -o a.out x.o"]);
+        assert_eq!(norm(&["ldconfig", "-p"]), ["ldconfig -p"]);
     }
 
     #[test]

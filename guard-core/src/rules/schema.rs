@@ -16,6 +16,8 @@ pub struct RuleFile {
     /// Kept as raw tables so that a bad rule's error can name its id.
     #[serde(rename = "rule")]
     pub rules: Vec<toml::Table>,
+    /// What the gate does on a match, by rule id; applied after the rules of every file.
+    pub actions: BTreeMap<String, RuleAction>,
 }
 
 /// Option syntax of one program, so positionals and option values are told apart.
@@ -78,6 +80,34 @@ impl Category {
     }
 }
 
+/// What the exec gate does when a rule matches (in `enforce` mode; `monitor` only reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    /// Refuse the exec.
+    Block,
+    /// Let it run and record it.
+    Observe,
+}
+
+impl RuleAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Observe => "observe",
+        }
+    }
+
+    /// A rule without `action`: high and critical block, medium and low only observe (their
+    /// false positives would cost a refused tool call for little protection).
+    pub const fn default_for(severity: Severity) -> Self {
+        match severity {
+            Severity::High | Severity::Critical => Self::Block,
+            Severity::Medium | Severity::Low => Self::Observe,
+        }
+    }
+}
+
 /// Where a path operand points, judged against the working tree and HOME (most severe first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,6 +154,9 @@ pub struct RuleSpec {
     pub category: Category,
     pub severity: Severity,
     pub description: String,
+    /// `None`: from the severity ([`RuleAction::default_for`]).
+    #[serde(default)]
+    pub action: Option<RuleAction>,
     /// Program names (basenames, globs) after wrappers are unwrapped.
     pub command: Vec<String>,
     #[serde(flatten)]
@@ -172,6 +205,7 @@ pub const RULE_KEYS: &[&str] = &[
     "category",
     "severity",
     "description",
+    "action",
     "command",
     "any",
 ];

@@ -190,6 +190,7 @@ mod tests {
             severity: Severity::Critical,
             why: String::new(),
             action: Action::Observed,
+            mechanism: None,
         }
     }
 

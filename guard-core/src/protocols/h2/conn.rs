@@ -81,6 +81,8 @@ pub(crate) struct H2Conn {
     seen: [bool; 2],
     next_id: u64,
     finished: Vec<Exchange>,
+    /// Start times of inference requests this process sent, known by their path.
+    pub(crate) inference_requests: Vec<u64>,
     pub stats: DecoderStats,
 }
 
@@ -100,6 +102,7 @@ impl H2Conn {
             seen: [false, false],
             next_id: 0,
             finished: Vec::new(),
+            inference_requests: Vec::new(),
             stats: DecoderStats::default(),
         }
     }
@@ -430,7 +433,9 @@ impl H2Conn {
         // Without the headers, the body's shape is all there is to go on.
         let keep = !ok || p.keeps_body();
         p.request_body = Some(BodyDecoder::request(&self.cfg, f.headers.content_encoding.as_deref(), keep));
-        let _ = dir;
+        if dir == Direction::Write && p.path.is_some() && p.route.inference {
+            self.inference_requests.push(b.ts);
+        }
         self.open(b.stream, p);
     }
 

@@ -56,6 +56,8 @@ pub(crate) struct Http1Conn {
     /// Set when the connection switched to WebSocket.
     pub upgrade: Option<Upgrade>,
     finished: Vec<Exchange>,
+    /// Start times of inference requests this process sent, known by their path.
+    pub(crate) inference_requests: Vec<u64>,
     pub stats: DecoderStats,
 }
 
@@ -77,6 +79,7 @@ impl Http1Conn {
             dead: false,
             upgrade: None,
             finished: Vec::new(),
+            inference_requests: Vec::new(),
             stats: DecoderStats::default(),
         }
     }
@@ -226,6 +229,9 @@ impl Http1Conn {
         pending.anthropic_version = r.headers.anthropic_version;
         let keep = pending.keeps_body();
         pending.request_body = Some(BodyDecoder::request(&self.cfg, r.headers.content_encoding.as_deref(), keep));
+        if dir == Direction::Write && pending.route.inference {
+            self.inference_requests.push(started);
+        }
         self.push_pending(pending);
         self.request_cur = Some(id);
     }

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use guard_common::event::LossSlot;
 use guard_core::{
-    audit::Action,
     labels::{self, Kind},
     providers::Provider,
 };
@@ -260,12 +259,6 @@ pub(crate) const fn provider_str(p: Provider) -> &'static str {
         Provider::Azure => "azure",
         Provider::Bedrock => "bedrock",
         Provider::Unknown => "unknown",
-    }
-}
-
-pub(crate) const fn action_str(a: Action) -> &'static str {
-    match a {
-        Action::Observed => "observed",
     }
 }
 

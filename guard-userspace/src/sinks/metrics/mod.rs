@@ -93,7 +93,7 @@ impl Metrics {
             agent: self.agent(agent),
             rule: self.rules.admit("rule", ident_value(rule_id)),
             severity: severity.as_str(),
-            action: labels::action_str(action),
+            action: action.as_str(),
         };
         self.commands.destructive.get_or_create(&labels).inc();
     }
