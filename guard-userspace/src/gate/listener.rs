@@ -57,6 +57,10 @@ pub(super) fn run(s: &Shared, jobs: SyncSender<Job>) {
 }
 
 fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>, jobs: &SyncSender<Job>, ev: PermEvent, id: u64) {
+    // Only permission events wait for an answer (the group asks for no other kind).
+    if ev.mask & libc::FAN_OPEN_EXEC_PERM == 0 {
+        return;
+    }
     let Ok(ticket) = execs.get(&ev.tid, 0) else {
         respond(fan, &ev, true);
         s.metrics.out_of_scope.inc();

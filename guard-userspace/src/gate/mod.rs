@@ -38,7 +38,7 @@ use std::{
 use guard_common::gate::{CTL_ON, CTL_SCOPE_ALL, CTL_STOP};
 use guard_core::{
     engine::Outputs,
-    enforce::{Decision, EnforceConfig, GateRecord, Judge, Mode, Scope},
+    enforce::{Decision, GateRecord, Judge, Mode, Scope},
 };
 use tokio::sync::mpsc;
 
@@ -67,6 +67,9 @@ const RECORDS_CAP: usize = 4096;
 /// How long after the last agent exits the marks stay (re-marking costs a mountinfo walk).
 const DISARM_AFTER: Duration = Duration::from_secs(30);
 
+/// How often agent entries of processes that are gone are swept from the kernel's scope.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 /// What the gate's threads share.
 struct Shared {
     fan: Option<Fanotify>,
@@ -82,7 +85,6 @@ struct Shared {
     /// Events the listener has read: the deadline thread's sign that it is alive.
     progress: AtomicU64,
     execs_map: u32,
-    self_pid: u32,
     #[cfg(debug_assertions)]
     test_delay: Option<Duration>,
 }
@@ -125,6 +127,8 @@ pub(crate) struct Gate {
     ctl: aya::maps::Array<aya::maps::MapData, u32>,
     watchdog: Option<watchdog::Watchdog>,
     last_agent_seen: Option<Instant>,
+    last_sweep: Instant,
+    overflows_seen: u64,
 }
 
 impl Gate {
@@ -135,6 +139,7 @@ impl Gate {
         release::adopt(&opts.judge);
         let maps = kernel.take_gate(std::path::Path::new(release::PIN))?;
         let stopped = maps.stopped;
+        let maps_pinned = maps.pinned;
         let watchdog = watchdog::Watchdog::spawn(cfg.deadline * 2).map_err(|source| GateError::Io { what: "spawning the watchdog", source })?;
         let fan = match Fanotify::init() {
             Ok(f) => Some(f),
@@ -157,7 +162,6 @@ impl Gate {
             stop: AtomicBool::new(false),
             progress: AtomicU64::new(0),
             execs_map,
-            self_pid: std::process::id(),
             #[cfg(debug_assertions)]
             test_delay: std::env::var("GUARD_GATE_TEST_JUDGE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
         });
@@ -183,7 +187,7 @@ impl Gate {
         set(&mut ctl, CTL_ON, on)?;
         shared.metrics.active[1].set(i64::from(on));
         let marks = Marks::new(opts.marks, cfg.scope == Scope::All);
-        let mut gate = Self { shared, threads, records, scope, marks, ctl, watchdog: Some(watchdog), last_agent_seen: None };
+        let mut gate = Self { shared, threads, records, scope, marks, ctl, watchdog: Some(watchdog), last_agent_seen: None, last_sweep: Instant::now(), overflows_seen: 0 };
         gate.tick(!running_agents.scope.is_empty());
         tracing::info!(
             mode = ?cfg.mode,
@@ -191,6 +195,7 @@ impl Gate {
             deadline_ms = cfg.deadline.as_millis() as u64,
             fanotify = gate.shared.fan.is_some(),
             stop = on,
+            stop_registry_pinned = maps_pinned,
             "exec gate started"
         );
         Ok(gate)
@@ -217,8 +222,16 @@ impl Gate {
 
     /// Keeps the marks while agents live (and on new mounts); drops them a while after the last.
     pub(crate) fn tick(&mut self, agents_alive: bool) {
-        let Some(fan) = self.shared.fan.as_ref() else { return };
         let now = Instant::now();
+        if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = now;
+            self.scope.sweep(std::path::Path::new("/proc"));
+        }
+        let Some(fan) = self.shared.fan.as_ref() else { return };
+        if fan.overflows() > self.overflows_seen {
+            self.overflows_seen = fan.overflows();
+            tracing::warn!(total = self.overflows_seen, "fanotify queue overflowed: the kernel allowed execs unseen");
+        }
         if agents_alive {
             self.last_agent_seen = Some(now);
         }

@@ -59,10 +59,6 @@ impl Pending {
         due.into_iter().filter_map(|id| g.remove(&id).map(|e| (id, e))).collect()
     }
 
-    /// The age of the oldest entry.
-    pub(super) fn oldest(&self, now: Instant, deadline: std::time::Duration) -> Option<std::time::Duration> {
-        self.lock().values().map(|e| now.saturating_duration_since(e.deadline) + deadline).max()
-    }
 }
 
 /// Answers one event. A failed write is logged: the kernel allows the exec when the fd closes.

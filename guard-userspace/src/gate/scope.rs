@@ -10,7 +10,7 @@ use std::{
 
 use aya::maps::{HashMap, MapData};
 use guard_common::gate::{AgentScope, SCOPE_ROOT};
-use guard_core::engine::ScopeAdd;
+use guard_core::govern::ScopeAdd;
 
 use super::{fanotify::Fanotify, mounts};
 
@@ -115,10 +115,13 @@ impl Marks {
         }
         let targets = self.targets();
         let mut failed = 0;
-        for p in targets.iter().filter(|p| !self.marked.contains(*p)) {
-            match fan.mark_fs(p) {
+        for p in targets {
+            if self.marked.contains(&p) {
+                continue;
+            }
+            match fan.mark_fs(&p) {
                 Ok(()) => {
-                    self.marked.insert(p.clone());
+                    self.marked.insert(p);
                 }
                 Err(e) => {
                     failed += 1;

@@ -15,7 +15,7 @@ use aya::{
 use guard_common::{
     config::{FIELD_ABSENT, globals},
     event::LOSS_SLOTS,
-    gate::{AgentScope, GateExec, StopEvent},
+    gate::{AgentScope, StopEvent},
     maps,
 };
 
@@ -89,7 +89,6 @@ pub(crate) struct Kernel {
 /// The exec gate's maps, owned by `crate::gate`.
 pub(crate) struct GateMaps {
     pub agents: aya::maps::HashMap<MapData, u32, AgentScope>,
-    pub execs: aya::maps::HashMap<MapData, u32, GateExec>,
     /// The id of `execs`, for the gate's threads to open handles of their own.
     pub execs_id: u32,
     pub pinned: bool,
@@ -316,7 +315,6 @@ impl Kernel {
         }
         Ok(GateMaps {
             agents: aya::maps::HashMap::try_from(agents).map_err(err(maps::AGENT_TGIDS))?,
-            execs: aya::maps::HashMap::try_from(execs).map_err(err(maps::GATE_EXECS))?,
             execs_id,
             stopped: aya::maps::HashMap::try_from(stopped).map_err(err(maps::GATE_STOPPED))?,
             pinned: pinned.is_ok(),
