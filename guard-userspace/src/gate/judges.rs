@@ -134,7 +134,8 @@ pub(super) fn time_out(s: &Shared, fan: &Fanotify, id: u64) {
     }
 }
 
-/// Answers by `enforce.fail`, and counts it as a timeout.
+/// Answers by `enforce.fail`, and counts it as a timeout. The caller marks the ticket seen
+/// first, if it should be: the exec may reach its exit as soon as the answer is written.
 fn fail_answer(s: &Shared, fan: &Fanotify, e: &Entry) -> Decision {
     let given = s.judge.on_timeout(e.in_agent_tree);
     super::pending::respond(fan, &e.ev, given == Decision::Allow);
@@ -155,12 +156,12 @@ pub(super) fn deadline(s: &Shared, beat: Heartbeat) {
     let mut stuck = Stuck::default();
     let mut last_warn: Option<Instant> = None;
     let mut timeouts_since_warn = 0u64;
-    while !s.stop.load(Relaxed) {
+    while !s.stop_deadline.load(Relaxed) {
         let now = Instant::now();
         if let (Some(fan), Some(execs)) = (s.fan.as_ref(), execs.as_mut()) {
             for (_, e) in s.pending.expired(now, d / 4) {
-                fail_answer(s, fan, &e);
                 seen_by_key(execs, e.tid, e.enter_ns);
+                fail_answer(s, fan, &e);
                 timeouts_since_warn += 1;
             }
             if timeouts_since_warn > 0 && last_warn.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
@@ -172,6 +173,9 @@ pub(super) fn deadline(s: &Shared, beat: Heartbeat) {
             std::thread::sleep(d / 4);
         }
         if now.duration_since(last_beat) >= d / 4 {
+            if now.duration_since(last_beat) > d {
+                tracing::warn!(late_ms = now.duration_since(last_beat).as_millis() as u64, "exec gate heartbeat late");
+            }
             beat.beat();
             notify::watchdog();
             last_beat = now;

@@ -82,6 +82,8 @@ struct Shared {
     /// Verdicts by (tid, enter_ns): the 2nd and 3rd event of one execve (ld.so, interpreter).
     verdicts: Mutex<HashMap<(u32, u64), Decision>>,
     stop: AtomicBool,
+    /// The deadline thread ends last: its heartbeat keeps the watchdog off a guard that stops.
+    stop_deadline: AtomicBool,
     /// Events the listener has read: the deadline thread's sign that it is alive.
     progress: AtomicU64,
     execs_map: u32,
@@ -121,6 +123,7 @@ impl Shared {
 pub(crate) struct Gate {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    deadline: Option<JoinHandle<()>>,
     records: mpsc::Receiver<GateRecord>,
     scope: scope::ScopeWriter,
     marks: Marks,
@@ -160,6 +163,7 @@ impl Gate {
             agents: Agents::default(),
             verdicts: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
+            stop_deadline: AtomicBool::new(false),
             progress: AtomicU64::new(0),
             execs_map,
             #[cfg(debug_assertions)]
@@ -175,7 +179,7 @@ impl Gate {
             threads.push(spawn("guard-gate-listen", { let s = shared.clone(); Box::new(move || listener::run(&s, jobs)) })?);
         }
         let beat = watchdog.heartbeat();
-        threads.push(spawn("guard-gate-deadline", { let s = shared.clone(); Box::new(move || judges::deadline(&s, beat)) })?);
+        let deadline = spawn("guard-gate-deadline", { let s = shared.clone(); Box::new(move || judges::deadline(&s, beat)) })?;
 
         let mut scope = scope::ScopeWriter::new(maps.agents);
         scope.apply(&shared.agents, &running_agents.scope);
@@ -185,9 +189,11 @@ impl Gate {
         set(&mut ctl, CTL_SCOPE_ALL, cfg.scope == Scope::All)?;
         set(&mut ctl, CTL_STOP, on)?;
         set(&mut ctl, CTL_ON, on)?;
+        // fanotify is in use from here, its marks placed whenever an agent lives.
+        shared.metrics.active[0].set(i64::from(on && shared.fan.is_some()));
         shared.metrics.active[1].set(i64::from(on));
         let marks = Marks::new(opts.marks, cfg.scope == Scope::All);
-        let mut gate = Self { shared, threads, records, scope, marks, ctl, watchdog: Some(watchdog), last_agent_seen: None, last_sweep: Instant::now(), overflows_seen: 0 };
+        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, watchdog: Some(watchdog), last_agent_seen: None, last_sweep: Instant::now(), overflows_seen: 0 };
         gate.tick(!running_agents.scope.is_empty());
         tracing::info!(
             mode = ?cfg.mode,
@@ -236,8 +242,7 @@ impl Gate {
             self.last_agent_seen = Some(now);
         }
         let wanted = self.marks.always() || self.last_agent_seen.is_some_and(|t| now.duration_since(t) < DISARM_AFTER);
-        let active = self.marks.sync(fan, wanted);
-        self.shared.metrics.active[0].set(i64::from(active));
+        self.marks.sync(fan, wanted);
     }
 
     /// Disarms first: no new ticket, no mark; pending events are allowed as the fd closes.
@@ -248,6 +253,10 @@ impl Gate {
         }
         self.shared.stop.store(true, Relaxed);
         for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.shared.stop_deadline.store(true, Relaxed);
+        if let Some(t) = self.deadline.take() {
             let _ = t.join();
         }
         let _ = self.ctl.set(CTL_STOP, 0, 0);

@@ -56,6 +56,7 @@ impl ScopeWriter {
     pub(super) fn apply(&mut self, agents: &Agents, adds: &[ScopeAdd]) {
         for a in adds {
             let v = AgentScope { slot: agents.slot(&a.agent), flags: SCOPE_ROOT };
+            tracing::info!(tgid = a.tgid, agent = %a.agent, slot = v.slot, "in the exec gate's scope");
             if let Err(e) = self.map.insert(a.tgid, v, 0) {
                 tracing::warn!(tgid = a.tgid, error = %e, "an agent process could not be put in the exec gate's scope");
             }

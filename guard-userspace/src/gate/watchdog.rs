@@ -73,6 +73,20 @@ impl Drop for Watchdog {
     }
 }
 
+/// Each thread of guard as `name:state:wchan`, for the log line that says why it was killed.
+fn threads(pid: u32) -> String {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return String::new() };
+    let mut out = Vec::new();
+    for t in dir.flatten() {
+        let p = t.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        let stat = read("stat");
+        let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned)).unwrap_or_default();
+        out.push(format!("{}:{}:{}", read("comm").trim(), state, read("wchan").trim()));
+    }
+    out.join(" ")
+}
+
 /// `guard gate watchdog`: the process side.
 pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitCode> {
     // SAFETY: the fd was handed to this process to own (its stdin).
@@ -89,7 +103,7 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
             // SAFETY: no preconditions.
             let parent = unsafe { libc::getppid() } as u32;
             if !killed && parent == pid {
-                tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
+                tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, threads = %threads(pid), "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
                 // SAFETY: signals our parent, checked above to be guard.
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
                 killed = true;
