@@ -14,14 +14,22 @@ use bytemuck::{Pod, Zeroable};
 
 /// `AgentScope::flags`: inserted by userspace (an identified agent), not inherited at fork.
 pub const SCOPE_ROOT: u32 = 1 << 0;
+/// Inserted by the kernel at a process's first TLS write: it may be a zero-config agent, which
+/// userspace learns only once its request is decoded, and a fast agent execs its first tool
+/// before that. Its tree is judged at once; a refusal waits for userspace to say whether `root`
+/// is an agent.
+pub const SCOPE_PROVISIONAL: u32 = 1 << 1;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
 pub struct AgentScope {
-    /// Index into the daemon's agent directory (the agent's name); 0 = unnamed.
+    /// Index into the daemon's agent directory (the agent's name); 0 = not (yet) a known agent.
     pub slot: u32,
     pub flags: u32,
+    /// The tgid whose identification put this process in scope (itself, or an ancestor).
+    pub root: u32,
+    pub _pad: u32,
 }
 
 /// `GateExec::state`.
@@ -40,6 +48,9 @@ pub struct GateExec {
     pub slot: u32,
     pub uid: u32,
     pub state: u32,
+    /// The scope entry's `root` and `flags`, copied.
+    pub root: u32,
+    pub scope_flags: u32,
 }
 
 /// One stopped process, in `GATE_EVENTS` and (by tgid) in `GATE_STOPPED`.
@@ -55,6 +66,8 @@ pub struct StopEvent {
     pub tgid: u32,
     pub slot: u32,
     pub uid: u32,
+    pub root: u32,
+    pub scope_flags: u32,
 }
 
 /// Indexes of `GATE_CTL`, an array of u32 the daemon writes.
@@ -70,7 +83,7 @@ pub const GATE_EXECS_MAX: u32 = 8_192;
 pub const GATE_STOPPED_MAX: u32 = 4_096;
 
 const _: () = {
-    assert!(core::mem::size_of::<AgentScope>() == 8);
-    assert!(core::mem::size_of::<GateExec>() == 24);
-    assert!(core::mem::size_of::<StopEvent>() == 40);
+    assert!(core::mem::size_of::<AgentScope>() == 16);
+    assert!(core::mem::size_of::<GateExec>() == 32);
+    assert!(core::mem::size_of::<StopEvent>() == 48);
 };

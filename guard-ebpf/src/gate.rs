@@ -12,7 +12,7 @@ use aya_ebpf::{
 use guard_common::{
     event::LossSlot,
     gate::{
-        AGENT_TGIDS_MAX, AgentScope, CTL_ON, CTL_SCOPE_ALL, CTL_SLOTS, CTL_STOP, GATE_EXECS_MAX,
+        AGENT_TGIDS_MAX, AgentScope, CTL_ON, SCOPE_PROVISIONAL, CTL_SCOPE_ALL, CTL_SLOTS, CTL_STOP, GATE_EXECS_MAX,
         GATE_STOPPED_MAX, GateExec, StopEvent, TICKET_PENDING,
     },
 };
@@ -55,7 +55,7 @@ pub fn on_fork(parent_tgid: u32, child_tgid: u32) {
     let Some(s) = (unsafe { AGENT_TGIDS.get(&parent_tgid) }) else {
         return;
     };
-    let child = AgentScope { slot: s.slot, flags: 0 };
+    let child = AgentScope { slot: s.slot, flags: s.flags & SCOPE_PROVISIONAL, root: s.root, _pad: 0 };
     if AGENT_TGIDS.insert(&child_tgid, &child, BPF_NOEXIST as u64).is_err()
         // SAFETY: as above.
         && unsafe { AGENT_TGIDS.get(&child_tgid) }.is_none()
@@ -70,6 +70,21 @@ pub fn on_exit(tgid: u32) {
     let _ = GATE_STOPPED.remove(&tgid);
 }
 
+/// At a TLS write by a process outside every agent tree: a provisional entry (see
+/// `SCOPE_PROVISIONAL`), so that a zero-config agent's first tool call is not out of scope.
+#[inline(always)]
+pub fn on_tls_write(tgid: u32) {
+    if !ctl(CTL_ON) {
+        return;
+    }
+    // SAFETY: the value is only tested.
+    if unsafe { AGENT_TGIDS.get(&tgid) }.is_some() {
+        return;
+    }
+    let v = AgentScope { slot: 0, flags: SCOPE_PROVISIONAL, root: tgid, _pad: 0 };
+    let _ = AGENT_TGIDS.insert(&tgid, &v, BPF_NOEXIST as u64);
+}
+
 /// At `sys_enter_execve`: a ticket if the caller is in scope. Returns whether it got one.
 #[inline(always)]
 pub fn on_enter_exec(tid: u32, tgid: u32, uid: u32) -> bool {
@@ -77,18 +92,20 @@ pub fn on_enter_exec(tid: u32, tgid: u32, uid: u32) -> bool {
         return false;
     }
     // SAFETY: the value is copied out at once.
-    let slot = match unsafe { AGENT_TGIDS.get(&tgid) } {
-        Some(s) => s.slot,
-        None if ctl(CTL_SCOPE_ALL) => 0,
+    let scope = match unsafe { AGENT_TGIDS.get(&tgid) } {
+        Some(s) => *s,
+        None if ctl(CTL_SCOPE_ALL) => AgentScope { slot: 0, flags: 0, root: 0, _pad: 0 },
         None => return false,
     };
     let ticket = GateExec {
         // SAFETY: no preconditions.
         enter_ns: unsafe { bpf_ktime_get_ns() },
         tgid,
-        slot,
+        slot: scope.slot,
         uid,
         state: TICKET_PENDING,
+        root: scope.root,
+        scope_flags: scope.flags,
     };
     if GATE_EXECS.insert(&tid, &ticket, 0).is_err() {
         count_loss(LossSlot::GateExecMapFull);
@@ -132,6 +149,8 @@ pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
         tgid,
         slot: t.slot,
         uid: t.uid,
+        root: t.root,
+        scope_flags: t.scope_flags,
     };
     // Record first: a stop nobody hears of would last until a restart. No room, no stop.
     if GATE_STOPPED.insert(&tgid, &ev, 0).is_err() {

@@ -122,6 +122,9 @@ fn ret(ctx: &RetProbeContext) -> Result<(), i64> {
 
 pub(crate) fn emit(id: u64, call: &TlsCall, dir: Direction, len: u64) -> Result<(), i64> {
     let tgid = (id >> 32) as u32;
+    if dir == Direction::Write {
+        crate::gate::on_tls_write(tgid);
+    }
     let key = ConnKey { tgid, _pad: 0, conn: call.conn };
     // Claim this call's range of the stream first: bytes we then fail to send show up as a gap.
     let base = match TLS_OFFSETS.get_ptr_mut(&key) {

@@ -17,7 +17,7 @@ use super::{
     GateError, Shared,
     caller::{ReadCaps, read_caller},
     fanotify::Fanotify,
-    monotonic_ns, notify,
+    monotonic_ns, notify, provisional,
     pending::Entry,
     watchdog::Heartbeat,
 };
@@ -68,15 +68,15 @@ fn judge(s: &Shared, fan: &Fanotify, execs: &mut HashMap<MapData, u32, GateExec>
     if let Some(d) = s.test_delay {
         std::thread::sleep(d);
     }
-    let in_agent_tree = job.ticket.slot != 0;
+    let t = &job.ticket;
     let caller = read_caller(Path::new("/proc"), job.tid, &ReadCaps::default());
-    let (mut verdict, argv, cwd) = match caller {
+    let (verdict, argv, cwd) = match caller {
         Ok(c) => {
             let req = ExecRequest {
                 pid: job.ticket.tgid,
                 tid: job.tid,
                 uid: Some(job.ticket.uid),
-                in_agent_tree,
+                in_agent_tree: t.slot != 0,
                 argv: &c.argv,
                 argv_complete: c.argv_complete,
                 cwd: c.cwd.as_deref(),
@@ -86,9 +86,14 @@ fn judge(s: &Shared, fan: &Fanotify, execs: &mut HashMap<MapData, u32, GateExec>
         }
         Err(e) => {
             tracing::debug!(error = %e, tid = job.tid, "the caller's argv could not be read: the fail mode answers");
-            (Verdict { decision: s.judge.on_timeout(in_agent_tree), matches: Vec::new() }, Vec::new(), None)
+            (Verdict { decision: s.judge.on_timeout(t.slot != 0), matches: Vec::new() }, Vec::new(), None)
         }
     };
+    // A provisional tree's refusal waits for the engine, leaving the deadline thread some room.
+    let left = s.judge.config().deadline.saturating_sub(Duration::from_nanos(monotonic_ns().saturating_sub(t.enter_ns)));
+    let (verdict, slot) = provisional::settle(s, verdict, t.slot, t.scope_flags, t.root, Instant::now() + left * 3 / 4);
+    let mut verdict = verdict;
+    let in_agent_tree = slot != 0;
     seen(execs, job.tid, &job.ticket);
     s.remember((job.tid, job.ticket.enter_ns), verdict.decision);
     let answered = s.pending.answer(fan, job.id, verdict.decision == Decision::Allow).is_some();
@@ -107,7 +112,7 @@ fn judge(s: &Shared, fan: &Fanotify, execs: &mut HashMap<MapData, u32, GateExec>
             pid: job.ticket.tgid,
             tid: job.tid,
             uid: Some(job.ticket.uid),
-            agent: s.agents.name(job.ticket.slot).map(|a| a.to_string()),
+            agent: s.agents.name(slot).map(|a| a.to_string()),
             cwd,
             argv,
             mechanism: Mechanism::Fanotify,

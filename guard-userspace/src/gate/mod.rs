@@ -16,6 +16,7 @@ mod listener;
 pub(crate) mod mounts;
 pub(crate) mod notify;
 mod pending;
+mod provisional;
 pub(crate) mod release;
 mod scope;
 mod stops;
@@ -38,6 +39,8 @@ use std::{
 use guard_common::gate::{CTL_ON, CTL_SCOPE_ALL, CTL_STOP};
 use guard_core::{
     engine::Outputs,
+    pipeline::Output,
+    protocols::Role,
     enforce::{Decision, GateRecord, Judge, Mode, Scope},
 };
 use tokio::sync::mpsc;
@@ -219,11 +222,33 @@ impl Gate {
 
     /// New agents into the kernel's scope; arms the marks if they were off.
     pub(crate) fn on_outputs(&mut self, out: &Outputs) {
-        if out.scope.is_empty() {
-            return;
+        let mut tls = false;
+        for o in &out.pipeline {
+            match o {
+                Output::Exchange(x) => {
+                    tls = true;
+                    if let (Role::Client, false, Some(c)) = (x.role, x.inference, x.conn) {
+                        self.scope.not_an_agent(&self.shared.agents, c.pid);
+                    }
+                }
+                Output::Stream(_) | Output::InferenceRequest { .. } => tls = true,
+                Output::Exec(_) | Output::Fork(_) | Output::Exit(_) => {}
+            }
         }
         self.scope.apply(&self.shared.agents, &out.scope);
-        self.tick(true);
+        // TLS traffic may be a zero-config agent's first call (its tree is provisionally in
+        // scope in the kernel already): arm before its first tool runs, not after.
+        if tls || !out.scope.is_empty() {
+            self.touch();
+        }
+    }
+
+    fn touch(&mut self) {
+        let now = Instant::now();
+        let fresh = self.last_agent_seen.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
+        if !fresh {
+            self.tick(true);
+        }
     }
 
     /// Keeps the marks while agents live (and on new mounts); drops them a while after the last.

@@ -9,16 +9,25 @@ use std::{
 };
 
 use aya::maps::{HashMap, MapData};
-use guard_common::gate::{AgentScope, SCOPE_ROOT};
+use guard_common::gate::{AgentScope, SCOPE_PROVISIONAL, SCOPE_ROOT};
 use guard_core::govern::ScopeAdd;
 
 use super::{fanotify::Fanotify, mounts};
 
-/// Agent names by slot (slot 0: not an agent, only with `scope = "all"`), for the gate's records.
+/// Agent names by slot (slot 0: not a known agent), for the gate's records; and what the engine
+/// found out about the roots of provisional scope entries (`SCOPE_PROVISIONAL`).
 #[derive(Default)]
 pub(super) struct Agents {
-    names: RwLock<(Vec<Arc<str>>, StdHashMap<Arc<str>, u32>)>,
+    names: RwLock<Names>,
+    /// Root tgid → its agent's slot, or 0 when its traffic showed it is no agent.
+    resolved: RwLock<StdHashMap<u32, u32>>,
 }
+
+/// Agent names by slot - 1, and slots by name.
+type Names = (Vec<Arc<str>>, StdHashMap<Arc<str>, u32>);
+
+/// Resolutions kept; the oldest processes are long gone when it fills, so it is simply cleared.
+const MAX_RESOLVED: usize = 65_536;
 
 /// Distinct agent names kept; past it, new names share the last slot's record name.
 const MAX_AGENTS: usize = 4096;
@@ -38,6 +47,20 @@ impl Agents {
         s
     }
 
+    /// What is known of a provisional root: `Some(slot)` (0: no agent), `None`: not yet.
+    pub(super) fn resolution(&self, root: u32) -> Option<u32> {
+        self.resolved.read().unwrap_or_else(|e| e.into_inner()).get(&root).copied()
+    }
+
+    /// Records a resolution; returns whether it is new.
+    fn resolve(&self, root: u32, slot: u32) -> bool {
+        let mut g = self.resolved.write().unwrap_or_else(|e| e.into_inner());
+        if g.len() >= MAX_RESOLVED {
+            g.clear();
+        }
+        g.insert(root, slot) != Some(slot)
+    }
+
     pub(super) fn name(&self, slot: u32) -> Option<Arc<str>> {
         let g = self.names.read().unwrap_or_else(|e| e.into_inner());
         g.0.get((slot as usize).checked_sub(1)?).cloned()
@@ -55,11 +78,30 @@ impl ScopeWriter {
 
     pub(super) fn apply(&mut self, agents: &Agents, adds: &[ScopeAdd]) {
         for a in adds {
-            let v = AgentScope { slot: agents.slot(&a.agent), flags: SCOPE_ROOT };
-            tracing::info!(tgid = a.tgid, agent = %a.agent, slot = v.slot, "in the exec gate's scope");
+            let v = AgentScope { slot: agents.slot(&a.agent), flags: SCOPE_ROOT, root: a.tgid, _pad: 0 };
+            agents.resolve(a.tgid, v.slot);
+            tracing::debug!(tgid = a.tgid, agent = %a.agent, slot = v.slot, "in the exec gate's scope");
             if let Err(e) = self.map.insert(a.tgid, v, 0) {
                 tracing::warn!(tgid = a.tgid, error = %e, "an agent process could not be put in the exec gate's scope");
             }
+        }
+    }
+
+    /// A client whose exchange was no inference call is no agent (unless it was found to be one):
+    /// its provisional entries, and its descendants', leave the kernel's scope.
+    pub(super) fn not_an_agent(&mut self, agents: &Agents, tgid: u32) {
+        if agents.resolution(tgid).is_some_and(|s| s != 0) || !agents.resolve(tgid, 0) {
+            return;
+        }
+        let gone: Vec<u32> = self
+            .map
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, v)| v.root == tgid && v.flags & SCOPE_PROVISIONAL != 0)
+            .map(|(k, _)| k)
+            .collect();
+        for t in gone {
+            let _ = self.map.remove(&t);
         }
     }
 

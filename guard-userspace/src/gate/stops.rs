@@ -2,7 +2,11 @@
 //! marked, a host without fanotify) is stopped by the kernel before its first instruction. This
 //! thread judges what it now runs (`/proc/PID/cmdline`) and kills it or lets it go.
 
-use std::{os::fd::AsRawFd as _, sync::atomic::Ordering::Relaxed};
+use std::{
+    os::fd::AsRawFd as _,
+    sync::atomic::Ordering::Relaxed,
+    time::{Duration, Instant},
+};
 
 use aya::maps::{HashMap, MapData, RingBuf};
 use guard_common::gate::StopEvent;
@@ -11,7 +15,7 @@ use guard_core::{
     enforce::{Decision, GateRecord, Mechanism, Verdict},
 };
 
-use super::{Shared, monotonic_ns, release};
+use super::{Shared, monotonic_ns, provisional, release};
 
 pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap<MapData, u32, StopEvent>) {
     let fd = events.as_raw_fd();
@@ -39,6 +43,8 @@ fn handle(s: &Shared, ev: &StopEvent, stopped: &mut HashMap<MapData, u32, StopEv
         return;
     };
     let verdict = release::judge(&s.judge, ev, &st);
+    let left = s.judge.config().deadline.saturating_sub(Duration::from_nanos(monotonic_ns().saturating_sub(ev.enter_ns)));
+    let (verdict, slot) = provisional::settle(s, verdict, ev.slot, ev.scope_flags, ev.root, Instant::now() + left);
     release::let_go(&st, verdict.decision);
     let _ = stopped.remove(&ev.tgid);
     let latency_ns = monotonic_ns().saturating_sub(ev.enter_ns);
@@ -50,7 +56,7 @@ fn handle(s: &Shared, ev: &StopEvent, stopped: &mut HashMap<MapData, u32, StopEv
             pid: ev.tgid,
             tid: ev.tid,
             uid: Some(ev.uid),
-            agent: s.agents.name(ev.slot).map(|a| a.to_string()),
+            agent: s.agents.name(slot).map(|a| a.to_string()),
             cwd: st.cwd,
             argv: st.argv,
             mechanism: Mechanism::Stop,

@@ -102,7 +102,10 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
         if r == 0 {
             // SAFETY: no preconditions.
             let parent = unsafe { libc::getppid() } as u32;
-            if !killed && parent == pid {
+            // A guard already exiting (its main thread a zombie) only needs time to finish.
+            let exiting = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|st| st.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')));
+            if !killed && parent == pid && !exiting {
                 tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, threads = %threads(pid), "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
                 // SAFETY: signals our parent, checked above to be guard.
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };

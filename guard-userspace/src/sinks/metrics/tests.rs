@@ -143,6 +143,21 @@ fn one_call_encodes_exactly() {
         + "# HELP guard_build guard's version.\n"
         + "# TYPE guard_build info\n"
         + &format!("guard_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))
+        + "# HELP guard_enforce_decisions Answers the exec gate gave, by decision (out_of_scope, allow, deny) and mechanism.\n"
+        + "# TYPE guard_enforce_decisions counter\n"
+        + "# HELP guard_enforce_decision_seconds How long an in-scope exec waited for the gate's answer, from its execve call.\n"
+        + "# TYPE guard_enforce_decision_seconds histogram\n"
+        + "guard_enforce_decision_seconds_sum 0.0\n"
+        + "guard_enforce_decision_seconds_count 0\n"
+        + &["0.00001", "0.000025", "0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.1", "0.25", "2.5", "+Inf"].iter().map(|le| format!("guard_enforce_decision_seconds_bucket{{le=\"{le}\"}} 0\n")).collect::<String>()
+        + "# HELP guard_enforce_timeouts In-scope execs answered by enforce.fail because no verdict came within the deadline.\n"
+        + "# TYPE guard_enforce_timeouts counter\n"
+        + "guard_enforce_timeouts_total 0\n"
+        + "# HELP guard_enforcement_mechanism Enforcement mechanisms, 1 while active: fanotify (exec permission events), stop (SIGSTOP at exec exit), bpf_lsm.\n"
+        + "# TYPE guard_enforcement_mechanism gauge\n"
+        + "guard_enforcement_mechanism{mechanism=\"bpf_lsm\"} 0\n"
+        + "guard_enforcement_mechanism{mechanism=\"fanotify\"} 0\n"
+        + "guard_enforcement_mechanism{mechanism=\"stop\"} 0\n"
         + "# EOF\n";
     assert_eq!(sorted(&m.encode()), expected);
 }
