@@ -41,6 +41,9 @@ fn expected_line(
     script: &str,
     victim: &Path,
 ) -> String {
+    // On defaults the exec gate runs in monitor mode: an agent's command is judged before it
+    // runs and recorded as what enforce mode would block; anyone else's is only observed.
+    let (action, mechanism) = if agent.is_some() { ("would_block", "\"fanotify\"") } else { ("observed", "null") };
     let host = guard::testing::hostname();
     let agent = agent.map_or("null".to_owned(), |a| format!("\"{a}\""));
     let chain = serde_json::to_string(&line["process_chain"]).unwrap();
@@ -49,7 +52,7 @@ fn expected_line(
         concat!(
             r#"{{"time":"{}","host":"{}","agent":{},"process_chain":{},"pid":{},"uid":0,"user":"root","cwd":"{}","#,
             r#""argv":{},"rule_id":"fs.rm-rf-outside-worktree","category":"file_deletion","severity":"high","#,
-            r#""why":"`rm -rf {}` (via bash): flags -r -f, path `{}` is outside the working tree","action":"observed"}}"#
+            r#""why":"`rm -rf {}` (via bash): flags -r -f, path `{}` is outside the working tree","action":"{}","mechanism":{}}}"#
         ),
         line["time"].as_str().unwrap(),
         host,
@@ -60,6 +63,8 @@ fn expected_line(
         argv,
         victim.display(),
         victim.display(),
+        action,
+        mechanism,
     )
 }
 

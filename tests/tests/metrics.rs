@@ -88,8 +88,9 @@ fn metrics_equal_the_servers_usage_and_the_commands_run() {
         usage: [11, 0, 0, 7, 0],
     }];
     expect(&mut want, "metrics-bot", &bot);
+    // On defaults the gate judges the agent's command before it runs (monitor mode).
     want.insert(
-        r#"guard_destructive_commands_total{agent="metrics-bot",rule="fs.rm-rf-outside-worktree",severity="high",action="observed"}"#.into(),
+        r#"guard_destructive_commands_total{agent="metrics-bot",rule="fs.rm-rf-outside-worktree",severity="high",action="would_block"}"#.into(),
         1.0,
     );
     for (series, value) in &want {

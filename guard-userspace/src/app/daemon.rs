@@ -106,7 +106,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 tls.tick(now);
                 match gate.as_mut() {
                     Some(g) => {
-                        g.tick(engine.table().agent_counts().values().any(|n| *n > 0));
+                        g.tick();
                         sinks.metrics.set_lost_total(LossSource::GateRecords, g.lost_records());
                     }
                     // With a gate, its deadline thread pings systemd's watchdog; without, the loop.

@@ -67,8 +67,6 @@ pub(crate) struct GateOptions {
 
 /// Decision records waiting for the daemon loop; more are dropped and counted.
 const RECORDS_CAP: usize = 4096;
-/// How long after the last agent exits the marks stay (re-marking costs a mountinfo walk).
-const DISARM_AFTER: Duration = Duration::from_secs(30);
 
 /// How often agent entries of processes that are gone are swept from the kernel's scope.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -132,7 +130,6 @@ pub(crate) struct Gate {
     marks: Marks,
     ctl: aya::maps::Array<aya::maps::MapData, u32>,
     watchdog: Option<watchdog::Watchdog>,
-    last_agent_seen: Option<Instant>,
     last_sweep: Instant,
     overflows_seen: u64,
 }
@@ -195,9 +192,9 @@ impl Gate {
         // fanotify is in use from here, its marks placed whenever an agent lives.
         shared.metrics.active[0].set(i64::from(on && shared.fan.is_some()));
         shared.metrics.active[1].set(i64::from(on));
-        let marks = Marks::new(opts.marks, cfg.scope == Scope::All);
-        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, watchdog: Some(watchdog), last_agent_seen: None, last_sweep: Instant::now(), overflows_seen: 0 };
-        gate.tick(!running_agents.scope.is_empty());
+        let marks = Marks::new(opts.marks);
+        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
+        gate.tick();
         tracing::info!(
             mode = ?cfg.mode,
             scope = ?cfg.scope,
@@ -222,37 +219,18 @@ impl Gate {
 
     /// New agents into the kernel's scope; arms the marks if they were off.
     pub(crate) fn on_outputs(&mut self, out: &Outputs) {
-        let mut tls = false;
         for o in &out.pipeline {
-            match o {
-                Output::Exchange(x) => {
-                    tls = true;
-                    if let (Role::Client, false, Some(c)) = (x.role, x.inference, x.conn) {
-                        self.scope.not_an_agent(&self.shared.agents, c.pid);
-                    }
-                }
-                Output::Stream(_) | Output::InferenceRequest { .. } => tls = true,
-                Output::Exec(_) | Output::Fork(_) | Output::Exit(_) => {}
+            if let Output::Exchange(x) = o
+                && let (Role::Client, false, Some(c)) = (x.role, x.inference, x.conn)
+            {
+                self.scope.not_an_agent(&self.shared.agents, c.pid);
             }
         }
         self.scope.apply(&self.shared.agents, &out.scope);
-        // TLS traffic may be a zero-config agent's first call (its tree is provisionally in
-        // scope in the kernel already): arm before its first tool runs, not after.
-        if tls || !out.scope.is_empty() {
-            self.touch();
-        }
     }
 
-    fn touch(&mut self) {
-        let now = Instant::now();
-        let fresh = self.last_agent_seen.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
-        if !fresh {
-            self.tick(true);
-        }
-    }
-
-    /// Keeps the marks while agents live (and on new mounts); drops them a while after the last.
-    pub(crate) fn tick(&mut self, agents_alive: bool) {
+    /// Marks new mounts, sweeps gone processes from the scope, reports overflows.
+    pub(crate) fn tick(&mut self) {
         let now = Instant::now();
         if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
             self.last_sweep = now;
@@ -263,11 +241,7 @@ impl Gate {
             self.overflows_seen = fan.overflows();
             tracing::warn!(total = self.overflows_seen, "fanotify queue overflowed: the kernel allowed execs unseen");
         }
-        if agents_alive {
-            self.last_agent_seen = Some(now);
-        }
-        let wanted = self.marks.always() || self.last_agent_seen.is_some_and(|t| now.duration_since(t) < DISARM_AFTER);
-        self.marks.sync(fan, wanted);
+        self.marks.sync(fan, true);
     }
 
     /// Disarms first: no new ticket, no mark; pending events are allowed as the fd closes.

@@ -115,25 +115,22 @@ impl ScopeWriter {
     }
 }
 
-/// The filesystems marked for exec permission events.
+/// The filesystems marked for exec permission events: all of them, from start to stop. Marks
+/// placed only while an agent lives would save non-agents the fanotify round trip, but a
+/// zero-config agent is known only after its first call, and its first tool would then meet
+/// the stop (SIGKILL) rather than EPERM: always armed is the predictable choice.
 pub(super) struct Marks {
     /// Configured paths; empty: every filesystem that can hold programs.
     paths: Vec<PathBuf>,
-    always: bool,
     marked: HashSet<PathBuf>,
     watch: Option<mounts::MountWatch>,
     armed: bool,
 }
 
 impl Marks {
-    pub(super) fn new(paths: Vec<PathBuf>, always: bool) -> Self {
+    pub(super) fn new(paths: Vec<PathBuf>) -> Self {
         let watch = if paths.is_empty() { mounts::MountWatch::open().ok() } else { None };
-        Self { paths, always, marked: HashSet::new(), watch, armed: false }
-    }
-
-    /// Marks are kept whatever the agents do (`scope = "all"`).
-    pub(super) fn always(&self) -> bool {
-        self.always
+        Self { paths, marked: HashSet::new(), watch, armed: false }
     }
 
     /// Brings the marks to `wanted`, marking new mounts while armed. Returns whether armed.
@@ -145,7 +142,7 @@ impl Marks {
                 }
                 self.marked.clear();
                 self.armed = false;
-                tracing::info!("exec gate disarmed: no agent alive");
+                tracing::info!("exec gate disarmed");
             }
             return false;
         }
