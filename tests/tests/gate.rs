@@ -418,7 +418,10 @@ fn sigstopped_guard_is_killed_by_its_watchdog() {
     let status = d.wait_exit(Duration::from_secs(10)).expect("the watchdog killed guard");
     let died = t0.elapsed();
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
-    assert!(died < bound, "guard died {died:?} after the stop (bound {bound:?})");
+    // The bound is on the execs (below), not on guard's death: a SIGKILLed guard takes a second
+    // or two to finish exiting (each uprobe it detaches waits for an RCU grace period), and the
+    // kernel allows its pending events as soon as the fanotify fd closes, early in that exit.
+    eprintln!("guard died {died:?} after the stop");
     let deadline = Instant::now() + Duration::from_secs(2);
     while gate::state(watchdog).is_some_and(|s| s != 'Z') {
         assert!(Instant::now() < deadline, "the watchdog {watchdog} still runs");

@@ -164,11 +164,11 @@ impl Governor {
                 self.command(r, wall, lookup, sink);
             }
             Output::Fork(f) => {
-                // The kernel gave the child its parent's scope.
-                let parent = ProcKey::from_ns(f.parent_pid, f.parent_start_time_ns);
-                let before = self.table.agent_of_key(parent);
+                // The kernel gives a child its parent's scope, but only if the parent's entry was
+                // there at the fork: a child forked just before its parent was identified (a
+                // launcher that starts the real agent at once) is put in scope here.
                 self.table.observe(out);
-                self.rescope(ProcKey::from_ns(f.child_pid, f.child_start_time_ns), before, scope);
+                self.rescope(ProcKey::from_ns(f.child_pid, f.child_start_time_ns), None, scope);
             }
             Output::Exit(_) => self.table.observe(out),
             Output::Stream(_) => return,

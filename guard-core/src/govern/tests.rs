@@ -304,10 +304,11 @@ fn scope_grows_when_an_agent_is_identified_and_only_then() {
     let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
     r.spawn(100, 200, "/usr/bin/node", &["node", cli]);
     assert_eq!(r.scope(), [(200, "claude-code".to_owned())]);
-    // Its children inherit scope in the kernel: nothing to add.
+    // Its children inherit scope in the kernel, but one forked before the parent's entry was
+    // written would not: each fork in an agent's tree is added again (a duplicate is harmless).
     r.spawn(200, 300, "/usr/bin/bash", &["bash", "-c", "ls"]);
     r.spawn(300, 301, "/usr/bin/node", &["node", cli]);
-    assert_eq!(r.scope(), Vec::<(u32, String)>::new());
+    assert_eq!(r.scope(), [(300, "claude-code".to_owned()), (301, "claude-code".to_owned())]);
 
     // A zero-config agent: its tree joins at its first inference request.
     r.spawn(100, 400, "/usr/bin/python3", &["python3", "helper.py"]);
@@ -320,8 +321,10 @@ fn scope_grows_when_an_agent_is_identified_and_only_then() {
     r.exchange(400, true);
     r.inference_request(400);
     assert_eq!(r.scope(), Vec::<(u32, String)>::new());
-    // A helper script of an agent is no agent of its own.
+    // A helper script of an agent is no agent of its own: its fork is re-added under the
+    // agent, its own request adds nothing.
     r.spawn(200, 600, "/usr/bin/python3", &["python3", "tool.py"]);
+    assert_eq!(r.scope(), [(600, "claude-code".to_owned())]);
     r.inference_request(600);
     assert_eq!(r.scope(), Vec::<(u32, String)>::new());
 }
