@@ -91,7 +91,7 @@ fn judge(s: &Shared, fan: &Fanotify, execs: &mut HashMap<MapData, u32, GateExec>
     };
     // A provisional tree's refusal waits for the engine, leaving the deadline thread some room.
     let left = s.judge.config().deadline.saturating_sub(Duration::from_nanos(monotonic_ns().saturating_sub(t.enter_ns)));
-    let (verdict, slot) = provisional::settle(s, verdict, t.slot, t.scope_flags, t.root, Instant::now() + left * 3 / 4);
+    let (verdict, slot) = provisional::settle(&s.agents, verdict, t.slot, t.scope_flags, t.root, Instant::now() + left * 3 / 4);
     let mut verdict = verdict;
     let in_agent_tree = slot != 0;
     seen(execs, job.tid, &job.ticket);

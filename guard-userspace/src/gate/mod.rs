@@ -16,10 +16,10 @@ mod listener;
 pub(crate) mod mounts;
 pub(crate) mod notify;
 mod pending;
-mod provisional;
+pub(super) mod provisional;
 pub(crate) mod release;
-mod scope;
-mod stops;
+pub(super) mod scope;
+pub(super) mod stops;
 pub(crate) mod watchdog;
 
 #[cfg(test)]

@@ -11,19 +11,19 @@ use guard_core::{
     enforce::{Decision, Verdict},
 };
 
-use super::Shared;
+use super::scope::Agents;
 
 /// How often a waiting judge looks for the engine's answer.
 const POLL: Duration = Duration::from_millis(2);
 
 /// The verdict and the agent's slot, once it is known whether the root is an agent.
-pub(super) fn settle(s: &Shared, v: Verdict, slot: u32, flags: u32, root: u32, until: Instant) -> (Verdict, u32) {
+pub(super) fn settle(agents: &Agents, v: Verdict, slot: u32, flags: u32, root: u32, until: Instant) -> (Verdict, u32) {
     let at_stake = v.matches.iter().any(|m| m.outcome != Action::Observed);
     if slot != 0 || flags & SCOPE_PROVISIONAL == 0 || !at_stake {
         return (v, slot);
     }
     loop {
-        match s.agents.resolution(root) {
+        match agents.resolution(root) {
             Some(0) => return (no_agent(v), 0),
             Some(slot) => return (v, slot),
             None if Instant::now() >= until => return (no_agent(v), 0),

@@ -33,7 +33,7 @@ const MAX_RESOLVED: usize = 65_536;
 const MAX_AGENTS: usize = 4096;
 
 impl Agents {
-    fn slot(&self, name: &Arc<str>) -> u32 {
+    pub(super) fn slot(&self, name: &Arc<str>) -> u32 {
         let mut g = self.names.write().unwrap_or_else(|e| e.into_inner());
         if let Some(&s) = g.1.get(name) {
             return s;
@@ -53,7 +53,7 @@ impl Agents {
     }
 
     /// Records a resolution; returns whether it is new.
-    fn resolve(&self, root: u32, slot: u32) -> bool {
+    pub(super) fn resolve(&self, root: u32, slot: u32) -> bool {
         let mut g = self.resolved.write().unwrap_or_else(|e| e.into_inner());
         if g.len() >= MAX_RESOLVED {
             g.clear();

@@ -44,7 +44,7 @@ fn handle(s: &Shared, ev: &StopEvent, stopped: &mut HashMap<MapData, u32, StopEv
     };
     let verdict = release::judge(&s.judge, ev, &st);
     let left = s.judge.config().deadline.saturating_sub(Duration::from_nanos(monotonic_ns().saturating_sub(ev.enter_ns)));
-    let (verdict, slot) = provisional::settle(s, verdict, ev.slot, ev.scope_flags, ev.root, Instant::now() + left);
+    let (verdict, slot) = provisional::settle(&s.agents, verdict, ev.slot, ev.scope_flags, ev.root, Instant::now() + left);
     release::let_go(&st, verdict.decision);
     let _ = stopped.remove(&ev.tgid);
     let latency_ns = monotonic_ns().saturating_sub(ev.enter_ns);

@@ -4,6 +4,7 @@
 
 mod caller;
 mod fanotify;
+mod logic;
 mod mounts;
 
 use std::{
