@@ -86,14 +86,15 @@ fn judge(s: &Shared, fan: &Fanotify, execs: &mut HashMap<MapData, u32, GateExec>
         }
         Err(e) => {
             tracing::debug!(error = %e, tid = job.tid, "the caller's argv could not be read: the fail mode answers");
-            (Verdict { decision: s.judge.on_timeout(t.slot != 0), matches: Vec::new() }, Vec::new(), None)
+            let maybe_agent = provisional::maybe_agent(&s.agents, t.slot, t.scope_flags, t.root);
+            (Verdict { decision: s.judge.on_timeout(maybe_agent), matches: Vec::new() }, Vec::new(), None)
         }
     };
     // A provisional tree's refusal waits for the engine, leaving the deadline thread some room.
     let left = s.judge.config().deadline.saturating_sub(Duration::from_nanos(monotonic_ns().saturating_sub(t.enter_ns)));
     let (verdict, slot) = provisional::settle(&s.agents, verdict, t.slot, t.scope_flags, t.root, Instant::now() + left * 3 / 4);
     let mut verdict = verdict;
-    let in_agent_tree = slot != 0;
+    let in_agent_tree = provisional::maybe_agent(&s.agents, slot, t.scope_flags, t.root);
     seen(execs, job.tid, &job.ticket);
     s.remember((job.tid, job.ticket.enter_ns), verdict.decision);
     let answered = s.pending.answer(fan, job.id, verdict.decision == Decision::Allow).is_some();

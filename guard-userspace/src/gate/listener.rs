@@ -18,6 +18,7 @@ use super::{
     judges::{self, Job},
     monotonic_ns,
     pending::{Entry, respond},
+    provisional,
 };
 
 /// One read takes every event queued, up to this many bytes (~2,700 events).
@@ -73,7 +74,7 @@ fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>,
     // The deadline counts from the execve call: time already spent in the queue is spent.
     let waited = Duration::from_nanos(monotonic_ns().saturating_sub(ticket.enter_ns));
     let deadline = Instant::now() + s.judge.config().deadline.saturating_sub(waited);
-    let in_agent_tree = ticket.slot != 0;
+    let in_agent_tree = provisional::maybe_agent(&s.agents, ticket.slot, ticket.scope_flags, ticket.root);
     let tid = ev.tid;
     s.pending.insert(id, Entry { ev, deadline, tid, enter_ns: ticket.enter_ns, in_agent_tree });
     if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) = jobs.try_send(Job { id, tid, ticket }) {

@@ -32,6 +32,12 @@ pub(super) fn settle(agents: &Agents, v: Verdict, slot: u32, flags: u32, root: u
     }
 }
 
+/// Whether an exec counts as an agent's for `enforce.fail`: a provisional tree does until the
+/// engine says its root is no agent (with `fail = "closed"`, a doubt is a refusal).
+pub(super) fn maybe_agent(agents: &Agents, slot: u32, flags: u32, root: u32) -> bool {
+    slot != 0 || (flags & SCOPE_PROVISIONAL != 0 && agents.resolution(root) != Some(0))
+}
+
 /// Outside every agent's tree, a match is only observed, as for any exec the gate does not own.
 fn no_agent(mut v: Verdict) -> Verdict {
     v.decision = Decision::Allow;
