@@ -18,7 +18,7 @@ use tokio::{signal::unix::{SignalKind, signal}, sync::{mpsc, watch}};
 pub(crate) use super::options::RunOptions;
 use super::{config::EnforceSection, gauges::Gauges, tls::Tls};
 use crate::{
-    gate::{Gate, GateError, GateOptions},
+    gate::{Gate, GateError, GateOptions, fanotify::Fanotify},
     kernel::{Kernel, LoadError, reader},
     sinks::{Sinks, metrics::LossSource, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, record::{Recording, RecordingError}},
     sys::{host, proc::Proc},
@@ -45,6 +45,7 @@ const GAUGES_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let io = |what| move |source| DaemonError::Io { what, source };
+    let fan = crate::gate::early_fanotify(opts.enforce.mode);
     let mut kernel = Kernel::load(&opts.load)?;
     for p in &kernel.probes {
         tracing::info!(program = p.program, attached = p.attached, error = p.error.as_deref(), "probe");
@@ -64,7 +65,10 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     engine.start(proc.running(), &mut out);
     sinks.take(&out)?;
     let mut tls = Tls::start(&mut kernel, &mut engine, opts.rescan_every).map_err(io("the scanning threads"))?;
-    let mut gate = start_gate(&mut kernel, judge, &opts.enforce, &sinks, &out)?;
+    let mut gate = match fan {
+        Some(fan) => start_gate(&mut kernel, fan, judge, &opts.enforce, &sinks, &out)?,
+        None => None,
+    };
 
     let ring = kernel.take_ring()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(opts.channel_capacity.max(1));
@@ -166,13 +170,10 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The exec gate, unless `enforce.mode = "off"`. A gate that cannot start stops `guard run` in
+/// The exec gate (`enforce.mode` is not off). A gate that cannot start stops `guard run` in
 /// enforce mode (the admin asked for refusals); in monitor mode guard runs on without it.
-fn start_gate(kernel: &mut Kernel, judge: Judge, cfg: &EnforceSection, sinks: &Sinks, running: &Outputs) -> Result<Option<Gate>, DaemonError> {
-    if cfg.mode == Mode::Off {
-        return Ok(None);
-    }
-    let opts = GateOptions { judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce() };
+fn start_gate(kernel: &mut Kernel, fan: std::io::Result<Fanotify>, judge: Judge, cfg: &EnforceSection, sinks: &Sinks, running: &Outputs) -> Result<Option<Gate>, DaemonError> {
+    let opts = GateOptions { fan, judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce() };
     match Gate::start(kernel, opts, running) {
         Ok(g) => Ok(Some(g)),
         Err(e) if cfg.mode == Mode::Enforce => Err(e.into()),

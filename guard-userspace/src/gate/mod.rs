@@ -59,6 +59,8 @@ pub(crate) enum GateError {
 }
 
 pub(crate) struct GateOptions {
+    /// The fanotify group, made by [`early_fanotify`] before anything else opens files.
+    pub fan: std::io::Result<Fanotify>,
     pub judge: Judge,
     /// Filesystems to mark, by a path on each; empty: every one that can hold programs.
     pub marks: Vec<PathBuf>,
@@ -143,8 +145,9 @@ impl Gate {
         let maps = kernel.take_gate(std::path::Path::new(release::PIN))?;
         let stopped = maps.stopped;
         let maps_pinned = maps.pinned;
+        // Spawned while nothing is marked: a child holds guard's fanotify fd until its exec ends.
         let watchdog = watchdog::Watchdog::spawn(cfg.deadline * 2).map_err(|source| GateError::Io { what: "spawning the watchdog", source })?;
-        let fan = match Fanotify::init() {
+        let fan = match opts.fan {
             Ok(f) => Some(f),
             Err(e) => {
                 tracing::warn!(error = %e, "fanotify permission events unavailable: the exec gate falls back to stopping each in-scope exec");
@@ -263,6 +266,14 @@ impl Gate {
         self.shared.metrics.active[1].set(0);
         drop(self.watchdog.take());
     }
+}
+
+/// The fanotify group, opened first thing in `guard run` so that its fd number is low. A dying
+/// process closes its fds in number order, and the kernel allows the pending execs only when this
+/// one closes; behind it, each BPF link guard holds takes an RCU grace period to close, a second
+/// or more in all, during which a killed guard's execs would still wait.
+pub(crate) fn early_fanotify(mode: Mode) -> Option<std::io::Result<Fanotify>> {
+    (mode != Mode::Off).then(Fanotify::init)
 }
 
 /// Now on the clock `bpf_ktime_get_ns` reads (CLOCK_MONOTONIC), in ns.
