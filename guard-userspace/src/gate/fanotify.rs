@@ -61,7 +61,7 @@ impl Fanotify {
         }
         // SAFETY: fanotify_init returned a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Self { fd, overflows: AtomicU64::new(0) })
+        Ok(Self { fd: high(fd), overflows: AtomicU64::new(0) })
     }
 
     fn mark(&self, flags: libc::c_uint, mask: u64, path: &Path) -> io::Result<()> {
@@ -274,4 +274,25 @@ mod unit {
         }
         assert_eq!(parse(&[]).count(), 0);
     }
+}
+
+/// The group's fd moved to a number above every other fd guard will open. A dying process
+/// closes its fds in number order and the kernel releases them last-closed first; only when this
+/// one is released are the execs waiting on guard allowed. Below it, each BPF link guard holds
+/// waits for an RCU grace period as it goes: a second or more in all, measured here, during
+/// which a killed guard's execs would still wait. On failure the fd stays where it is.
+fn high(fd: OwnedFd) -> OwnedFd {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: writes only the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur < 256 {
+        return fd;
+    }
+    let at = (lim.rlim_cur.min(1 << 20) - 1) as libc::c_int;
+    // SAFETY: duplicates an open fd to the lowest free number >= `at`; no memory is passed.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, at) };
+    if high < 0 {
+        return fd;
+    }
+    // SAFETY: a new descriptor that nothing else owns; the old one closes as `fd` drops.
+    unsafe { OwnedFd::from_raw_fd(high) }
 }

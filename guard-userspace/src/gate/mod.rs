@@ -268,10 +268,8 @@ impl Gate {
     }
 }
 
-/// The fanotify group, opened first thing in `guard run` so that its fd number is low. A dying
-/// process closes its fds in number order, and the kernel allows the pending execs only when this
-/// one closes; behind it, each BPF link guard holds takes an RCU grace period to close, a second
-/// or more in all, during which a killed guard's execs would still wait.
+/// The fanotify group, opened before the kernel programs (see `fanotify::high` for why its fd
+/// number matters when guard dies).
 pub(crate) fn early_fanotify(mode: Mode) -> Option<std::io::Result<Fanotify>> {
     (mode != Mode::Off).then(Fanotify::init)
 }
