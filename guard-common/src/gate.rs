@@ -76,7 +76,13 @@ pub const CTL_ON: u32 = 0;
 pub const CTL_SCOPE_ALL: u32 = 1;
 /// Stop unanswered in-scope execs at `sys_exit_execve`.
 pub const CTL_STOP: u32 = 2;
-pub const CTL_SLOTS: u32 = 4;
+/// The daemon's heartbeat: `bpf_ktime_get_ns` in ms (wrapping u32), written every quarter
+/// deadline while guard answers.
+pub const CTL_BEAT_MS: u32 = 3;
+/// A heartbeat older than this (ms) means guard is not answering (stopped, dying): the kernel
+/// then stops no exec, since nobody would let it go.
+pub const CTL_STALE_MS: u32 = 4;
+pub const CTL_SLOTS: u32 = 8;
 
 pub const AGENT_TGIDS_MAX: u32 = 32_768;
 pub const GATE_EXECS_MAX: u32 = 8_192;

@@ -12,7 +12,7 @@ use aya_ebpf::{
 use guard_common::{
     event::LossSlot,
     gate::{
-        AGENT_TGIDS_MAX, AgentScope, CTL_ON, SCOPE_PROVISIONAL, CTL_SCOPE_ALL, CTL_SLOTS, CTL_STOP, GATE_EXECS_MAX,
+        AGENT_TGIDS_MAX, AgentScope, CTL_BEAT_MS, CTL_ON, CTL_STALE_MS, SCOPE_PROVISIONAL, CTL_SCOPE_ALL, CTL_SLOTS, CTL_STOP, GATE_EXECS_MAX,
         GATE_STOPPED_MAX, GateExec, StopEvent, TICKET_PENDING,
     },
 };
@@ -44,7 +44,19 @@ const SIGSTOP: u32 = 19;
 
 #[inline(always)]
 fn ctl(i: u32) -> bool {
-    GATE_CTL.get(i).is_some_and(|v| *v != 0)
+    ctl_value(i) != 0
+}
+
+#[inline(always)]
+fn ctl_value(i: u32) -> u32 {
+    GATE_CTL.get(i).copied().unwrap_or(0)
+}
+
+/// Whether guard's heartbeat is recent: a stop is only worth making if guard will answer it.
+#[inline(always)]
+fn guard_alive(now_ns: u64) -> bool {
+    let now_ms = (now_ns / 1_000_000) as u32;
+    now_ms.wrapping_sub(ctl_value(CTL_BEAT_MS)) <= ctl_value(CTL_STALE_MS)
 }
 
 /// A new process inherits its parent's scope. The fork tracepoint runs before the child is
@@ -140,10 +152,15 @@ pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
     if ret != 0 || t.state != TICKET_PENDING || !ctl(CTL_STOP) {
         return;
     }
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if !guard_alive(now) {
+        count_loss(LossSlot::GateStale);
+        return;
+    }
     let ev = StopEvent {
         enter_ns: t.enter_ns,
-        // SAFETY: no preconditions.
-        stopped_ns: unsafe { bpf_ktime_get_ns() },
+        stopped_ns: now,
         start_ns,
         tid,
         tgid,

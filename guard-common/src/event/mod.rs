@@ -283,6 +283,8 @@ tag_enum! {
         GateExecMapFull = 7,
         /// `GATE_EVENTS` was full: a stopped process was released at once, unjudged.
         GateStopRingFull = 8,
+        /// An in-scope exec no fanotify answer covered ran unstopped: guard was not answering.
+        GateStale = 9,
     }
 }
 

@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{HashMap, Map, MapData, MapError};
-use guard_common::gate::{GateExec, TICKET_SEEN};
+use aya::maps::{Array, HashMap, Map, MapData, MapError};
+use guard_common::gate::{CTL_BEAT_MS, GateExec, TICKET_SEEN};
 use guard_core::enforce::{Decision, ExecRequest, GateRecord, Mechanism, Verdict};
 
 use super::{
@@ -35,6 +35,10 @@ pub(super) struct Job {
 /// A handle of its own on the kernel's ticket map (handles are not shared across threads).
 pub(super) fn open_execs(id: u32) -> Result<HashMap<MapData, u32, GateExec>, MapError> {
     HashMap::try_from(Map::HashMap(MapData::from_id(id)?))
+}
+
+fn open_ctl(id: u32) -> Result<Array<MapData, u32>, MapError> {
+    Array::try_from(Map::Array(MapData::from_id(id)?))
 }
 
 pub(super) fn start(s: &Arc<Shared>, threads: &mut Vec<JoinHandle<()>>) -> Result<SyncSender<Job>, GateError> {
@@ -157,6 +161,7 @@ fn fail_answer(s: &Shared, fan: &Fanotify, e: &Entry) -> Decision {
 pub(super) fn deadline(s: &Shared, beat: Heartbeat) {
     let d = s.judge.config().deadline;
     let mut execs = s.fan.as_ref().and_then(|_| open_execs(s.execs_map).ok());
+    let mut ctl = open_ctl(s.ctl_map).ok();
     let mut last_beat = Instant::now();
     beat.beat();
     let mut stuck = Stuck::default();
@@ -183,6 +188,9 @@ pub(super) fn deadline(s: &Shared, beat: Heartbeat) {
                 tracing::warn!(late_ms = now.duration_since(last_beat).as_millis() as u64, "exec gate heartbeat late");
             }
             beat.beat();
+            if let Some(ctl) = ctl.as_mut() {
+                let _ = ctl.set(CTL_BEAT_MS, super::beat_ms(), 0);
+            }
             notify::watchdog();
             last_beat = now;
         }

@@ -36,7 +36,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard_common::gate::{CTL_ON, CTL_SCOPE_ALL, CTL_STOP};
+use guard_common::gate::{CTL_BEAT_MS, CTL_ON, CTL_SCOPE_ALL, CTL_STALE_MS, CTL_STOP};
 use guard_core::{
     engine::Outputs,
     pipeline::Output,
@@ -90,6 +90,7 @@ struct Shared {
     /// Events the listener has read: the deadline thread's sign that it is alive.
     progress: AtomicU64,
     execs_map: u32,
+    ctl_map: u32,
     #[cfg(debug_assertions)]
     test_delay: Option<Duration>,
 }
@@ -169,6 +170,7 @@ impl Gate {
             stop_deadline: AtomicBool::new(false),
             progress: AtomicU64::new(0),
             execs_map,
+            ctl_map: maps.ctl_id,
             #[cfg(debug_assertions)]
             test_delay: std::env::var("GUARD_GATE_TEST_JUDGE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
         });
@@ -189,6 +191,9 @@ impl Gate {
         let mut ctl = maps.ctl;
         let on = cfg.mode != Mode::Off;
         let set = |ctl: &mut aya::maps::Array<_, u32>, i, v: bool| ctl.set(i, u32::from(v), 0).map_err(|source| GateError::Map { map: "GATE_CTL", source });
+        let stale_ms = u32::try_from((cfg.deadline * 2).as_millis()).unwrap_or(u32::MAX);
+        ctl.set(CTL_STALE_MS, stale_ms, 0).map_err(|source| GateError::Map { map: "GATE_CTL", source })?;
+        ctl.set(CTL_BEAT_MS, beat_ms(), 0).map_err(|source| GateError::Map { map: "GATE_CTL", source })?;
         set(&mut ctl, CTL_SCOPE_ALL, cfg.scope == Scope::All)?;
         set(&mut ctl, CTL_STOP, on)?;
         set(&mut ctl, CTL_ON, on)?;
@@ -272,6 +277,11 @@ impl Gate {
 /// number matters when guard dies).
 pub(crate) fn early_fanotify(mode: Mode) -> Option<std::io::Result<Fanotify>> {
     (mode != Mode::Off).then(Fanotify::init)
+}
+
+/// The heartbeat the kernel reads (`CTL_BEAT_MS`): monotonic ms, wrapping.
+fn beat_ms() -> u32 {
+    (monotonic_ns() / 1_000_000) as u32
 }
 
 /// Now on the clock `bpf_ktime_get_ns` reads (CLOCK_MONOTONIC), in ns.

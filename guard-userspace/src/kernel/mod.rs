@@ -95,6 +95,8 @@ pub(crate) struct GateMaps {
     pub stopped: aya::maps::HashMap<MapData, u32, StopEvent>,
     pub events: RingBuf<MapData>,
     pub ctl: aya::maps::Array<MapData, u32>,
+    /// The id of `ctl`, for the heartbeat the deadline thread writes.
+    pub ctl_id: u32,
 }
 
 /// A hooked file, its id (the attach cookie of all its probes) and its links.
@@ -306,6 +308,10 @@ impl Kernel {
             aya::maps::Map::HashMap(d) => d.info().map_err(err(maps::GATE_EXECS))?.id(),
             _ => return Err(err(maps::GATE_EXECS)(aya::maps::MapError::InvalidName { name: maps::GATE_EXECS.into() })),
         };
+        let ctl_id = match &ctl {
+            aya::maps::Map::Array(d) => d.info().map_err(err(maps::GATE_CTL))?.id(),
+            _ => return Err(err(maps::GATE_CTL)(aya::maps::MapError::InvalidName { name: maps::GATE_CTL.into() })),
+        };
         let pinned = match &stopped {
             aya::maps::Map::HashMap(d) => d.pin(pin).map_err(|e| e.to_string()),
             _ => Err("not a hash map".into()),
@@ -320,6 +326,7 @@ impl Kernel {
             pinned: pinned.is_ok(),
             events: RingBuf::try_from(events).map_err(err(maps::GATE_EVENTS))?,
             ctl: aya::maps::Array::try_from(ctl).map_err(err(maps::GATE_CTL))?,
+            ctl_id,
         })
     }
 

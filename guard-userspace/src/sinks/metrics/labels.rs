@@ -186,12 +186,14 @@ pub(crate) enum LossSource {
     GateExecMapFull,
     /// Stopped execs released unjudged because the stop ring was full.
     GateStopRingFull,
+    /// In-scope execs the kernel did not stop because guard was not answering.
+    GateStale,
     /// Gate decisions not written to audit and metrics because their channel was full.
     GateRecords,
 }
 
 impl LossSource {
-    pub(crate) const ALL: [Self; 16] = [
+    pub(crate) const ALL: [Self; 17] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -207,6 +209,7 @@ impl LossSource {
         Self::GateAgentMapFull,
         Self::GateExecMapFull,
         Self::GateStopRingFull,
+        Self::GateStale,
         Self::GateRecords,
     ];
 
@@ -227,6 +230,7 @@ impl LossSource {
             Self::GateAgentMapFull => "gate_agent_map_full",
             Self::GateExecMapFull => "gate_exec_map_full",
             Self::GateStopRingFull => "gate_stop_ring_full",
+            Self::GateStale => "gate_stale",
             Self::GateRecords => "gate_records",
         }
     }
@@ -246,6 +250,7 @@ impl From<LossSlot> for LossSource {
             LossSlot::GateAgentMapFull => Self::GateAgentMapFull,
             LossSlot::GateExecMapFull => Self::GateExecMapFull,
             LossSlot::GateStopRingFull => Self::GateStopRingFull,
+            LossSlot::GateStale => Self::GateStale,
         }
     }
 }

@@ -127,6 +127,7 @@ fn one_call_encodes_exactly() {
         + "guard_events_lost_total{source=\"gate_agent_map_full\"} 0\n"
         + "guard_events_lost_total{source=\"gate_exec_map_full\"} 0\n"
         + "guard_events_lost_total{source=\"gate_records\"} 0\n"
+        + "guard_events_lost_total{source=\"gate_stale\"} 0\n"
         + "guard_events_lost_total{source=\"gate_stop_ring_full\"} 0\n"
         + "guard_events_lost_total{source=\"kernel_aead_unbound\"} 0\n"
         + "guard_events_lost_total{source=\"kernel_argv_read\"} 0\n"
