@@ -138,7 +138,7 @@ pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
         count_loss(LossSlot::GateStopRingFull);
         return;
     }
-    if GATE_EVENTS.output(&ev, aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64).is_err() {
+    if GATE_EVENTS.output::<StopEvent>(&ev, aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64).is_err() {
         let _ = GATE_STOPPED.remove(&tgid);
         count_loss(LossSlot::GateStopRingFull);
         return;

@@ -166,6 +166,10 @@ impl Governor {
         }
     }
 
+    fn may_run(&self, r: &ExecRecord) -> bool {
+        r.argv.first().is_some_and(|a| self.rules.may_run(a)) || self.rules.may_run(&r.filename)
+    }
+
     fn command(
         &mut self,
         r: &ExecRecord,
@@ -178,7 +182,12 @@ impl Governor {
             return;
         };
         let key = ProcKey::from_ns(r.pid, start);
-        if let Some(cwd) = lookup.cwd(r.pid) {
+        // Only a command that can match a rule needs its own cwd (a /proc read per exec) and
+        // the rules' look.
+        let may_run = self.may_run(r);
+        if may_run
+            && let Some(cwd) = lookup.cwd(r.pid)
+        {
             self.table.set_cwd(key, cwd);
         }
         let agent = self.table.agent_of_key(key).map(|a| a.id.to_string());
@@ -198,6 +207,9 @@ impl Governor {
             home: user.and_then(|u| u.home.clone()),
             worktree: None,
         };
+        if !may_run {
+            return;
+        }
         let scope = self.table.dedup_scope(r.pid);
         for m in self.rules.check(&r.argv, &ctx) {
             if !self.dedup.first_sighting(scope, &m, r.ts_ns) {

@@ -39,6 +39,7 @@ struct Cond {
 pub struct RuleSet {
     rules: Vec<Rule>,
     commands: BTreeMap<String, CommandSpec>,
+    starts: super::starts::Starts,
 }
 
 impl RuleSet {
@@ -61,6 +62,7 @@ impl RuleSet {
         Self {
             rules: Vec::new(),
             commands: BTreeMap::new(),
+            starts: Default::default(),
         }
     }
 
@@ -87,7 +89,12 @@ impl RuleSet {
                 return Err(RulesError::UnknownDisabled { id: id.clone() });
             }
         }
+        self.starts = super::starts::Starts::of(&self.rules);
         Ok(self)
+    }
+
+    pub(super) fn starts(&self) -> &super::starts::Starts {
+        &self.starts
     }
 
     pub fn rules(&self) -> &[Rule] {

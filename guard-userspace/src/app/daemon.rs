@@ -39,11 +39,12 @@ const GAUGES_EVERY: Duration = Duration::from_secs(2);
 pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let io = |what| move |source| DaemonError::Io { what, source };
     let mut kernel = Kernel::load(&opts.load)?;
+    kernel.wake_on(&opts.engine.rules);
     for p in &kernel.probes {
         tracing::info!(program = p.program, attached = p.attached, error = p.error.as_deref(), "probe");
     }
     let markers = opts.engine.catalog.marker_names().into_iter().map(str::to_owned).collect();
-    let mut proc = Proc::new("/proc", markers).map_err(io("the cwd thread"))?;
+    let mut proc = Proc::new("/proc", markers, opts.engine.rules.clone()).map_err(io("the cwd thread"))?;
     let mut engine = Engine::new(EngineConfig { host: host::read(), record: opts.record.is_some(), ..opts.engine });
     let mut sinks = Sinks {
         metrics: Arc::new(Metrics::new(&opts.labels)),
@@ -79,6 +80,9 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 push(&raw, &mut engine, &mut proc, &mut out);
                 sinks.take(&out)?;
                 tls.on_outputs(&mut kernel, &out);
+                if rx.is_empty() {
+                    tls.flush();
+                }
             }
             Some(r) = tls.report() => tls.on_report(&mut kernel, &mut engine, r),
             _ = tick.tick() => {
