@@ -6,6 +6,8 @@
 
 /// The ring buffer every record goes through.
 pub const EVENTS: &str = "EVENTS";
+/// Program names (an LPM trie on `comm`) whose exec record wakes the reader at once.
+pub const WAKE_NAMES: &str = "WAKE_NAMES";
 /// Per-CPU loss counters, indexed by `event::LossSlot`.
 pub const LOSSES: &str = "LOSSES";
 /// Processes whose sockets the rustls (AEAD) programs watch.
@@ -18,4 +20,4 @@ pub const GATE_STOPPED: &str = "GATE_STOPPED";
 pub const GATE_EVENTS: &str = "GATE_EVENTS";
 pub const GATE_CTL: &str = "GATE_CTL";
 
-pub const ALL: [&str; 8] = [EVENTS, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL];
+pub const ALL: [&str; 9] = [EVENTS, WAKE_NAMES, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL];

@@ -216,9 +216,10 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     if n > 0 {
         ev.filename_len = (n - 1) as u32;
     }
-    // Wake the reader even when bulk TLS data is waiting unread: it reads the new program's cwd
-    // from /proc as this record arrives, before a short-lived command is gone.
-    ring::submit(slot, Wake::Now);
+    // A program that can start a rule match wakes the reader even when bulk TLS data is waiting
+    // unread: it reads the new program's cwd as this record arrives.
+    let wake = ring::exec_wake(&ev.comm);
+    ring::submit(slot, wake);
     Ok(())
 }
 

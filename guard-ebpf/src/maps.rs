@@ -3,14 +3,20 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
-use guard_common::event::{ExecArgvEvent, LOSS_SLOTS, LossSlot, TlsDataEvent, TlsFunc};
+use guard_common::event::{COMM_LEN, ExecArgvEvent, LOSS_SLOTS, LossSlot, TlsDataEvent, TlsFunc};
 
 /// All events. 16 MiB carried ~30k events/s of 4 KiB with no drops here (FACTS.md); the loader
 /// may resize it from the config.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// The programs whose cwd the daemon reads (rule commands, wrappers, shells), by `comm`: their
+/// exec record wakes the reader at once (`ring::exec_wake`). Filled by the loader; a 0-bit
+/// prefix wakes for every program.
+#[map]
+pub static WAKE_NAMES: LpmTrie<[u8; COMM_LEN], u8> = LpmTrie::with_max_entries(1024, 0);
 
 /// Loss counters, indexed by `guard_common::event::LossSlot`.
 #[map]

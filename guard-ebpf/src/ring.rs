@@ -3,11 +3,11 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    maps::ring_buf::RingBufEntry,
+    maps::{lpm_trie::Key, ring_buf::RingBufEntry},
 };
-use guard_common::event::LossSlot;
+use guard_common::event::{COMM_LEN, LossSlot};
 
-use crate::maps::{EVENTS, count_loss};
+use crate::maps::{EVENTS, WAKE_NAMES, count_loss};
 
 /// Unread bytes in the ring past which bulk data wakes the reader at once.
 const WAKE_AT: u64 = 256 * 1024;
@@ -15,7 +15,9 @@ const WAKE_AT: u64 = 256 * 1024;
 /// When a record wakes the reader.
 #[derive(Clone, Copy)]
 pub enum Wake {
-    /// The kernel's default: when the reader has read everything before this record.
+    /// No wake-up of its own: the reader's 20 ms drain (or the next wake-up) takes it. The
+    /// kernel's default woke the reader for nearly every record of a fork+exec loop, five
+    /// wake-ups of the reader and the engine per exec (issue 16).
     Default,
     /// At once, even when bulk data is waiting unread.
     Now,
@@ -29,13 +31,20 @@ impl Wake {
     #[inline(always)]
     fn flags(self) -> u64 {
         let f = match self {
-            Self::Default => 0,
             Self::Now => BPF_RB_FORCE_WAKEUP,
-            Self::Bulk if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKE_AT => BPF_RB_FORCE_WAKEUP,
-            Self::Bulk => BPF_RB_NO_WAKEUP,
+            Self::Default | Self::Bulk if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKE_AT => BPF_RB_FORCE_WAKEUP,
+            Self::Default | Self::Bulk => BPF_RB_NO_WAKEUP,
         };
         f as u64
     }
+}
+
+/// How an exec record of the program named `comm` wakes the reader: at once when the daemon
+/// reads its cwd (from /proc, before a short-lived command is gone), else with the next drain.
+#[inline(always)]
+pub fn exec_wake(comm: &[u8; COMM_LEN]) -> Wake {
+    let key = Key::new((COMM_LEN * 8) as u32, *comm);
+    if WAKE_NAMES.get(&key).is_some() { Wake::Now } else { Wake::Default }
 }
 
 /// Room for one `T`, to be filled in place and then [`submit`]ted.

@@ -253,6 +253,10 @@ impl Governor {
         }));
     }
 
+    fn may_run(&self, r: &ExecRecord) -> bool {
+        r.argv.first().is_some_and(|a| self.rules.may_run(a)) || self.rules.may_run(&r.filename)
+    }
+
     fn command(
         &mut self,
         r: &ExecRecord,
@@ -265,7 +269,13 @@ impl Governor {
             return;
         };
         let key = ProcKey::from_ns(r.pid, start);
-        if let Some(cwd) = lookup.cwd(r.pid) {
+        // The gate held a gated exec and owns its verdict (its record comes through `gate`).
+        // Otherwise only a command that can match a rule needs its own cwd (a /proc read per
+        // exec) and the rules' look.
+        let may_run = !r.gated && self.may_run(r);
+        if may_run
+            && let Some(cwd) = lookup.cwd(r.pid)
+        {
             self.table.set_cwd(key, cwd);
         }
         let agent = self.table.agent_of_key(key).map(|a| a.id.to_string());
@@ -278,8 +288,7 @@ impl Governor {
             name,
             agent: agent.clone(),
         });
-        // The gate held this exec and owns its verdict (its record comes through `gate`).
-        if r.gated {
+        if !may_run {
             return;
         }
         let ctx = Context {

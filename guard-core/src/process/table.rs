@@ -270,8 +270,10 @@ impl ProcessTable {
                 pp.cgroup.clone(),
                 pp.markers.clone(),
                 pp.uid,
+                pp.catalog,
             )
         });
+        let copied = !known && image.is_some();
         let p = self.entry(key);
         p.parent = Some(parent);
         p.uid = p.uid.or(Some(f.uid));
@@ -279,14 +281,18 @@ impl ProcessTable {
             p.comm = Some(f.comm.clone());
         }
         // An exec seen before this fork already set the child's own image; keep it.
-        if !known && let Some((exe, argv, cwd, cgroup, markers, _)) = image {
+        if !known && let Some((exe, argv, cwd, cgroup, markers, _, catalog)) = image {
             p.exe = exe;
             p.argv = argv;
             p.cwd = cwd;
             p.cgroup = cgroup;
             p.markers = markers;
+            p.catalog = catalog;
         }
-        self.identify(key);
+        // A copy of the parent's image is what the parent was: the catalog was matched on it.
+        if !copied {
+            self.identify(key);
+        }
         // The mark may belong to the program this child is about to exec: keep it parked until
         // the exec (or its expiry) too.
         if self.parked.contains_key(&key) {

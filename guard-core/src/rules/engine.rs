@@ -43,6 +43,7 @@ pub struct RuleSet {
     /// `[actions]` of every file so far: they win over a rule's own `action`, even one a later
     /// file redefines.
     actions: BTreeMap<String, RuleAction>,
+    starts: super::starts::Starts,
 }
 
 impl RuleSet {
@@ -66,6 +67,7 @@ impl RuleSet {
             rules: Vec::new(),
             commands: BTreeMap::new(),
             actions: BTreeMap::new(),
+            starts: Default::default(),
         }
     }
 
@@ -89,6 +91,7 @@ impl RuleSet {
             self.disable(id)?;
         }
         self.set_actions(file.actions)?;
+        self.starts = super::starts::Starts::of(&self.rules);
         Ok(self)
     }
 
@@ -113,6 +116,10 @@ impl RuleSet {
             }
         }
         Ok(())
+    }
+
+    pub(super) fn starts(&self) -> &super::starts::Starts {
+        &self.starts
     }
 
     pub fn rules(&self) -> &[Rule] {

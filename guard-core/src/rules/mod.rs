@@ -13,6 +13,7 @@ pub mod parse;
 pub mod paths;
 pub mod schema;
 pub mod shell;
+mod starts;
 
 #[cfg(test)]
 mod corpus_tests;

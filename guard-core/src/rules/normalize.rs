@@ -247,6 +247,11 @@ fn expand(
 }
 
 /// Basename, without the `\` that skips aliases (`\rm`).
+/// The wrappers and shells the normaliser looks into: a command they start can match a rule.
+pub(crate) fn starter_names() -> impl Iterator<Item = &'static str> {
+    WRAPPERS.iter().map(|w| w.name).chain(SHELLS.iter().copied())
+}
+
 pub fn program_name(arg0: &str) -> String {
     let base = arg0.rsplit('/').next().unwrap_or(arg0);
     base.trim_start_matches('\\').to_owned()

@@ -47,11 +47,12 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let io = |what| move |source| DaemonError::Io { what, source };
     let fan = crate::gate::early_fanotify(opts.enforce.mode);
     let mut kernel = Kernel::load(&opts.load)?;
+    kernel.wake_on(&opts.engine.rules);
     for p in &kernel.probes {
         tracing::info!(program = p.program, attached = p.attached, error = p.error.as_deref(), "probe");
     }
     let markers = opts.engine.catalog.marker_names().into_iter().map(str::to_owned).collect();
-    let mut proc = Proc::new("/proc", markers).map_err(io("the cwd thread"))?;
+    let mut proc = Proc::new("/proc", markers, opts.engine.rules.clone()).map_err(io("the cwd thread"))?;
     let host = host::read();
     let judge = Judge::new(Arc::new(opts.engine.rules.clone()), Arc::new(host.clone()), opts.enforce.judge_config());
     let mut engine = Engine::new(EngineConfig { host, record: opts.record.is_some(), ..opts.engine });
@@ -96,6 +97,9 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 tls.on_outputs(&mut kernel, &out);
                 if let Some(g) = gate.as_mut() {
                     g.on_outputs(&out);
+                }
+                if rx.is_empty() {
+                    tls.flush();
                 }
             }
             Some(r) = next_gate_record(&mut gate) => {

@@ -34,7 +34,14 @@ pub(crate) struct Tls {
     procs: HashMap<u32, ProcessTls>,
     /// Files whose guessed hooks were rejected and detached, by (dev, inode).
     rejected: HashSet<(u64, u64)>,
-    rescans: VecDeque<(Instant, u32)>,
+    /// Programs that just started, scanned once the records waiting are handled: one that
+    /// exits in the same batch (most short commands) is never scanned.
+    fresh: Vec<u32>,
+    /// (when, pid, which exec of it, last of its rescans); a rescan runs while `execs` still
+    /// holds that exec, that is until the process exits or execs again.
+    rescans: VecDeque<(Instant, u32, u64, bool)>,
+    execs: HashMap<u32, u64>,
+    next_exec: u64,
     last_pass: Instant,
     pass_every: Duration,
 }
@@ -56,7 +63,10 @@ impl Tls {
             scans: ScanWorker::spawn(scanner)?,
             procs,
             rejected: HashSet::new(),
+            fresh: Vec::new(),
             rescans: VecDeque::new(),
+            execs: HashMap::new(),
+            next_exec: 0,
             last_pass: Instant::now(),
             pass_every,
         };
@@ -95,21 +105,42 @@ impl Tls {
             match o {
                 Output::Exit(x) => {
                     self.procs.remove(&x.pid);
+                    self.fresh.retain(|p| *p != x.pid);
+                    self.execs.remove(&x.pid);
                 }
-                // Look at the new program's executable now, and at its libraries shortly.
+                // Look at the new program's executable soon, and at its libraries shortly after.
                 Output::Exec(e) if matches!(e.outcome, ExecOutcome::Ran) => {
-                    self.scans.request(Request::Pid(e.pid));
-                    self.rescans.extend(EXEC_RESCANS.iter().map(|d| (now + *d, e.pid)));
+                    self.fresh.push(e.pid);
+                    self.next_exec += 1;
+                    self.execs.insert(e.pid, self.next_exec);
+                    let last = EXEC_RESCANS.len() - 1;
+                    let at = EXEC_RESCANS.iter().enumerate().map(|(i, d)| (now + *d, e.pid, self.next_exec, i == last));
+                    self.rescans.extend(at);
                 }
                 _ => {}
             }
         }
     }
 
-    /// Due rescans of new programs, and the periodic pass over every process (catches dlopen).
+    /// Scans the programs started by the records handled so far (call when none are waiting).
+    pub(crate) fn flush(&mut self) {
+        for pid in self.fresh.drain(..) {
+            self.scans.request(Request::Pid(pid));
+        }
+    }
+
+    /// Due rescans of new programs still running, and the periodic pass over every process
+    /// (catches dlopen).
     pub(crate) fn tick(&mut self, now: Instant) {
-        while self.rescans.front().is_some_and(|(at, _)| *at <= now) {
-            let Some((_, pid)) = self.rescans.pop_front() else { break };
+        self.flush();
+        while self.rescans.front().is_some_and(|(at, ..)| *at <= now) {
+            let Some((_, pid, exec, last)) = self.rescans.pop_front() else { break };
+            if self.execs.get(&pid) != Some(&exec) {
+                continue;
+            }
+            if last {
+                self.execs.remove(&pid);
+            }
             self.scans.request(Request::Pid(pid));
         }
         if now.duration_since(self.last_pass) >= self.pass_every {

@@ -226,6 +226,27 @@ fn parse(buf: &[u8]) -> impl Iterator<Item = Result<RawEvent, String>> + '_ {
     })
 }
 
+/// The group's fd moved to a number above every other fd guard will open. A dying process
+/// closes its fds in number order and the kernel releases them last-closed first; only when this
+/// one is released are the execs waiting on guard allowed. Below it, each BPF link guard holds
+/// waits for an RCU grace period as it goes: a second or more in all, measured here, during
+/// which a killed guard's execs would still wait. On failure the fd stays where it is.
+fn high(fd: OwnedFd) -> OwnedFd {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: writes only the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur < 256 {
+        return fd;
+    }
+    let at = (lim.rlim_cur.min(1 << 20) - 1) as libc::c_int;
+    // SAFETY: duplicates an open fd to the lowest free number >= `at`; no memory is passed.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, at) };
+    if high < 0 {
+        return fd;
+    }
+    // SAFETY: a new descriptor that nothing else owns; the old one closes as `fd` drops.
+    unsafe { OwnedFd::from_raw_fd(high) }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -276,23 +297,3 @@ mod unit {
     }
 }
 
-/// The group's fd moved to a number above every other fd guard will open. A dying process
-/// closes its fds in number order and the kernel releases them last-closed first; only when this
-/// one is released are the execs waiting on guard allowed. Below it, each BPF link guard holds
-/// waits for an RCU grace period as it goes: a second or more in all, measured here, during
-/// which a killed guard's execs would still wait. On failure the fd stays where it is.
-fn high(fd: OwnedFd) -> OwnedFd {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: writes only the struct passed.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur < 256 {
-        return fd;
-    }
-    let at = (lim.rlim_cur.min(1 << 20) - 1) as libc::c_int;
-    // SAFETY: duplicates an open fd to the lowest free number >= `at`; no memory is passed.
-    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, at) };
-    if high < 0 {
-        return fd;
-    }
-    // SAFETY: a new descriptor that nothing else owns; the old one closes as `fd` drops.
-    unsafe { OwnedFd::from_raw_fd(high) }
-}

@@ -4,6 +4,7 @@ pub(crate) mod btf;
 pub(crate) mod probes;
 pub(crate) mod reader;
 pub(crate) mod tracefs;
+mod wake;
 
 use std::{collections::HashMap, path::Path};
 

@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use guard_core::{govern::Lookup, process::SeedProcess};
+use guard_core::{govern::Lookup, process::SeedProcess, rules::RuleSet};
 
 use super::cwd::CwdCache;
 
@@ -22,9 +22,10 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    pub(crate) fn new(root: impl Into<PathBuf>, markers: Vec<String>) -> std::io::Result<Self> {
+    /// `rules` say which new programs' cwd is read as their exec leaves the ring.
+    pub(crate) fn new(root: impl Into<PathBuf>, markers: Vec<String>, rules: RuleSet) -> std::io::Result<Self> {
         let root = root.into();
-        let cwds = std::sync::Arc::new(CwdCache::spawn(root.clone(), 4096)?);
+        let cwds = std::sync::Arc::new(CwdCache::spawn(root.clone(), 4096, Box::new(move |p| rules.may_run(p)))?);
         Ok(Self { root, markers, clk_tck: clk_tck(), cwds })
     }
 

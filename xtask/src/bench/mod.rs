@@ -232,13 +232,6 @@ impl Drop for Mock {
     }
 }
 
-/// Seconds a closure took.
-pub(crate) fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
-    let t = Instant::now();
-    f()?;
-    Ok(t.elapsed().as_secs_f64())
-}
-
 pub(crate) fn bench_script(env: &Env, name: &str) -> PathBuf {
     env.root.join("bench").join(name)
 }
