@@ -85,8 +85,9 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let (mut gauges, mut last_gauges) = (Gauges::default(), Instant::now());
     gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
-    tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
-    crate::gate::notify::ready();
+    // Ready once the events queued while guard started are handled: an agent started after
+    // "ready" is then judged on what guard knows now, not behind a backlog.
+    let mut ready = false;
 
     loop {
         tokio::select! {
@@ -110,6 +111,11 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
             }
             Some(r) = tls.report() => tls.on_report(&mut kernel, &mut engine, r),
             _ = tick.tick() => {
+                if !ready && rx.is_empty() {
+                    ready = true;
+                    tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
+                    crate::gate::notify::ready();
+                }
                 let now = Instant::now();
                 tls.tick(now);
                 match gate.as_mut() {

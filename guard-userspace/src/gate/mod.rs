@@ -285,7 +285,7 @@ fn beat_ms() -> u32 {
 }
 
 /// Now on the clock `bpf_ktime_get_ns` reads (CLOCK_MONOTONIC), in ns.
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: writes only the struct passed.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };

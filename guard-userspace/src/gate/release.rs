@@ -121,6 +121,29 @@ pub(super) fn adopt(j: &Judge) {
     }
 }
 
+/// Lets go (SIGCONT) every process stopped longer than `max_age` ago: guard answers a stop in
+/// milliseconds, so an older one was left by a guard that stopped answering. Its exec waited
+/// as long as the watchdog allows any exec to wait, and then runs (fail open).
+pub(crate) fn release_stale(map: &mut HashMap<MapData, u32, StopEvent>, now_ns: u64, max_age: std::time::Duration) -> usize {
+    let old: Vec<(u32, StopEvent)> = map
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|(_, ev)| now_ns.saturating_sub(ev.stopped_ns) > max_age.as_nanos() as u64)
+        .collect();
+    for (tgid, ev) in &old {
+        if let Some(st) = open(ev) {
+            let_go(&st, Decision::Allow);
+        }
+        let _ = map.remove(tgid);
+    }
+    old.len()
+}
+
+/// The registry guard pinned, if there is one.
+pub(crate) fn pinned() -> Option<HashMap<MapData, u32, StopEvent>> {
+    open_pin()
+}
+
 /// Lets every stopped process go: SIGCONT, or SIGKILL with `kill`.
 pub(crate) fn release_all(kill: bool) -> usize {
     let d = if kill { Decision::Deny } else { Decision::Allow };

@@ -93,36 +93,52 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
     let pipe = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(pipe);
     let mut buf = [0u8; 256];
-    let mut killed = false;
+    let mut last_beat = Instant::now();
+    let (mut killed, mut released) = (false, 0);
+    let mut registry = super::release::pinned();
     loop {
         let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r == 0 {
-            // SAFETY: no preconditions.
-            let parent = unsafe { libc::getppid() } as u32;
-            // A guard already exiting (its main thread a zombie) only needs time to finish.
-            let exiting = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|st| st.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')));
-            if !killed && parent == pid && !exiting {
-                tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, threads = %threads(pid), "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
-                // SAFETY: signals our parent, checked above to be guard.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                killed = true;
+        let r = unsafe { libc::poll(&mut pfd, 1, TICK_MS) };
+        if r > 0 {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => last_beat = Instant::now(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
             continue;
         }
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+        if !killed && !exiting(pid) && last_beat.elapsed() >= timeout && is_parent(pid) {
+            tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, threads = %threads(pid), "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
+            // SAFETY: signals our parent, checked above to be guard.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            killed = true;
+        }
+        // A stop guard did not answer in time (it is stopped, starved or dying: its programs
+        // can still stop an exec while it exits, a second or more) waits no longer than any
+        // exec may wait for guard.
+        if let Some(map) = registry.as_mut() {
+            released += super::release::release_stale(map, super::monotonic_ns(), timeout);
         }
     }
-    let n = super::release::release_all(false);
-    if n > 0 {
-        tracing::warn!(processes = n, "guard is gone: let go the execs its gate had stopped");
+    released += super::release::release_all(false);
+    if released > 0 {
+        tracing::warn!(processes = released, "guard is gone: let go the execs its gate had stopped");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often the watchdog looks at guard when no heartbeat comes.
+const TICK_MS: i32 = 20;
+
+fn is_parent(pid: u32) -> bool {
+    // SAFETY: no preconditions.
+    (unsafe { libc::getppid() }) as u32 == pid
+}
+
+/// Guard is exiting once its main thread is a zombie (other threads may still be finishing).
+fn exiting(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|st| st.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
 }
