@@ -16,7 +16,7 @@ use guard_core::{
 use tokio::{signal::unix::{SignalKind, signal}, sync::{mpsc, watch}};
 
 pub(crate) use super::options::RunOptions;
-use super::{config::EnforceSection, gauges::Gauges, tls::Tls};
+use super::{config::EnforceSection, gate_queue::GateQueue, gauges::Gauges, tls::Tls};
 use crate::{
     gate::{Gate, GateError, GateOptions, fanotify::Fanotify},
     kernel::{Kernel, LoadError, reader},
@@ -88,6 +88,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // Ready once the events queued while guard started are handled: an agent started after
     // "ready" is then judged on what guard knows now, not behind a backlog.
     let mut ready = false;
+    let mut held = GateQueue::default();
 
     loop {
         tokio::select! {
@@ -99,18 +100,19 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 if let Some(g) = gate.as_mut() {
                     g.on_outputs(&out);
                 }
+                held.saw(&raw);
+                judged(&mut held, false, &mut engine, &mut sinks, &mut out)?;
                 if rx.is_empty() {
                     tls.flush();
                 }
             }
             Some(r) = next_gate_record(&mut gate) => {
-                out.clear();
-                engine.gate_record(&r, SystemTime::now(), &mut out);
-                sinks.take(&out)?;
-                log_refusal(&r);
+                held.hold(r, Instant::now());
+                judged(&mut held, false, &mut engine, &mut sinks, &mut out)?;
             }
             Some(r) = tls.report() => tls.on_report(&mut kernel, &mut engine, r),
             _ = tick.tick() => {
+                judged(&mut held, false, &mut engine, &mut sinks, &mut out)?;
                 if !ready && rx.is_empty() {
                     ready = true;
                     tracing::info!(targets = kernel.attached_targets().count(), "guard ready");
@@ -138,7 +140,9 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     // Disarm first: nothing waits on guard from here on.
     if let Some(g) = gate.take() {
-        g.stop();
+        for r in g.stop() {
+            held.hold(r, Instant::now());
+        }
     }
     tracing::info!("stopping: draining events already captured");
     let _ = stop_tx.send(true);
@@ -153,6 +157,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         sinks.take(&out)?;
         tls.on_outputs(&mut kernel, &out);
     }
+    judged(&mut held, true, &mut engine, &mut sinks, &mut out)?;
     if let Some(r) = sinks.recording.as_mut() {
         r.flush()?;
     }
@@ -199,6 +204,17 @@ async fn next_gate_record(gate: &mut Option<Gate>) -> Option<GateRecord> {
         Some(g) => g.records().recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The gate's decisions the engine may take now (see [`GateQueue`]), to audit, metrics and log.
+fn judged(held: &mut GateQueue, all: bool, engine: &mut Engine, sinks: &mut Sinks, out: &mut Outputs) -> Result<(), DaemonError> {
+    for r in held.ready(Instant::now(), all) {
+        out.clear();
+        engine.gate_record(&r, SystemTime::now(), out);
+        sinks.take(out)?;
+        log_refusal(&r);
+    }
+    Ok(())
 }
 
 /// One warn line per refusal: who, which rule, which process; never the argv.

@@ -6,6 +6,7 @@ pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod doctor;
 mod entry;
+mod gate_queue;
 mod gauges;
 mod options;
 pub(crate) mod logging;

@@ -253,7 +253,8 @@ impl Gate {
     }
 
     /// Disarms first: no new ticket, no mark; pending events are allowed as the fd closes.
-    pub(crate) fn stop(mut self) {
+    /// Returns the decisions the daemon loop has not taken yet.
+    pub(crate) fn stop(mut self) -> Vec<GateRecord> {
         let _ = self.ctl.set(CTL_ON, 0, 0);
         if let Some(fan) = self.shared.fan.as_ref() {
             self.marks.sync(fan, false);
@@ -270,6 +271,11 @@ impl Gate {
         self.shared.metrics.active[0].set(0);
         self.shared.metrics.active[1].set(0);
         drop(self.watchdog.take());
+        let mut left = Vec::new();
+        while let Ok(r) = self.records.try_recv() {
+            left.push(r);
+        }
+        left
     }
 }
 
