@@ -101,6 +101,9 @@ struct Runner<'a> {
     cwd: Option<String>,
     argv: &'a [String],
     ts_ns: u64,
+    /// Judged before its exec ran (the gate): the table still names the process by its old
+    /// image, so the chain ends with the program being run instead.
+    before_exec: bool,
 }
 
 impl Governor {
@@ -197,7 +200,7 @@ impl Governor {
         let agent = self.table.agent_of(r.pid).map(|a| a.id.to_string()).or_else(|| r.agent.clone());
         let cwd = r.cwd.clone().or_else(|| self.table.get(r.pid).and_then(|p| p.cwd.clone()));
         let uid = r.uid.or_else(|| self.table.get(r.pid).and_then(|p| p.uid));
-        let runner = Runner { pid: r.pid, uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns };
+        let runner = Runner { pid: r.pid, uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns, before_exec: true };
         let judged = r.matches.iter().map(|j| (&j.m, j.outcome));
         self.destructive(&runner, judged, Some(r.mechanism), wall, sink);
     }
@@ -297,7 +300,7 @@ impl Governor {
             worktree: None,
         };
         let matches = self.rules.check(&r.argv, &ctx);
-        let runner = Runner { pid: r.pid, uid: r.uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns };
+        let runner = Runner { pid: r.pid, uid: r.uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns, before_exec: false };
         self.destructive(&runner, matches.iter().map(|m| (m, Action::Observed)), None, wall, sink);
     }
 
@@ -326,12 +329,25 @@ impl Governor {
         }
     }
 
+    fn chain(&self, who: &Runner<'_>) -> Vec<String> {
+        let mut chain = self.table.chain(who.pid);
+        if who.before_exec
+            && let Some(program) = who.argv.first().map(|a| crate::process::agents::basename(a))
+        {
+            match chain.last_mut() {
+                Some(last) => program.clone_into(last),
+                None => chain.push(program.to_owned()),
+            }
+        }
+        chain
+    }
+
     /// The audit subject: the process chain from the table, the user from the host.
     fn subject(&self, who: &Runner<'_>) -> Subject {
         Subject {
             pid: who.pid,
             agent: who.agent.clone(),
-            process_chain: self.table.chain(who.pid),
+            process_chain: self.chain(who),
             uid: who.uid,
             user: who.uid.and_then(|u| self.host.users.get(&u)).map(|u| u.name.clone()),
             cwd: who.cwd.clone(),

@@ -366,10 +366,10 @@ fn a_gate_record_is_audited_once_with_its_outcome_and_mechanism() {
     assert!(audits(&r.spawn(300, 301, "/usr/bin/rm", &["rm", "-rf", "/srv/x"])).is_empty());
     assert!(audits(&r.gate(301, &["rm", "-rf", "/srv/x"], Mode::Monitor, None)).is_empty());
     assert_eq!(r.g.suppressed_repeats(), 2);
-    // A process the table does not know: the gate's agent name, no chain.
+    // A process the table does not know: the gate's agent name, a chain of the command alone.
     let out = r.gate(900, &["terraform", "destroy"], Mode::Enforce, Some("codex"));
     let a = audits(&out);
-    assert_eq!((a[0].agent.as_deref(), a[0].action, a[0].process_chain.len()), (Some("codex"), Action::Blocked, 0));
+    assert_eq!((a[0].agent.as_deref(), a[0].action, a[0].process_chain.clone()), (Some("codex"), Action::Blocked, vec!["terraform".to_owned()]));
     // An engine record of an exec the gate did not hold.
     let a = r.spawn(100, 901, "/usr/bin/dropdb", &["dropdb", "prod"]);
     assert_eq!((audits(&a)[0].action, audits(&a)[0].mechanism), (Action::Observed, None));

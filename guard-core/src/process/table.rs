@@ -515,13 +515,27 @@ impl ProcessTable {
 
     /// A key for [`crate::rules::Dedup`]: the agent's process, else the uid.
     pub fn dedup_scope(&self, pid: u32) -> u64 {
-        match self.agent_of(pid) {
+        match self.agent_of(pid).map(|a| self.outermost(a)) {
             Some(a) => (u64::from(a.key.pid) << 32) ^ a.key.start_ticks ^ (1 << 63),
             None => self
                 .get(pid)
                 .and_then(|p| p.uid)
                 .map_or(u64::MAX, u64::from),
         }
+    }
+
+    /// The highest agent of the same id above `a`: a forked copy of an agent is that agent too
+    /// until it execs, and a command judged in that moment (the exec gate judges before the
+    /// exec record arrives) must share its agent's de-duplication scope.
+    fn outermost(&self, mut a: AgentRef) -> AgentRef {
+        for _ in 0..64 {
+            let above = self.procs.get(&a.key).and_then(|p| p.parent).and_then(|k| self.agent_of_key(k));
+            match above {
+                Some(b) if b.id == a.id && b.key != a.key => a = b,
+                _ => break,
+            }
+        }
+        a
     }
 
     fn own_agent(&self, p: &Process) -> Option<AgentRef> {
