@@ -23,9 +23,13 @@ pub(crate) struct Heartbeat(Option<Arc<OwnedFd>>);
 
 impl Heartbeat {
     pub(crate) fn beat(&self) {
+        self.send(BEAT);
+    }
+
+    fn send(&self, byte: u8) {
         if let Some(fd) = &self.0 {
             // SAFETY: writes one byte from a valid buffer to an fd we own.
-            unsafe { libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+            unsafe { libc::write(fd.as_raw_fd(), [byte].as_ptr().cast(), 1) };
         }
     }
 }
@@ -60,6 +64,8 @@ impl Watchdog {
 impl Drop for Watchdog {
     /// The pipe closes when the last heartbeat handle goes; the watchdog then exits on its own.
     fn drop(&mut self) {
+        // A clean stop: the gate stops nothing any more, so the watchdog need not outlive guard.
+        self.beat.send(BYE);
         self.beat.0 = None;
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
@@ -92,32 +98,39 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
     // SAFETY: the fd was handed to this process to own (its stdin).
     let pipe = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(pipe);
+    // Readable once guard has exited for good: its programs are detached only by then, and they
+    // can stop an exec until then. The pipe closes earlier in guard's exit.
+    let gone = pidfd(pid)?;
     let mut buf = [0u8; 256];
     let mut last_beat = Instant::now();
-    let (mut killed, mut released) = (false, 0);
+    let (mut killed, mut pipe_open, mut released) = (false, true, 0);
     let mut registry = super::release::pinned();
     loop {
-        let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, TICK_MS) };
-        if r > 0 {
+        let mut fds = [
+            libc::pollfd { fd: gone.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if pipe_open { file.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfds (a negative fd is ignored by poll).
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, TICK_MS) };
+        if fds[0].revents != 0 {
+            break;
+        }
+        if fds[1].revents != 0 {
             match file.read(&mut buf) {
-                Ok(0) => break,
+                Ok(0) | Err(_) => pipe_open = false,
+                Ok(n) if buf[..n].contains(&BYE) => break,
                 Ok(_) => last_beat = Instant::now(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
             }
             continue;
         }
-        if !killed && !exiting(pid) && last_beat.elapsed() >= timeout && is_parent(pid) {
+        if pipe_open && !killed && !exiting(pid) && last_beat.elapsed() >= timeout && is_parent(pid) {
             tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, threads = %threads(pid), "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
             // SAFETY: signals our parent, checked above to be guard.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             killed = true;
         }
-        // A stop guard did not answer in time (it is stopped, starved or dying: its programs
-        // can still stop an exec while it exits, a second or more) waits no longer than any
-        // exec may wait for guard.
+        // A stop guard did not answer in time (it is stopped, starved or exiting) waits no
+        // longer than any exec may wait for guard.
         if let Some(map) = registry.as_mut() {
             released += super::release::release_stale(map, super::monotonic_ns(), timeout);
         }
@@ -128,6 +141,20 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
     }
     Ok(ExitCode::SUCCESS)
 }
+
+fn pidfd(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Heartbeat bytes: alive, and a clean stop.
+const BEAT: u8 = 1;
+const BYE: u8 = 0xff;
 
 /// How often the watchdog looks at guard when no heartbeat comes.
 const TICK_MS: i32 = 20;
