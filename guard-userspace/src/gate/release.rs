@@ -29,6 +29,8 @@ pub(super) struct Stopped {
 }
 
 /// Opens the process of a stop record; `None` when it is gone (or its pid now names another).
+/// A process that is there is always returned, so that it is let go: what cannot be read of it
+/// (its cmdline, its cwd) is left empty, and an empty argv is judged by the fail mode.
 pub(super) fn open(ev: &StopEvent) -> Option<Stopped> {
     // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, ev.tgid as libc::c_int, 0) };
@@ -42,7 +44,7 @@ pub(super) fn open(ev: &StopEvent) -> Option<Stopped> {
         return None;
     }
     let proc = format!("/proc/{}", ev.tgid);
-    let raw = fs::read(format!("{proc}/cmdline")).ok()?;
+    let raw = fs::read(format!("{proc}/cmdline")).unwrap_or_default();
     let raw = &raw[..raw.len().min(CMDLINE_CAP)];
     let argv = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     let cwd = fs::read_link(format!("{proc}/cwd")).ok().map(|p| p.display().to_string());
