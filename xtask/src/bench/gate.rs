@@ -184,7 +184,7 @@ fn measure(harness: &Path, guard: Option<&Guard>, cases: &[Case], monitor: bool,
                 break;
             }
             tries += 1;
-            if tries >= 5 {
+            if tries >= 20 {
                 bail!("another guard ran during every try of {:?}: {foreign:?}", case.key);
             }
             println!("bench: {foreign:?} ran during {:?}; sampling again", case.key);
