@@ -29,8 +29,8 @@ enum Cmd {
         args: Vec<String>,
     },
     /// Run every benchmark (probe cost, probe cost on stripped binaries, their analysis, exec
-    /// tracing, end-to-end, pipeline, memory) and write target/bench/report.md. Name sections to
-    /// run only those: probe, hooks, analysis, exec, e2e.
+    /// tracing, the exec gate, end-to-end, pipeline, memory) and write target/bench/report.md.
+    /// Name sections to run only those: probe, hooks, analysis, scan, exec, gate, e2e.
     Bench {
         only: Vec<String>,
     },

@@ -6,6 +6,7 @@
 mod analysis;
 mod e2e;
 mod exec;
+mod gate;
 mod hooks;
 mod probe;
 mod procfs;
@@ -82,6 +83,7 @@ pub(crate) fn run(only: &[String]) -> Result<()> {
     section("analysis", &analysis::run)?;
     section("scan", &scan::run)?;
     section("exec", &exec::run)?;
+    section("gate", &gate::run)?;
     section("e2e", &e2e::run)?;
     let path = env.out.join("report.md");
     std::fs::write(&path, &report)?;
