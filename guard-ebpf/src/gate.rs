@@ -41,6 +41,7 @@ pub static GATE_EVENTS: RingBuf = RingBuf::with_byte_size(256 << 10, 0);
 pub static GATE_CTL: Array<u32> = Array::with_max_entries(CTL_SLOTS, 0);
 
 const SIGSTOP: u32 = 19;
+const SIGCONT: u32 = 18;
 
 #[inline(always)]
 fn ctl(i: u32) -> bool {
@@ -174,12 +175,19 @@ pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
         count_loss(LossSlot::GateStopRingFull);
         return;
     }
-    if GATE_EVENTS.output::<StopEvent>(&ev, BPF_RB_FORCE_WAKEUP as u64).is_err() {
-        let _ = GATE_STOPPED.remove(&tgid);
-        count_loss(LossSlot::GateStopRingFull);
-        return;
-    }
+    // Stop before telling guard: told first, guard may answer (SIGCONT) before the SIGSTOP is
+    // queued, and the stop would then last. Seen here: a vCPU preempted between the two.
     // SAFETY: no preconditions; signals the current process, which is single-threaded after a
     // successful exec.
-    unsafe { bpf_send_signal(SIGSTOP) };
+    if unsafe { bpf_send_signal(SIGSTOP) } != 0 {
+        let _ = GATE_STOPPED.remove(&tgid);
+        return;
+    }
+    if GATE_EVENTS.output::<StopEvent>(&ev, BPF_RB_FORCE_WAKEUP as u64).is_err() {
+        // Nobody will hear of it: let it run at once (SIGCONT discards the pending SIGSTOP).
+        // SAFETY: as above.
+        unsafe { bpf_send_signal(SIGCONT) };
+        let _ = GATE_STOPPED.remove(&tgid);
+        count_loss(LossSlot::GateStopRingFull);
+    }
 }
