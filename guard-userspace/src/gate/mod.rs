@@ -190,13 +190,13 @@ impl Gate {
         scope.apply(&shared.agents, &running_agents.scope);
         let mut ctl = maps.ctl;
         let on = cfg.mode != Mode::Off;
-        let set = |ctl: &mut aya::maps::Array<_, u32>, i, v: bool| ctl.set(i, u32::from(v), 0).map_err(|source| GateError::Map { map: "GATE_CTL", source });
+        let set = |ctl: &mut aya::maps::Array<_, u32>, i, v: u32| ctl.set(i, v, 0).map_err(|source| GateError::Map { map: "GATE_CTL", source });
         let stale_ms = u32::try_from((cfg.deadline * 2).as_millis()).unwrap_or(u32::MAX);
-        ctl.set(CTL_STALE_MS, stale_ms, 0).map_err(|source| GateError::Map { map: "GATE_CTL", source })?;
-        ctl.set(CTL_BEAT_MS, beat_ms(), 0).map_err(|source| GateError::Map { map: "GATE_CTL", source })?;
-        set(&mut ctl, CTL_SCOPE_ALL, cfg.scope == Scope::All)?;
-        set(&mut ctl, CTL_STOP, on)?;
-        set(&mut ctl, CTL_ON, on)?;
+        set(&mut ctl, CTL_STALE_MS, stale_ms)?;
+        set(&mut ctl, CTL_BEAT_MS, beat_ms())?;
+        set(&mut ctl, CTL_SCOPE_ALL, u32::from(cfg.scope == Scope::All))?;
+        set(&mut ctl, CTL_STOP, u32::from(on))?;
+        set(&mut ctl, CTL_ON, u32::from(on))?;
         // fanotify is in use from here, its marks placed whenever an agent lives.
         shared.metrics.active[0].set(i64::from(on && shared.fan.is_some()));
         shared.metrics.active[1].set(i64::from(on));

@@ -32,13 +32,7 @@ pub(super) struct Stopped {
 /// A process that is there is always returned, so that it is let go: what cannot be read of it
 /// (its cmdline, its cwd) is left empty, and an empty argv is judged by the fail mode.
 pub(super) fn open(ev: &StopEvent) -> Option<Stopped> {
-    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, ev.tgid as libc::c_int, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let pidfd = pidfd_open(ev.tgid).ok()?;
     // Checked after the pidfd is held: if the start time matches now, the pidfd is that process.
     if start_ticks(ev.tgid)? != ev.start_ns / NS_PER_TICK {
         return None;
@@ -51,6 +45,23 @@ pub(super) fn open(ev: &StopEvent) -> Option<Stopped> {
     Some(Stopped { pidfd, argv, cwd })
 }
 
+/// A pidfd of process `pid`: it names that process even if the pid is reused later.
+pub(super) fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The fields of a `/proc/.../stat` line after the parenthesised comm (which may hold spaces
+/// and parentheses), from the state on.
+pub(super) fn after_comm(stat: &str) -> Option<&str> {
+    stat.rsplit_once(')').map(|(_, rest)| rest.trim_start())
+}
+
 /// Field 22 of `/proc/PID/stat`, after the parenthesised comm (which may hold spaces).
 fn start_ticks(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -58,8 +69,7 @@ fn start_ticks(pid: u32) -> Option<u64> {
 }
 
 fn parse_start_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    after_comm(stat)?.split_whitespace().nth(19)?.parse().ok()
 }
 
 pub(super) fn judge(judge: &Judge, ev: &StopEvent, st: &Stopped) -> Verdict {

@@ -4,6 +4,7 @@
 //! and the kernel answers ALLOW to every exec guard had pending. When the pipe closes (guard
 //! gone, however it ended) the watchdog lets go what the gate had stopped, and exits.
 
+use super::release::{after_comm, pidfd_open};
 use std::{
     io::{self, Read as _},
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
@@ -87,7 +88,7 @@ fn threads(pid: u32) -> String {
         let p = t.path();
         let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
         let stat = read("stat");
-        let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned)).unwrap_or_default();
+        let state = after_comm(&stat).and_then(|r| r.split_whitespace().next()).unwrap_or_default();
         out.push(format!("{}:{}:{}", read("comm").trim(), state, read("wchan").trim()));
     }
     out.join(" ")
@@ -100,7 +101,7 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
     let mut file = std::fs::File::from(pipe);
     // Readable once guard has exited for good: its programs are detached only by then, and they
     // can stop an exec until then. The pipe closes earlier in guard's exit.
-    let gone = pidfd(pid)?;
+    let gone = pidfd_open(pid)?;
     let mut buf = [0u8; 256];
     let mut last_beat = Instant::now();
     let (mut killed, mut pipe_open, mut released) = (false, true, 0);
@@ -142,15 +143,6 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-fn pidfd(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
 
 /// Heartbeat bytes: alive, and a clean stop.
 const BEAT: u8 = 1;
@@ -167,5 +159,5 @@ fn is_parent(pid: u32) -> bool {
 /// Guard is exiting once its main thread is a zombie (other threads may still be finishing).
 fn exiting(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|st| st.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+        .is_ok_and(|st| after_comm(&st).is_some_and(|r| r.starts_with('Z')))
 }
