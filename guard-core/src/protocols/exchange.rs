@@ -21,7 +21,9 @@ pub enum Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncompleteReason {
-    /// The client went away (closed or freed the connection) before the response ended.
+    /// The client went away (closed or freed the connection, or reset its HTTP/2 stream) before
+    /// the response's terminal event. A client that stops reading after it (at `[DONE]`, as
+    /// the OpenAI SDK does) leaves a complete exchange.
     ClientAbort,
     /// Bytes of this exchange were lost.
     Gap,
@@ -31,7 +33,8 @@ pub enum IncompleteReason {
     DecodeError,
     /// The decoded body passed its cap.
     BodyCap,
-    /// A server's connection ended before the response did.
+    /// A server's connection ended before the response did (before its terminal event, for a
+    /// stream).
     ConnectionClosed,
     /// The body ended, but a stream that announces its end (`message_stop`, `[DONE]`,
     /// `response.completed`) never did.
@@ -40,7 +43,8 @@ pub enum IncompleteReason {
     /// were lost), so a header block could not be decoded. Headers are never guessed: what the
     /// path and body shape still tell is used.
     HeadersUnknown,
-    /// The HTTP/2 stream was reset (RST_STREAM), or refused by GOAWAY, before the response ended.
+    /// The server reset the HTTP/2 stream (RST_STREAM) or refused it (GOAWAY) before the
+    /// response ended (before its terminal event, for a stream).
     StreamReset,
 }
 
@@ -60,7 +64,8 @@ pub struct Timings {
     pub start_ns: Option<u64>,
     /// The first byte of the final response.
     pub first_byte_ns: Option<u64>,
-    /// The last byte of the response, or when the exchange was abandoned.
+    /// The last byte of the response; for a stream cut after its terminal event, that event;
+    /// else when the exchange was abandoned.
     pub end_ns: u64,
 }
 

@@ -27,6 +27,10 @@ pub(crate) struct Pending {
     pub response: Option<BodyDecoder>,
     pub obs: Observed,
     pub reason: Option<IncompleteReason>,
+    /// When the response's terminal event arrived (`obs.finished` while its body streamed in).
+    terminal_ns: Option<u64>,
+    /// The response body reached its own end (last chunk, length, END_STREAM).
+    body_ended: bool,
 }
 
 impl Pending {
@@ -48,6 +52,8 @@ impl Pending {
             response: None,
             obs: Observed::default(),
             reason: Some(reason),
+            terminal_ns: None,
+            body_ended: false,
         }
     }
 
@@ -75,8 +81,28 @@ impl Pending {
         self.reason.get_or_insert(reason);
     }
 
+    /// The connection or stream ended (or lost bytes) before the response body's own end. Once
+    /// the terminal event arrived nothing the exchange reports is missing, so it stays complete:
+    /// clients that stop reading at `[DONE]` never read the closing chunk or END_STREAM. Cut
+    /// before it, the exchange is incomplete for `reason` and keeps the usage seen so far.
+    pub(super) fn cut(&mut self, reason: IncompleteReason) {
+        if self.terminal_ns.is_none() {
+            self.mark(reason);
+        }
+    }
+
+    /// Feeds response body bytes that arrived at `ts`, noting when the terminal event came.
+    pub(super) fn push_response(&mut self, data: &[u8], ts: u64, stats: &mut DecoderStats) {
+        let Some(body) = &mut self.response else { return };
+        body.push(data, &mut self.obs, stats);
+        if self.obs.finished && self.terminal_ns.is_none() {
+            self.terminal_ns = Some(ts);
+        }
+    }
+
     /// Ends the response body: flushes its decoders and notes a decoding failure.
     pub(super) fn end_response(&mut self, stats: &mut DecoderStats) {
+        self.body_ended = true;
         if let Some(body) = &mut self.response {
             body.finish(&mut self.obs, stats);
             if let Some(r) = body.failure {
@@ -136,6 +162,8 @@ impl Pending {
         if !inference && !cfg.emit_non_inference {
             return None;
         }
+        // A stream that was cut after its terminal event ended there.
+        let end_ns = if self.body_ended { end_ns } else { self.terminal_ns.unwrap_or(end_ns) };
         let path_first = route.provider != Provider::Azure;
         let model = self
             .request_model

@@ -67,13 +67,15 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
         // Deltas and pings are most of a stream and carry nothing we need.
         Payload::Sse { event, .. }
             if event.starts_with("content_block") || event == "ping" => {}
-        Payload::Sse { data, .. } | Payload::Json(data) => on_json(o, data),
+        Payload::Sse { data, .. } => on_json(o, data, false),
+        Payload::Json(data) => on_json(o, data, true),
         Payload::Aws { .. } => {}
     }
 }
 
-/// One Anthropic JSON object: a stream event or a whole message (told apart by `type`).
-pub(crate) fn on_json(o: &mut Observed, data: &[u8]) {
+/// One Anthropic JSON object: a stream event, or (`whole`) a whole message body. A stream
+/// ends with `message_stop` or `error`; an untyped object inside a stream ends nothing.
+pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
     let Some(ev) = parse::<Event<'_>>(o, data) else { return };
     match ev.kind.as_deref() {
         Some("message_start") => {
@@ -100,7 +102,7 @@ pub(crate) fn on_json(o: &mut Observed, data: &[u8]) {
             if let Some(u) = &ev.usage {
                 apply_usage(o, u);
             }
-            o.finished = true;
+            o.finished |= whole;
         }
         Some(_) => {}
     }

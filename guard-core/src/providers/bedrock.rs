@@ -7,6 +7,10 @@
 //! agents use) are read as Anthropic Messages; the final stream chunk's
 //! `amazon-bedrock-invocationMetrics` and the `x-amzn-bedrock-*-token-count` response headers
 //! are used when the body itself carries no usage.
+//!
+//! Terminal events: converse-stream's `metadata` (it follows `messageStop` and carries the
+//! usage, so a stream cut between the two is incomplete); in invoke streams the model's own end
+//! (Anthropic `message_stop`) or the final chunk's invocation metrics; an exception message.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde::Deserialize;
@@ -55,13 +59,14 @@ pub fn extract(shape: Shape, o: &mut Observed, p: Payload<'_>) {
             converse_json(o, data);
             o.finished = true;
         }
-        (Shape::BedrockInvoke, Payload::Json(data)) => anthropic::on_json(o, data),
+        (Shape::BedrockInvoke, Payload::Json(data)) => anthropic::on_json(o, data, true),
         (_, Payload::Aws { message_type, event_type, payload }) => {
             if message_type != "event" {
                 o.set_error(Some(event_type));
                 o.finished = true;
             } else if event_type == "metadata" {
                 converse_json(o, payload);
+                o.finished = true;
             } else if event_type == "chunk" {
                 invoke_chunk(o, payload);
             }
@@ -93,14 +98,21 @@ fn invoke_chunk(o: &mut Observed, payload: &[u8]) {
         o.bad_payloads += 1;
         return;
     };
-    anthropic::on_json(o, &inner);
-    // The model's own usage (Anthropic's message_start/message_delta) wins over the metrics.
-    if !o.usage_seen
-        && let Ok(InvokeChunk { metrics: Some(m) }) = serde_json::from_slice::<InvokeChunk>(&inner)
-    {
-        apply_counts(o, m.input_token_count, m.output_token_count, m.cache_read_input_token_count, m.cache_write_input_token_count);
+    anthropic::on_json(o, &inner, false);
+    // Only the final chunk carries the metrics: parse for them only when they are there.
+    if memchr::memmem::find(&inner, METRICS_KEY).is_none() {
+        return;
+    }
+    if let Ok(InvokeChunk { metrics: Some(m) }) = serde_json::from_slice::<InvokeChunk>(&inner) {
+        // The model's own usage (Anthropic's message_start/message_delta) wins over the metrics.
+        if !o.usage_seen {
+            apply_counts(o, m.input_token_count, m.output_token_count, m.cache_read_input_token_count, m.cache_write_input_token_count);
+        }
+        o.finished = true;
     }
 }
+
+const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";
 
 /// Token counts given outside the body (invocation metrics, response headers).
 pub fn apply_counts(o: &mut Observed, input: Option<u64>, output: Option<u64>, cache_read: Option<u64>, cache_write: Option<u64>) {

@@ -7,10 +7,14 @@
 //! cachedContentTokenCount; candidatesTokenCount excludes thoughtsTokenCount; toolUsePromptTokenCount
 //! is billed as input. input = prompt + tool_use_prompt − cached, cache_read = cached,
 //! output = candidates, reasoning = thoughts.
+//!
+//! The last chunk of a stream carries every candidate's `finishReason` together with the final
+//! `usageMetadata` (a blocked prompt: `promptFeedback.blockReason` instead of candidates); that
+//! chunk is the stream's terminal event.
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, de::IgnoredAny};
 
 use super::{Code, Observed, Payload, Usage, parse};
 
@@ -46,8 +50,22 @@ struct ErrorBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct Candidate {
+    finish_reason: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    block_reason: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Chunk<'a> {
     usage_metadata: Option<UsageMetadata>,
+    candidates: Option<Vec<Candidate>>,
+    prompt_feedback: Option<PromptFeedback>,
     #[serde(borrow)]
     model_version: Option<Cow<'a, str>>,
     error: Option<ErrorBody>,
@@ -67,11 +85,24 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
     }
 }
 
+impl Chunk<'_> {
+    fn is_last(&self) -> bool {
+        let finished = match &self.candidates {
+            Some(c) if !c.is_empty() => c.iter().all(|c| c.finish_reason.is_some()),
+            _ => self.prompt_feedback.as_ref().is_some_and(|f| f.block_reason.is_some()),
+        };
+        finished && self.usage_metadata.is_some()
+    }
+}
+
 fn apply(o: &mut Observed, c: &Chunk<'_>) {
     o.set_model(c.model_version.as_deref());
     if let Some(u) = &c.usage_metadata {
         o.usage = u.normalise();
         o.usage_seen = true;
+    }
+    if c.is_last() {
+        o.finished = true;
     }
     if let Some(e) = &c.error {
         let code = e.code.as_ref().and_then(Code::text);

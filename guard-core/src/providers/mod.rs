@@ -60,7 +60,10 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// Streams of this shape end with an explicit event; without it the stream was cut short.
+    /// Streams of this shape must end with their terminal event: a body that ends without it
+    /// was cut short (`stream_truncated`). Gemini's and Bedrock's last chunks are recognised
+    /// too (an aborted stream that saw them stays complete) but not required of a body that
+    /// ended, as their APIs state them less strictly.
     pub fn has_terminal_event(self) -> bool {
         matches!(self, Self::Anthropic | Self::OpenaiChat | Self::OpenaiResponses)
     }
@@ -91,7 +94,12 @@ pub struct Observed {
     pub usage: Usage,
     pub usage_seen: bool,
     pub error_type: Option<String>,
-    /// The stream's terminal event (or an error event) arrived.
+    /// The response's terminal event arrived: the end a stream announces itself (`[DONE]` or
+    /// the final usage chunk, `message_stop`, `response.completed`/`.incomplete`/`.failed`,
+    /// Gemini's last chunk with `finishReason` and `usageMetadata`, Bedrock's `metadata` or
+    /// invocation metrics), an error event, or a whole JSON body. What the exchange reports is
+    /// then final: a transport that ends before its own last byte (the closing chunk,
+    /// END_STREAM) loses nothing, so the exchange stays complete.
     pub finished: bool,
     /// Payloads that did not parse as the expected JSON.
     pub bad_payloads: u64,

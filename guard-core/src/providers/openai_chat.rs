@@ -5,9 +5,10 @@
 //! input = prompt_tokens − cached_tokens, cache_read = cached_tokens,
 //! output = completion_tokens − reasoning_tokens, reasoning = reasoning_tokens. DeepSeek reports
 //! the cache as prompt_cache_hit_tokens instead. A stream carries usage only in a final chunk
-//! when the request set `stream_options.include_usage`; `data: [DONE]` ends it.
+//! when the request set `stream_options.include_usage`; `data: [DONE]` ends it. That usage chunk
+//! (every choice finished, `choices: []` at OpenAI) is terminal too: nothing reported follows it.
 
-use serde::Deserialize;
+use serde::{Deserialize, de::IgnoredAny};
 
 use super::{Code, Observed, Payload, Usage, parse};
 
@@ -57,11 +58,27 @@ impl ErrorBody {
 }
 
 #[derive(Debug, Deserialize)]
+struct Choice {
+    /// Null (`None`) until the choice is done.
+    finish_reason: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
 struct Chunk<'a> {
     #[serde(borrow)]
     model: Option<std::borrow::Cow<'a, str>>,
     usage: Option<ChatUsage>,
     error: Option<ErrorBody>,
+    choices: Option<Vec<Choice>>,
+}
+
+impl Chunk<'_> {
+    /// The final usage: OpenAI sends it alone (`choices: []`) before `[DONE]`; some compatible
+    /// hosts leave `choices` out, or put it on the last choice's finishing chunk. Hosts that report usage on every
+    /// chunk do so with unfinished choices, which this refuses.
+    fn is_final_usage(&self) -> bool {
+        self.usage.is_some() && self.choices.as_ref().is_none_or(|c| c.iter().all(|c| c.finish_reason.is_some()))
+    }
 }
 
 pub fn extract(o: &mut Observed, p: Payload<'_>) {
@@ -84,7 +101,7 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
         o.set_error(e.label().as_deref());
         o.finished = true;
     }
-    if !streamed {
+    if !streamed || c.is_final_usage() {
         o.finished = true;
     }
 }

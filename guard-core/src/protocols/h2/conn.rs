@@ -138,7 +138,7 @@ impl H2Conn {
         self.hpack[d].forget();
         for s in self.streams.values_mut() {
             if !s.ended[d] {
-                s.p.mark(reason);
+                s.p.cut(reason);
                 s.body_lost[d] = true;
                 if dir == self.request_dir.unwrap_or(Direction::Write) {
                     s.p.request_body = None;
@@ -164,7 +164,7 @@ impl H2Conn {
         let ids: Vec<u32> = self.streams.keys().copied().collect();
         for id in ids {
             if let Some(mut s) = self.streams.remove(&id) {
-                s.p.mark(abandoned(role));
+                s.p.cut(abandoned(role));
                 self.emit(id, s, ts_ns);
             }
         }
@@ -316,8 +316,11 @@ impl H2Conn {
                 }
             }
             frames::RST_STREAM => {
+                // The client resetting its own stream is a client that stopped reading.
+                let reason =
+                    if dir == self.req_dir() { IncompleteReason::ClientAbort } else { IncompleteReason::StreamReset };
                 if let Some(mut s) = self.streams.remove(&head.stream) {
-                    s.p.mark(IncompleteReason::StreamReset);
+                    s.p.cut(reason);
                     self.emit(head.stream, s, ts);
                 }
             }
@@ -329,7 +332,7 @@ impl H2Conn {
                     let refused: Vec<u32> = self.streams.range(last.saturating_add(1)..).map(|(k, _)| *k).collect();
                     for id in refused {
                         if let Some(mut s) = self.streams.remove(&id) {
-                            s.p.mark(IncompleteReason::StreamReset);
+                            s.p.cut(IncompleteReason::StreamReset);
                             self.emit(id, s, ts);
                         }
                     }
@@ -535,9 +538,7 @@ impl H2Conn {
             }
             s.p.response = Some(response_decoder(cfg, &s.p, s.response_headers.as_ref()));
         }
-        if let Some(body) = &mut s.p.response {
-            body.push(data, &mut s.p.obs, &mut self.stats);
-        }
+        s.p.push_response(data, ts, &mut self.stats);
     }
 
     fn on_stream_end(&mut self, dir: Direction, id: u32, ts: u64) {

@@ -124,7 +124,7 @@ impl Http1Conn {
         } else if self.request_dir.is_some() && self.response_active {
             self.response_active = false;
             if let Some(mut p) = self.queue.pop_front() {
-                p.mark(reason);
+                p.cut(reason);
                 self.emit(p, ts_ns);
             }
         }
@@ -140,14 +140,14 @@ impl Http1Conn {
                 if let Some(mut p) = self.queue.pop_front() {
                     match outcome {
                         CloseOutcome::BodyEnded => p.end_response(&mut self.stats),
-                        _ => p.mark(abandoned(role)),
+                        _ => p.cut(abandoned(role)),
                     }
                     self.emit(p, ts_ns);
                 }
             }
         }
         while let Some(mut p) = self.queue.pop_front() {
-            p.mark(abandoned(role));
+            p.cut(abandoned(role));
             self.emit(p, ts_ns);
         }
         self.request_cur = None;
@@ -184,7 +184,7 @@ impl Http1Conn {
                     let started = self.head_ts[d].take().unwrap_or(ts_ns);
                     self.on_head(dir, head, started, ts_ns);
                 }
-                Step::Body(b) => self.on_body(dir, b),
+                Step::Body(b) => self.on_body(dir, ts_ns, b),
                 Step::End => self.on_end(dir, ts_ns),
                 Step::Error(e) => self.on_error(dir, e, ts_ns),
             }
@@ -341,7 +341,7 @@ impl Http1Conn {
         }
     }
 
-    fn on_body(&mut self, dir: Direction, b: &[u8]) {
+    fn on_body(&mut self, dir: Direction, ts_ns: u64, b: &[u8]) {
         if Some(dir) == self.request_dir {
             let Some(id) = self.request_cur else { return };
             if let Some(p) = self.queue.iter_mut().find(|p| p.id == id)
@@ -352,9 +352,8 @@ impl Http1Conn {
             }
         } else if self.response_active
             && let Some(p) = self.queue.front_mut()
-            && let Some(body) = &mut p.response
         {
-            body.push(b, &mut p.obs, &mut self.stats);
+            p.push_response(b, ts_ns, &mut self.stats);
         }
     }
 

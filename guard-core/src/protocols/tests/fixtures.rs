@@ -61,7 +61,7 @@ pub(crate) fn sse(events: &[(&str, &str)]) -> Vec<u8> {
         .into_bytes()
 }
 
-fn want(provider: P, endpoint: E, model: &'static str, status: u16, streamed: bool, u: Usage) -> Want {
+pub(super) fn want(provider: P, endpoint: E, model: &'static str, status: u16, streamed: bool, u: Usage) -> Want {
     Want {
         provider,
         endpoint,
@@ -77,7 +77,7 @@ fn want(provider: P, endpoint: E, model: &'static str, status: u16, streamed: bo
     }
 }
 
-fn client(req: Vec<u8>, resp: Vec<u8>) -> Vec<Segment> {
+pub(super) fn client(req: Vec<u8>, resp: Vec<u8>) -> Vec<Segment> {
     vec![Segment { dir: Write, ts: 1_000, bytes: req }, Segment { dir: Read, ts: 2_000, bytes: resp }]
 }
 
@@ -85,7 +85,7 @@ const ENCODINGS: [Encoding; 4] = [Encoding::Gzip, Encoding::Deflate, Encoding::B
 
 // ---- Anthropic Messages ----
 
-const ANTHROPIC_REQ: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"Hello, Claude"}]}"#;
+pub(super) const ANTHROPIC_REQ: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"Hello, Claude"}]}"#;
 const ANTHROPIC_JSON: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hi!"}],"stop_reason":"end_turn","usage":{"input_tokens":2095,"output_tokens":503,"cache_creation_input_tokens":2051,"cache_read_input_tokens":1000}}"#;
 
 pub(crate) fn anthropic_stream() -> Vec<u8> {
@@ -208,9 +208,9 @@ fn anthropic() -> Vec<Fixture> {
 
 // ---- OpenAI Chat Completions (and Azure) ----
 
-const CHAT_REQ: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hello!"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+pub(super) const CHAT_REQ: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hello!"}],"stream":true,"stream_options":{"include_usage":true}}"#;
 
-fn chat_stream(done: bool) -> Vec<u8> {
+pub(super) fn chat_stream(done: bool) -> Vec<u8> {
     let mut e = vec![
         ("", r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#),
         ("", r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}],"usage":null}"#),
@@ -246,17 +246,26 @@ fn openai_chat() -> Vec<Fixture> {
             want: vec![want(P::OpenaiChat, E::ChatCompletions, "gpt-4o", 200, true, su)],
         });
     }
+    // The server ends the body before the usage chunk and `[DONE]`: neither terminal came.
+    let cut = chat_stream(false);
+    let cut = &cut[..memchr::memmem::find(&cut, br#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-2024-08-06","choices":[],"#).unwrap()];
     v.push(Fixture {
-        name: "openai chat stream cut before [DONE]".into(),
+        name: "openai chat stream ended before its usage chunk and [DONE]".into(),
+        segments: client(request("POST", "/v1/chat/completions", "", CHAT_REQ), response(200, "text/event-stream", "", cut, PLAIN)),
+        want: vec![Want {
+            complete: false,
+            reason: Some(IncompleteReason::StreamTruncated),
+            ..want(P::OpenaiChat, E::ChatCompletions, "gpt-4o", 200, true, Usage::default())
+        }],
+    });
+    // The final usage chunk is terminal too: a body that ends after it, without `[DONE]`, lost nothing.
+    v.push(Fixture {
+        name: "openai chat stream ended after its usage chunk, no [DONE]".into(),
         segments: client(
             request("POST", "/v1/chat/completions", "", CHAT_REQ),
             response(200, "text/event-stream", "", &chat_stream(false), PLAIN),
         ),
-        want: vec![Want {
-            complete: false,
-            reason: Some(IncompleteReason::StreamTruncated),
-            ..want(P::OpenaiChat, E::ChatCompletions, "gpt-4o", 200, true, su)
-        }],
+        want: vec![want(P::OpenaiChat, E::ChatCompletions, "gpt-4o", 200, true, su)],
     });
     v.push(Fixture {
         name: "openai-compatible host behind a gateway prefix, 500".into(),
@@ -446,5 +455,5 @@ fn bedrock() -> Vec<Fixture> {
 }
 
 pub(crate) fn all() -> Vec<Fixture> {
-    [anthropic(), openai_chat(), openai_responses(), gemini(), bedrock()].into_iter().flatten().collect()
+    [anthropic(), openai_chat(), openai_responses(), gemini(), bedrock(), super::terminal::fixtures()].into_iter().flatten().collect()
 }

@@ -6,6 +6,7 @@ mod gaps;
 mod h2ws;
 pub(crate) mod live;
 mod split;
+mod terminal;
 
 use crate::{
     events::Direction,

@@ -128,7 +128,7 @@ impl WsConn {
         if dir != self.up.request_dir {
             // Every open exchange may have lost its end.
             while let Some(mut p) = self.queue.pop_front() {
-                p.mark(reason);
+                p.cut(reason);
                 self.emit(p, ts_ns);
             }
         }
@@ -137,7 +137,7 @@ impl WsConn {
     pub(crate) fn on_close(&mut self, ts_ns: u64) {
         let role = Some(self.role());
         while let Some(mut p) = self.queue.pop_front() {
-            p.mark(abandoned(role));
+            p.cut(abandoned(role));
             self.emit(p, ts_ns);
         }
     }

@@ -28,10 +28,13 @@ struct Case {
     chunks: Vec<Vec<u8>>,
     /// The server resets the stream (RST_STREAM) instead of sending this chunk.
     reset_at: Option<usize>,
+    /// The client stops reading once this chunk arrived (dropping the body sends RST_STREAM
+    /// CANCEL); the server sends no more and never ends the stream.
+    cancel_after: Option<usize>,
 }
 
 fn case(path: &'static str, model: &'static str, chunks: Vec<Vec<u8>>) -> Case {
-    Case { path, model, headers: Vec::new(), content_type: "text/event-stream", gzip: false, chunks, reset_at: None }
+    Case { path, model, headers: Vec::new(), content_type: "text/event-stream", gzip: false, chunks, reset_at: None, cancel_after: None }
 }
 
 fn request_body(c: &Case) -> String {
@@ -86,6 +89,11 @@ async fn respond_one(req: http::Request<h2::RecvStream>, mut respond: h2::server
             return;
         }
         send.send_data(Bytes::from(chunk), false).unwrap();
+        if c.cancel_after == Some(k) {
+            // Hold the stream open until the client's RST_STREAM comes.
+            let _ = std::future::poll_fn(|cx| send.poll_reset(cx)).await;
+            return;
+        }
         // Let other streams' frames in between this one's.
         for _ in 0..3 {
             tokio::task::yield_now().await;
@@ -108,10 +116,17 @@ async fn ask(client: h2::client::SendRequest<Bytes>, i: usize, c: Case) {
     }
     let (resp, mut send) = client.send_request(req.body(()).unwrap(), false).unwrap();
     send.send_data(Bytes::from(request_body(&c)), true).unwrap();
+    let wanted = c.cancel_after.map(|k| c.chunks[..=k].iter().map(Vec::len).sum::<usize>());
     if let Ok(resp) = resp.await {
         let mut body = resp.into_body();
-        while let Some(Ok(c)) = body.data().await {
-            let _ = body.flow_control().release_capacity(c.len());
+        let mut got = 0;
+        while let Some(Ok(d)) = body.data().await {
+            got += d.len();
+            let _ = body.flow_control().release_capacity(d.len());
+            if wanted.is_some_and(|w| got >= w) {
+                // As the OpenAI SDK at `[DONE]`: stop reading, drop the body.
+                break;
+            }
         }
     }
 }
@@ -231,7 +246,7 @@ pub(crate) fn fixtures() -> Vec<Fixture> {
     });
 
     // The server resets one stream after its first chunk; the other stream finishes.
-    let mut reset = case("/v1/chat/completions", "gpt-4.1", chat);
+    let mut reset = case("/v1/chat/completions", "gpt-4.1", chat.clone());
     reset.reset_at = Some(1);
     let session = Session {
         server_table: None,
@@ -253,6 +268,8 @@ pub(crate) fn fixtures() -> Vec<Fixture> {
         ],
     });
 
+    out.extend(client_cancels(&chat, chat_u));
+
     out.push(Fixture {
         name: "h2 python-hyper: padding, priority, CONTINUATION, PING".into(),
         segments: python_capture(),
@@ -262,6 +279,39 @@ pub(crate) fn fixtures() -> Vec<Fixture> {
         ],
     });
     out
+}
+
+/// The client stops reading a stream (RST_STREAM CANCEL) or the connection ends before
+/// END_STREAM: after the terminal event the exchange is complete, before it a client abort.
+fn client_cancels(chat: &[Vec<u8>], chat_u: Usage) -> Vec<Fixture> {
+    let (anth, _) = bodies::anthropic();
+    let one = |c: Case| record(Session { server_table: None, client_table: None, cases: vec![c], groups: vec![vec![0]] }).0;
+    let mut at_done = case("/v1/chat/completions", "gpt-4.1", chat.to_vec());
+    at_done.cancel_after = Some(chat.len() - 1);
+    let after = one(at_done);
+    // The client's RST_STREAM: a lone 13-byte frame of type 3.
+    let is_rst = |s: &Segment| s.dir == Write && s.bytes.len() == 13 && s.bytes[3] == 3;
+    assert_eq!(after.iter().filter(|s| is_rst(s)).count(), 1, "the client reset its stream once");
+    // The same capture without the reset: the connection ends with the stream still open.
+    let closed: Vec<Segment> = after.iter().filter(|s| !is_rst(s)).cloned().collect();
+    // After content_block_delta, before message_delta and message_stop.
+    let mut early = case("/v1/messages", "claude-sonnet-4-5", anth);
+    early.headers.push(("anthropic-version", "2023-06-01".into()));
+    early.cancel_after = Some(2);
+    let chat_want = want(P::OpenaiChat, E::ChatCompletions, "gpt-4.1", chat_u);
+    vec![
+        Fixture { name: "h2 client sends RST_STREAM CANCEL after [DONE]".into(), segments: after, want: vec![chat_want.clone()] },
+        Fixture { name: "h2 connection ends after [DONE], before END_STREAM".into(), segments: closed, want: vec![chat_want] },
+        Fixture {
+            name: "h2 client sends RST_STREAM CANCEL before message_stop".into(),
+            segments: one(early),
+            want: vec![Want {
+                complete: false,
+                reason: Some(IncompleteReason::ClientAbort),
+                ..want(P::Anthropic, E::Messages, "claude-sonnet-4-5", usage(12, 4000, 300, 1, 0))
+            }],
+        },
+    ]
 }
 
 /// Reads `captures/h2_padded.bin` (written by `captures/h2_padded.py`).
