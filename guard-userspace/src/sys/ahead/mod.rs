@@ -31,7 +31,7 @@ use std::{
 
 use guard_core::process::Catalog;
 
-pub(crate) use self::discover::{Candidate, candidates};
+use self::discover::{Candidate, candidates};
 use super::targets::{Scanner, TlsTarget};
 
 /// At most this many ELF files are analysed.
