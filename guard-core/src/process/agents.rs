@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::script::{Dialect, Script, script_of};
 use crate::glob;
 
 /// The built-in catalog.
@@ -111,11 +112,23 @@ impl Catalog {
 
     /// True for a program that runs scripts (the agent is then the script, not the program).
     pub fn is_interpreter(&self, exe: Option<&str>, argv: &[String]) -> bool {
+        self.interpreter(exe, argv).is_some()
+    }
+
+    /// The interpreter's name (of the executable, else of `argv[0]`) when the program is one.
+    fn interpreter<'a>(&self, exe: Option<&'a str>, argv: &'a [String]) -> Option<&'a str> {
         let names = [exe.map(basename), argv.first().map(|a| basename(a))];
         names
-            .iter()
+            .into_iter()
             .flatten()
-            .any(|n| self.interpreters.iter().any(|g| glob::matches(g, n)))
+            .find(|n| self.interpreters.iter().any(|g| glob::matches(g, n)))
+    }
+
+    /// What an interpreter runs (its script or module, read in its own option dialect); `None`
+    /// when the program is no interpreter.
+    pub fn script_of<'a>(&self, exe: Option<&'a str>, argv: &'a [String]) -> Option<Script<'a>> {
+        let name = self.interpreter(exe, argv)?;
+        Some(script_of(Dialect::of(name), argv.get(1..).unwrap_or_default()))
     }
 
     /// The catalog agent this program image is, if any.
@@ -127,8 +140,7 @@ impl Catalog {
             names.push(basename(p));
             paths.push(p);
         }
-        if self.is_interpreter(exe, argv) {
-            let script = script_of(&argv[1.min(argv.len())..]);
+        if let Some(script) = self.script_of(exe, argv) {
             if let Some(m) = script.module {
                 modules.push(m);
             }
@@ -190,49 +202,6 @@ fn validate(index: usize, a: &AgentSpec) -> Result<(), CatalogError> {
 
 pub fn basename(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
-}
-
-/// What an interpreter runs: `-m module`, or the first non-option argument.
-pub struct Script<'a> {
-    pub module: Option<&'a str>,
-    pub path: Option<&'a str>,
-}
-
-pub fn script_of(args: &[String]) -> Script<'_> {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "-m" {
-            return Script {
-                module: it.next().map(String::as_str),
-                path: None,
-            };
-        }
-        if let Some(m) = a
-            .strip_prefix("-m")
-            .filter(|m| !m.is_empty() && !a.starts_with("--"))
-        {
-            return Script {
-                module: Some(m),
-                path: None,
-            };
-        }
-        if a == "--" {
-            return Script {
-                module: None,
-                path: it.next().map(String::as_str),
-            };
-        }
-        if !a.starts_with('-') {
-            return Script {
-                module: None,
-                path: Some(a),
-            };
-        }
-    }
-    Script {
-        module: None,
-        path: None,
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use std::{
 
 use serde::Serialize;
 
-use super::agents::{Catalog, basename, script_of};
+use super::{
+    agents::{Catalog, basename},
+    script::Script,
+};
 use crate::events::{
     Exit, Fork,
     exec_join::{ExecOutcome, ExecRecord},
@@ -577,15 +580,13 @@ impl ProcessTable {
     /// executable's name, cleaned as an agent label ([`crate::labels`]); at most `max_labels` distinct, else `other`.
     fn label_for(&mut self, key: ProcKey) -> Arc<str> {
         let raw = match self.procs.get(&key) {
-            Some(p) if self.catalog.is_interpreter(p.exe.as_deref(), &p.argv) => {
-                let s = script_of(p.argv.get(1..).unwrap_or_default());
-                match (s.module, s.path) {
-                    (Some(m), _) => m.to_owned(),
-                    (None, Some(path)) => stem(basename(path)).to_owned(),
-                    (None, None) => p.name().to_owned(),
-                }
-            }
-            Some(p) => p.name().to_owned(),
+            // A script on stdin or code on the command line (`python3 - ARG`, `node -e CODE`)
+            // names no script: the interpreter is the label.
+            Some(p) => match self.catalog.script_of(p.exe.as_deref(), &p.argv) {
+                Some(Script { module: Some(m), .. }) => m.to_owned(),
+                Some(Script { path: Some(path), .. }) => stem(basename(path)).to_owned(),
+                _ => p.name().to_owned(),
+            },
             None => String::new(),
         };
         let label = crate::labels::clean(crate::labels::Kind::Agent, &raw).unwrap_or_else(|| "other".to_owned());

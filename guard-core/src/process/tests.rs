@@ -427,6 +427,45 @@ fn zero_config_labels_are_capped() {
 }
 
 #[test]
+fn a_script_on_stdin_or_inline_code_is_labelled_by_its_interpreter() {
+    let mut t = table();
+    let runs: &[(&str, &[&str])] = &[
+        ("/usr/bin/python3.12", &["python3", "-", "run-8f3a"]),
+        ("/usr/bin/python3.12", &["python3", "-", "run-77c1"]),
+        ("/usr/bin/python3.12", &["python3", "-c", "import x", "run-1d2e"]),
+        ("/usr/bin/node", &["node", "-", "run-5b6c"]),
+        ("/usr/bin/node", &["node", "-e", "fetch(u)", "run-9e0f"]),
+        ("/usr/bin/bash", &["bash", "-s", "run-0a1b"]),
+    ];
+    let mut labels = Vec::new();
+    for (i, (exe, argv)) in runs.iter().enumerate() {
+        let p = (2000 + i as u32, (i as u64 + 1) * S);
+        spawn(&mut t, INIT, p, exe, argv);
+        labels.push(
+            t.mark_inference(p.0, p.1, 0)
+                .map(|a| a.id.to_string())
+                .expect("marked"),
+        );
+    }
+    assert_eq!(
+        labels,
+        ["python3_12", "python3_12", "python3_12", "node", "node", "bash"]
+    );
+    // A script file still names its agent.
+    spawn(
+        &mut t,
+        INIT,
+        (2100, 9 * S),
+        "/usr/bin/python3.12",
+        &["python3", "-W", "ignore", "/home/u/bot.py"],
+    );
+    assert_eq!(
+        t.mark_inference(2100, 9 * S, 0).map(|a| a.id.to_string()).as_deref(),
+        Some("bot")
+    );
+}
+
+#[test]
 fn memory_stays_bounded_under_churn() {
     let limits = TableLimits {
         max_entries: 100,

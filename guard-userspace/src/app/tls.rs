@@ -19,6 +19,7 @@ use guard_core::{
 use crate::{
     kernel::Kernel,
     sys::{
+        ahead::Ahead,
         scan_worker::{Report, Request, ScanWorker},
         sockets,
         targets::{Scanner, TlsTarget},
@@ -60,7 +61,8 @@ impl Tls {
             }
         }
         let mut tls = Self {
-            scans: ScanWorker::spawn(scanner)?,
+            // What agents are likely to run is analysed next, on the scanning threads.
+            scans: ScanWorker::spawn(scanner, Some(Ahead::new(engine.table().catalog().clone())))?,
             procs,
             rejected: HashSet::new(),
             fresh: Vec::new(),

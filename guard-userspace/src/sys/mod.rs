@@ -1,6 +1,7 @@
 //! What guard reads from the host: processes under /proc, local accounts, and the TLS
 //! libraries running programs carry.
 
+pub(crate) mod ahead;
 pub(crate) mod cwd;
 pub(crate) mod host;
 pub(crate) mod proc;

@@ -1,6 +1,7 @@
 //! Runs the [`Scanner`] on low-priority threads, so analysing a new 100 MB binary never stalls
 //! the event loop that drains the ring buffer. Two lanes: one serves processes that just exec'd,
-//! the other the periodic pass over every process. A pass that meets a large new file (a fresh
+//! the other the periodic pass over every process (and, at start, the ahead-of-time analysis of
+//! what agents are likely to run, [`super::ahead`]). A pass that meets a large new file (a fresh
 //! build on a developer's machine) takes seconds on it, and a program started meanwhile must not
 //! wait behind it. The lanes share one [`Scanner`], so a file is analysed once whichever lane meets
 //! it first. Requests are coalesced: a burst of execs costs one scan per distinct process.
@@ -13,7 +14,10 @@ use std::{
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::targets::{ProcessTls, Scanner, TlsTarget};
+use super::{
+    ahead::Ahead,
+    targets::{ProcessTls, Scanner, TlsTarget},
+};
 
 /// What the worker learnt.
 #[derive(Debug)]
@@ -45,15 +49,16 @@ pub(crate) struct ScanWorker {
 const NICE: i32 = 10;
 
 impl ScanWorker {
-    pub(crate) fn spawn(scanner: Scanner) -> std::io::Result<Self> {
+    /// `ahead` runs first on the pass lane: the exec lane stays free for programs that start.
+    pub(crate) fn spawn(scanner: Scanner, ahead: Option<Ahead>) -> std::io::Result<Self> {
         let (found_tx, found) = unbounded_channel();
-        let lane = |name: &str, scanner: Scanner, found: UnboundedSender<Report>| {
+        let lane = |name: &str, scanner: Scanner, found: UnboundedSender<Report>, ahead: Option<Ahead>| {
             let (tx, rx) = channel();
-            let t = std::thread::Builder::new().name(name.into()).spawn(move || work(scanner, rx, found))?;
+            let t = std::thread::Builder::new().name(name.into()).spawn(move || work(scanner, rx, found, ahead))?;
             Ok::<_, std::io::Error>((tx, t))
         };
-        let (exec_tx, exec) = lane("guard-scan-exec", scanner.clone(), found_tx.clone())?;
-        let (pass_tx, pass) = lane("guard-scan-pass", scanner, found_tx)?;
+        let (exec_tx, exec) = lane("guard-scan-exec", scanner.clone(), found_tx.clone(), None)?;
+        let (pass_tx, pass) = lane("guard-scan-pass", scanner, found_tx, ahead)?;
         Ok(Self { tx: Some((exec_tx, pass_tx)), found, threads: vec![exec, pass] })
     }
 
@@ -77,9 +82,14 @@ impl Drop for ScanWorker {
     }
 }
 
-fn work(scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Report>) {
+fn work(scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Report>, ahead: Option<Ahead>) {
     // SAFETY: setpriority on the calling thread (a Linux thread id is a PRIO_PROCESS who).
     unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, NICE) };
+    if let Some(a) = ahead
+        && !a.run(&scanner, |t| found.send(Report::Target(t)).is_ok())
+    {
+        return;
+    }
     let mut pending: BTreeSet<Request> = BTreeSet::new();
     while let Ok(first) = rx.recv() {
         pending.insert(first);

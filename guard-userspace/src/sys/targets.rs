@@ -98,7 +98,7 @@ pub(crate) const SYSTEM_LIB_DIRS: &[&str] =
 /// know: the daemon's two scan lanes never analyse one file twice, and a lane that meets a file
 /// the other is analysing waits for that result (Codex CLI's 294 MB binary takes half a second)
 /// instead of repeating it. Each lane then reports the file's status for its own process.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Scanner {
     shared: Arc<Shared>,
 }
@@ -108,6 +108,16 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when a file's analysis ends.
     settled: Condvar,
+    /// guard's own executable, by (dev, inode): never analysed, hooked or reported (guard maps it
+    /// and carries a TLS library, which would show as a blind spot of its own).
+    own: Option<(u64, u64)>,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        let own = fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino()));
+        Self::skipping(own)
+    }
 }
 
 #[derive(Default)]
@@ -140,6 +150,11 @@ impl Drop for Claim<'_> {
 }
 
 impl Scanner {
+    /// A scanner that takes `own` for guard's executable.
+    fn skipping(own: Option<(u64, u64)>) -> Self {
+        Self { shared: Arc::new(Shared { own, ..Shared::default() }) }
+    }
+
     /// New targets among the files a process maps, plus its executable.
     pub(crate) fn scan_pid(&self, pid: u32) -> Vec<TlsTarget> {
         self.scan_process(pid).map(|(t, _)| t).unwrap_or_default()
@@ -202,6 +217,9 @@ impl Scanner {
             return None;
         }
         let key = (meta.dev(), meta.ino());
+        if self.shared.own == Some(key) {
+            return None;
+        }
         let _claim = self.claim(key)?;
         let analysis = self.inspect(attach);
         let status = match &analysis {
@@ -328,6 +346,23 @@ mod tests {
         assert_eq!((counts.misses, counts.hits), (1, 0), "the file was analysed more than once");
         let meta = fs::metadata(lib).unwrap();
         assert!(matches!(scanner.clone().status(meta.dev(), meta.ino()), Some(FileStatus::Hooked { .. })));
+    }
+
+    #[test]
+    fn guards_own_executable_is_neither_analysed_nor_offered() {
+        // The test binary is this process's executable, as guard's is the daemon's.
+        let me = std::env::current_exe().unwrap();
+        let scanner = Scanner::default();
+        assert!(scanner.consider(&me, &me.to_string_lossy()).is_none());
+        let meta = fs::metadata(&me).unwrap();
+        assert!(scanner.status(meta.dev(), meta.ino()).is_none(), "its status was recorded");
+        assert_eq!(scanner.shared.lock().cache.misses, 0, "it was analysed");
+        // A file guard would hook is skipped all the same when it is guard's own.
+        let Some(lib) = system_libssl() else { return };
+        let meta = fs::metadata(lib).unwrap();
+        let scanner = Scanner::skipping(Some((meta.dev(), meta.ino())));
+        assert!(scanner.consider(lib, &lib.to_string_lossy()).is_none());
+        assert!(Scanner::default().consider(lib, &lib.to_string_lossy()).is_some());
     }
 
     fn system_libssl() -> Option<&'static Path> {
