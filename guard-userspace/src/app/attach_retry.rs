@@ -1,5 +1,7 @@
 //! A TLS file whose attach failed is tried again, 0.5 s, 2 s, 8 s and 30 s after each failure,
-//! then given up (and the log says so). Each try goes through every path that still leads to the
+//! then given up (and the log says so). A file whose offsets the kernel refused (`invalid`) is
+//! given up at once: the same offsets in the same file get the same answer, and each try would
+//! place, for a moment, the probes that came before the refused one. Each try goes through every path that still leads to the
 //! same file, by (device, inode): the path it was found through, the path its processes see, and
 //! for each process known to map it `/proc/PID/root/…`, `/proc/PID/exe` and
 //! `/proc/PID/map_files/…`. The file of an agent that is still running is then reachable even
@@ -75,11 +77,13 @@ pub(crate) struct Retries {
 
 impl Retries {
     /// Records a failed attempt at `target` and says when the next one is, or that there is none
-    /// (the file is then forgotten).
-    pub(crate) fn failed(&mut self, target: &TlsTarget, now: Instant) -> Next {
+    /// (the file is then forgotten): after the last wait, or at once when a failure was
+    /// `invalid`.
+    pub(crate) fn failed(&mut self, target: &TlsTarget, failures: &[Failure], now: Instant) -> Next {
         let k = key(target);
         let failed = self.waiting.get(&k).map_or(0, |w| w.failed) + 1;
-        match BACKOFF.get(failed - 1) {
+        let hopeless = failures.iter().any(|f| f.reason() == FailReason::Invalid);
+        match BACKOFF.get(failed - 1).filter(|_| !hopeless) {
             Some(&wait) => {
                 self.waiting.insert(k, Waiting { target: target.clone(), failed, at: now + wait });
                 Next::RetryIn(wait)
@@ -273,13 +277,15 @@ impl Attacher {
             // Attached already, by another path.
             Ok((_, None)) => self.retries.done(key(t)),
             Err(failures) => {
-                let next = self.retries.failed(t, now);
+                let next = self.retries.failed(t, &failures, now);
                 for f in &failures {
                     *self.failures.entry((t.library, f.reason())).or_default() += 1;
                     log_failure(t, f, failed + 1, next);
                 }
                 if next == Next::GiveUp {
-                    tracing::warn!(path = %t.path, attempts = failed + 1, "TLS target given up: not attached after every retry; its processes stay blind (attach_failed)");
+                    let refused = failures.iter().any(|f| f.reason() == FailReason::Invalid);
+                    let why = if refused { "the kernel refused its offsets" } else { "every retry failed" };
+                    tracing::warn!(path = %t.path, attempts = failed + 1, why, "TLS target given up: not attached; its processes stay blind (attach_failed)");
                 }
             }
         }
@@ -379,7 +385,7 @@ mod tests {
         let failures = attempt(&t, std::slice::from_ref(&t.attach_path), open).unwrap_err();
         assert_eq!(failures.len(), 1);
         assert_eq!((failures[0].errno, failures[0].reason()), (Some(libc::ENOENT), FailReason::NoSuchFile));
-        assert_eq!(r.failed(&t, t0), Next::RetryIn(Duration::from_millis(500)));
+        assert_eq!(r.failed(&t, &failures, t0), Next::RetryIn(Duration::from_millis(500)));
 
         assert!(r.due(t0 + Duration::from_millis(499), |_| true).is_empty(), "not before its time");
         let due = r.due(t0 + Duration::from_millis(500), |_| true);
@@ -444,7 +450,8 @@ mod tests {
         let mut r = Retries::default();
         let mut now = Instant::now();
         let mut waits = Vec::new();
-        while let Next::RetryIn(d) = r.failed(&t, now) {
+        let emfile = [Failure { path: agent.clone(), errno: Some(libc::EMFILE), message: String::new() }];
+        while let Next::RetryIn(d) = r.failed(&t, &emfile, now) {
             waits.push(d);
             assert!(r.due(now + d - Duration::from_millis(1), |_| true).is_empty());
             now += d;
@@ -458,6 +465,19 @@ mod tests {
     }
 
     #[test]
+    fn offsets_the_kernel_refused_are_not_tried_again() {
+        let (dir, agent, _) = fixture("invalid");
+        let t = target(&agent);
+        let mut r = Retries::default();
+        let fail = |errno| Failure { path: agent.clone(), errno: Some(errno), message: String::new() };
+        assert_eq!(r.failed(&t, &[fail(libc::ENOENT), fail(errno::ENOTSUPP)], Instant::now()), Next::GiveUp);
+        assert!(!r.is_waiting(key(&t)));
+        assert_eq!(r.failed(&t, &[fail(libc::ENOENT)], Instant::now()), Next::RetryIn(BACKOFF[0]));
+        assert_eq!(r.failed(&t, &[fail(libc::EINVAL)], Instant::now()), Next::GiveUp, "after a retry too");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_file_attached_or_rejected_meanwhile_is_not_retried() {
         let (dir, agent, _) = fixture("meanwhile");
         let other = dir.join("other");
@@ -465,8 +485,9 @@ mod tests {
         let (a, b) = (target(&agent), target(&other));
         let mut r = Retries::default();
         let now = Instant::now();
-        r.failed(&a, now);
-        r.failed(&b, now);
+        let enoent = [Failure { path: agent.clone(), errno: Some(libc::ENOENT), message: String::new() }];
+        r.failed(&a, &enoent, now);
+        r.failed(&b, &enoent, now);
         let later = now + Duration::from_secs(1);
         let due = r.due(later, |k| k != key(&a));
         assert_eq!(due.iter().map(|d| key(&d.0)).collect::<Vec<_>>(), [key(&b)]);

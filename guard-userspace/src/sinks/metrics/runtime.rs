@@ -78,7 +78,7 @@ impl RuntimeMetrics {
         let tls_attach_failures = Family::default();
         reg.register(
             "guard_tls_attach_failures",
-            "Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other); each is retried",
+            "Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other)",
             tls_attach_failures.clone(),
         );
         let tls_blind = Family::default();

@@ -139,7 +139,7 @@ fn one_call_encodes_exactly() {
         + "guard_events_lost_total{source=\"unverified_hook\"} 0\n"
         + "# HELP guard_tls_targets_attached Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks.\n"
         + "# TYPE guard_tls_targets_attached gauge\n"
-        + "# HELP guard_tls_attach_failures Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other); each is retried.\n"
+        + "# HELP guard_tls_attach_failures Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other).\n"
         + "# TYPE guard_tls_attach_failures counter\n"
         + "# HELP guard_tls_blind_processes Agent processes holding TCP connections while guard has no verified hook into their TLS, by agent and reason.\n"
         + "# TYPE guard_tls_blind_processes gauge\n"
@@ -266,7 +266,7 @@ fn attach_failures_follow_the_totals_per_library_and_reason() {
     m.set_attach_failures_total("boringssl", "invalid", 0);
     assert_eq!(
         sorted(&family(&m.encode(), "guard_tls_attach_failures")),
-        "# HELP guard_tls_attach_failures Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other); each is retried.\n\
+        "# HELP guard_tls_attach_failures Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other).\n\
          # TYPE guard_tls_attach_failures counter\n\
          guard_tls_attach_failures_total{library=\"boringssl\",reason=\"invalid\"} 0\n\
          guard_tls_attach_failures_total{library=\"boringssl\",reason=\"no_such_file\"} 3\n\
