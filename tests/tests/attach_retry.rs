@@ -1,5 +1,7 @@
-//! Privileged end-to-end (issue 17): a TLS file whose attach failed is tried again, through
-//! another path when its own vanished, and what happened shows in
+//! Privileged end-to-end (issue 17): two Bun executables of one Bun build whose code sits at
+//! different file offsets each get their own hooks under one daemon (the cause of the issue: the
+//! second got the first one's offsets from the analysis cache), and a TLS file whose attach
+//! failed is tried again, through another path when its own vanished, with what happened shown in
 //! `guard_tls_attach_failures_total` and, until the retry attaches, as `attach_failed` in
 //! `guard_tls_blind_processes`.
 //!
@@ -68,6 +70,41 @@ fn scrape_until(addr: &str, series: &str, want: f64, timeout: Duration) -> std::
             return m;
         }
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// OpenCode 1.18.33 then Kilo CLI 7.7.7 under one daemon left Kilo blind: both are Bun 1.3
+/// executables with one build-id, and Kilo's code sits 0x2000 bytes further into the file. Here
+/// the second executable is Bun itself with its code moved 64 KiB on: handed the first one's
+/// offsets, its probes would sit inside other functions and nothing of its calls would be read.
+#[test]
+fn a_second_bun_of_one_build_with_its_code_elsewhere_gets_its_own_hooks() {
+    if !privileged() {
+        return;
+    }
+    let bun = bun::bun(bun::VERSIONS[1]);
+    let shifted = temp_path("bun-shifted");
+    bun::shift_code(&bun, &shifted, 0x10000);
+    let mock = MockLlm::start();
+    let mut d = Daemon::start("bun-layouts");
+    let mut runs = Vec::new();
+    for bin in [&bun, &shifted] {
+        // Hooked while an idle run of it waits, before any call.
+        let mut idle = Command::new(bin).args(["-e", "setTimeout(() => {}, 120000)"]).spawn().unwrap();
+        d.wait_attached(bin, Duration::from_secs(120));
+        let _ = idle.kill();
+        let _ = idle.wait();
+        let run = run_client(&mut bun::fetch(bin, true, &mock, ""));
+        assert_eq!(run.calls.len(), 10, "{}", bin.display());
+        runs.push(run);
+    }
+    let (events, log) = d.stop_with_log();
+    assert!(!log.iter().any(|l| l.contains("TLS target not attached")), "every attach worked");
+    let verified = log.iter().filter(|l| l.contains("TLS hook verified")).count();
+    assert_eq!(verified, 2, "each file's guessed hooks were verified by its own traffic");
+    let all = exchanges(&events);
+    for run in &runs {
+        assert_usage_matches(&all, run);
     }
 }
 
