@@ -234,9 +234,11 @@ impl Attacher {
         Self { fault: TestFault::from_env(), ..Self::default() }
     }
 
-    /// The first attempt at a file the scanner found, through the path it was found through.
+    /// The first attempt at a file the scanner found, through the path it was found through if
+    /// that still leads to it (not to a file put in its place since the analysis).
     pub(crate) fn first(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget, now: Instant) {
-        self.try_paths(kernel, engine, t, vec![t.attach_path.clone()], 0, now);
+        let own = Some(t.attach_path.clone()).filter(|p| leads_to(p, key(t)));
+        self.try_paths(kernel, engine, t, own.into_iter().collect(), 0, now);
     }
 
     /// The attempts due now. `rejected` says which files were detached for good; a file attached
