@@ -1,11 +1,13 @@
 //! A TLS file whose attach failed is tried again, 0.5 s, 2 s, 8 s and 30 s after each failure,
-//! then given up (and the log says so). A file whose offsets the kernel refused (`invalid`) is
-//! given up at once: the same offsets in the same file get the same answer, and each try would
-//! place, for a moment, the probes that came before the refused one. Each try goes through every path that still leads to the
+//! then given up (and the log says so). Each try goes through every path that still leads to the
 //! same file, by (device, inode): the path it was found through, the path its processes see, and
 //! for each process known to map it `/proc/PID/root/…`, `/proc/PID/exe` and
 //! `/proc/PID/map_files/…`. The file of an agent that is still running is then reachable even
 //! after its own path vanished (a sandbox root that is gone, an upgrade that renamed it).
+//!
+//! A file whose offsets the kernel refused (`invalid`) is given up at once: the same offsets in
+//! the same file get the same answer, and each try would place, for a moment, the probes that
+//! came before the refused one.
 //!
 //! The daemon loop drives this on its tick, since the kernel handle lives there; an attempt is a
 //! few system calls and nothing here waits. [`Retries`], [`attempt`] and [`paths`] hold the logic
