@@ -170,4 +170,27 @@ mod tests {
         };
         assert_eq!(blind_reason(Some(&p), by_ino), None);
     }
+
+    /// A file whose hooks the kernel did not take makes its processes `attach_failed` until a
+    /// retry attaches it; an unhooked library elsewhere in the process does not hide that.
+    #[test]
+    fn a_failed_attach_shows_until_a_retry_attaches() {
+        let rustls = ((1, 9), FileStatus::Miss(Miss::Unhooked(Library::Rustls)));
+        let p = ProcessTls {
+            files: vec![rustls, hooked(5)],
+        };
+        let failed = |_| HookState::NotAttached;
+        assert_eq!(
+            blind_reason(Some(&p), failed).map(BlindReason::as_str),
+            Some("attach_failed")
+        );
+        let retried = |(_, ino): (u64, u64)| match ino {
+            5 => HookState::Pending,
+            _ => HookState::NotAttached,
+        };
+        assert_eq!(
+            blind_reason(Some(&p), retried),
+            Some(BlindReason::HookUnverified)
+        );
+    }
 }

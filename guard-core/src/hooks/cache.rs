@@ -1,18 +1,25 @@
-//! Analyses are cached by what the file is, not where it is: its GNU build-id, or failing that a
-//! hash of its size and sampled pages. A 100 MB binary run from many paths, or again after an
-//! upgrade that did not change it, is analysed once.
+//! Analyses are cached by what the file is, not where it is: its GNU build-id with the placement
+//! of its code, or failing that a hash of its size and sampled pages. A 100 MB binary
+//! run from many paths, or again after an upgrade that did not change it, is analysed once.
 
 use std::{
     collections::HashMap,
     hash::{DefaultHasher, Hasher as _},
 };
 
+use object::{Object as _, ObjectSegment as _};
+
 use super::{Analysis, HookError, analyse, elf};
 
 /// What a file is, independently of its path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum FileKey {
-    BuildId(Vec<u8>),
+    /// The build-id alone does not fix the hooks: they are file offsets, and files of one build
+    /// can place the same code at different offsets. Two Bun single-file executables of one Bun
+    /// release share Bun's build-id, and one (Kilo CLI 7.7.7) has its code 0x2000 bytes further
+    /// into the file than the other (OpenCode 1.18.33): handed the other's offsets, its probes
+    /// landed mid-instruction. `layout` hashes each executable segment's file range and address.
+    BuildId { id: Vec<u8>, layout: u64 },
     /// Size, and a hash of the first and last 64 KiB and one 4 KiB page per MiB between.
     Sampled {
         size: u64,
@@ -26,7 +33,7 @@ impl FileKey {
             && let Some(id) = elf::build_id(&file)
             && !id.is_empty()
         {
-            return Self::BuildId(id);
+            return Self::BuildId { id, layout: layout(&file) };
         }
         const EDGE: usize = 64 << 10;
         let mut h = DefaultHasher::new();
@@ -40,6 +47,22 @@ impl FileKey {
             hash: h.finish(),
         }
     }
+}
+
+/// Where the executable segments sit in the file and in memory: every hook is a file offset in
+/// one of them, and what the analysis reads elsewhere it reads by address. A `bun build
+/// --compile` executable that adds its payload to a data segment stays a cache hit of its bun.
+fn layout(file: &object::File<'_>) -> u64 {
+    const PF_X: u32 = 1;
+    let executable = |seg: &object::Segment<'_, '_>| matches!(seg.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & PF_X != 0);
+    let mut h = DefaultHasher::new();
+    for seg in file.segments().filter(executable) {
+        let (offset, size) = seg.file_range();
+        for v in [offset, size, seg.address(), seg.size()] {
+            h.write_u64(v);
+        }
+    }
+    h.finish()
 }
 
 /// Results by file identity. Errors are cached too: a file that does not parse will not parse

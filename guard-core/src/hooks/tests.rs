@@ -209,12 +209,96 @@ fn the_cache_analyses_a_file_once() {
     assert_eq!((c.misses, c.hits), (1, 1));
     assert!(matches!(
         cache::FileKey::of(&data),
-        cache::FileKey::BuildId(_)
+        cache::FileKey::BuildId { .. }
     ));
     assert!(matches!(
         cache::FileKey::of(b"no elf here"),
         cache::FileKey::Sampled { size: 11, .. }
     ));
+}
+
+fn u16_at(d: &[u8], at: usize) -> usize {
+    u16::from_le_bytes(d[at..at + 2].try_into().unwrap()) as usize
+}
+
+fn u64_at(d: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(d[at..at + 8].try_into().unwrap())
+}
+
+/// The loadable segments of an ELF64 file: (file offset, executable).
+fn loads(data: &[u8]) -> Vec<(usize, bool)> {
+    let (phoff, phent, phnum) = (u64_at(data, 0x20) as usize, u16_at(data, 0x36), u16_at(data, 0x38));
+    (0..phnum)
+        .map(|i| phoff + i * phent)
+        .filter(|&p| u32::from_le_bytes(data[p..p + 4].try_into().unwrap()) == 1)
+        .map(|p| (u64_at(data, p + 8) as usize, data[p + 4] & 1 == 1))
+        .collect()
+}
+
+/// `data` with `pad` zero bytes inserted at file offset `at` (where a segment starts), every later
+/// segment and section moved along: the same build, and build-id, laid out otherwise, as `bun
+/// build --compile` lays out some executables. `pad` keeps each segment's alignment.
+fn insert_at(data: &[u8], at: usize, pad: usize) -> Vec<u8> {
+    let (phoff, phent, phnum) = (u64_at(data, 0x20) as usize, u16_at(data, 0x36), u16_at(data, 0x38));
+    let (shoff, shent, shnum) = (u64_at(data, 0x28) as usize, u16_at(data, 0x3a), u16_at(data, 0x3c));
+    assert!(at > phoff && (shoff == 0 || shoff >= at), "headers before the insertion");
+    let mut out = data[..at].to_vec();
+    out.resize(at + pad, 0);
+    out.extend_from_slice(&data[at..]);
+    let mut bump = |field: usize| {
+        let v = u64_at(&out, field);
+        if v as usize >= at {
+            out[field..field + 8].copy_from_slice(&(v + pad as u64).to_le_bytes());
+        }
+    };
+    bump(0x28);
+    for i in 0..phnum {
+        bump(phoff + i * phent + 8);
+    }
+    for i in 0..shnum {
+        bump(shoff + pad + i * shent + 0x18);
+    }
+    out
+}
+
+/// Two files of one build-id whose code sits at different offsets each get their own hooks (a
+/// cache keyed by the build-id alone gave the second file the first one's offsets); a file whose
+/// code did not move is still a hit.
+#[test]
+fn the_cache_tells_apart_files_of_one_build_laid_out_differently() {
+    // Go and rustup put their code at the start of the file, in the segment of the headers.
+    let lib = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libssl.so.3");
+    if !lib.is_file() {
+        eprintln!("\n*** SKIPPED: no {} ***\n", lib.display());
+        return;
+    }
+    let data = std::fs::read(lib).unwrap();
+    let segments = loads(&data);
+    let code = segments.iter().position(|s| s.1).unwrap();
+    let (code_moved, data_moved) = (insert_at(&data, segments[code].0, 0x10000), insert_at(&data, segments[code + 1].0, 0x10000));
+    let id = |d: &[u8]| elf::build_id(&object::File::parse(d).unwrap());
+    assert!(id(&data).is_some());
+    assert_eq!((id(&code_moved), id(&data_moved)), (id(&data), id(&data)), "one build");
+    let fresh = |d: &[u8]| match analyse(d).unwrap() {
+        Analysis::Found(f) => f.hooks,
+        other => panic!("{other:?}"),
+    };
+    let (own, moved) = (fresh(&data), fresh(&code_moved));
+    assert_eq!(own.len(), moved.len());
+    for (a, b) in own.iter().zip(&moved) {
+        assert_eq!((b.kind, b.offset), (a.kind, a.offset + 0x10000), "the code moved by the pad");
+    }
+    assert_eq!(fresh(&data_moved), own, "the code did not move");
+    let mut c = cache::Cache::default();
+    c.analyse(&data).unwrap();
+    let hooks = |r: Result<Analysis, String>| match r.unwrap() {
+        Analysis::Found(f) => f.hooks,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(hooks(c.analyse(&code_moved)), moved);
+    assert_eq!((c.misses, c.hits), (2, 0));
+    assert_eq!(hooks(c.analyse(&data_moved)), own);
+    assert_eq!((c.misses, c.hits), (2, 1), "same code at the same offsets: a hit");
 }
 
 /// Unstripped files that link aws-lc: rustup as released (clang-built aws-lc 0.38, with OpenSSL's

@@ -46,6 +46,7 @@ const GAUGES_EVERY: Duration = Duration::from_secs(2);
 pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let io = |what| move |source| DaemonError::Io { what, source };
     let fan = crate::gate::early_fanotify(opts.enforce.mode);
+    crate::sys::limits::raise_and_log();
     let mut kernel = Kernel::load(&opts.load)?;
     kernel.wake_on(&opts.engine.rules);
     for p in &kernel.probes {
@@ -120,6 +121,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 }
                 let now = Instant::now();
                 tls.tick(now);
+                tls.retry(&mut kernel, &mut engine, now);
                 match gate.as_mut() {
                     Some(g) => {
                         g.tick();

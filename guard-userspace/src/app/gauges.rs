@@ -41,6 +41,9 @@ impl Gauges {
         let d = s.decoder;
         m.set_lost_total(LossSource::DecoderError, d.http_errors + d.decode_errors + d.bad_payloads + d.dropped_events);
         m.set_tls_blind(tls.blind(kernel, engine));
+        for ((library, reason), n) in tls.attach_failures() {
+            m.set_attach_failures_total(library.as_label(), reason.as_str(), n);
+        }
         let by_strategy = kernel.attached_by_strategy();
         self.tls_seen.extend(by_strategy.keys().copied());
         for key @ (library, strategy) in &self.tls_seen {

@@ -1,5 +1,6 @@
 //! The daemon and the commands around it.
 
+mod attach_retry;
 pub(crate) mod cli;
 pub(crate) mod commands;
 pub(crate) mod config;

@@ -16,8 +16,9 @@ use guard_core::{
     verify::{self, Verdict},
 };
 
+use super::attach_retry::Attacher;
 use crate::{
-    kernel::Kernel,
+    kernel::{Kernel, errno::FailReason},
     sys::{
         ahead::Ahead,
         scan_worker::{Report, Request, ScanWorker},
@@ -45,6 +46,8 @@ pub(crate) struct Tls {
     next_exec: u64,
     last_pass: Instant,
     pass_every: Duration,
+    /// Attaches, and retries the files that failed to attach.
+    attacher: Attacher,
 }
 
 impl Tls {
@@ -71,6 +74,7 @@ impl Tls {
             next_exec: 0,
             last_pass: Instant::now(),
             pass_every,
+            attacher: Attacher::new(),
         };
         for t in &found {
             tls.attach(kernel, engine, t);
@@ -156,17 +160,20 @@ impl Tls {
         if self.rejected.contains(&(t.dev, t.ino)) {
             return;
         }
-        match kernel.attach_tls(t) {
-            Ok(None) => {}
-            Ok(Some((id, hooks))) => {
-                let guess = t.strategy.is_guess();
-                if guess {
-                    engine.guessed(id);
-                }
-                tracing::info!(path = %t.path, kind = ?t.kind, library = ?t.library, strategy = ?t.strategy, also = ?t.also, hooks, id, verified = !guess, "attached TLS target");
-            }
-            Err(e) => tracing::warn!(error = %e, "TLS target not attached"),
-        }
+        self.attacher.first(kernel, engine, t, Instant::now());
+    }
+
+    /// Tries again the files whose attach failed and whose time has come (see `attach_retry`),
+    /// through any path that still leads to them, among them those of the processes mapping them.
+    pub(crate) fn retry(&mut self, kernel: &mut Kernel, engine: &mut Engine, now: Instant) {
+        let (rejected, procs) = (&self.rejected, &self.procs);
+        let pids = |key| procs.iter().filter(|(_, p)| p.files.iter().any(|(k, _)| *k == key)).map(|(pid, _)| *pid).collect();
+        self.attacher.retry(kernel, engine, now, |key| rejected.contains(&key), pids);
+    }
+
+    /// Failed attach calls so far, by library and reason (`guard_tls_attach_failures_total`).
+    pub(crate) fn attach_failures(&self) -> impl Iterator<Item = ((guard_core::hooks::Library, FailReason), u64)> + '_ {
+        self.attacher.failures()
     }
 
     /// A rejected guess is detached; a verified one is logged.

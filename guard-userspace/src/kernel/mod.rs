@@ -1,6 +1,7 @@
 //! Loading the kernel programs, attaching them, and reading their counters.
 
 pub(crate) mod btf;
+pub(crate) mod errno;
 pub(crate) mod probes;
 pub(crate) mod reader;
 pub(crate) mod tracefs;

@@ -26,7 +26,7 @@ use self::{
     commands::{AgentLabel, CommandMetrics, DestructiveLabels},
     labels::{Capped, agent_value, ident_value, model_value, provider_str},
     llm::LlmMetrics,
-    runtime::{BlindLabel, LibraryLabel, RuntimeMetrics, SourceLabel},
+    runtime::{AttachFailureLabel, BlindLabel, LibraryLabel, RuntimeMetrics, SourceLabel},
 };
 use guard_core::{
     audit::Action,
@@ -150,6 +150,17 @@ impl Metrics {
         let library = self.libraries.admit("library", ident_value(library));
         let strategy = self.libraries.admit("strategy", ident_value(strategy));
         self.runtime.tls_targets.get_or_create(&LibraryLabel { library, strategy }).set(n);
+    }
+
+    /// Reports the cumulative count of failed attach calls for one TLS library and errno class
+    /// (the caller keeps the totals); the counter is raised to it.
+    pub(crate) fn set_attach_failures_total(&self, library: &str, reason: &'static str, total: u64) {
+        let library = self.libraries.admit("library", ident_value(library));
+        let c = self.runtime.tls_attach_failures.get_or_create(&AttachFailureLabel { library, reason });
+        let delta = total.saturating_sub(c.get());
+        if delta > 0 {
+            c.inc_by(delta);
+        }
     }
 
     /// Sets the blind-spot gauge: agent processes holding connections that guard cannot read,

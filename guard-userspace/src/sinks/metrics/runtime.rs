@@ -21,6 +21,13 @@ pub(crate) struct LibraryLabel {
     pub strategy: String,
 }
 
+/// `reason` is a class of errno (`crate::kernel::errno::FailReason`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AttachFailureLabel {
+    pub library: String,
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub(crate) struct BlindLabel {
     pub agent: String,
@@ -38,6 +45,7 @@ pub(crate) struct RuntimeMetrics {
     /// The last cumulative total seen per source, to turn totals into increments.
     pub(super) lost_seen: Mutex<[u64; LossSource::ALL.len()]>,
     pub(super) tls_targets: Family<LibraryLabel, Gauge>,
+    pub(super) tls_attach_failures: Family<AttachFailureLabel, Counter>,
     pub(super) tls_blind: Family<BlindLabel, Gauge>,
     /// Every blind-spot series ever set, so that one that clears reads 0 rather than vanishing.
     pub(super) tls_blind_seen: Mutex<std::collections::BTreeSet<BlindLabel>>,
@@ -67,6 +75,12 @@ impl RuntimeMetrics {
             "Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks",
             tls_targets.clone(),
         );
+        let tls_attach_failures = Family::default();
+        reg.register(
+            "guard_tls_attach_failures",
+            "Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other)",
+            tls_attach_failures.clone(),
+        );
         let tls_blind = Family::default();
         reg.register(
             "guard_tls_blind_processes",
@@ -83,6 +97,7 @@ impl RuntimeMetrics {
             lost,
             lost_seen: Mutex::new([0; LossSource::ALL.len()]),
             tls_targets,
+            tls_attach_failures,
             tls_blind,
             tls_blind_seen: Mutex::default(),
         }

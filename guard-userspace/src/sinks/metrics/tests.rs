@@ -139,6 +139,8 @@ fn one_call_encodes_exactly() {
         + "guard_events_lost_total{source=\"unverified_hook\"} 0\n"
         + "# HELP guard_tls_targets_attached Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks.\n"
         + "# TYPE guard_tls_targets_attached gauge\n"
+        + "# HELP guard_tls_attach_failures Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other).\n"
+        + "# TYPE guard_tls_attach_failures counter\n"
         + "# HELP guard_tls_blind_processes Agent processes holding TCP connections while guard has no verified hook into their TLS, by agent and reason.\n"
         + "# TYPE guard_tls_blind_processes gauge\n"
         + "# HELP guard_build guard's version.\n"
@@ -252,6 +254,24 @@ fn streamed_calls_record_time_to_first_byte() {
     );
     // The request without a start has no duration either: one observation of 2 s.
     assert!(text.contains(BUCKETS_2S), "{text}");
+}
+
+#[test]
+fn attach_failures_follow_the_totals_per_library_and_reason() {
+    let m = Metrics::default();
+    m.set_attach_failures_total("boringssl", "no_such_file", 1);
+    m.set_attach_failures_total("boringssl", "no_such_file", 3);
+    m.set_attach_failures_total("boringssl", "no_such_file", 3);
+    m.set_attach_failures_total("openssl", "too_many_files", 2);
+    m.set_attach_failures_total("boringssl", "invalid", 0);
+    assert_eq!(
+        sorted(&family(&m.encode(), "guard_tls_attach_failures")),
+        "# HELP guard_tls_attach_failures Attach calls to a TLS file that failed, by TLS library and by errno class (too_many_files, no_such_file, invalid, permission, other).\n\
+         # TYPE guard_tls_attach_failures counter\n\
+         guard_tls_attach_failures_total{library=\"boringssl\",reason=\"invalid\"} 0\n\
+         guard_tls_attach_failures_total{library=\"boringssl\",reason=\"no_such_file\"} 3\n\
+         guard_tls_attach_failures_total{library=\"openssl\",reason=\"too_many_files\"} 2\n"
+    );
 }
 
 #[test]
