@@ -17,6 +17,7 @@ use guard_core::{
 };
 
 use crate::{
+    gate::first_run::AttachNow,
     kernel::Kernel,
     sys::{
         scan_worker::{Report, Request, ScanWorker},
@@ -30,6 +31,8 @@ const EXEC_RESCANS: [Duration; 2] = [Duration::from_millis(250), Duration::from_
 
 pub(crate) struct Tls {
     scans: ScanWorker,
+    /// The scanner the lanes share, for the exec gate's first-exec hold.
+    scanner: Scanner,
     /// The TLS files of each live process, as the scanner last saw them.
     procs: HashMap<u32, ProcessTls>,
     /// Files whose guessed hooks were rejected and detached, by (dev, inode).
@@ -60,7 +63,8 @@ impl Tls {
             }
         }
         let mut tls = Self {
-            scans: ScanWorker::spawn(scanner)?,
+            scans: ScanWorker::spawn(scanner.clone())?,
+            scanner,
             procs,
             rejected: HashSet::new(),
             fresh: Vec::new(),
@@ -74,6 +78,17 @@ impl Tls {
             tls.attach(kernel, engine, t);
         }
         Ok(tls)
+    }
+
+    /// The shared scanner: what is known of each file, for the exec gate's first-exec hold.
+    pub(crate) fn scanner(&self) -> Scanner {
+        self.scanner.clone()
+    }
+
+    /// Attaches a file whose first exec waits for it (`gate::first_run`).
+    pub(crate) fn attach_now(&mut self, kernel: &mut Kernel, engine: &mut Engine, req: AttachNow) {
+        self.attach(kernel, engine, &req.target);
+        let _ = req.done.send(());
     }
 
     /// What the scanning threads found.
