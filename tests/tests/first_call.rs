@@ -47,7 +47,7 @@ fn a_new_program_is_hooked_before_its_first_call_for_every_tls_stack() {
     let ossl = openssl::clients().iter().map(|c| c.stripped.clone()).collect::<Vec<_>>();
     let rls = rustls::clients().iter().find(|c| c.aws_lc).unwrap().stripped.clone();
     let mock = MockLlm::start();
-    let mut d = Daemon::start("first-call");
+    let d = Daemon::start_with("first-call", &["--metrics-addr", "127.0.0.1:0", "--log-format", "json"]);
     let addr = metrics_addr(&d);
 
     let mut runs = Vec::new();
@@ -73,14 +73,14 @@ fn a_new_program_is_hooked_before_its_first_call_for_every_tls_stack() {
     }
 
     let m = samples(&scrape(&addr).1);
-    let count = |outcome: &str| m.get(&format!("guard_tls_first_exec_total{{outcome=\"{outcome}\"}}")).copied().unwrap_or(0.0);
-    let programs = runs.len() as f64;
-    assert!(count("hooked") >= programs, "each new program hooked before it ran: {m:#?}");
-    assert_eq!((count("late"), count("unheld")), (0.0, 0.0), "no new program ran before its hooks");
     let all = exchanges(&d.stop());
     for (run, name) in runs.iter().zip(&names) {
         assert!(!run.calls.is_empty(), "{name} made no call");
         eprintln!("{name}: {} calls", run.calls.len());
         assert_usage_matches(&all, run);
     }
+    let count = |outcome: &str| m.get(&format!("guard_tls_first_exec_total{{outcome=\"{outcome}\"}}")).copied().unwrap_or(0.0);
+    let programs = runs.len() as f64;
+    assert!(count("hooked") >= programs, "each new program hooked before it ran: {m:#?}");
+    assert_eq!((count("late"), count("unheld")), (0.0, 0.0), "no new program ran before its hooks");
 }

@@ -66,6 +66,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     engine.start(proc.running(), &mut out);
     sinks.take(&out)?;
     let mut tls = Tls::start(&mut kernel, &mut engine, opts.rescan_every).map_err(io("the scanning threads"))?;
+    tls.count_late_in(sinks.metrics.first_exec().late);
     let (attach_tx, mut attach_rx) = mpsc::unbounded_channel();
     let first_run = FirstRunOptions { scanner: tls.scanner(), attach: attach_tx, metrics: sinks.metrics.first_exec() };
     let mut gate = match fan {

@@ -47,6 +47,9 @@ pub(crate) struct Tls {
     next_exec: u64,
     last_pass: Instant,
     pass_every: Duration,
+    /// Files hooked after a program of them already ran (found by a scan, not held at their first
+    /// exec): its first TLS calls may be missed. `guard_tls_first_exec_total{outcome="late"}`.
+    late: prometheus_client::metrics::counter::Counter,
 }
 
 impl Tls {
@@ -73,6 +76,7 @@ impl Tls {
             next_exec: 0,
             last_pass: Instant::now(),
             pass_every,
+            late: Default::default(),
         };
         for t in &found {
             tls.attach(kernel, engine, t);
@@ -87,7 +91,7 @@ impl Tls {
 
     /// Attaches a file whose first exec waits for it (`gate::first_run`).
     pub(crate) fn attach_now(&mut self, kernel: &mut Kernel, engine: &mut Engine, req: AttachNow) {
-        self.attach(kernel, engine, &req.target);
+        let _ = self.attach(kernel, engine, &req.target);
         let _ = req.done.send(());
     }
 
@@ -96,9 +100,18 @@ impl Tls {
         self.scans.found.recv().await
     }
 
+    /// Where files hooked late are counted.
+    pub(crate) fn count_late_in(&mut self, late: prometheus_client::metrics::counter::Counter) {
+        self.late = late;
+    }
+
     pub(crate) fn on_report(&mut self, kernel: &mut Kernel, engine: &mut Engine, r: Report) {
         match r {
-            Report::Target(t) => self.attach(kernel, engine, &t),
+            Report::Target(t) => {
+                if self.attach(kernel, engine, &t) {
+                    self.late.inc();
+                }
+            }
             Report::Process(pid, p) => {
                 // A process of a rustls file is watched from now even if it started before the
                 // file was hooked (its entry-point probe then never fired).
@@ -164,21 +177,26 @@ impl Tls {
         }
     }
 
-    fn attach(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget) {
+    /// Attaches a file's probes; true if it was newly attached.
+    fn attach(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget) -> bool {
         // A rejected file stays detached until the daemon restarts, whatever offers it again.
         if self.rejected.contains(&(t.dev, t.ino)) {
-            return;
+            return false;
         }
         match kernel.attach_tls(t) {
-            Ok(None) => {}
+            Ok(None) => false,
             Ok(Some((id, hooks))) => {
                 let guess = t.strategy.is_guess();
                 if guess {
                     engine.guessed(id);
                 }
                 tracing::info!(path = %t.path, kind = ?t.kind, library = ?t.library, strategy = ?t.strategy, also = ?t.also, hooks, id, verified = !guess, "attached TLS target");
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "TLS target not attached"),
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS target not attached");
+                false
+            }
         }
     }
 

@@ -27,7 +27,8 @@ pub(crate) struct FirstExecHandles {
     pub hooked: Counter,
     /// Analysed: nothing to hook (no TLS, a script, or a TLS library guard cannot hook).
     pub no_hooks: Counter,
-    /// The hold ended first: the program ran before its hooks (a loss, not silence).
+    /// A program ran before its hooks (a loss, not silence): the hold ran out, or a scan found
+    /// the file after it started (no hold: the gate off, a library loaded with dlopen).
     pub late: Counter,
     /// The analysis queue was full: the program ran unanalysed.
     pub unheld: Counter,
@@ -39,7 +40,7 @@ impl FirstExecMetrics {
         let outcomes: Family<OutcomeLabel, Counter> = Family::default();
         reg.register(
             "guard_tls_first_exec",
-            "First execs of a file guard had not analysed, held until its TLS hooks were in place, by outcome (hooked, no_hooks, late, unheld)",
+            "First execs of a file guard had not analysed, held until its TLS hooks were in place, by outcome (hooked, no_hooks, late: hooked after a program of it ran, unheld)",
             outcomes.clone(),
         );
         let hold = Histogram::new(HOLD_BUCKETS);

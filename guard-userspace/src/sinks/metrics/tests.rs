@@ -159,7 +159,7 @@ fn one_call_encodes_exactly() {
         + "guard_enforcement_mechanism{mechanism=\"bpf_lsm\"} 0\n"
         + "guard_enforcement_mechanism{mechanism=\"fanotify\"} 0\n"
         + "guard_enforcement_mechanism{mechanism=\"stop\"} 0\n"
-        + "# HELP guard_tls_first_exec First execs of a file guard had not analysed, held until its TLS hooks were in place, by outcome (hooked, no_hooks, late, unheld).\n"
+        + "# HELP guard_tls_first_exec First execs of a file guard had not analysed, held until its TLS hooks were in place, by outcome (hooked, no_hooks, late: hooked after a program of it ran, unheld).\n"
         + "# TYPE guard_tls_first_exec counter\n"
         + "# HELP guard_tls_first_exec_hold_seconds How long a file's first exec waited for its analysis and attach.\n"
         + "# TYPE guard_tls_first_exec_hold_seconds histogram\n"
