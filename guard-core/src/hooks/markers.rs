@@ -18,9 +18,16 @@ const MARKERS: &[(&[u8], Library)] = &[
     (b"-sltsur/", Library::Rustls),
 ];
 
+/// What the OpenSSL and BoringSSL markers share (reversed, like them): a file without it needs
+/// only the rustls marker looked for, one pass less over a new 100 MB binary per marker.
+const SSL_LIB: &[u8] = b"c.bil_lss/lss";
+
 pub(super) fn library(data: &[u8]) -> Option<Library> {
+    let ssl_lib: Vec<u8> = SSL_LIB.iter().rev().copied().collect();
+    let ssl = memmem::find(data, &ssl_lib).is_some();
     MARKERS
         .iter()
+        .filter(|(_, l)| ssl || *l == Library::Rustls)
         .find(|(m, _)| {
             let forward: Vec<u8> = m.iter().rev().copied().collect();
             memmem::find(data, &forward).is_some()
@@ -39,6 +46,13 @@ pub(super) fn has(data: &[u8], lib: Library) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_openssl_family_marker_contains_the_shared_prefilter() {
+        for (m, lib) in MARKERS.iter().filter(|(_, l)| *l != Library::Rustls) {
+            assert!(memmem::find(m, SSL_LIB).is_some(), "{lib:?} marker {:?} escapes the SSL_LIB prefilter", String::from_utf8_lossy(m));
+        }
+    }
 
     #[test]
     fn source_paths_name_the_library() {

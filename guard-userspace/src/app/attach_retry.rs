@@ -237,10 +237,11 @@ impl Attacher {
     }
 
     /// The first attempt at a file the scanner found, through the path it was found through if
-    /// that still leads to it (not to a file put in its place since the analysis).
-    pub(crate) fn first(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget, now: Instant) {
+    /// that still leads to it (not to a file put in its place since the analysis). True if the
+    /// file is newly attached.
+    pub(crate) fn first(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget, now: Instant) -> bool {
         let own = Some(t.attach_path.clone()).filter(|p| leads_to(p, key(t)));
-        self.try_paths(kernel, engine, t, own.into_iter().collect(), 0, now);
+        self.try_paths(kernel, engine, t, own.into_iter().collect(), 0, now)
     }
 
     /// The attempts due now. `rejected` says which files were detached for good; a file attached
@@ -256,7 +257,7 @@ impl Attacher {
         let due = self.retries.due(now, |k| !rejected(k) && kernel.target_id(k.0, k.1).is_none());
         for (t, failed) in due {
             let paths = paths(&t, &pids(key(&t)), Path::new("/proc"));
-            self.try_paths(kernel, engine, &t, paths, failed, now);
+            let _ = self.try_paths(kernel, engine, &t, paths, failed, now);
         }
     }
 
@@ -265,7 +266,8 @@ impl Attacher {
         self.failures.iter().map(|(k, n)| (*k, *n))
     }
 
-    fn try_paths(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget, paths: Vec<PathBuf>, failed: usize, now: Instant) {
+    /// True if the file is newly attached.
+    fn try_paths(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget, paths: Vec<PathBuf>, failed: usize, now: Instant) -> bool {
         let paths = match self.fault.as_mut() {
             Some(f) => f.apply(t, paths),
             None => paths,
@@ -277,9 +279,13 @@ impl Attacher {
             Ok((via, Some((id, hooks)))) => {
                 self.retries.done(key(t));
                 attached(engine, &via, id, hooks, failed);
+                true
             }
             // Attached already, by another path.
-            Ok((_, None)) => self.retries.done(key(t)),
+            Ok((_, None)) => {
+                self.retries.done(key(t));
+                false
+            }
             Err(failures) => {
                 let next = self.retries.failed(t, &failures, now);
                 for f in &failures {
@@ -291,6 +297,7 @@ impl Attacher {
                     let why = if refused { "the kernel refused its offsets" } else { "every retry failed" };
                     tracing::warn!(path = %t.path, attempts = failed + 1, why, "TLS target given up: not attached; its processes stay blind (attach_failed)");
                 }
+                false
             }
         }
     }
@@ -342,6 +349,7 @@ mod tests {
             strategy: Strategy::Structural,
             hooks: vec![Hook { kind: HookKind::SslWrite, offset: 0x40 }],
             also: None,
+            stamp: crate::sys::targets::Stamp::of(&m),
         }
     }
 

@@ -18,7 +18,7 @@ use tokio::{signal::unix::{SignalKind, signal}, sync::{mpsc, watch}};
 pub(crate) use super::options::RunOptions;
 use super::{config::EnforceSection, gate_queue::GateQueue, gauges::Gauges, tls::Tls};
 use crate::{
-    gate::{Gate, GateError, GateOptions, fanotify::Fanotify},
+    gate::{Gate, GateError, GateOptions, fanotify::Fanotify, first_run::FirstRunOptions},
     kernel::{Kernel, LoadError, reader},
     sinks::{Sinks, metrics::LossSource, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, record::{Recording, RecordingError}},
     sys::{host, proc::Proc},
@@ -67,8 +67,11 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     engine.start(proc.running(), &mut out);
     sinks.take(&out)?;
     let mut tls = Tls::start(&mut kernel, &mut engine, opts.rescan_every).map_err(io("the scanning threads"))?;
+    tls.count_late_in(sinks.metrics.first_exec().late);
+    let (attach_tx, mut attach_rx) = mpsc::unbounded_channel();
+    let first_run = FirstRunOptions { scanner: tls.scanner(), attach: attach_tx, metrics: sinks.metrics.first_exec() };
     let mut gate = match fan {
-        Some(fan) => start_gate(&mut kernel, fan, judge, &opts.enforce, &sinks, &out)?,
+        Some(fan) => start_gate(&mut kernel, fan, judge, &opts.enforce, &sinks, &out, first_run)?,
         None => None,
     };
 
@@ -112,6 +115,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 judged(&mut held, false, &mut engine, &mut sinks, &mut out)?;
             }
             Some(r) = tls.report() => tls.on_report(&mut kernel, &mut engine, r),
+            Some(a) = attach_rx.recv() => tls.attach_now(&mut kernel, &mut engine, a),
             _ = tick.tick() => {
                 judged(&mut held, false, &mut engine, &mut sinks, &mut out)?;
                 if !ready && rx.is_empty() {
@@ -189,8 +193,16 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
 /// The exec gate (`enforce.mode` is not off). A gate that cannot start stops `guard run` in
 /// enforce mode (the admin asked for refusals); in monitor mode guard runs on without it.
-fn start_gate(kernel: &mut Kernel, fan: std::io::Result<Fanotify>, judge: Judge, cfg: &EnforceSection, sinks: &Sinks, running: &Outputs) -> Result<Option<Gate>, DaemonError> {
-    let opts = GateOptions { fan, judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce() };
+fn start_gate(
+    kernel: &mut Kernel,
+    fan: std::io::Result<Fanotify>,
+    judge: Judge,
+    cfg: &EnforceSection,
+    sinks: &Sinks,
+    running: &Outputs,
+    first_run: FirstRunOptions,
+) -> Result<Option<Gate>, DaemonError> {
+    let opts = GateOptions { fan, judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce(), first_run: Some(first_run) };
     match Gate::start(kernel, opts, running) {
         Ok(g) => Ok(Some(g)),
         Err(e) if cfg.mode == Mode::Enforce => Err(e.into()),

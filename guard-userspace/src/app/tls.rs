@@ -18,6 +18,7 @@ use guard_core::{
 
 use super::attach_retry::Attacher;
 use crate::{
+    gate::first_run::AttachNow,
     kernel::{Kernel, errno::FailReason},
     sys::{
         ahead::Ahead,
@@ -32,6 +33,8 @@ const EXEC_RESCANS: [Duration; 2] = [Duration::from_millis(250), Duration::from_
 
 pub(crate) struct Tls {
     scans: ScanWorker,
+    /// The scanner the lanes share, for the exec gate's first-exec hold.
+    scanner: Scanner,
     /// The TLS files of each live process, as the scanner last saw them.
     procs: HashMap<u32, ProcessTls>,
     /// Files whose guessed hooks were rejected and detached, by (dev, inode).
@@ -48,6 +51,9 @@ pub(crate) struct Tls {
     pass_every: Duration,
     /// Attaches, and retries the files that failed to attach.
     attacher: Attacher,
+    /// Files hooked after a program of them already ran (found by a scan, not held at their first
+    /// exec): its first TLS calls may be missed. `guard_tls_first_exec_total{outcome="late"}`.
+    late: prometheus_client::metrics::counter::Counter,
 }
 
 impl Tls {
@@ -65,7 +71,8 @@ impl Tls {
         }
         let mut tls = Self {
             // What agents are likely to run is analysed next, on the scanning threads.
-            scans: ScanWorker::spawn(scanner, Some(Ahead::new(engine.table().catalog().clone())))?,
+            scans: ScanWorker::spawn(scanner.clone(), Some(Ahead::new(engine.table().catalog().clone())))?,
+            scanner,
             procs,
             rejected: HashSet::new(),
             fresh: Vec::new(),
@@ -75,6 +82,7 @@ impl Tls {
             last_pass: Instant::now(),
             pass_every,
             attacher: Attacher::new(),
+            late: Default::default(),
         };
         for t in &found {
             tls.attach(kernel, engine, t);
@@ -82,14 +90,37 @@ impl Tls {
         Ok(tls)
     }
 
+    /// The shared scanner: what is known of each file, for the exec gate's first-exec hold.
+    pub(crate) fn scanner(&self) -> Scanner {
+        self.scanner.clone()
+    }
+
+    /// Attaches a file whose first exec waits for it (`gate::first_run`).
+    pub(crate) fn attach_now(&mut self, kernel: &mut Kernel, engine: &mut Engine, req: AttachNow) {
+        let _ = self.attach(kernel, engine, &req.target);
+        let _ = req.done.send(());
+    }
+
     /// What the scanning threads found.
     pub(crate) async fn report(&mut self) -> Option<Report> {
         self.scans.found.recv().await
     }
 
+    /// Where files hooked late are counted.
+    pub(crate) fn count_late_in(&mut self, late: prometheus_client::metrics::counter::Counter) {
+        self.late = late;
+    }
+
     pub(crate) fn on_report(&mut self, kernel: &mut Kernel, engine: &mut Engine, r: Report) {
         match r {
-            Report::Target(t) => self.attach(kernel, engine, &t),
+            Report::Target(t) => {
+                if self.attach(kernel, engine, &t) {
+                    self.late.inc();
+                }
+            }
+            Report::Ahead(t) => {
+                let _ = self.attach(kernel, engine, &t);
+            }
             Report::Process(pid, p) => {
                 // A process of a rustls file is watched from now even if it started before the
                 // file was hooked (its entry-point probe then never fired).
@@ -155,12 +186,13 @@ impl Tls {
         }
     }
 
-    fn attach(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget) {
+    /// Attaches a file's probes; true if it was newly attached.
+    fn attach(&mut self, kernel: &mut Kernel, engine: &mut Engine, t: &TlsTarget) -> bool {
         // A rejected file stays detached until the daemon restarts, whatever offers it again.
         if self.rejected.contains(&(t.dev, t.ino)) {
-            return;
+            return false;
         }
-        self.attacher.first(kernel, engine, t, Instant::now());
+        self.attacher.first(kernel, engine, t, Instant::now())
     }
 
     /// Tries again the files whose attach failed and whose time has come (see `attach_retry`),

@@ -171,6 +171,10 @@ pub(super) fn deadline(s: &Shared, beat: Heartbeat) {
         let now = Instant::now();
         if let (Some(fan), Some(execs)) = (s.fan.as_ref(), execs.as_mut()) {
             for (_, e) in s.pending.expired(now, d / 4) {
+                if e.hooks {
+                    super::first_run::ran_out(s, fan, &e);
+                    continue;
+                }
                 seen_by_key(execs, e.tid, e.enter_ns);
                 fail_answer(s, fan, &e);
                 timeouts_since_warn += 1;

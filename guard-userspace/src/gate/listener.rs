@@ -4,6 +4,7 @@
 //! rest go to the judges with a deadline.
 
 use std::{
+    os::fd::AsFd as _,
     sync::{atomic::Ordering::Relaxed, mpsc::{SyncSender, TrySendError}},
     time::{Duration, Instant},
 };
@@ -15,6 +16,7 @@ use guard_core::enforce::Decision;
 use super::{
     Shared,
     fanotify::{Fanotify, PermEvent},
+    first_run,
     judges::{self, Job},
     monotonic_ns,
     pending::{Entry, respond},
@@ -62,6 +64,25 @@ fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>,
     if ev.mask & libc::FAN_OPEN_EXEC_PERM == 0 {
         return;
     }
+    if let Some(first) = s.first_run.get()
+        && first.unknown(ev.fd.as_fd())
+    {
+        let held = first.hold(id, &ev);
+        s.pending.insert(id, first_run::entry(ev));
+        if held {
+            return;
+        }
+        first.metrics.unheld.inc();
+        let Some(e) = s.pending.take(id) else { return };
+        return route(s, fan, execs, jobs, e.ev, id, false);
+    }
+    route(s, fan, execs, jobs, ev, id, false);
+}
+
+/// The gate's path for an exec whose file guard knows: no ticket, allowed at once; a known
+/// verdict, reused; else a judge. `held`: it waited for its hooks, and the judge's deadline
+/// counts from now rather than from the execve call.
+pub(super) fn route(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>, jobs: &SyncSender<Job>, ev: PermEvent, id: u64, held: bool) {
     let Ok(ticket) = execs.get(&ev.tid, 0) else {
         respond(fan, &ev, true);
         s.metrics.out_of_scope.inc();
@@ -72,11 +93,11 @@ fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>,
         return;
     }
     // The deadline counts from the execve call: time already spent in the queue is spent.
-    let waited = Duration::from_nanos(monotonic_ns().saturating_sub(ticket.enter_ns));
+    let waited = if held { Duration::ZERO } else { Duration::from_nanos(monotonic_ns().saturating_sub(ticket.enter_ns)) };
     let deadline = Instant::now() + s.judge.config().deadline.saturating_sub(waited);
     let in_agent_tree = provisional::maybe_agent(&s.agents, ticket.slot, ticket.scope_flags, ticket.root);
     let tid = ev.tid;
-    s.pending.insert(id, Entry { ev, deadline, tid, enter_ns: ticket.enter_ns, in_agent_tree });
+    s.pending.insert(id, Entry { ev, deadline, tid, enter_ns: ticket.enter_ns, in_agent_tree, hooks: false });
     if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) = jobs.try_send(Job { id, tid, ticket }) {
         // No judge free for a thousand events: the fail mode answers, as at a deadline.
         judges::time_out(s, fan, job.id);

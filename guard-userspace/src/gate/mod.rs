@@ -11,6 +11,7 @@
 
 pub(crate) mod caller;
 pub(crate) mod fanotify;
+pub(crate) mod first_run;
 mod judges;
 mod listener;
 pub(crate) mod mounts;
@@ -29,7 +30,7 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
     thread::JoinHandle,
@@ -65,6 +66,8 @@ pub(crate) struct GateOptions {
     /// Filesystems to mark, by a path on each; empty: every one that can hold programs.
     pub marks: Vec<PathBuf>,
     pub metrics: EnforceHandles,
+    /// Hold each file's first exec until its TLS hooks are attached.
+    pub first_run: Option<first_run::FirstRunOptions>,
 }
 
 /// Decision records waiting for the daemon loop; more are dropped and counted.
@@ -91,6 +94,8 @@ struct Shared {
     progress: AtomicU64,
     execs_map: u32,
     ctl_map: u32,
+    /// The first-exec hold, once its threads run (none without fanotify or without a scanner).
+    first_run: OnceLock<first_run::FirstRun>,
     #[cfg(debug_assertions)]
     test_delay: Option<Duration>,
 }
@@ -171,6 +176,7 @@ impl Gate {
             progress: AtomicU64::new(0),
             execs_map,
             ctl_map: maps.ctl_id,
+            first_run: OnceLock::new(),
             #[cfg(debug_assertions)]
             test_delay: std::env::var("GUARD_GATE_TEST_JUDGE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
         });
@@ -181,6 +187,10 @@ impl Gate {
         threads.push(spawn("guard-gate-stops", { let s = shared.clone(); Box::new(move || stops::run(&s, maps.events, stopped)) })?);
         if shared.fan.is_some() {
             let jobs = judges::start(&shared, &mut threads)?;
+            if let Some(o) = opts.first_run {
+                let first = first_run::FirstRun::start(&shared, o, &jobs, &mut threads)?;
+                let _ = shared.first_run.set(first);
+            }
             threads.push(spawn("guard-gate-listen", { let s = shared.clone(); Box::new(move || listener::run(&s, jobs)) })?);
         }
         let beat = watchdog.heartbeat();

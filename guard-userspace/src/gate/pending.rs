@@ -15,6 +15,8 @@ pub(super) struct Entry {
     pub tid: u32,
     pub enter_ns: u64,
     pub in_agent_tree: bool,
+    /// Held for its file's analysis (`first_run`), not yet for a verdict.
+    pub hooks: bool,
 }
 
 #[derive(Default)]

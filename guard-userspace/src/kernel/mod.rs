@@ -190,8 +190,15 @@ impl Kernel {
     /// and how many probes were placed, or `None` when the file is attached already. A file that
     /// fails half-way is detached again.
     pub(crate) fn attach_tls(&mut self, target: &TlsTarget) -> Result<Option<(u32, usize)>, AttachError> {
-        if self.attached.contains_key(&(target.dev, target.ino)) {
-            return Ok(None);
+        match self.attached.get(&(target.dev, target.ino)) {
+            Some(a) if a.target.stamp == target.stamp => return Ok(None),
+            // Rewritten in place: the old offsets would put breakpoints inside instructions.
+            Some(a) => {
+                let id = a.id;
+                self.detach_tls(id);
+                tracing::info!(path = %target.path, id, "TLS target rewritten in place: its old hooks are detached");
+            }
+            None => {}
         }
         let id = self.next_id;
         let mut links = Vec::new();

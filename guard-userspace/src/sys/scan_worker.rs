@@ -22,8 +22,10 @@ use super::{
 /// What the worker learnt.
 #[derive(Debug)]
 pub(crate) enum Report {
-    /// A new file to attach.
+    /// A new file to attach, found mapped by a running process: it may have run before its hooks.
     Target(TlsTarget),
+    /// A new file to attach, found before any program of it ran (`ahead`).
+    Ahead(TlsTarget),
     /// The TLS files a process maps (for the blind-spot gauge), at each scan of it.
     Process(u32, ProcessTls),
 }
@@ -86,7 +88,7 @@ fn work(scanner: Scanner, rx: Receiver<Request>, found: UnboundedSender<Report>,
     // SAFETY: setpriority on the calling thread (a Linux thread id is a PRIO_PROCESS who).
     unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, NICE) };
     if let Some(a) = ahead
-        && !a.run(&scanner, |t| found.send(Report::Target(t)).is_ok())
+        && !a.run(&scanner, |t| found.send(Report::Ahead(t)).is_ok())
     {
         return;
     }

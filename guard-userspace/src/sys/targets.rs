@@ -44,6 +44,22 @@ pub(crate) struct TlsTarget {
     pub hooks: Vec<Hook>,
     /// A second TLS library hooked in the same file ([`Found::also`]).
     pub also: Option<(Library, Strategy)>,
+    /// The file's content as it was analysed: the offsets hold for this stamp only.
+    pub stamp: Stamp,
+}
+
+/// When a file at one (device, inode) was last written, and its size: a compiler that rewrites
+/// its output in place keeps the inode, and the old analysis then no longer holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Stamp {
+    pub mtime_ns: i128,
+    pub size: u64,
+}
+
+impl Stamp {
+    pub(crate) fn of(meta: &fs::Metadata) -> Self {
+        Self { mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()), size: meta.size() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +138,7 @@ impl Default for Scanner {
 
 #[derive(Default)]
 struct State {
-    seen: HashMap<(u64, u64), FileStatus>,
+    seen: HashMap<(u64, u64), (FileStatus, Stamp)>,
     /// Files being analysed now, by some clone.
     busy: HashSet<(u64, u64)>,
     cache: Cache,
@@ -216,11 +232,11 @@ impl Scanner {
         if !meta.is_file() {
             return None;
         }
-        let key = (meta.dev(), meta.ino());
+        let (key, stamp) = ((meta.dev(), meta.ino()), Stamp::of(&meta));
         if self.shared.own == Some(key) {
             return None;
         }
-        let _claim = self.claim(key)?;
+        let _claim = self.claim(key, stamp)?;
         let analysis = self.inspect(attach);
         let status = match &analysis {
             Ok(Analysis::Found(f)) => FileStatus::Hooked { library: f.library, strategy: f.strategy },
@@ -232,7 +248,7 @@ impl Scanner {
         {
             tracing::info!(path, reason = ?m, "TLS library without a verified hook");
         }
-        self.shared.lock().seen.insert(key, status);
+        self.shared.lock().seen.insert(key, (status, stamp));
         let Found { library, strategy, hooks, also } = match analysis {
             Ok(Analysis::Found(f)) => f,
             Ok(Analysis::Miss(_)) => return None,
@@ -246,15 +262,15 @@ impl Scanner {
         // (Codex CLI runs its tools under bubblewrap) that is gone by the time guard attaches.
         let same = fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == key);
         let attach_path = if same { PathBuf::from(path) } else { attach.into() };
-        Some(TlsTarget { attach_path, path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks, also })
+        Some(TlsTarget { attach_path, path: path.into(), kind, dev: key.0, ino: key.1, library, strategy, hooks, also, stamp })
     }
 
-    /// The right to analyse a file, or `None` once it is known. Waits while another clone
-    /// analyses it.
-    fn claim(&self, key: (u64, u64)) -> Option<Claim<'_>> {
+    /// The right to analyse a file, or `None` once it is known as it is now. Waits while another
+    /// clone analyses it.
+    fn claim(&self, key: (u64, u64), stamp: Stamp) -> Option<Claim<'_>> {
         let mut st = self.shared.lock();
         loop {
-            if st.seen.contains_key(&key) {
+            if st.seen.get(&key).is_some_and(|(_, s)| *s == stamp) {
                 return None;
             }
             if st.busy.insert(key) {
@@ -279,7 +295,12 @@ impl Scanner {
 
     /// What is known of a file (by device and inode), once it was inspected.
     pub(crate) fn status(&self, dev: u64, ino: u64) -> Option<FileStatus> {
-        self.shared.lock().seen.get(&(dev, ino)).cloned()
+        self.shared.lock().seen.get(&(dev, ino)).map(|(st, _)| st.clone())
+    }
+
+    /// Whether this file was analysed as it is now (the exec gate's one question per exec).
+    pub(crate) fn knows(&self, dev: u64, ino: u64, stamp: Stamp) -> bool {
+        self.shared.own == Some((dev, ino)) || self.shared.lock().seen.get(&(dev, ino)).is_some_and(|(_, s)| *s == stamp)
     }
 
     /// What is known of a process's executable: for the per-agent blind-spot gauge and doctor.

@@ -6,6 +6,7 @@
 mod analysis;
 mod e2e;
 mod exec;
+mod first_exec;
 mod gate;
 mod hooks;
 mod probe;
@@ -84,6 +85,7 @@ pub(crate) fn run(only: &[String]) -> Result<()> {
     section("scan", &scan::run)?;
     section("exec", &exec::run)?;
     section("gate", &gate::run)?;
+    section("first", &first_exec::run)?;
     section("e2e", &e2e::run)?;
     let path = env.out.join("report.md");
     std::fs::write(&path, &report)?;

@@ -6,6 +6,7 @@
 
 pub(crate) mod commands;
 pub(crate) mod enforce;
+pub(crate) mod first_exec;
 pub(crate) mod labels;
 pub(crate) mod llm;
 pub(crate) mod runtime;
@@ -43,6 +44,7 @@ pub(crate) struct Metrics {
     commands: CommandMetrics,
     runtime: RuntimeMetrics,
     enforce: enforce::EnforceMetrics,
+    first_exec: first_exec::FirstExecMetrics,
     agents: Capped,
     models: Capped,
     rules: Capped,
@@ -56,12 +58,14 @@ impl Metrics {
         let commands = CommandMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
         let enforce = enforce::EnforceMetrics::register(&mut registry);
+        let first_exec = first_exec::FirstExecMetrics::register(&mut registry);
         Self {
             registry,
             llm,
             commands,
             runtime,
             enforce,
+            first_exec,
             agents: Capped::new(caps.max_agents),
             models: Capped::new(caps.max_models_per_provider),
             rules: Capped::new(caps.max_rules),
@@ -101,6 +105,11 @@ impl Metrics {
     /// The exec gate's counters, for its threads.
     pub(crate) fn enforce(&self) -> enforce::EnforceHandles {
         self.enforce.handles()
+    }
+
+    /// The first-exec hold's counters, for the gate's threads.
+    pub(crate) fn first_exec(&self) -> first_exec::FirstExecHandles {
+        self.first_exec.handles()
     }
 
     /// Counts one program an agent (or a descendant) ran. Call it for attributed execs only.

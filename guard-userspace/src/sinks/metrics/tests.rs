@@ -161,6 +161,13 @@ fn one_call_encodes_exactly() {
         + "guard_enforcement_mechanism{mechanism=\"bpf_lsm\"} 0\n"
         + "guard_enforcement_mechanism{mechanism=\"fanotify\"} 0\n"
         + "guard_enforcement_mechanism{mechanism=\"stop\"} 0\n"
+        + "# HELP guard_tls_first_exec First execs of a file guard had not analysed, held until its TLS hooks were in place, by outcome (hooked, no_hooks, late: hooked after a program of it ran, unheld).\n"
+        + "# TYPE guard_tls_first_exec counter\n"
+        + "# HELP guard_tls_first_exec_hold_seconds How long a file's first exec waited for its analysis and attach.\n"
+        + "# TYPE guard_tls_first_exec_hold_seconds histogram\n"
+        + "guard_tls_first_exec_hold_seconds_sum 0.0\n"
+        + "guard_tls_first_exec_hold_seconds_count 0\n"
+        + &["0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.1", "0.25", "1.0", "2.5", "+Inf"].iter().map(|le| format!("guard_tls_first_exec_hold_seconds_bucket{{le=\"{le}\"}} 0\n")).collect::<String>()
         + "# EOF\n";
     assert_eq!(sorted(&m.encode()), expected);
 }

@@ -1,0 +1,86 @@
+//! Privileged end-to-end (issue 17): a program guard has never seen makes its LLM calls at once,
+//! and still every call is seen. Each client is a fresh copy (a new inode, made after guard
+//! started) that calls the mock server with no delay: its first exec waits until guard has
+//! analysed it and attached its probes (`gate::first_run`), so nothing it sends is missed.
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use guard_tests::{
+    bun,
+    daemon::Daemon,
+    exchanges, go,
+    mock::{MockLlm, assert_usage_matches, run_client},
+    openssl, privileged, rustls,
+    scrape::{metrics_addr, samples, scrape},
+    temp_path,
+};
+
+/// A copy of `src` under a new name: a file guard has not analysed.
+fn fresh_copy(src: &Path, name: &str) -> PathBuf {
+    let dst = temp_path(name);
+    std::fs::copy(src, &dst).unwrap();
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dst
+}
+
+/// The client's calls start at once: no delay for guard to find the new program.
+fn at_once(mut c: Command) -> Command {
+    c.env("MOCK_CLIENT_DELAY_MS", "0");
+    c
+}
+
+#[test]
+fn a_new_program_is_hooked_before_its_first_call_for_every_tls_stack() {
+    if !privileged() {
+        return;
+    }
+    // Built before guard starts (the builds run programs of their own).
+    let buns: Vec<PathBuf> = bun::VERSIONS.iter().map(|v| bun::bun(v)).collect();
+    let compiled = temp_path("compiled-src");
+    bun::compile(&buns[1], &compiled);
+    let go_stripped = go::clients().1.clone();
+    let ossl = openssl::clients().iter().map(|c| c.stripped.clone()).collect::<Vec<_>>();
+    let rls = rustls::clients().iter().find(|c| c.aws_lc).unwrap().stripped.clone();
+    let mock = MockLlm::start();
+    let d = Daemon::start_with("first-call", &["--metrics-addr", "127.0.0.1:0", "--log-format", "json"]);
+    let addr = metrics_addr(&d);
+
+    let mut runs = Vec::new();
+    let mut names = Vec::new();
+    for (i, b) in buns.iter().enumerate() {
+        let bin = fresh_copy(b, &format!("bun-{}", bun::VERSIONS[i]));
+        runs.push(run_client(&mut at_once(bun::fetch(&bin, true, &mock, ""))));
+        names.push(format!("bun {}", bun::VERSIONS[i]));
+    }
+    let bin = fresh_copy(&compiled, "bun-compiled");
+    runs.push(run_client(&mut at_once(bun::fetch(&bin, false, &mock, ""))));
+    names.push("bun build --compile".into());
+    let bin = fresh_copy(&go_stripped, "go-stripped");
+    runs.push(run_client(&mut at_once(go::llm(&bin, &mock, ""))));
+    names.push("go stripped".into());
+    let bin = fresh_copy(&rls, "rustls-stripped");
+    runs.push(run_client(&mut at_once(rustls::llm(&bin, &mock, "", false, false))));
+    names.push("rustls stripped".into());
+    for (i, o) in ossl.iter().enumerate() {
+        let bin = fresh_copy(o, &format!("openssl-{i}"));
+        runs.push(run_client(&mut at_once(openssl::llm(&bin, &mock, ""))));
+        names.push(format!("openssl vendored {}", openssl::BUILDS[i].1));
+    }
+
+    let m = samples(&scrape(&addr).1);
+    let all = exchanges(&d.stop());
+    for (run, name) in runs.iter().zip(&names) {
+        assert!(!run.calls.is_empty(), "{name} made no call");
+        eprintln!("{name}: {} calls", run.calls.len());
+        assert_usage_matches(&all, run);
+    }
+    let count = |outcome: &str| m.get(&format!("guard_tls_first_exec_total{{outcome=\"{outcome}\"}}")).copied().unwrap_or(0.0);
+    let programs = runs.len() as f64;
+    assert!(count("hooked") >= programs, "each new program hooked before it ran: {m:#?}");
+    assert_eq!((count("late"), count("unheld")), (0.0, 0.0), "no new program ran before its hooks");
+}
