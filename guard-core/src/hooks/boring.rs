@@ -116,7 +116,7 @@ pub(super) fn find(file: &object::File<'_>, data: &[u8]) -> Option<Found> {
 /// Addresses of the NUL-terminated strings ending in "/ssl/ssl_lib.cc" (BoringSSL's `__FILE__`).
 fn file_strings(file: &object::File<'_>, data: &[u8]) -> Vec<u64> {
     // Reversed in guard's own binary, so that guard does not look like BoringSSL to itself.
-    let name: Vec<u8> = b"\0cc.bil_lss/lss/".iter().rev().copied().collect();
+    let name = super::markers::forward(b"\0cc.bil_lss/lss/");
     memmem::find_iter(data, &name)
         .filter_map(|at| {
             let start = data[..at]

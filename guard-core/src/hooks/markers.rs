@@ -6,7 +6,8 @@ use memchr::memmem;
 
 use super::Library;
 
-/// Stored reversed, so that guard's own binary does not carry them and look like a TLS library.
+/// Stored reversed, so that guard's own binary does not carry them and look like a TLS library;
+/// turned around through [`forward`], which the optimiser cannot fold back into a constant.
 const MARKERS: &[(&[u8], Library)] = &[
     // OPENSSL_PUT_ERROR records __FILE__: BoringSSL's TLS code is in ssl/*.cc ("/ssl/ssl_lib.cc").
     (b"\0cc.bil_lss/lss/", Library::Boringssl),
@@ -22,15 +23,19 @@ const MARKERS: &[(&[u8], Library)] = &[
 /// only the rustls marker looked for, one pass less over a new 100 MB binary per marker.
 const SSL_LIB: &[u8] = b"c.bil_lss/lss";
 
+/// A marker the right way round, built at run time only.
+pub(super) fn forward(reversed: &[u8]) -> Vec<u8> {
+    std::hint::black_box(reversed).iter().rev().copied().collect()
+}
+
 pub(super) fn library(data: &[u8]) -> Option<Library> {
-    let ssl_lib: Vec<u8> = SSL_LIB.iter().rev().copied().collect();
+    let ssl_lib = forward(SSL_LIB);
     let ssl = memmem::find(data, &ssl_lib).is_some();
     MARKERS
         .iter()
         .filter(|(_, l)| ssl || *l == Library::Rustls)
         .find(|(m, _)| {
-            let forward: Vec<u8> = m.iter().rev().copied().collect();
-            memmem::find(data, &forward).is_some()
+            memmem::find(data, &forward(m)).is_some()
         })
         .map(|(_, l)| *l)
 }
@@ -38,8 +43,7 @@ pub(super) fn library(data: &[u8]) -> Option<Library> {
 /// Whether the file carries this library's marker, even when another's comes first.
 pub(super) fn has(data: &[u8], lib: Library) -> bool {
     MARKERS.iter().filter(|(_, l)| *l == lib).any(|(m, _)| {
-        let forward: Vec<u8> = m.iter().rev().copied().collect();
-        memmem::find(data, &forward).is_some()
+        memmem::find(data, &forward(m)).is_some()
     })
 }
 
