@@ -8,6 +8,7 @@ use std::{
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::Command,
+    time::{Duration, Instant},
 };
 
 use guard_tests::{
@@ -83,4 +84,58 @@ fn a_new_program_is_hooked_before_its_first_call_for_every_tls_stack() {
     let programs = runs.len() as f64;
     assert!(count("hooked") >= programs, "each new program hooked before it ran: {m:#?}");
     assert_eq!((count("late"), count("unheld")), (0.0, 0.0), "no new program ran before its hooks");
+}
+
+/// A fresh copy of /bin/true: a program guard has never seen.
+fn fresh_true(name: &str) -> PathBuf {
+    fresh_copy(Path::new("/bin/true"), name)
+}
+
+/// An analysis slower than the hold: the program runs when the hold ends (2 s), counted late.
+#[test]
+fn a_hold_that_runs_out_lets_the_program_run_and_counts_it_late() {
+    if !privileged() {
+        return;
+    }
+    let env = [("GUARD_FIRST_RUN_TEST_DELAY_MS", "5000")];
+    let d = Daemon::start_env("first-hold", &["--metrics-addr", "127.0.0.1:0", "--log-format", "json"], &env);
+    let addr = metrics_addr(&d);
+    let bin = fresh_true("true-held");
+    let t = Instant::now();
+    let status = Command::new(&bin).status().unwrap();
+    let took = t.elapsed();
+    assert!(status.success());
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_millis(4000), "held {took:?}, the hold is 2 s");
+    let m = samples(&scrape(&addr).1);
+    assert!(m.get("guard_tls_first_exec_total{outcome=\"late\"}").copied().unwrap_or(0.0) >= 1.0, "{m:#?}");
+    // Known now (its analysis finished): the next exec is not held.
+    std::thread::sleep(Duration::from_secs(4));
+    let t = Instant::now();
+    assert!(Command::new(&bin).status().unwrap().success());
+    assert!(t.elapsed() < Duration::from_millis(500), "a known file waited {:?}", t.elapsed());
+    d.stop();
+}
+
+/// `kill -9` of guard while a first exec is held: the kernel lets the exec go as guard's
+/// fanotify fd closes; nothing waits for the hold's end.
+#[test]
+fn sigkill_of_guard_mid_hold_leaves_no_exec_waiting() {
+    if !privileged() {
+        return;
+    }
+    let env = [("GUARD_FIRST_RUN_TEST_DELAY_MS", "60000")];
+    let mut d = Daemon::start_env("first-sigkill", &["--log-format", "json"], &env);
+    let bin = fresh_true("true-sigkill");
+    // std's spawn itself waits for the exec to succeed: run it on a thread of its own.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let status = Command::new(&bin).status();
+        let _ = tx.send(status.map(|s| s.success()).unwrap_or(false));
+    });
+    assert!(rx.recv_timeout(Duration::from_millis(800)).is_err(), "the exec is held while guard analyses");
+    // SAFETY: killing our own child.
+    assert_eq!(unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) }, 0);
+    let ran = rx.recv_timeout(Duration::from_secs(3));
+    assert_eq!(ran, Ok(true), "the exec still waits 3 s after guard died, or failed");
+    let _ = d.wait_exit(Duration::from_secs(10));
 }

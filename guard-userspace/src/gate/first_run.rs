@@ -128,10 +128,17 @@ fn stamp(fd: BorrowedFd<'_>) -> Option<((u64, u64), Stamp)> {
 
 fn run(s: &Shared, rx: &Mutex<Receiver<Job>>, judge_jobs: &SyncSender<judges::Job>, attach: &UnboundedSender<AttachNow>, scanner: &Scanner) {
     let (Some(fan), Ok(execs)) = (s.fan.as_ref(), judges::open_execs(s.execs_map)) else { return };
+    // Test builds only: an analysis as slow as this, to test the hold's bound and a SIGKILL mid-hold.
+    #[cfg(debug_assertions)]
+    let delay = std::env::var("GUARD_FIRST_RUN_TEST_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
     loop {
         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(Duration::from_millis(100));
         match job {
             Ok(job) => {
+                #[cfg(debug_assertions)]
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
                 let outcome = prepare(scanner, attach, &job);
                 release(s, fan, &execs, judge_jobs, &job, outcome);
             }
