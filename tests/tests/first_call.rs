@@ -139,3 +139,25 @@ fn sigkill_of_guard_mid_hold_leaves_no_exec_waiting() {
     assert_eq!(ran, Ok(true), "the exec still waits 3 s after guard died, or failed");
     let _ = d.wait_exit(Duration::from_secs(10));
 }
+
+/// Twenty new small programs one after another: each is analysed at once (no TLS) and runs; none
+/// waits for the hold's bound. (A race once lost the hold's answer and let it run out.)
+#[test]
+fn new_programs_without_tls_run_after_their_quick_analysis() {
+    if !privileged() {
+        return;
+    }
+    let d = Daemon::start_with("first-quick", &["--metrics-addr", "127.0.0.1:0", "--log-format", "json"]);
+    let addr = metrics_addr(&d);
+    for i in 0..20 {
+        let bin = fresh_true(&format!("true-{i}"));
+        let t = Instant::now();
+        assert!(Command::new(&bin).status().unwrap().success());
+        assert!(t.elapsed() < Duration::from_millis(1000), "new program {i} waited {:?}", t.elapsed());
+    }
+    let m = samples(&scrape(&addr).1);
+    let count = |o: &str| m.get(&format!("guard_tls_first_exec_total{{outcome=\"{o}\"}}")).copied().unwrap_or(0.0);
+    assert!(count("no_hooks") >= 20.0, "{m:#?}");
+    assert_eq!(count("late"), 0.0, "{m:#?}");
+    d.stop();
+}

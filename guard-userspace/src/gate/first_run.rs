@@ -96,9 +96,9 @@ impl FirstRun {
         }
     }
 
-    /// Holds event `id` (already in the pending set) for analysis; `false` if it cannot be.
-    pub(super) fn hold(&self, id: u64, ev: &PermEvent) -> bool {
-        let Ok(file) = ev.fd.try_clone() else { return false };
+    /// Holds event `id` for analysis of `file` (a copy of its fd); `false` if it cannot be. The
+    /// event must be in the pending set already.
+    pub(super) fn hold(&self, id: u64, file: OwnedFd) -> bool {
         match self.jobs.try_send(Job { id, file, queued: Instant::now() }) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,

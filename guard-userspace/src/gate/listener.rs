@@ -67,9 +67,10 @@ fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>,
     if let Some(first) = s.first_run.get()
         && first.unknown(ev.fd.as_fd())
     {
-        let held = first.hold(id, &ev);
+        // Pending before the job is queued: the analysis may end before this thread goes on.
+        let file = ev.fd.try_clone();
         s.pending.insert(id, first_run::entry(ev));
-        if held {
+        if file.is_ok_and(|f| first.hold(id, f)) {
             return;
         }
         first.metrics.unheld.inc();
