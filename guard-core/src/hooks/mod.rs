@@ -241,9 +241,6 @@ fn analyse_first(file: &object::File<'_>, data: &[u8]) -> Result<Analysis, HookE
     if let Some(found) = symbols::find(file) {
         return Ok(Analysis::Found(found));
     }
-    if symbols::names_no_tls(file) {
-        return Ok(Analysis::Miss(Miss::NoTls));
-    }
     let amd64 = file.architecture() == object::Architecture::X86_64;
     match gopclntab::Table::locate(file, data) {
         Ok(Some(_)) if !amd64 => Ok(Analysis::Miss(Miss::UnsupportedArch)),

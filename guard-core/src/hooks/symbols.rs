@@ -1,7 +1,7 @@
 //! Strategies 1 and 2: the OpenSSL API by name, in `.dynsym` (exported) or `.symtab` (a binary
 //! that was not stripped).
 
-use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+use object::{Object as _, ObjectSymbol as _};
 
 use super::{Found, Hook, HookKind, Library, Strategy, elf};
 
@@ -49,20 +49,4 @@ fn from<'d, 'f>(
         hooks,
         also: None,
     })
-}
-
-/// Parts of the names any TLS library guard knows leaves in a symbol table: OpenSSL's and
-/// BoringSSL's API and internals, Go's crypto/tls, rustls (Rust-mangled paths), aws-lc.
-const TLS_NAMES: [&[u8]; 6] = [b"SSL_", b"ssl_", b"crypto/tls", b"rustls", b"aws_lc", b"EVP_AEAD"];
-
-/// A file with a symbol table that names no TLS library carries none: a linked TLS library brings
-/// its function names along. Such files (most compiler outputs: unstripped, no TLS) then skip the
-/// passes over all their bytes that look for a stripped library's traces, which cost a 150 MB debug
-/// binary ~60 ms on its first exec (issue 17). False for a file without a symbol table.
-pub(super) fn names_no_tls(file: &object::File<'_>) -> bool {
-    if file.symbols().next().is_none() {
-        return false;
-    }
-    let Some(strtab) = file.section_by_name(".strtab").and_then(|s| s.data().ok()) else { return false };
-    !TLS_NAMES.iter().any(|n| memchr::memmem::find(strtab, n).is_some())
 }
