@@ -97,6 +97,12 @@ impl Daemon {
     /// and returns that log line.
     pub fn wait_attached(&mut self, bin: &std::path::Path, timeout: Duration) -> String {
         let path = std::fs::canonicalize(bin).unwrap().to_string_lossy().to_string();
+        // Attached already, maybe before "guard ready" (the analysis ahead at start hooks agents
+        // and node before any process of them runs).
+        let attached = |l: &String| l.contains("attached TLS target") && l.contains(&path);
+        if let Some(line) = self.log_lines().into_iter().find(attached) {
+            return line;
+        }
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let line = self.wait_for("attached TLS target", deadline.saturating_duration_since(std::time::Instant::now()));
