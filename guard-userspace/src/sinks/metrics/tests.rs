@@ -91,7 +91,7 @@ guard_llm_request_duration_seconds_bucket{le=\"+Inf\",agent=\"claude-code\",prov
 #[test]
 fn one_call_encodes_exactly() {
     let m = Metrics::default();
-    assert!(m.on_exchange("claude-code", &exchange(Provider::Anthropic, Some("claude-sonnet-4-5"))));
+    assert!(m.on_exchange("claude-code", &exchange(Provider::Anthropic, Some("claude-sonnet-4-5"))).is_some());
     let expected = String::new()
         + "# HELP guard_llm_requests LLM inference requests made by agents, by outcome (ok, error: HTTP status >= 400 or a provider error, incomplete: the reply did not end).\n"
         + "# TYPE guard_llm_requests counter\n"
@@ -209,7 +209,7 @@ fn outcomes_and_what_is_not_counted() {
     let mut telemetry = exchange(Provider::Unknown, None);
     telemetry.inference = false;
     for (x, counted) in [(&rate_limited, true), (&overloaded_mid_stream, true), (&cut, true), (&server_side, false), (&telemetry, false)] {
-        assert_eq!(m.on_exchange("none", x), counted);
+        assert_eq!(m.on_exchange("none", x).is_some(), counted);
     }
     let text = m.encode();
     assert_eq!(
