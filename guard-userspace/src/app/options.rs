@@ -27,6 +27,8 @@ pub(crate) struct RunOptions {
     pub rescan_every: Duration,
     /// The exec gate's settings.
     pub enforce: EnforceSection,
+    /// OTLP export; `None` when off.
+    pub otlp: Option<crate::sinks::otlp::settings::Settings>,
 }
 
 impl Default for RunOptions {
@@ -41,6 +43,7 @@ impl Default for RunOptions {
             channel_capacity: 65_536,
             rescan_every: Duration::from_secs(2),
             enforce: EnforceSection::default(),
+            otlp: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 mod files;
 pub(crate) mod metrics;
+pub(crate) mod otlp;
 pub(crate) mod record;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use guard_core::{
     streams::StreamEvent,
 };
 
-use self::{audit::AuditWriter, metrics::Metrics, record::{Recording, RecordingError}};
+use self::{audit::AuditWriter, metrics::Metrics, otlp::Otlp, record::{Recording, RecordingError}};
 
 /// The agent label of what no agent is behind.
 pub(crate) const NO_AGENT: &str = "none";
@@ -25,6 +26,7 @@ pub(crate) struct Sinks {
     pub metrics: Arc<Metrics>,
     pub audit: Option<AuditWriter>,
     pub recording: Option<Recording>,
+    pub otlp: Option<Otlp>,
     /// Audit records that could not be written (each one logged).
     pub audit_errors: u64,
 }
@@ -48,7 +50,11 @@ impl Sinks {
     fn governed(&mut self, g: &Governed) {
         match g {
             Governed::Exchange { agent, exchange: x } => {
-                self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), x);
+                if let Some(c) = self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), x)
+                    && let Some(o) = &self.otlp
+                {
+                    o.on_exchange(&c, x);
+                }
                 log_exchange(agent.as_deref(), x);
             }
             Governed::Command { pid, agent, name, .. } => {
@@ -61,6 +67,9 @@ impl Sinks {
                 let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
                 self.metrics.on_destructive(agent, &rec.rule_id, rec.severity, rec.action);
                 tracing::warn!(agent, rule = %rec.rule_id, severity = ?rec.severity, pid = rec.pid, "destructive command");
+                if let Some(o) = &self.otlp {
+                    o.on_audit(rec);
+                }
                 if let Some(w) = self.audit.as_mut()
                     && let Err(e) = w.write(rec)
                 {

@@ -19,8 +19,11 @@ use guard_core::{
 };
 use crate::{
     app::cli::{LogFormat, RunArgs},
-    sinks::metrics::LabelCaps,
+    sinks::{metrics::LabelCaps, otlp::settings::Settings as OtlpSettings},
 };
+
+mod otlp;
+pub(crate) use otlp::OtlpConfig;
 
 /// Read when `--config` is not given, if it exists.
 pub(crate) const DEFAULT_PATH: &str = "/etc/guard/guard.toml";
@@ -54,6 +57,7 @@ pub struct Config {
     pub kernel: KernelConfig,
     pub capture: CaptureConfig,
     pub enforce: EnforceSection,
+    pub otlp: OtlpConfig,
     /// Where this config came from (for error messages); not a key.
     #[serde(skip)]
     pub origin: String,
@@ -316,8 +320,26 @@ impl Config {
         if let Some((key, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(self.invalid(key, "must be at least 1"));
         }
+        self.check_otlp()?;
         self.catalog()?;
         self.rule_set()?;
+        Ok(())
+    }
+
+    /// The `[otlp]` keys on their own (the `OTEL_*` variables are read when `guard run` starts).
+    fn check_otlp(&self) -> Result<(), ConfigError> {
+        let on = OtlpConfig { enabled: Some(true), ..self.otlp.clone() };
+        OtlpSettings::resolve(&on, &|_| None).map_err(|e| self.invalid("otlp", e.to_string()))?;
+        for (k, v) in &self.otlp.headers {
+            let name_ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok {
+                return Err(self.invalid("otlp.headers", format!("{k:?} is not a header name")));
+            }
+            // The value is a credential: never repeated in the error.
+            if !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(self.invalid("otlp.headers", format!("the value of {k:?} is not printable ASCII")));
+            }
+        }
         Ok(())
     }
 

@@ -53,6 +53,12 @@ fn errors_name_the_key_and_the_reason() {
         ("[[agents.agent]]\nid = \"Bad Id\"\nexe = [\"x\"]", "config t.toml: key `agents.agent`: agent #0: `id` must be non-empty"),
         ("[[agents.agent]]\nid = \"x\"\nexe = [\"x\"]\ncolour = 1", "config t.toml: key `agents.agent[0].colour`: unknown field `colour`"),
         ("[metrics\naddr = 1", "config t.toml: invalid table header"),
+        ("[otlp]\nprotocol = \"http/json\"", "config t.toml: key `otlp`: otlp.protocol: \"http/json\" is not a protocol guard exports (use `http/protobuf` or `grpc`)"),
+        ("[otlp]\nendpoint = \"collector:4317\"", "config t.toml: key `otlp`: otlp.endpoint: \"collector:4317\" is not an http:// or https:// URL"),
+        ("[otlp]\nmetric_export_interval_ms = 0", "config t.toml: key `otlp`: otlp.metric_export_interval_ms: \"0\" is not a number of milliseconds"),
+        ("[otlp]\nheaders = { \"bad header\" = \"v\" }", "config t.toml: key `otlp.headers`: \"bad header\" is not a header name"),
+        ("[otlp]\nheaders = { \"authorization\" = \"Bearer s\u{e9}cret\" }", "config t.toml: key `otlp.headers`: the value of \"authorization\" is not printable ASCII"),
+        ("[otlp]\nqueue = 0", "config t.toml: key `otlp`: otlp.queue must be at least 1"),
     ];
     for (text, want) in cases {
         let got = err(text);

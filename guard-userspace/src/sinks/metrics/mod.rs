@@ -9,6 +9,7 @@ pub(crate) mod enforce;
 pub(crate) mod first_exec;
 pub(crate) mod labels;
 pub(crate) mod llm;
+pub(crate) mod otlp;
 pub(crate) mod runtime;
 pub(crate) mod server;
 
@@ -38,6 +39,13 @@ use guard_core::{
 /// Content type of [`Metrics::encode`]'s output.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The label values an exchange was counted under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Counted {
+    pub agent: String,
+    pub model: String,
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
     llm: LlmMetrics,
@@ -45,6 +53,7 @@ pub(crate) struct Metrics {
     runtime: RuntimeMetrics,
     enforce: enforce::EnforceMetrics,
     first_exec: first_exec::FirstExecMetrics,
+    otlp: otlp::OtlpMetrics,
     agents: Capped,
     models: Capped,
     rules: Capped,
@@ -59,6 +68,7 @@ impl Metrics {
         let runtime = RuntimeMetrics::register(&mut registry);
         let enforce = enforce::EnforceMetrics::register(&mut registry);
         let first_exec = first_exec::FirstExecMetrics::register(&mut registry);
+        let otlp = otlp::OtlpMetrics::register(&mut registry);
         Self {
             registry,
             llm,
@@ -66,6 +76,7 @@ impl Metrics {
             runtime,
             enforce,
             first_exec,
+            otlp,
             agents: Capped::new(caps.max_agents),
             models: Capped::new(caps.max_models_per_provider),
             rules: Capped::new(caps.max_rules),
@@ -80,15 +91,21 @@ impl Metrics {
     }
 
     /// Counts one decoded exchange. Only inference calls made by the captured process as the
-    /// client count ([`llm::counts`]); anything else is ignored. Returns whether it counted.
-    pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange) -> bool {
+    /// client count ([`llm::counts`]); anything else is ignored. Returns the labels it counted
+    /// under (capped), for the other exports to use the same series.
+    pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange) -> Option<Counted> {
         if !llm::counts(x) {
-            return false;
+            return None;
         }
         let agent = self.agent(agent);
         let model = self.models.admit(provider_str(x.provider), model_value(x.model.as_deref()));
         self.llm.observe(&agent, &model, x);
-        true
+        Some(Counted { agent, model })
+    }
+
+    /// Counters of the OTLP export's health for one signal.
+    pub(crate) fn otlp(&self, signal: &'static str) -> otlp::SignalHandles {
+        self.otlp.signal(signal)
     }
 
     /// Counts one destructive command (one rule match).

@@ -91,7 +91,7 @@ guard_llm_request_duration_seconds_bucket{le=\"+Inf\",agent=\"claude-code\",prov
 #[test]
 fn one_call_encodes_exactly() {
     let m = Metrics::default();
-    assert!(m.on_exchange("claude-code", &exchange(Provider::Anthropic, Some("claude-sonnet-4-5"))));
+    assert!(m.on_exchange("claude-code", &exchange(Provider::Anthropic, Some("claude-sonnet-4-5"))).is_some());
     let expected = String::new()
         + "# HELP guard_llm_requests LLM inference requests made by agents, by outcome (ok, error: HTTP status >= 400 or a provider error, incomplete: the reply did not end).\n"
         + "# TYPE guard_llm_requests counter\n"
@@ -168,6 +168,10 @@ fn one_call_encodes_exactly() {
         + "guard_tls_first_exec_hold_seconds_sum 0.0\n"
         + "guard_tls_first_exec_hold_seconds_count 0\n"
         + &["0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.1", "0.25", "1.0", "2.5", "+Inf"].iter().map(|le| format!("guard_tls_first_exec_hold_seconds_bucket{{le=\"{le}\"}} 0\n")).collect::<String>()
+        + "# HELP guard_otlp_dropped Spans and log records the OTLP export dropped: its queue was full (a slow or absent collector) or the export that carried them failed. Metrics are cumulative and never dropped: the next export carries them.\n"
+        + "# TYPE guard_otlp_dropped counter\n"
+        + "# HELP guard_otlp_export_failures OTLP export calls that failed or ran out of time, by signal.\n"
+        + "# TYPE guard_otlp_export_failures counter\n"
         + "# EOF\n";
     assert_eq!(sorted(&m.encode()), expected);
 }
@@ -209,7 +213,7 @@ fn outcomes_and_what_is_not_counted() {
     let mut telemetry = exchange(Provider::Unknown, None);
     telemetry.inference = false;
     for (x, counted) in [(&rate_limited, true), (&overloaded_mid_stream, true), (&cut, true), (&server_side, false), (&telemetry, false)] {
-        assert_eq!(m.on_exchange("none", x), counted);
+        assert_eq!(m.on_exchange("none", x).is_some(), counted);
     }
     let text = m.encode();
     assert_eq!(
@@ -354,6 +358,10 @@ fn populated() -> String {
     m.set_agent_processes([("claude-code".to_owned(), 1)]);
     m.set_tls_targets("openssl", "dynsym", 1);
     m.set_tls_blind([("codex".to_owned(), guard_core::coverage::BlindReason::Unhooked(guard_core::hooks::Library::Rustls))]);
+    // Handles create their series (at 0), as the gate, the first-exec threads and OTLP do.
+    let e = m.enforce();
+    e.latency.observe(0.001);
+    let _ = (m.first_exec(), m.otlp("spans"));
     m.encode()
 }
 
@@ -421,6 +429,7 @@ fn the_grafana_dashboard_queries_real_series() {
     for family in [
         "guard_llm_requests", "guard_llm_tokens", "guard_llm_request_duration_seconds", "guard_llm_time_to_first_token_seconds",
         "guard_destructive_commands", "guard_agent_processes", "guard_events_lost", "guard_tls_targets_attached", "guard_tls_blind_processes", "guard_build_info",
+        "guard_enforce_decisions", "guard_enforce_decision_seconds", "guard_enforce_timeouts", "guard_tls_first_exec", "guard_otlp_dropped",
     ] {
         assert!(used.contains(family), "no panel shows {family}: {used:?}");
     }
