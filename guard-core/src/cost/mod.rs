@@ -1,10 +1,15 @@
 //! What an exchange cost, in USD, from its exact token partition and a price table (docs/cost.md).
 //!
-//! `cost = (input × input + cache_read × cache_read + (cache_write − cache_write_1h) × cache_write
-//! + cache_write_1h × cache_write_1h + (output + reasoning) × output) / 1e6`, each token count times
-//! the rate of its type (USD per million tokens), with the long-context rates when the prompt is
-//! above the entry's threshold. A model the table does not price is [`Cost::Unpriced`]: it keeps
-//! its token count so that it can be counted, rather than costing a silent 0.
+//! Each token count times the rate of its type (USD per million tokens), with the long-context
+//! rates when the prompt is above the entry's threshold:
+//!
+//! ```text
+//! ( input × input  +  cache_read × cache_read  +  (cache_write − cache_write_1h) × cache_write
+//!   +  cache_write_1h × cache_write_1h  +  (output + reasoning) × output ) / 1e6
+//! ```
+//!
+//! A model the table does not price is [`Cost::Unpriced`]: it keeps its token count so that it
+//! can be counted, rather than costing a silent 0.
 
 pub mod cli;
 mod table;

@@ -9,6 +9,7 @@ pub(crate) mod record;
 use std::sync::Arc;
 
 use guard_core::{
+    cost::Cost,
     engine::Outputs,
     govern::Governed,
     pipeline::Output,
@@ -47,9 +48,9 @@ impl Sinks {
 
     fn governed(&mut self, g: &Governed) {
         match g {
-            Governed::Exchange { agent, exchange: x } => {
-                self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), x);
-                log_exchange(agent.as_deref(), x);
+            Governed::Exchange { agent, exchange: x, cost } => {
+                self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), x, *cost);
+                log_exchange(agent.as_deref(), x, *cost);
             }
             Governed::Command { pid, agent, name, .. } => {
                 if let Some(a) = agent.as_deref() {
@@ -73,7 +74,12 @@ impl Sinks {
 }
 
 /// Logs a finished exchange: what was called and what it used, never its content.
-fn log_exchange(agent: Option<&str>, x: &Exchange) {
+fn log_exchange(agent: Option<&str>, x: &Exchange, cost: Option<Cost>) {
+    let (usd, unpriced) = match cost {
+        Some(Cost::Usd(v)) => (Some(v), None),
+        Some(Cost::Unpriced { tokens }) => (None, Some(tokens)),
+        None => (None, None),
+    };
     tracing::info!(
         agent = agent.unwrap_or(NO_AGENT),
         role = ?x.role,
@@ -89,6 +95,9 @@ fn log_exchange(agent: Option<&str>, x: &Exchange) {
         cache_write = x.usage.cache_write,
         output = x.usage.output,
         reasoning = x.usage.reasoning,
+        cache_write_1h = x.usage.cache_write_1h,
+        cost_usd = usd,
+        unpriced_tokens = unpriced,
         "exchange"
     );
 }

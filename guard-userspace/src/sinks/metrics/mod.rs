@@ -31,6 +31,7 @@ use self::{
 };
 use guard_core::{
     audit::Action,
+    cost::Cost,
     protocols::Exchange,
     rules::Severity,
 };
@@ -79,15 +80,16 @@ impl Metrics {
         self.agents.admit("agent", agent_value(agent))
     }
 
-    /// Counts one decoded exchange. Only inference calls made by the captured process as the
-    /// client count ([`llm::counts`]); anything else is ignored. Returns whether it counted.
-    pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange) -> bool {
+    /// Counts one decoded exchange and the cost the engine gave it. Only inference calls made by
+    /// the captured process as the client count ([`llm::counts`]); anything else is ignored.
+    /// Returns whether it counted.
+    pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange, cost: Option<Cost>) -> bool {
         if !llm::counts(x) {
             return false;
         }
         let agent = self.agent(agent);
         let model = self.models.admit(provider_str(x.provider), model_value(x.model.as_deref()));
-        self.llm.observe(&agent, &model, x);
+        self.llm.observe(&agent, &model, x, cost);
         true
     }
 
