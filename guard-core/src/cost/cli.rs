@@ -27,7 +27,7 @@ fn write_text(table: &PriceTable, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "{:<40} {:>8} {:>10} {:>11} {:>11} {:>8}  {:<8} {:<32} match",
+        "{:<40} {:>8} {:>10} {:>11} {:>11} {:>8}  {:<8} {:<34} match",
         "model", "input", "cache_read", "cache_write", "write_1h", "output", "origin", "providers"
     )?;
     for e in &table.models {
@@ -41,7 +41,7 @@ fn write_entry(e: &Entry, out: &mut dyn Write) -> std::io::Result<()> {
     // The names the price files use (serde's).
     let providers: Vec<String> =
         p.providers.iter().filter_map(|p| serde_json::to_value(p).ok()?.as_str().map(str::to_owned)).collect();
-    writeln!(out, "{:<40} {}  {:<8} {:<32} {}", p.name, rates(&p.rates()), e.origin, providers.join(","), p.pattern)?;
+    writeln!(out, "{:<40} {}  {:<8} {:<34} {}", p.name, rates(&p.rates()), e.origin, providers.join(","), p.pattern)?;
     if let Some(l) = &p.long_context {
         writeln!(out, "{:<40} {}", format!("  prompt > {} tokens", l.above), rates(&l.rates()))?;
     }

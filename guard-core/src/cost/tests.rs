@@ -25,16 +25,22 @@ fn anthropic_prices_5_minute_and_1_hour_cache_writes_apart() {
     // 1000×3 + 20000×0.30 + 2000×3.75 + 1000×6 + 500×15 = 30000 µ$ → $0.03.
     let u = Usage { cache_write_1h: 1000, ..usage(1000, 20_000, 3000, 500, 0) };
     close(usd_of(&t, Anthropic, "claude-sonnet-4-5-20250929", &u), 0.03);
-    // The same Claude on Bedrock, with and without a region prefix, and on Vertex.
-    for model in ["anthropic.claude-sonnet-4-5-20250929-v1:0", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"] {
-        close(usd_of(&t, Bedrock, model, &u), 0.03);
-    }
+    // The same Claude on Vertex, and on Bedrock's global endpoint.
     close(usd_of(&t, Anthropic, "claude-sonnet-4-5@20250929", &u), 0.03);
+    close(usd_of(&t, Bedrock, "global.anthropic.claude-sonnet-4-5-20250929-v1:0", &u), 0.03);
+    // Bedrock in-region or through a geographic profile: 10% more (3.30, 0.33, 4.125, 6.60,
+    // 16.50): 3300 + 6600 + 8250 + 6600 + 8250 = 33000 µ$.
+    for model in ["anthropic.claude-sonnet-4-5-20250929-v1:0", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"] {
+        close(usd_of(&t, Bedrock, model, &u), 0.033);
+    }
+    // Before Claude 4.5 Bedrock has one price: Sonnet 4 through a US profile is Anthropic's.
+    close(usd_of(&t, Bedrock, "us.anthropic.claude-sonnet-4-20250514-v1:0", &u), 0.03);
     // All writes 5-minute: 3000×3.75 instead of 2000×3.75 + 1000×6 → $0.02775.
     close(usd_of(&t, Anthropic, "claude-sonnet-4-5", &usage(1000, 20_000, 3000, 500, 0)), 0.02775);
     // Haiku 4.5 (1, 0.10, 1.25, 2, 5): 100×1 + 1000×0.10 + 0×1.25 + 400×2 + 10×5 = 1050 µ$.
     let h = Usage { cache_write_1h: 400, ..usage(100, 1000, 400, 10, 0) };
-    close(usd_of(&t, Bedrock, "eu.anthropic.claude-haiku-4-5-20251001-v1:0", &h), 0.00105);
+    close(usd_of(&t, Bedrock, "global.anthropic.claude-haiku-4-5-20251001-v1:0", &h), 0.00105);
+    close(usd_of(&t, Anthropic, "claude-haiku-4-5", &h), 0.00105);
 }
 
 #[test]
