@@ -16,12 +16,13 @@
 //! table has not seen. So every stage runs on recorded bytes without root.
 //!
 //! Beside the engine: [`hooks`] (where to hook TLS in an ELF file, from its bytes), [`coverage`]
-//! (why an agent process is blind), [`labels`] (the one sanitiser family for label, log and audit
+//! (why an agent process is blind), [`cost`] (what an exchange cost, from a price table), [`labels`] (the one sanitiser family for label, log and audit
 //! values) and [`glob`] (the pattern language of rule and agent files).
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod audit;
+pub mod cost;
 pub mod coverage;
 pub mod enforce;
 pub mod engine;

@@ -256,7 +256,7 @@ fn agents_are_attributed_and_their_destructive_commands_audited_exactly() {
     let xs: Vec<(Option<String>, u64)> = governed
         .iter()
         .filter_map(|r| match r {
-            Governed::Exchange { agent, exchange } if exchange.inference => {
+            Governed::Exchange { agent, exchange, .. } if exchange.inference => {
                 Some((agent.clone(), exchange.usage.input))
             }
             _ => None,

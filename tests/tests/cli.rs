@@ -88,10 +88,11 @@ fn a_bad_key_in_the_file_is_named_with_the_file() {
 #[test]
 fn a_bad_guard_log_stops_every_subcommand() {
     let empty = config("empty.toml", "");
-    let commands: [&[&str]; 5] = [
+    let commands: [&[&str]; 6] = [
         &["run", "--config", &empty],
         &["doctor"],
         &["rules", "list"],
+        &["prices", "--config", &empty],
         &["replay", "/nonexistent/recording.jsonl"],
         &["hooks", "/nonexistent/file"],
     ];
@@ -108,6 +109,32 @@ fn a_valid_guard_log_still_works() {
     let out = guard(&["rules", "list", "--json"], &[("GUARD_LOG", "guard=debug,warn")]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()) && !out.stdout.is_empty(), "{}", out.stdout);
+}
+
+/// `guard prices`: the dated built-in table, the config's entries first (with their origin), and
+/// a broken entry named.
+#[test]
+fn prices_lists_the_dated_table_with_the_configs_entries_first() {
+    let empty = config("empty.toml", "");
+    let out = guard(&["prices", "--config", &empty], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let first = out.stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("prices updated 20") && first.contains("USD per million tokens"), "{first}");
+    assert!(out.stdout.lines().any(|l| l.starts_with("Claude Haiku 4.5 ") && l.contains("anthropic,bedrock")), "{}", out.stdout);
+    let entry = "[[prices.model]]\nname = \"house model\"\nproviders = [\"openai_chat\"]\nmatch = \"house-*\"\ninput = 0.5\ncache_read = 0.05\noutput = 1.5\n";
+    let file = config("prices.toml", entry);
+    let out = guard(&["prices", "--json", "--config", &file], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["models"][0]["name"], "house model");
+    assert_eq!(v["models"][0]["origin"], file.as_str());
+    assert_eq!(v["models"][0]["providers"], serde_json::json!(["openai_chat"]));
+    assert_eq!(v["models"][1]["origin"], "builtin");
+    let broken = config("bad-prices.toml", &entry.replace("input = 0.5", "input = -0.5"));
+    let out = guard(&["prices", "--config", &broken], &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("key `prices.model`: price entry `house model`: `input` must be a price of 0 or more"), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
 }
 
 #[test]

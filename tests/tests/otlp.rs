@@ -78,11 +78,15 @@ fn exports_exactly(protocol: &str) {
     let want = sums(&sdk.calls);
     let calls = sdk.calls.iter().filter(|c| c.inference).count();
     let agent_is = [("guard.agent", AGENT)];
+    // The cost /metrics serves once the calls are counted: OTLP must carry the same figure.
+    let addr = metrics_addr(&d);
+    let cost = wait_cost(&addr, calls);
     let reqs = rx.wait_until(Duration::from_secs(30), "exact token sums, spans and the audit log record", |r| {
         USAGE.iter().zip(want).all(|(name, n)| sum_where(r, name, &agent_is) == Some(n))
             && spans(r).iter().filter(|s| attrs(&s["attributes"]).get("guard.agent").map(String::as_str) == Some(AGENT)).count() == calls
             && !log_records(r).is_empty()
             && sum_where(r, "guard_destructive_commands", &[("agent", "otlp-bot")]) == Some(1.0)
+            && sum_where(r, "guard_llm_cost_usd", &[("agent", AGENT)]).is_some_and(|c| (c - cost).abs() < 1e-9)
     });
     d.stop();
 
@@ -134,6 +138,7 @@ fn exports_exactly(protocol: &str) {
             assert_eq!(s["kind"], "SPAN_KIND_CLIENT", "{s:#?}");
             let a = attrs(&s["attributes"]);
             let n = |k: &str| a[k].parse::<i64>().unwrap();
+            assert!(a.get("guard.cost.usd").and_then(|c| c.parse::<f64>().ok()).is_some_and(|c| c > 0.0), "{s:#?}");
             (n("gen_ai.usage.input_tokens"), n("gen_ai.usage.output_tokens"))
         })
         .collect();
@@ -170,6 +175,24 @@ fn exports_exactly(protocol: &str) {
     let all = std::fs::read_to_string(temp_path(&format!("{tag}-otlp.jsonl"))).unwrap();
     for secret in ["sk-mock", "sk-ant-api03", "Hello", "clean up the build"] {
         assert!(!all.contains(secret), "{secret} leaked into OTLP");
+    }
+}
+
+/// The agent's cost on /metrics once every call of it is counted (and priced: the mock's models
+/// are in the table).
+fn wait_cost(addr: &str, calls: usize) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = samples(&scrape(addr).1);
+        let of = |family: &str| -> f64 {
+            got.iter().filter(|(k, _)| k.starts_with(family) && k.contains(&format!(r#"agent="{AGENT}""#))).map(|(_, v)| v).sum()
+        };
+        let cost = of("guard_llm_cost_usd_total{");
+        if of("guard_llm_requests_total{") == calls as f64 && cost > 0.0 {
+            return cost;
+        }
+        assert!(std::time::Instant::now() < deadline, "{AGENT}'s {calls} calls never counted and priced on /metrics");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

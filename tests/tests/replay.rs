@@ -84,6 +84,9 @@ fn a_replay_ends_answers_from_facts_and_serves_the_runs_metrics() {
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let exchange = lines.iter().find(|l| l["record"] == "exchange").expect("the exchange");
     assert_eq!((exchange["agent"].as_str(), exchange["usage"]["input"].as_u64()), (Some("review-bot"), Some(9)));
+    // Priced by the built-in table: GPT-4o, 9 × 2.50 + 4 × 10 = 62.5 µ$.
+    let usd = exchange["cost"]["usd"].as_f64().unwrap_or_default();
+    assert!((usd - 0.000_062_5).abs() < 1e-12, "{exchange}");
     let rm = lines.iter().find(|l| l["record"] == "destructive").expect("the rm -rf");
     assert_eq!(rm["rule_id"], "fs.rm-rf-outside-worktree");
     assert_eq!(rm["cwd"], "/srv/app", "the cwd comes from the recorded fact");
@@ -111,4 +114,20 @@ fn a_replay_applies_the_sites_rules() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(r#""record":"exchange""#), "{out}");
     assert!(!out.contains("fs.rm-rf-outside-worktree"), "a disabled rule still matched: {out}");
+}
+
+#[test]
+fn a_replay_applies_the_sites_prices() {
+    let rec = recording();
+    let cfg = temp_path("replay-prices.toml");
+    let entry = "[[prices.model]]\nname = \"gpt-4o (test)\"\nproviders = [\"openai_chat\"]\nmatch = \"gpt-4o\"\ninput = 100000.0\ncache_read = 0.0\noutput = 250000.0\n";
+    std::fs::write(&cfg, entry).unwrap();
+    // 9 × 0.1 + 4 × 0.25 = 1.9 USD, in the JSON line and in the metrics.
+    let (code, out, err) = replay(&["--config", cfg.to_str().unwrap(), rec.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(r#""cost":{"usd":1.9}"#), "{out}");
+    let (code, metrics, err) = replay(&["--metrics", "--config", cfg.to_str().unwrap(), rec.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let series = r#"guard_llm_cost_usd_total{agent="review-bot",provider="openai_chat",model="gpt-4o"} 1.9"#;
+    assert!(metrics.contains(series), "{series}\n{metrics}");
 }

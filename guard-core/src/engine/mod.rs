@@ -19,6 +19,7 @@ use serde::Serialize;
 pub use self::replay::Replay;
 
 use crate::{
+    cost::PriceTable,
     enforce::GateRecord,
     events::{
         self, Event,
@@ -42,6 +43,8 @@ pub struct EngineConfig {
     pub host: Host,
     /// Keep what a recording needs in [`Outputs::recorded`].
     pub record: bool,
+    /// What exchanges cost (the built-in table plus the config's entries).
+    pub prices: Arc<PriceTable>,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             rules: RuleSet::builtin(),
             host: Host::default(),
             record: false,
+            prices: PriceTable::builtin(),
         }
     }
 }
@@ -111,7 +115,7 @@ impl Engine {
         Self {
             verifier: Verifier::new(cfg.verify),
             pipeline: Pipeline::new(&cfg.limits),
-            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host),
+            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host).with_prices(cfg.prices),
             record: cfg.record,
             decode_errors: 0,
             passed: Vec::new(),

@@ -276,3 +276,41 @@ fn an_http2_inference_request_puts_its_client_in_scope_before_the_response() {
     let (mut e, mut out) = with_scripts();
     assert_eq!(pushed(&mut e, &mut out, events), [(8, "bot".to_owned())]);
 }
+
+/// The price table of `EngineConfig` prices every exchange that counts, once, in what the
+/// engine emits.
+#[test]
+fn the_configured_price_table_prices_each_counted_exchange() {
+    use crate::{
+        cost::{Cost, PriceFile, PriceTable},
+        events::Direction::{Read, Write},
+    };
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]}"#;
+    let head = format!("POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nContent-Length: {}\r\n\r\n", body.len());
+    let reply = br#"{"type":"message","model":"claude-sonnet-4-5","usage":{"input_tokens":1000,"output_tokens":100,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}"#;
+    let reply = [format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", reply.len()).as_bytes(), reply].concat();
+    let run = |prices: std::sync::Arc<PriceTable>| {
+        let mut e = Engine::new(EngineConfig { prices, ..config(false) });
+        let mut out = Outputs::default();
+        e.push(tls(7, Write, 0, 10, &[head.as_bytes(), body].concat()), UNIX_EPOCH, &mut crate::govern::NoLookup, &mut out);
+        e.push(tls(7, Read, 0, 20, &reply), UNIX_EPOCH, &mut crate::govern::NoLookup, &mut out);
+        let costs: Vec<Option<Cost>> = out
+            .governed
+            .iter()
+            .filter_map(|g| match g {
+                Governed::Exchange { cost, .. } => Some(*cost),
+                _ => None,
+            })
+            .collect();
+        costs
+    };
+    // Built in: 1000×3 + 100×15 = 4500 µ$.
+    assert!(matches!(run(PriceTable::builtin())[..], [Some(Cost::Usd(v))] if (v - 0.0045).abs() < 1e-12));
+    // An admin entry in front: 1100 tokens at 1 $/M.
+    let other = "[[model]]\nname = \"claude at 1\"\nproviders = [\"anthropic\"]\nmatch = \"claude-*\"\ninput = 1.0\ncache_read = 1.0\noutput = 1.0\n";
+    let cheap = PriceTable::builtin().with_overrides(PriceFile::parse(other).unwrap(), "t").unwrap();
+    assert!(matches!(run(std::sync::Arc::new(cheap))[..], [Some(Cost::Usd(v))] if (v - 0.0011).abs() < 1e-12));
+    // A table that prices nothing: unpriced, with its 1100 tokens.
+    let empty = PriceTable { models: Vec::new(), ..(*PriceTable::builtin()).clone() };
+    assert_eq!(run(std::sync::Arc::new(empty)), [Some(Cost::Unpriced { tokens: 1100 })]);
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::{
     audit::{Action, AuditRecord, Subject},
+    cost::{Cost, PriceTable},
     enforce::{GateRecord, Mechanism},
     events::exec_join::{ExecOutcome, ExecRecord},
     pipeline::Output,
@@ -65,6 +66,10 @@ pub enum Governed {
         agent: Option<String>,
         #[serde(flatten)]
         exchange: Exchange,
+        /// What it cost, for an exchange that counts (a client's inference call whose usage was
+        /// reported); priced here once so that every sink shows the same figure.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cost: Option<Cost>,
     },
     /// A program that ran, and the agent behind it (argv stays out: it can carry secrets).
     Command {
@@ -90,6 +95,7 @@ pub struct Governor {
     rules: RuleSet,
     dedup: Dedup,
     host: Host,
+    prices: Arc<PriceTable>,
     last_tick_ns: u64,
 }
 
@@ -113,8 +119,15 @@ impl Governor {
             rules,
             dedup: Dedup::new(DEDUP_WINDOW_NS, DEDUP_CAP),
             host,
+            prices: PriceTable::builtin(),
             last_tick_ns: 0,
         }
+    }
+
+    /// Prices exchanges with `prices` instead of the built-in table.
+    pub fn with_prices(mut self, prices: Arc<PriceTable>) -> Self {
+        self.prices = prices;
+        self
     }
 
     pub fn table(&self) -> &ProcessTable {
@@ -218,7 +231,13 @@ impl Governor {
         Governed::Exchange {
             agent: agent.map(|a| a.id.to_string()),
             exchange: x.clone(),
+            cost: self.cost(x),
         }
+    }
+
+    /// The cost of an exchange that counts: a client's inference call with usage.
+    fn cost(&self, x: &Exchange) -> Option<Cost> {
+        (x.role == Role::Client && x.inference && x.usage_seen).then(|| self.prices.price(x.provider, x.model.as_deref(), &x.usage))
     }
 
     /// Marks `pid` as a zero-config agent (asking the system for a process the table lacks),

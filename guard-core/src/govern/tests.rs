@@ -374,3 +374,30 @@ fn a_gate_record_is_audited_once_with_its_outcome_and_mechanism() {
     let a = r.spawn(100, 901, "/usr/bin/dropdb", &["dropdb", "prod"]);
     assert_eq!((audits(&a)[0].action, audits(&a)[0].mechanism), (Action::Observed, None));
 }
+
+fn cost_of(out: &[Governed]) -> Vec<Option<crate::cost::Cost>> {
+    out.iter()
+        .filter_map(|g| match g {
+            Governed::Exchange { cost, .. } => Some(*cost),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_counted_exchange_carries_its_cost_and_others_none() {
+    use crate::cost::{Cost, PriceFile, PriceTable};
+    let mut r = Run::new();
+    r.spawn(100, 200, "/usr/bin/python3", &["python3", "helper.py"]);
+    // claude-sonnet-4-5 at 3 $/M input and 15 $/M output: 3×3 + 4×15 = 69 µ$.
+    let [Some(Cost::Usd(usd))] = cost_of(&r.exchange(200, true))[..] else { panic!("no cost") };
+    assert!((usd - 0.000_069).abs() < 1e-15, "{usd}");
+    // Token counting is not inference: no cost at all (not even "unpriced").
+    assert_eq!(cost_of(&r.exchange(200, false)), [None]);
+    // The table the engine was given is the one that prices.
+    let file = PriceFile::parse("[[model]]\nname = \"x\"\nproviders = [\"anthropic\"]\nmatch = \"claude-*\"\ninput = 1.0\ncache_read = 1.0\noutput = 1.0\n").unwrap();
+    r.g = governor().with_prices(Arc::new(PriceTable::builtin().with_overrides(file, "test").unwrap()));
+    r.spawn(100, 200, "/usr/bin/python3", &["python3", "helper.py"]);
+    let [Some(Cost::Usd(usd))] = cost_of(&r.exchange(200, true))[..] else { panic!("no cost") };
+    assert!((usd - 0.000_007).abs() < 1e-15, "{usd}");
+}

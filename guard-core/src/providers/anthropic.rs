@@ -2,7 +2,8 @@
 //! Bedrock invoke bodies.
 //!
 //! Usage: input_tokens (uncached) → input, cache_read_input_tokens → cache_read,
-//! cache_creation_input_tokens → cache_write, output_tokens → output (thinking included; Anthropic
+//! cache_creation_input_tokens → cache_write (its `cache_creation.ephemeral_1h_input_tokens` part
+//! → cache_write_1h), output_tokens → output (thinking included; Anthropic
 //! reports no separate count). In a stream, `message_start` carries the first usage and every
 //! `message_delta` carries CUMULATIVE counts: each field present replaces the earlier value.
 
@@ -16,6 +17,13 @@ pub(crate) struct AnthropicUsage {
     output_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
+    /// The split of `cache_creation_input_tokens` by lifetime (5 minutes, 1 hour).
+    cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CacheCreation {
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +63,10 @@ pub(crate) fn apply_usage(o: &mut Observed, u: &AnthropicUsage) {
     }
     if let Some(v) = u.cache_creation_input_tokens {
         t.cache_write = v;
+    }
+    if let Some(v) = u.cache_creation.as_ref().and_then(|c| c.ephemeral_1h_input_tokens) {
+        // Never more than the total it is part of, whatever the body says.
+        t.cache_write_1h = v.min(t.cache_write);
     }
     if let Some(v) = u.output_tokens {
         t.output = v;

@@ -83,7 +83,7 @@ fn converse_json(o: &mut Observed, data: &[u8]) {
             cache_read: u.cache_read_input_tokens.unwrap_or(0),
             cache_write: u.cache_write_input_tokens.unwrap_or(0),
             output: u.output_tokens.unwrap_or(0),
-            reasoning: 0,
+            ..Usage::default()
         };
         o.usage_seen = true;
     } else if b.message.is_some() {
@@ -124,7 +124,7 @@ pub fn apply_counts(o: &mut Observed, input: Option<u64>, output: Option<u64>, c
         cache_read: cache_read.unwrap_or(0),
         cache_write: cache_write.unwrap_or(0),
         output: output.unwrap_or(0),
-        reasoning: 0,
+        ..Usage::default()
     };
     o.usage_seen = true;
 }

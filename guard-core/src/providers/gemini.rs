@@ -35,9 +35,9 @@ impl UsageMetadata {
         Usage {
             input: prompt - cached,
             cache_read: cached,
-            cache_write: 0,
             output: self.candidates_token_count.unwrap_or(0),
             reasoning: self.thoughts_token_count.unwrap_or(0),
+            ..Usage::default()
         }
     }
 }

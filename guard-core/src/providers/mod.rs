@@ -16,7 +16,7 @@ use crate::labels;
 
 pub use route::{RequestBody, Route, route};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Anthropic,
@@ -79,6 +79,15 @@ pub struct Usage {
     /// Generated tokens, reasoning excluded.
     pub output: u64,
     pub reasoning: u64,
+    /// The part of `cache_write` written with a 1-hour lifetime (Anthropic prices it higher than
+    /// the default 5 minutes). A subset, so not part of [`Usage::total`]; absent when zero, so
+    /// older shapes read and write the same.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_1h: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {

@@ -40,7 +40,7 @@ impl ChatUsage {
             .min(prompt);
         let reasoning =
             self.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens).unwrap_or(0).min(completion);
-        Usage { input: prompt - cached, cache_read: cached, cache_write: 0, output: completion - reasoning, reasoning }
+        Usage { input: prompt - cached, cache_read: cached, output: completion - reasoning, reasoning, ..Usage::default() }
     }
 }
 

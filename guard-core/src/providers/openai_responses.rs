@@ -36,7 +36,7 @@ impl ResponsesUsage {
         let output = self.output_tokens.unwrap_or(0);
         let cached = self.input_tokens_details.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0).min(input);
         let reasoning = self.output_tokens_details.as_ref().and_then(|d| d.reasoning_tokens).unwrap_or(0).min(output);
-        Usage { input: input - cached, cache_read: cached, cache_write: 0, output: output - reasoning, reasoning }
+        Usage { input: input - cached, cache_read: cached, output: output - reasoning, reasoning, ..Usage::default() }
     }
 }
 

@@ -63,6 +63,16 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
     },
+    /// The price table that costs LLM calls (USD per million tokens): the built-in one, dated,
+    /// with the config file's entries in front (docs/cost.md).
+    Prices {
+        /// Print the table as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Config file whose `[prices]` apply (default: /etc/guard/guard.toml if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Where `guard run` would hook TLS in these ELF files, which strategy found it (or why none
     /// did), and how long the analysis took. No root needed. Exit 1 if a file cannot be analysed.
     Hooks {

@@ -1,4 +1,4 @@
-//! The commands that need no root: `guard replay`, `guard rules` and `guard hooks`.
+//! The commands that need no root: `guard replay`, `guard rules`, `guard prices` and `guard hooks`.
 
 use std::{
     io::Write as _,
@@ -35,6 +35,7 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
         limits: config.limits(),
         catalog: std::sync::Arc::new(config.catalog()?),
         rules: config.rule_set()?,
+        prices: std::sync::Arc::new(config.price_table()?),
         ..EngineConfig::default()
     });
     let metrics = Metrics::new(&config.labels);
@@ -71,8 +72,8 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
 /// The metric updates `guard run`'s sinks make for the same record.
 fn count(m: &Metrics, g: &Governed) {
     match g {
-        Governed::Exchange { agent, exchange } => {
-            m.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), exchange);
+        Governed::Exchange { agent, exchange, cost } => {
+            m.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), exchange, *cost);
         }
         Governed::Command { agent: Some(a), .. } => m.on_agent_command(a),
         Governed::Command { agent: None, .. } => {}
@@ -94,6 +95,13 @@ pub(crate) fn rules(cmd: RulesCmd, config: &Config) -> anyhow::Result<ExitCode> 
         }
         RulesCmd::List { json } => guard_core::rules::cli::list(&rules, json, &mut out),
     };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
+}
+
+/// `guard prices [--json]`: the built-in price table with the config's entries in front.
+pub(crate) fn prices(json: bool, config: &Config) -> anyhow::Result<ExitCode> {
+    let table = config.price_table()?;
+    let code = guard_core::cost::cli::list(&table, json, &mut std::io::stdout().lock());
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
 }
 

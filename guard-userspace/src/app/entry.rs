@@ -55,6 +55,7 @@ fn dispatch(cmd: Cmd, file: Option<Result<Config, ConfigError>>) -> anyhow::Resu
             commands::replay(&file, &Config::resolve(config.as_deref())?, ReplayPrint { commands, metrics })
         }
         Cmd::Rules { cmd, config } => commands::rules(cmd, &Config::resolve(config.as_deref())?),
+        Cmd::Prices { json, config } => commands::prices(json, &Config::resolve(config.as_deref())?),
         Cmd::Hooks { files } => commands::hooks(&files),
         Cmd::Gate { cmd: GateCmd::Release { kill } } => crate::gate::release::main(kill),
         Cmd::Gate { cmd: GateCmd::Watchdog { pid, heartbeat_fd, timeout_ms } } => {
@@ -72,6 +73,7 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
             limits: config.limits(),
             catalog: std::sync::Arc::new(config.catalog()?),
             rules: config.rule_set()?,
+            prices: std::sync::Arc::new(config.price_table()?),
             ..EngineConfig::default()
         },
         enforce: config.enforce.clone(),

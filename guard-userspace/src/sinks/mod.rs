@@ -10,6 +10,7 @@ pub(crate) mod record;
 use std::sync::Arc;
 
 use guard_core::{
+    cost::Cost,
     engine::Outputs,
     govern::Governed,
     pipeline::Output,
@@ -49,13 +50,13 @@ impl Sinks {
 
     fn governed(&mut self, g: &Governed) {
         match g {
-            Governed::Exchange { agent, exchange: x } => {
-                if let Some(c) = self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), x)
+            Governed::Exchange { agent, exchange: x, cost } => {
+                if let Some(c) = self.metrics.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), x, *cost)
                     && let Some(o) = &self.otlp
                 {
-                    o.on_exchange(&c, x);
+                    o.on_exchange(&c, x, *cost);
                 }
-                log_exchange(agent.as_deref(), x);
+                log_exchange(agent.as_deref(), x, *cost);
             }
             Governed::Command { pid, agent, name, .. } => {
                 if let Some(a) = agent.as_deref() {
@@ -82,7 +83,12 @@ impl Sinks {
 }
 
 /// Logs a finished exchange: what was called and what it used, never its content.
-fn log_exchange(agent: Option<&str>, x: &Exchange) {
+fn log_exchange(agent: Option<&str>, x: &Exchange, cost: Option<Cost>) {
+    let (usd, unpriced) = match cost {
+        Some(Cost::Usd(v)) => (Some(v), None),
+        Some(Cost::Unpriced { tokens }) => (None, Some(tokens)),
+        None => (None, None),
+    };
     tracing::info!(
         agent = agent.unwrap_or(NO_AGENT),
         role = ?x.role,
@@ -98,6 +104,9 @@ fn log_exchange(agent: Option<&str>, x: &Exchange) {
         cache_write = x.usage.cache_write,
         output = x.usage.output,
         reasoning = x.usage.reasoning,
+        cache_write_1h = x.usage.cache_write_1h,
+        cost_usd = usd,
+        unpriced_tokens = unpriced,
         "exchange"
     );
 }

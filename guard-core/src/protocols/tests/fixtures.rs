@@ -114,6 +114,20 @@ fn anthropic() -> Vec<Fixture> {
         ),
         want: vec![want(P::Anthropic, E::Messages, "claude-sonnet-4-5", 200, false, usage(2095, 1000, 2051, 503, 0))],
     });
+    // The cache write split by lifetime: the 1-hour part is kept apart (it is priced higher) and
+    // stays a part of cache_write, not added to the total.
+    let split = ANTHROPIC_JSON.replace(
+        r#""cache_read_input_tokens":1000}"#,
+        r#""cache_read_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":51,"ephemeral_1h_input_tokens":2000}}"#,
+    );
+    v.push(Fixture {
+        name: "anthropic non-streamed, 5-minute and 1-hour cache writes".into(),
+        segments: client(
+            request("POST", "/v1/messages", "", &ANTHROPIC_REQ.replace("true", "false")),
+            response(200, "application/json", "", split.as_bytes(), PLAIN),
+        ),
+        want: vec![want(P::Anthropic, E::Messages, "claude-sonnet-4-5", 200, false, Usage { cache_write_1h: 2000, ..usage(2095, 1000, 2051, 503, 0) })],
+    });
     v.push(Fixture {
         name: "anthropic streamed, cumulative message_delta".into(),
         segments: client(

@@ -65,7 +65,7 @@ pub(crate) struct Fixture {
 }
 
 pub(crate) fn usage(input: u64, cache_read: u64, cache_write: u64, output: u64, reasoning: u64) -> Usage {
-    Usage { input, cache_read, cache_write, output, reasoning }
+    Usage { input, cache_read, cache_write, output, reasoning, cache_write_1h: 0 }
 }
 
 /// Feeds segments (each cut into the given pieces) and closes the connection at the end.

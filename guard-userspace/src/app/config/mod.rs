@@ -11,6 +11,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use guard_core::{
+    cost::{ModelPrice, PriceFile, PriceTable},
     enforce::{EnforceConfig, FailMode, Mode, Scope},
     pipeline::Limits,
     process::{ Catalog, agents::{AgentSpec, BUILTIN_AGENTS, CatalogFile}, },
@@ -58,6 +59,7 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub enforce: EnforceSection,
     pub otlp: OtlpConfig,
+    pub prices: PricesConfig,
     /// Where this config came from (for error messages); not a key.
     #[serde(skip)]
     pub origin: String,
@@ -128,6 +130,18 @@ pub struct RulesConfig {
     pub extra_files: Vec<PathBuf>,
     /// Rule ids to switch off.
     pub disable: Vec<String>,
+}
+
+/// Prices added to or overriding the built-in table (docs/cost.md). Checked before it: inline
+/// entries first, then the files in order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PricesConfig {
+    /// Price files in the format of the built-in one (`[[model]]` entries).
+    pub files: Vec<PathBuf>,
+    /// Inline entries: `[[prices.model]]` tables.
+    #[serde(rename = "model")]
+    pub models: Vec<ModelPrice>,
 }
 
 /// The exec gate (docs/enforce.md).
@@ -323,6 +337,7 @@ impl Config {
         self.check_otlp()?;
         self.catalog()?;
         self.rule_set()?;
+        self.price_table()?;
         Ok(())
     }
 
@@ -392,6 +407,22 @@ impl Config {
         extra.agents.extend(self.agents.agents.iter().cloned());
         let text = toml::to_string(&extra).map_err(|e| self.invalid("agents", e.to_string()))?;
         Catalog::load(BUILTIN_AGENTS, Some(&text)).map_err(|e| self.invalid("agents.agent", e.to_string()))
+    }
+
+    /// The built-in price table with the configured entries in front: inline ones first, then
+    /// each file's, in order (so the files are laid on in reverse).
+    pub fn price_table(&self) -> Result<PriceTable, ConfigError> {
+        let mut table = (*PriceTable::builtin()).clone();
+        for (i, path) in self.prices.files.iter().enumerate().rev() {
+            let key = format!("prices.files[{i}]");
+            let text = std::fs::read_to_string(path).map_err(|e| self.invalid(&key, format!("cannot read {}: {e}", path.display())))?;
+            let origin = path.display().to_string();
+            table = PriceFile::parse(&text)
+                .and_then(|f| table.with_overrides(f, &origin))
+                .map_err(|e| self.invalid(&key, format!("{origin}: {e}")))?;
+        }
+        let inline = PriceFile { models: self.prices.models.clone(), ..PriceFile::default() };
+        table.with_overrides(inline, &self.origin).map_err(|e| self.invalid("prices.model", e.to_string()))
     }
 
     /// The built-in rules, then each extra file, minus the disabled ids.

@@ -27,8 +27,8 @@ fn the_shipped_example_is_the_defaults_spelled_out() {
     let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
     for (section, v) in &defaults {
         let Some(keys) = v.as_table() else { continue };
-        // Inline agents are an example in comments.
-        for key in keys.keys().filter(|k| *k != "agent") {
+        // Inline agents and prices are examples in comments.
+        for key in keys.keys().filter(|k| *k != "agent" && *k != "model") {
             assert!(spelled.get(section).and_then(|s| s.get(key)).is_some(), "deploy/guard.toml lacks {section}.{key}");
         }
     }
@@ -59,6 +59,15 @@ fn errors_name_the_key_and_the_reason() {
         ("[otlp]\nheaders = { \"bad header\" = \"v\" }", "config t.toml: key `otlp.headers`: \"bad header\" is not a header name"),
         ("[otlp]\nheaders = { \"authorization\" = \"Bearer s\u{e9}cret\" }", "config t.toml: key `otlp.headers`: the value of \"authorization\" is not printable ASCII"),
         ("[otlp]\nqueue = 0", "config t.toml: key `otlp`: otlp.queue must be at least 1"),
+        (
+            "[[prices.model]]\nname = \"cheap\"\nproviders = [\"anthropic\"]\nmatch = \"x\"\ninput = -1.0\ncache_read = 0.0\noutput = 1.0",
+            "config t.toml: key `prices.model`: price entry `cheap`: `input` must be a price of 0 or more, not -1",
+        ),
+        (
+            "[[prices.model]]\nname = \"cheap\"\nproviders = [\"anthropic\"]\nmatch = \"x\"\ninput = 1.0\noutput = 1.0",
+            "config t.toml: key `prices.model[0]`: missing field `cache_read`",
+        ),
+        ("[prices]\nfiles = [\"/nonexistent/p.toml\"]", "config t.toml: key `prices.files[0]`: cannot read /nonexistent/p.toml"),
     ];
     for (text, want) in cases {
         let got = err(text);
@@ -83,6 +92,31 @@ fn extra_agents_and_rules_load() {
     assert!(c.rule_set().unwrap().rules().iter().all(|r| r.id != "no-make-clean"));
     let c = Config::parse(&text.replace("disable = [\"no-make-clean\"]", ""), "t.toml").unwrap();
     assert!(c.rule_set().unwrap().rules().iter().any(|r| r.id == "no-make-clean"));
+}
+
+#[test]
+fn configured_prices_win_over_the_builtin_ones() {
+    use guard_core::{cost::Cost, providers::{Provider, Usage}};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prices.toml");
+    let entry = |name: &str, input: f64| format!("name = \"{name}\"\nproviders = [\"openai_chat\"]\nmatch = \"gpt-4o*\"\ninput = {input:?}\ncache_read = 0.0\noutput = 0.0\n");
+    std::fs::write(&file, format!("[[model]]\n{}", entry("file", 2.0))).unwrap();
+    let text = format!("[prices]\nfiles = [{file:?}]\n[[prices.model]]\n{}", entry("inline", 1.0));
+    let usd = |c: &Config| match c.price_table().unwrap().price(Provider::OpenaiChat, Some("gpt-4o"), &Usage { input: 1_000_000, ..Usage::default() }) {
+        Cost::Usd(v) => v,
+        Cost::Unpriced { .. } => panic!("unpriced"),
+    };
+    // Inline first, then the file, then the built-in 2.50.
+    assert_eq!(usd(&Config::parse(&text, "t.toml").unwrap()), 1.0);
+    let files_only = text.split("[[prices.model]]").next().unwrap_or_default();
+    assert_eq!(usd(&Config::parse(files_only, "t.toml").unwrap()), 2.0);
+    assert_eq!(usd(&Config::parse("", "t.toml").unwrap()), 2.5);
+    let table = Config::parse(&text, "t.toml").unwrap().price_table().unwrap();
+    assert_eq!((table.models[0].origin.as_str(), table.models[1].origin.clone()), ("t.toml", file.display().to_string()));
+    // A broken file is named with its key and path.
+    std::fs::write(&file, "[[model]]\nname = \"x\"\n").unwrap();
+    let e = Config::parse(files_only, "t.toml").unwrap_err().to_string();
+    assert!(e.starts_with(&format!("config t.toml: key `prices.files[0]`: {}: missing field", file.display())), "{e}");
 }
 
 #[test]

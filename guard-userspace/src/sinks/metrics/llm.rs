@@ -1,9 +1,11 @@
-//! LLM call metrics: requests by outcome, tokens by type, latency and time to first byte.
+//! LLM call metrics: requests by outcome, tokens by type, cost, latency and time to first byte.
 //!
 //! What counts: only exchanges where the captured process is the client (`role == Client`) and the
 //! call is an inference call (`inference`). A local TLS server (gateway, mock) sees the same call
 //! from the other side and telemetry, model lists and token counting are not inference; counting
 //! them would double or inflate the numbers.
+
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -13,6 +15,7 @@ use prometheus_client::{
 
 use super::labels::{Outcome, TokenType, provider_str};
 use guard_core::{
+    cost::Cost,
     protocols::{Exchange, IncompleteReason, Role},
 };
 
@@ -48,6 +51,19 @@ impl EncodeLabelSet for TypeLabel {
         use prometheus_client::encoding::EncodeLabel as _;
         ("type", self.0.as_str()).encode(encoder.encode_label())
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CostLabels {
+    pub agent: String,
+    pub provider: &'static str,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UnpricedLabels {
+    pub provider: &'static str,
+    pub model: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +104,8 @@ impl prometheus_client::encoding::EncodeLabelValue for Reason {
 pub(crate) struct LlmMetrics {
     requests: Family<RequestLabels, Counter>,
     tokens: Family<TokenLabels, Counter>,
+    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    unpriced: Family<UnpricedLabels, Counter>,
     duration: Family<LatencyLabels, Histogram>,
     ttft: Family<LatencyLabels, Histogram>,
     incomplete: Family<IncompleteLabels, Counter>,
@@ -106,6 +124,18 @@ impl LlmMetrics {
             "guard_llm_tokens",
             "Tokens reported by the provider, by type; the types partition the billed total (input excludes cached tokens, output excludes reasoning)",
             tokens.clone(),
+        );
+        let cost = Family::default();
+        reg.register(
+            "guard_llm_cost_usd",
+            "What LLM inference requests cost in USD, from the reported tokens of each type and the price table (`guard prices`)",
+            cost.clone(),
+        );
+        let unpriced = Family::default();
+        reg.register(
+            "guard_llm_unpriced_tokens",
+            "Tokens of LLM inference requests whose model the price table does not price (not in guard_llm_cost_usd)",
+            unpriced.clone(),
         );
         let duration = Family::new_with_constructor(
             (|| Histogram::new(DURATION_BUCKETS)) as fn() -> Histogram,
@@ -129,11 +159,12 @@ impl LlmMetrics {
             "LLM inference requests whose reply did not end, by reason",
             incomplete.clone(),
         );
-        Self { requests, tokens, duration, ttft, incomplete }
+        Self { requests, tokens, cost, unpriced, duration, ttft, incomplete }
     }
 
-    /// Counts one exchange. `agent` and `model` are already sanitised and capped.
-    pub(crate) fn observe(&self, agent: &str, model: &str, x: &Exchange) {
+    /// Counts one exchange and its cost (the engine's, `None` when it reported no usage).
+    /// `agent` and `model` are already sanitised and capped.
+    pub(crate) fn observe(&self, agent: &str, model: &str, x: &Exchange, cost: Option<Cost>) {
         let outcome = outcome(x);
         let provider = x.provider;
         self.requests
@@ -152,6 +183,7 @@ impl LlmMetrics {
                     .inc_by(n);
             }
         }
+        self.observe_cost(agent, model, provider_str(provider), cost);
         let t = &x.timings;
         let latency = LatencyLabels { agent: agent.into(), provider: provider_str(provider) };
         if let Some(start) = t.start_ns {
@@ -164,6 +196,20 @@ impl LlmMetrics {
             {
                 self.ttft.get_or_create(&latency).observe(seconds(d));
             }
+        }
+    }
+}
+
+impl LlmMetrics {
+    fn observe_cost(&self, agent: &str, model: &str, provider: &'static str, cost: Option<Cost>) {
+        match cost {
+            Some(Cost::Usd(usd)) => {
+                self.cost.get_or_create(&CostLabels { agent: agent.into(), provider, model: model.into() }).inc_by(usd);
+            }
+            Some(Cost::Unpriced { tokens }) => {
+                self.unpriced.get_or_create(&UnpricedLabels { provider, model: model.into() }).inc_by(tokens);
+            }
+            None => {}
         }
     }
 }

@@ -32,6 +32,7 @@ use self::{
 };
 use guard_core::{
     audit::Action,
+    cost::Cost,
     protocols::Exchange,
     rules::Severity,
 };
@@ -90,16 +91,16 @@ impl Metrics {
         self.agents.admit("agent", agent_value(agent))
     }
 
-    /// Counts one decoded exchange. Only inference calls made by the captured process as the
-    /// client count ([`llm::counts`]); anything else is ignored. Returns the labels it counted
-    /// under (capped), for the other exports to use the same series.
-    pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange) -> Option<Counted> {
+    /// Counts one decoded exchange and the cost the engine gave it. Only inference calls made by
+    /// the captured process as the client count ([`llm::counts`]); anything else is ignored.
+    /// Returns the labels it counted under (capped), for the other exports to use the same series.
+    pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange, cost: Option<Cost>) -> Option<Counted> {
         if !llm::counts(x) {
             return None;
         }
         let agent = self.agent(agent);
         let model = self.models.admit(provider_str(x.provider), model_value(x.model.as_deref()));
-        self.llm.observe(&agent, &model, x);
+        self.llm.observe(&agent, &model, x, cost);
         Some(Counted { agent, model })
     }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use guard_core::{
+    cost::{Cost, PriceTable},
     protocols::{IncompleteReason, Role, exchange::Timings},
     providers::{Endpoint, Provider, Usage},
 };
@@ -25,7 +26,7 @@ fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
         incomplete_reason: None,
         error_type: None,
         timings: Timings { start_ns: Some(1_000_000_000), first_byte_ns: Some(1_300_000_000), end_ns: 3_000_000_000 },
-        usage: Usage { input: 10, cache_read: 200, cache_write: 30, output: 40, reasoning: 5 },
+        usage: Usage { input: 10, cache_read: 200, cache_write: 30, output: 40, reasoning: 5, cache_write_1h: 0 },
         usage_seen: true,
     }
 }
@@ -91,7 +92,7 @@ guard_llm_request_duration_seconds_bucket{le=\"+Inf\",agent=\"claude-code\",prov
 #[test]
 fn one_call_encodes_exactly() {
     let m = Metrics::default();
-    assert!(m.on_exchange("claude-code", &exchange(Provider::Anthropic, Some("claude-sonnet-4-5"))).is_some());
+    assert!(m.on_exchange("claude-code", &exchange(Provider::Anthropic, Some("claude-sonnet-4-5")), Some(Cost::Usd(0.125))).is_some());
     let expected = String::new()
         + "# HELP guard_llm_requests LLM inference requests made by agents, by outcome (ok, error: HTTP status >= 400 or a provider error, incomplete: the reply did not end).\n"
         + "# TYPE guard_llm_requests counter\n"
@@ -103,6 +104,11 @@ fn one_call_encodes_exactly() {
         + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"input\"} 10\n"
         + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"output\"} 40\n"
         + "guard_llm_tokens_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\",type=\"reasoning\"} 5\n"
+        + "# HELP guard_llm_cost_usd What LLM inference requests cost in USD, from the reported tokens of each type and the price table (`guard prices`).\n"
+        + "# TYPE guard_llm_cost_usd counter\n"
+        + "guard_llm_cost_usd_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\"} 0.125\n"
+        + "# HELP guard_llm_unpriced_tokens Tokens of LLM inference requests whose model the price table does not price (not in guard_llm_cost_usd).\n"
+        + "# TYPE guard_llm_unpriced_tokens counter\n"
         + "# HELP guard_llm_request_duration_seconds LLM inference request duration, from the request's first byte to the reply's last.\n"
         + "# TYPE guard_llm_request_duration_seconds histogram\n"
         + "# UNIT guard_llm_request_duration_seconds seconds\n"
@@ -180,9 +186,9 @@ fn one_call_encodes_exactly() {
 fn models_past_the_cap_become_other_per_provider() {
     let m = Metrics::new(&LabelCaps { max_models_per_provider: 2, ..LabelCaps::default() });
     for model in [Some("a"), Some("b"), Some("c"), Some("a"), None, Some("bad model\"}\n")] {
-        m.on_exchange("codex", &exchange(Provider::OpenaiResponses, model));
+        m.on_exchange("codex", &exchange(Provider::OpenaiResponses, model), None);
     }
-    m.on_exchange("codex", &exchange(Provider::Gemini, Some("c")));
+    m.on_exchange("codex", &exchange(Provider::Gemini, Some("c")), None);
     assert_eq!(
         sorted(&family(&m.encode(), "guard_llm_requests")),
         "# HELP guard_llm_requests LLM inference requests made by agents, by outcome (ok, error: HTTP status >= 400 or a provider error, incomplete: the reply did not end).\n\
@@ -192,6 +198,47 @@ fn models_past_the_cap_become_other_per_provider() {
          guard_llm_requests_total{agent=\"codex\",provider=\"openai_responses\",model=\"b\",outcome=\"ok\"} 1\n\
          guard_llm_requests_total{agent=\"codex\",provider=\"openai_responses\",model=\"other\",outcome=\"ok\"} 2\n\
          guard_llm_requests_total{agent=\"codex\",provider=\"openai_responses\",model=\"unknown\",outcome=\"ok\"} 1\n"
+    );
+}
+
+/// Cost adds up per agent, provider and model; a model with no price counts its tokens per
+/// provider and model instead, with the same label caps; an exchange that does not count has no
+/// cost to add.
+#[test]
+fn cost_and_unpriced_tokens_add_up_exactly() {
+    let m = Metrics::new(&LabelCaps { max_models_per_provider: 1, ..LabelCaps::default() });
+    let table = PriceTable::builtin();
+    let sonnet = exchange(Provider::Anthropic, Some("claude-sonnet-4-5"));
+    // The engine's figure for the helper's usage: 10×3 + 200×0.30 + 30×3.75 + (40 + 5)×15 µ$.
+    let priced = table.price(sonnet.provider, sonnet.model.as_deref(), &sonnet.usage);
+    assert!(matches!(priced, Cost::Usd(v) if (v - 0.000_877_5).abs() < 1e-12), "{priced:?}");
+    m.on_exchange("claude-code", &sonnet, Some(Cost::Usd(0.25)));
+    m.on_exchange("claude-code", &sonnet, Some(Cost::Usd(0.5)));
+    m.on_exchange("codex", &sonnet, Some(Cost::Usd(0.125)));
+    // Two unpriced models at one provider: the second is past the model cap.
+    let unknown = exchange(Provider::OpenaiChat, Some("deepseek-chat"));
+    let priced_unknown = table.price(unknown.provider, unknown.model.as_deref(), &unknown.usage);
+    assert_eq!(priced_unknown, Cost::Unpriced { tokens: 285 });
+    m.on_exchange("aider", &unknown, Some(priced_unknown));
+    m.on_exchange("aider", &exchange(Provider::OpenaiChat, Some("kimi")), Some(Cost::Unpriced { tokens: 15 }));
+    m.on_exchange("aider", &unknown, None);
+    let mut server = sonnet.clone();
+    server.role = Role::Server;
+    assert!(m.on_exchange("claude-code", &server, Some(Cost::Usd(100.0))).is_none());
+    let text = m.encode();
+    assert_eq!(
+        sorted(&family(&text, "guard_llm_cost_usd")),
+        "# HELP guard_llm_cost_usd What LLM inference requests cost in USD, from the reported tokens of each type and the price table (`guard prices`).\n\
+         # TYPE guard_llm_cost_usd counter\n\
+         guard_llm_cost_usd_total{agent=\"claude-code\",provider=\"anthropic\",model=\"claude-sonnet-4-5\"} 0.75\n\
+         guard_llm_cost_usd_total{agent=\"codex\",provider=\"anthropic\",model=\"claude-sonnet-4-5\"} 0.125\n"
+    );
+    assert_eq!(
+        sorted(&family(&text, "guard_llm_unpriced_tokens")),
+        "# HELP guard_llm_unpriced_tokens Tokens of LLM inference requests whose model the price table does not price (not in guard_llm_cost_usd).\n\
+         # TYPE guard_llm_unpriced_tokens counter\n\
+         guard_llm_unpriced_tokens_total{provider=\"openai_chat\",model=\"deepseek-chat\"} 285\n\
+         guard_llm_unpriced_tokens_total{provider=\"openai_chat\",model=\"other\"} 15\n"
     );
 }
 
@@ -213,7 +260,7 @@ fn outcomes_and_what_is_not_counted() {
     let mut telemetry = exchange(Provider::Unknown, None);
     telemetry.inference = false;
     for (x, counted) in [(&rate_limited, true), (&overloaded_mid_stream, true), (&cut, true), (&server_side, false), (&telemetry, false)] {
-        assert_eq!(m.on_exchange("none", x).is_some(), counted);
+        assert_eq!(m.on_exchange("none", x, None).is_some(), counted);
     }
     let text = m.encode();
     assert_eq!(
@@ -238,10 +285,10 @@ fn streamed_calls_record_time_to_first_byte() {
     let m = Metrics::default();
     let mut x = exchange(Provider::Anthropic, Some("m"));
     x.streamed = true;
-    m.on_exchange("claude-code", &x);
+    m.on_exchange("claude-code", &x, None);
     let mut no_start = x.clone();
     no_start.timings.start_ns = None;
-    m.on_exchange("claude-code", &no_start);
+    m.on_exchange("claude-code", &no_start, None);
     let text = m.encode();
     assert_eq!(
         family(&text, "guard_llm_time_to_first_token_seconds"),
@@ -333,7 +380,7 @@ fn commands_processes_losses_and_targets() {
 #[test]
 fn labels_never_carry_odd_bytes() {
     let m = Metrics::default();
-    m.on_exchange("Evil\"}\n", &exchange(Provider::Anthropic, Some("x\"} 1\n# EOF")));
+    m.on_exchange("Evil\"}\n", &exchange(Provider::Anthropic, Some("x\"} 1\n# EOF")), Some(Cost::Unpriced { tokens: 1 }));
     m.on_destructive("a", "r\"", Severity::Low, Action::Observed);
     for line in m.encode().lines().filter(|l| !l.starts_with('#')) {
         let labels = line.split_once('{').and_then(|(_, r)| r.rsplit_once('}')).map_or("", |(l, _)| l);
@@ -352,7 +399,8 @@ fn populated() -> String {
     x.streamed = true;
     x.complete = false;
     x.incomplete_reason = Some(IncompleteReason::ClientAbort);
-    m.on_exchange("claude-code", &x);
+    m.on_exchange("claude-code", &x, Some(Cost::Usd(0.5)));
+    m.on_exchange("claude-code", &exchange(Provider::Gemini, Some("gemini-9")), Some(Cost::Unpriced { tokens: 10 }));
     m.on_destructive("claude-code", "fs.rm-rf-root", Severity::Critical, Action::Observed);
     m.on_agent_command("claude-code");
     m.set_agent_processes([("claude-code".to_owned(), 1)]);
@@ -430,6 +478,7 @@ fn the_grafana_dashboard_queries_real_series() {
         "guard_llm_requests", "guard_llm_tokens", "guard_llm_request_duration_seconds", "guard_llm_time_to_first_token_seconds",
         "guard_destructive_commands", "guard_agent_processes", "guard_events_lost", "guard_tls_targets_attached", "guard_tls_blind_processes", "guard_build_info",
         "guard_enforce_decisions", "guard_enforce_decision_seconds", "guard_enforce_timeouts", "guard_tls_first_exec", "guard_otlp_dropped",
+        "guard_llm_cost_usd", "guard_llm_unpriced_tokens",
     ] {
         assert!(used.contains(family), "no panel shows {family}: {used:?}");
     }

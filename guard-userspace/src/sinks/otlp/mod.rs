@@ -36,7 +36,7 @@ use opentelemetry_sdk::{
     trace::{SdkTracer, SdkTracerProvider},
 };
 
-use guard_core::{audit::AuditRecord, protocols::Exchange, rules::Severity};
+use guard_core::{audit::AuditRecord, cost::Cost, protocols::Exchange, rules::Severity};
 
 use self::{
     bridge::Snapshot,
@@ -135,11 +135,11 @@ impl Otlp {
     }
 
     /// One exchange the Prometheus sink counted, under the same labels.
-    pub(crate) fn on_exchange(&self, c: &Counted, x: &Exchange) {
+    pub(crate) fn on_exchange(&self, c: &Counted, x: &Exchange, cost: Option<Cost>) {
         let attrs = genai::attributes(&c.agent, &c.model, x);
         self.genai.record(&attrs, x);
         if let Some((_, tracer)) = &self.tracer {
-            exchange_span(tracer, attrs, x);
+            exchange_span(tracer, attrs, x, cost);
         }
     }
 
@@ -205,7 +205,7 @@ fn log_severity(s: Severity) -> LogSeverity {
 
 /// One CLIENT span per exchange, `{operation} {model}` as the conventions name it. The times
 /// are wall clock: the end is now (the exchange just finished), the start its duration before.
-fn exchange_span(tracer: &SdkTracer, mut attrs: Vec<KeyValue>, x: &Exchange) {
+fn exchange_span(tracer: &SdkTracer, mut attrs: Vec<KeyValue>, x: &Exchange, cost: Option<Cost>) {
     let end = SystemTime::now();
     let took = x.timings.start_ns.and_then(|s| x.timings.end_ns.checked_sub(s)).map(Duration::from_nanos).unwrap_or_default();
     let op = genai::operation_name(x.endpoint);
@@ -227,6 +227,11 @@ fn exchange_span(tracer: &SdkTracer, mut attrs: Vec<KeyValue>, x: &Exchange) {
         attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
     }
     attrs.push(KeyValue::new("guard.streamed", x.streamed));
+    match cost {
+        Some(Cost::Usd(usd)) => attrs.push(KeyValue::new("guard.cost.usd", usd)),
+        Some(Cost::Unpriced { .. }) => attrs.push(KeyValue::new("guard.cost.unpriced", true)),
+        None => {}
+    }
     let error = genai::error_type(x);
     if let Some(e) = &error {
         attrs.push(KeyValue::new("error.type", e.clone()));

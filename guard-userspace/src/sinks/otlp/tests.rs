@@ -36,7 +36,7 @@ fn exchange() -> Exchange {
         incomplete_reason: None,
         error_type: None,
         timings: Timings { start_ns: Some(1_000_000_000), first_byte_ns: Some(1_300_000_000), end_ns: 3_000_000_000 },
-        usage: Usage { input: 10, cache_read: 200, cache_write: 30, output: 40, reasoning: 5 },
+        usage: Usage { input: 10, cache_read: 200, cache_write: 30, cache_write_1h: 0, output: 40, reasoning: 5 },
         usage_seen: true,
     }
 }
@@ -84,7 +84,7 @@ fn http_protobuf_reaches_the_collector_with_the_signal_paths() {
     let endpoint = format!("http://{}", l.local_addr().unwrap());
     let registry = Arc::new(Metrics::default());
     let o = Otlp::start(&settings(&endpoint, 16), registry.clone(), "test-host").unwrap();
-    o.on_exchange(&counted(), &exchange());
+    o.on_exchange(&counted(), &exchange(), Some(guard_core::cost::Cost::Usd(0.25)));
     l.set_nonblocking(false).unwrap();
     let mut seen = std::collections::BTreeSet::new();
     while !(seen.contains("POST /v1/metrics HTTP/1.1") && seen.contains("POST /v1/traces HTTP/1.1")) {
@@ -116,7 +116,7 @@ fn a_dead_collector_never_holds_the_caller_and_every_span_lost_is_counted() {
     let registry = Arc::new(Metrics::default());
     let o = Otlp::start(&settings(&endpoint, 4), registry.clone(), "h").unwrap();
     for _ in 0..100 {
-        o.on_exchange(&counted(), &exchange());
+        o.on_exchange(&counted(), &exchange(), Some(guard_core::cost::Cost::Usd(0.25)));
     }
     std::thread::sleep(Duration::from_millis(300));
     o.shutdown();
