@@ -3,7 +3,7 @@
 //! `kernel` loads and attaches the eBPF programs and reads their ring buffer; `sys` reads the host
 //! (/proc for the engine's lookups, the cwd thread, accounts, sockets, the TLS libraries of running
 //! programs); `sinks` take what the engine produced (Prometheus metrics and `/metrics`, the audit
-//! log, recordings, log lines); `app` wires them: the daemon loop, TLS attach and verification,
+//! log, recordings, log lines, OTLP); `app` wires them: the daemon loop, TLS attach and verification,
 //! `guard doctor`, `replay`, `rules` and `hooks`, the command line and the config file.
 //!
 //! Those modules are private. The library exports only [`main`], [`testing`] and
@@ -27,6 +27,7 @@ pub mod testing {
         kernel::probes::TLS_PROGRAMS,
         sys::{host::hostname, targets::inspect},
     };
+    pub use crate::sinks::otlp::bench::SinkBench;
 }
 
 /// The compiled kernel programs (empty when built with `AYA_BUILD_SKIP=1`).

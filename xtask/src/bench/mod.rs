@@ -9,6 +9,7 @@ mod exec;
 mod first_exec;
 mod gate;
 mod hooks;
+mod otlp;
 mod probe;
 mod procfs;
 mod scan;
@@ -46,7 +47,7 @@ pub(crate) fn run(only: &[String]) -> Result<()> {
     sh(cargo(&toolchain)
         .args([
             "build", "--release", "-p", "guard-userspace", "--bin", "guard", "-p", "guard-tests", "--bin", "probe_floor", "--bin",
-            "pipeline_throughput",
+            "pipeline_throughput", "--bin", "otlp_sink",
         ])
         .env("GUARD_BENCH_FLOOR", "1"))?;
     let out = root.join("target/bench");
@@ -87,6 +88,7 @@ pub(crate) fn run(only: &[String]) -> Result<()> {
     section("gate", &gate::run)?;
     section("first", &first_exec::run)?;
     section("e2e", &e2e::run)?;
+    section("otlp", &otlp::run)?;
     let path = env.out.join("report.md");
     std::fs::write(&path, &report)?;
     println!("report written to {}", path.display());

@@ -6,6 +6,7 @@
 //! records to a bounded queue; one thread of its own does every network call. A collector that
 //! is down or slow never holds the pipeline: what does not fit is dropped and counted.
 
+pub(crate) mod bench;
 mod bridge;
 mod genai;
 mod queue;
