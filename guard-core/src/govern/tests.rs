@@ -140,6 +140,8 @@ impl Run {
                 ..Usage::default()
             },
             usage_seen: inference,
+            tool_calls: Vec::new(),
+            mcp_calls: Vec::new(),
         };
         self.push(Output::Exchange(x))
     }

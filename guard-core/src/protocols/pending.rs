@@ -1,7 +1,7 @@
 //! An exchange in flight, shared by the HTTP/1.1, HTTP/2 and WebSocket decoders: what the
 //! request said, the response's body decoder and what the provider reported so far.
 
-use crate::providers::{self, Endpoint, Observed, Provider, RequestBody, Route};
+use crate::providers::{self, Endpoint, Observed, Provider, RequestBody, Route, Shape, mcp};
 
 use super::{
     DecoderConfig, DecoderStats,
@@ -26,6 +26,8 @@ pub(crate) struct Pending {
     pub first_byte_ns: Option<u64>,
     pub response: Option<BodyDecoder>,
     pub obs: Observed,
+    /// MCP `tools/call` requests in the request body.
+    mcp: Vec<mcp::Request>,
     pub reason: Option<IncompleteReason>,
     /// When the response's terminal event arrived (`obs.finished` while its body streamed in).
     terminal_ns: Option<u64>,
@@ -51,6 +53,7 @@ impl Pending {
             first_byte_ns: None,
             response: None,
             obs: Observed::default(),
+            mcp: Vec::new(),
             reason: Some(reason),
             terminal_ns: None,
             body_ended: false,
@@ -120,6 +123,14 @@ impl Pending {
         if buf.is_empty() {
             return;
         }
+        if self.route.endpoint == Endpoint::Other
+            && let Some(calls) = mcp::requests(&buf)
+        {
+            // An MCP call: its response is read for the replies (usage never counts).
+            self.mcp = calls;
+            self.route.shape = Shape::Mcp;
+            return;
+        }
         match serde_json::from_slice::<RequestBody>(&buf) {
             Ok(rb) => self.apply_request_body(&rb),
             Err(_) => stats.bad_request_bodies += 1,
@@ -147,6 +158,10 @@ impl Pending {
             // The response came before the request body ended (an early error reply).
             self.finish_request(stats);
         }
+        self.obs.tools.close_all();
+        stats.tool_calls_dropped += self.obs.tools.dropped;
+        stats.tool_args_capped += self.obs.tools.capped;
+        let mcp_calls = mcp::outcomes(&self.mcp, &self.obs.mcp);
         let Self { route, obs, .. } = &self;
         let streamed = self.response.as_ref().map_or(self.request_stream, BodyDecoder::streamed);
         let mut reason = self.reason;
@@ -159,7 +174,7 @@ impl Pending {
             reason = Some(IncompleteReason::StreamTruncated);
         }
         let inference = route.inference && (!route.from_body_shape || obs.usage_seen);
-        if !inference && !cfg.emit_non_inference {
+        if !inference && !cfg.emit_non_inference && mcp_calls.is_empty() {
             return None;
         }
         // A stream that was cut after its terminal event ended there.
@@ -194,6 +209,8 @@ impl Pending {
             timings: Timings { start_ns: self.start_ns, first_byte_ns: self.first_byte_ns, end_ns },
             usage: if inference { obs.usage } else { Default::default() },
             usage_seen: inference && obs.usage_seen,
+            tool_calls: if inference { std::mem::take(&mut self.obs.tools.calls) } else { Vec::new() },
+            mcp_calls,
         })
     }
 }

@@ -27,6 +27,8 @@ fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
         timings: Timings { start_ns: Some(1_000_000_000), first_byte_ns: Some(1_300_000_000), end_ns: 3_000_000_000 },
         usage: Usage { input: 10, cache_read: 200, cache_write: 30, output: 40, reasoning: 5 },
         usage_seen: true,
+        tool_calls: Vec::new(),
+        mcp_calls: Vec::new(),
     }
 }
 
