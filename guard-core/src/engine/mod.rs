@@ -24,7 +24,7 @@ use crate::{
         self, Event,
         record::{Fact, Line},
     },
-    govern::{Governed, Governor, Host, Lookup, ScopeAdd},
+    govern::{Governed, Governor, Host, LinkLimits, LinkStats, Lookup, ScopeAdd},
     pipeline::{Limits, Output, Pipeline, PipelineStats},
     process::{Catalog, ProcessTable, SeedProcess, TableStats},
     protocols::DecoderStats,
@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub host: Host,
     /// Keep what a recording needs in [`Outputs::recorded`].
     pub record: bool,
+    /// How commands are linked to the tool calls that proposed them.
+    pub link: LinkLimits,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +55,7 @@ impl Default for EngineConfig {
             rules: RuleSet::builtin(),
             host: Host::default(),
             record: false,
+            link: LinkLimits::default(),
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct EngineStats {
     pub table: TableStats,
     /// Repeats of a destructive command that were suppressed.
     pub suppressed_repeats: u64,
+    /// Tool calls kept for linking, dropped early, and commands linked.
+    pub link: LinkStats,
 }
 
 pub struct Engine {
@@ -111,7 +116,7 @@ impl Engine {
         Self {
             verifier: Verifier::new(cfg.verify),
             pipeline: Pipeline::new(&cfg.limits),
-            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host),
+            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host, cfg.link),
             record: cfg.record,
             decode_errors: 0,
             passed: Vec::new(),
@@ -199,6 +204,7 @@ impl Engine {
             unverified_held: self.verifier.held_events() as u64,
             table: self.governor.table().stats(),
             suppressed_repeats: self.governor.suppressed_repeats(),
+            link: self.governor.link_stats(),
         }
     }
 }

@@ -24,6 +24,11 @@ pub const MAX_ARG_BYTES: usize = 64 << 10;
 pub struct Args(String);
 
 impl Args {
+    #[cfg(test)]
+    pub(crate) fn new(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -72,6 +72,7 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
             limits: config.limits(),
             catalog: std::sync::Arc::new(config.catalog()?),
             rules: config.rule_set()?,
+            link: config.link(),
             ..EngineConfig::default()
         },
         enforce: config.enforce.clone(),

@@ -32,6 +32,11 @@ pub struct LabelCaps {
     pub max_agents: usize,
     /// Distinct `rule` values (rule ids come from the catalog, so this is a safety net).
     pub max_rules: usize,
+    /// Distinct `tool` values per provider, and per MCP server (shell tools always keep
+    /// their own name).
+    pub max_tools: usize,
+    /// Distinct MCP `server` values (host names).
+    pub max_mcp_servers: usize,
 }
 
 impl Default for LabelCaps {
@@ -43,6 +48,9 @@ impl Default for LabelCaps {
             max_agents: 64,
             // The built-in catalog has about 60 rules.
             max_rules: 256,
+            // An agent declares a few dozen tools; MCP servers add theirs.
+            max_tools: 64,
+            max_mcp_servers: 32,
         }
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod labels;
 pub(crate) mod llm;
 pub(crate) mod runtime;
 pub(crate) mod server;
+pub(crate) mod tools;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
@@ -24,14 +25,15 @@ pub(crate) use labels::{LabelCaps, LossSource};
 pub(crate) use server::{MetricsError, MetricsListener};
 
 use self::{
-    commands::{AgentLabel, CommandMetrics, DestructiveLabels},
+    commands::{AgentLabel, CommandLabels, CommandMetrics, DestructiveLabels},
     labels::{Capped, agent_value, ident_value, model_value, provider_str},
     llm::LlmMetrics,
     runtime::{AttachFailureLabel, BlindLabel, LibraryLabel, RuntimeMetrics, SourceLabel},
+    tools::{LlmToolLabels, McpToolLabels, SHELL_TOOLS, ToolMetrics, server_host},
 };
 use guard_core::{
     audit::Action,
-    protocols::Exchange,
+    protocols::{Exchange, Role},
     rules::Severity,
 };
 
@@ -45,7 +47,10 @@ pub(crate) struct Metrics {
     runtime: RuntimeMetrics,
     enforce: enforce::EnforceMetrics,
     first_exec: first_exec::FirstExecMetrics,
+    tools: ToolMetrics,
     agents: Capped,
+    tool_names: Capped,
+    servers: Capped,
     models: Capped,
     rules: Capped,
     libraries: Capped,
@@ -59,6 +64,7 @@ impl Metrics {
         let runtime = RuntimeMetrics::register(&mut registry);
         let enforce = enforce::EnforceMetrics::register(&mut registry);
         let first_exec = first_exec::FirstExecMetrics::register(&mut registry);
+        let tools = ToolMetrics::register(&mut registry);
         Self {
             registry,
             llm,
@@ -66,7 +72,10 @@ impl Metrics {
             runtime,
             enforce,
             first_exec,
+            tools,
             agents: Capped::new(caps.max_agents),
+            tool_names: Capped::new(caps.max_tools),
+            servers: Capped::new(caps.max_mcp_servers),
             models: Capped::new(caps.max_models_per_provider),
             rules: Capped::new(caps.max_rules),
             // Library kinds are a handful (libssl, node's static OpenSSL, ...).
@@ -81,14 +90,42 @@ impl Metrics {
 
     /// Counts one decoded exchange. Only inference calls made by the captured process as the
     /// client count ([`llm::counts`]); anything else is ignored. Returns whether it counted.
+    /// Its tool calls and MCP calls are counted too.
     pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange) -> bool {
+        if x.role == Role::Client && !x.mcp_calls.is_empty() {
+            self.on_mcp_calls(&self.agent(agent), x);
+        }
         if !llm::counts(x) {
             return false;
         }
         let agent = self.agent(agent);
         let model = self.models.admit(provider_str(x.provider), model_value(x.model.as_deref()));
         self.llm.observe(&agent, &model, x);
+        let provider = provider_str(x.provider);
+        for c in &x.tool_calls {
+            let tool = self.tool(provider, &c.tool);
+            self.tools.llm.get_or_create(&LlmToolLabels { agent: agent.clone(), provider, tool }).inc();
+        }
         true
+    }
+
+    /// A tool name as a label: shell tools by their own name, others capped per `scope`.
+    fn tool(&self, scope: &'static str, raw: &str) -> String {
+        let v = ident_value(raw);
+        if SHELL_TOOLS.contains(&v.as_str()) { v } else { self.tool_names.admit(scope, v) }
+    }
+
+    fn on_mcp_calls(&self, agent: &str, x: &Exchange) {
+        let server = self.servers.admit("server", ident_value(&server_host(x.host.as_deref().unwrap_or("")).to_ascii_lowercase()));
+        for c in &x.mcp_calls {
+            let labels = McpToolLabels {
+                agent: agent.to_owned(),
+                server: server.clone(),
+                tool: self.tool("mcp", &c.tool),
+                outcome: c.outcome.as_str(),
+            };
+            self.tools.mcp.get_or_create(&labels).inc();
+        }
     }
 
     /// Counts one destructive command (one rule match).
@@ -112,9 +149,11 @@ impl Metrics {
         self.first_exec.handles()
     }
 
-    /// Counts one program an agent (or a descendant) ran. Call it for attributed execs only.
-    pub(crate) fn on_agent_command(&self, agent: &str) {
-        self.commands.commands.get_or_create(&AgentLabel { agent: self.agent(agent) }).inc();
+    /// Counts one program an agent (or a descendant) ran; `by_model`: a tool call proposed it.
+    /// Call it for attributed execs only.
+    pub(crate) fn on_agent_command(&self, agent: &str, by_model: bool) {
+        let labels = CommandLabels { agent: self.agent(agent), origin: if by_model { "model" } else { "other" } };
+        self.commands.commands.get_or_create(&labels).inc();
     }
 
     /// Sets the live process count of every agent. Agents absent from `counts` that had a value

@@ -4,7 +4,7 @@
 use super::*;
 use guard_core::{
     protocols::{IncompleteReason, Role, exchange::Timings},
-    providers::{Endpoint, Provider, Usage},
+    providers::{Endpoint, Provider, ToolCall, Usage},
 };
 
 fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
@@ -30,6 +30,23 @@ fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
         tool_calls: Vec::new(),
         mcp_calls: Vec::new(),
     }
+}
+
+fn with_tools(mut x: Exchange) -> Exchange {
+    let call = |tool: &str, id: &str| ToolCall { tool: tool.into(), call_id: id.into(), args: Default::default() };
+    x.tool_calls = vec![call("Bash", "t1"), call("Bash", "t2"), call("Read", "t3"), call("mcp__github__create_issue", "t4")];
+    x
+}
+
+fn mcp_exchange() -> Exchange {
+    use guard_core::providers::mcp::{McpCall, Outcome};
+    let mut x = exchange(Provider::Unknown, None);
+    x.inference = false;
+    x.endpoint = Endpoint::Other;
+    x.host = Some("MCP.Example.com:8443".into());
+    let call = |tool: &str, outcome| McpCall { tool: tool.into(), outcome };
+    x.mcp_calls = vec![call("add", Outcome::Ok), call("add", Outcome::Ok), call("delete_repo", Outcome::Error), call("slow", Outcome::NoReply)];
+    x
 }
 
 /// Orders the sample lines of each family by their labels (`le` aside), stably.
@@ -116,7 +133,7 @@ fn one_call_encodes_exactly() {
         + "# TYPE guard_llm_incomplete_requests counter\n"
         + "# HELP guard_destructive_commands Commands that matched a destructive-command rule, by rule, severity and what guard did.\n"
         + "# TYPE guard_destructive_commands counter\n"
-        + "# HELP guard_agent_commands Programs that agents (or their descendants) ran: successful execs attributed to an agent.\n"
+        + "# HELP guard_agent_commands Programs that agents (or their descendants) ran: successful execs attributed to an agent, by origin (model: a tool call in a response proposed it; other).\n"
         + "# TYPE guard_agent_commands counter\n"
         + "# HELP guard_agent_processes Live processes attributed to each agent (the agent and its descendants).\n"
         + "# TYPE guard_agent_processes gauge\n"
@@ -170,6 +187,10 @@ fn one_call_encodes_exactly() {
         + "guard_tls_first_exec_hold_seconds_sum 0.0\n"
         + "guard_tls_first_exec_hold_seconds_count 0\n"
         + &["0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.1", "0.25", "1.0", "2.5", "+Inf"].iter().map(|le| format!("guard_tls_first_exec_hold_seconds_bucket{{le=\"{le}\"}} 0\n")).collect::<String>()
+        + "# HELP guard_llm_tool_calls Tool calls models asked agents to make, in inference responses, by tool (shell tools keep their own name).\n"
+        + "# TYPE guard_llm_tool_calls counter\n"
+        + "# HELP guard_mcp_tool_calls MCP tools/call requests agents made over Streamable HTTP, by server host, tool and outcome (ok, error, no_reply).\n"
+        + "# TYPE guard_mcp_tool_calls counter\n"
         + "# EOF\n";
     assert_eq!(sorted(&m.encode()), expected);
 }
@@ -288,7 +309,7 @@ fn commands_processes_losses_and_targets() {
     let m = Metrics::new(&LabelCaps { max_agents: 2, ..LabelCaps::default() });
     m.on_destructive("claude-code", "rm-recursive-root", Severity::Critical, Action::Observed);
     m.on_destructive("claude-code", "rm-recursive-root", Severity::Critical, Action::Observed);
-    m.on_agent_command("claude-code");
+    m.on_agent_command("claude-code", false);
     m.set_agent_processes([("claude-code".to_owned(), 3), ("codex".to_owned(), 1), ("aider".to_owned(), 2), ("goose".to_owned(), 1)]);
     m.set_agent_processes([("claude-code".to_owned(), 4)]);
     m.set_lost_total(LossSource::KernelRingFull, 5);
@@ -309,7 +330,7 @@ fn commands_processes_losses_and_targets() {
         get("guard_destructive_commands"),
         "guard_destructive_commands_total{agent=\"claude-code\",rule=\"rm-recursive-root\",severity=\"critical\",action=\"observed\"} 2"
     );
-    assert_eq!(get("guard_agent_commands"), "guard_agent_commands_total{agent=\"claude-code\"} 1");
+    assert_eq!(get("guard_agent_commands"), "guard_agent_commands_total{agent=\"claude-code\",origin=\"other\"} 1");
     // Two agents fit the cap, the others share `other`; agents gone are set to 0.
     assert_eq!(
         get("guard_agent_processes"),
@@ -325,6 +346,37 @@ fn commands_processes_losses_and_targets() {
     assert_eq!(
         get("guard_tls_blind_processes"),
         "guard_tls_blind_processes{agent=\"claude-code\",reason=\"hook_unverified\"} 0\nguard_tls_blind_processes{agent=\"codex\",reason=\"unhooked_rustls\"} 2"
+    );
+}
+
+#[test]
+fn tool_calls_mcp_calls_and_command_origins() {
+    let m = Metrics::new(&LabelCaps { max_tools: 1, ..LabelCaps::default() });
+    m.on_exchange("claude-code", &with_tools(exchange(Provider::Anthropic, Some("m"))));
+    // A server's side of the same call is not the agent's.
+    m.on_exchange("claude-code", &Exchange { role: Role::Server, ..with_tools(exchange(Provider::Anthropic, Some("m"))) });
+    m.on_exchange("claude-code", &mcp_exchange());
+    m.on_agent_command("claude-code", true);
+    m.on_agent_command("claude-code", true);
+    m.on_agent_command("claude-code", false);
+    let text = m.encode();
+    let get = |name| sorted(&family(&text, name)).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    // Shell tools keep their name past the cap; one other tool fits, the next is `other`.
+    assert_eq!(
+        get("guard_llm_tool_calls"),
+        "guard_llm_tool_calls_total{agent=\"claude-code\",provider=\"anthropic\",tool=\"Bash\"} 2\n\
+         guard_llm_tool_calls_total{agent=\"claude-code\",provider=\"anthropic\",tool=\"Read\"} 1\n\
+         guard_llm_tool_calls_total{agent=\"claude-code\",provider=\"anthropic\",tool=\"other\"} 1"
+    );
+    assert_eq!(
+        get("guard_mcp_tool_calls"),
+        "guard_mcp_tool_calls_total{agent=\"claude-code\",server=\"mcp.example.com\",tool=\"add\",outcome=\"ok\"} 2\n\
+         guard_mcp_tool_calls_total{agent=\"claude-code\",server=\"mcp.example.com\",tool=\"other\",outcome=\"error\"} 1\n\
+         guard_mcp_tool_calls_total{agent=\"claude-code\",server=\"mcp.example.com\",tool=\"other\",outcome=\"no_reply\"} 1"
+    );
+    assert_eq!(
+        get("guard_agent_commands"),
+        "guard_agent_commands_total{agent=\"claude-code\",origin=\"model\"} 2\nguard_agent_commands_total{agent=\"claude-code\",origin=\"other\"} 1"
     );
 }
 
@@ -351,8 +403,10 @@ fn populated() -> String {
     x.complete = false;
     x.incomplete_reason = Some(IncompleteReason::ClientAbort);
     m.on_exchange("claude-code", &x);
+    m.on_exchange("claude-code", &with_tools(exchange(Provider::Anthropic, Some("m"))));
+    m.on_exchange("claude-code", &mcp_exchange());
     m.on_destructive("claude-code", "fs.rm-rf-root", Severity::Critical, Action::Observed);
-    m.on_agent_command("claude-code");
+    m.on_agent_command("claude-code", true);
     m.set_agent_processes([("claude-code".to_owned(), 1)]);
     m.set_tls_targets("openssl", "dynsym", 1);
     m.set_tls_blind([("codex".to_owned(), guard_core::coverage::BlindReason::Unhooked(guard_core::hooks::Library::Rustls))]);
