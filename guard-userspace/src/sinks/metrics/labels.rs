@@ -198,10 +198,13 @@ pub(crate) enum LossSource {
     GateStale,
     /// Gate decisions not written to audit and metrics because their channel was full.
     GateRecords,
+    /// Tool calls (or their arguments) past an exchange's bounds, and calls forgotten before
+    /// their link window ended: commands they proposed cannot be linked.
+    ToolCalls,
 }
 
 impl LossSource {
-    pub(crate) const ALL: [Self; 17] = [
+    pub(crate) const ALL: [Self; 18] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -219,6 +222,7 @@ impl LossSource {
         Self::GateStopRingFull,
         Self::GateStale,
         Self::GateRecords,
+        Self::ToolCalls,
     ];
 
     pub(crate) const fn as_str(self) -> &'static str {
@@ -240,6 +244,7 @@ impl LossSource {
             Self::GateStopRingFull => "gate_stop_ring_full",
             Self::GateStale => "gate_stale",
             Self::GateRecords => "gate_records",
+            Self::ToolCalls => "tool_calls",
         }
     }
 }

@@ -155,6 +155,7 @@ fn one_call_encodes_exactly() {
         + "guard_events_lost_total{source=\"kernel_tls_read\"} 0\n"
         + "guard_events_lost_total{source=\"kernel_tls_truncated\"} 0\n"
         + "guard_events_lost_total{source=\"stream_gap\"} 0\n"
+        + "guard_events_lost_total{source=\"tool_calls\"} 0\n"
         + "guard_events_lost_total{source=\"unverified_hook\"} 0\n"
         + "# HELP guard_tls_targets_attached Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks.\n"
         + "# TYPE guard_tls_targets_attached gauge\n"
