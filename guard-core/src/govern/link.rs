@@ -93,6 +93,15 @@ impl Linker {
             if keys.is_empty() {
                 continue;
             }
+            // Announced while its response streamed, then again with the exchange: one call,
+            // its window counted from the later sighting (its `at` from the first).
+            if let Some(i) = self.calls.iter().rposition(|p| p.scope == scope && p.by.call_id == c.call_id && p.keys == keys) {
+                if let Some(mut p) = self.calls.remove(i) {
+                    p.end_ns = p.end_ns.max(end_ns);
+                    self.calls.push_back(p);
+                }
+                continue;
+            }
             if self.calls.len() >= self.limits.max_calls {
                 self.calls.pop_front();
                 self.stats.calls_evicted += 1;

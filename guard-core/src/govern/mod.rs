@@ -18,6 +18,7 @@ use crate::{
     pipeline::Output,
     process::{AgentRef, Catalog, ProcKey, ProcessTable, SeedProcess, TableLimits},
     protocols::{Exchange, Role},
+    providers::{Provider, ToolCall},
     rules::{Context, Dedup, Match, RuleSet},
 };
 
@@ -171,6 +172,11 @@ impl Governor {
             Output::InferenceRequest { conn, .. } => {
                 self.mark_inference(conn.pid, lookup, scope);
             }
+            Output::ToolCalls { conn, ts_ns, calls } => {
+                if self.table.agent_of(conn.pid).is_some() {
+                    self.propose(conn.pid, *ts_ns, calls.provider, calls.model.as_deref(), &calls.calls, wall);
+                }
+            }
             Output::Exec(r) => {
                 let key = r.start_time_ns.map(|s| ProcKey::from_ns(r.pid, s));
                 let before = key.and_then(|k| self.table.agent_of_key(k));
@@ -199,7 +205,7 @@ impl Governor {
             Output::Fork(f) => f.ts_ns,
             Output::Exit(x) => x.ts_ns,
             Output::Exchange(x) => x.timings.end_ns,
-            Output::InferenceRequest { ts_ns, .. } => *ts_ns,
+            Output::InferenceRequest { ts_ns, .. } | Output::ToolCalls { ts_ns, .. } => *ts_ns,
             Output::Stream(_) => return,
         };
         if now >= self.last_tick_ns + TICK_EVERY_NS {
@@ -240,12 +246,16 @@ impl Governor {
             && x.role == Role::Client
             && !x.tool_calls.is_empty()
         {
-            let by = ProposedBy { provider: x.provider, model: x.model.clone(), tool: String::new(), call_id: String::new(), at: rfc3339(wall) };
-            self.linker.propose(self.table.dedup_scope(c.pid), x.timings.end_ns, &x.tool_calls, &by);
+            self.propose(c.pid, x.timings.end_ns, x.provider, x.model.as_deref(), &x.tool_calls, wall);
         }
-        let mut exchange = Exchange { tool_calls: Vec::new(), ..x.clone() };
-        exchange.tool_calls = x.tool_calls.iter().map(crate::providers::ToolCall::without_args).collect();
-        Governed::Exchange { agent: agent.map(|a| a.id.to_string()), exchange }
+        let tool_calls = x.tool_calls.iter().map(ToolCall::without_args).collect();
+        Governed::Exchange { agent: agent.map(|a| a.id.to_string()), exchange: Exchange { tool_calls, ..x.clone() } }
+    }
+
+    /// Keeps the commands `calls`, received by `pid` at `ts_ns`, propose.
+    fn propose(&mut self, pid: u32, ts_ns: u64, provider: Provider, model: Option<&str>, calls: &[ToolCall], wall: SystemTime) {
+        let by = ProposedBy { provider, model: model.map(str::to_owned), tool: String::new(), call_id: String::new(), at: rfc3339(wall) };
+        self.linker.propose(self.table.dedup_scope(pid), ts_ns, calls, &by);
     }
 
     /// The tool call behind a command `key` runs (`remember`: its descendants inherit it).

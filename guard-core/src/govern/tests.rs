@@ -475,3 +475,22 @@ fn the_linker_stays_bounded_under_a_flood() {
     let old = ["echo".to_owned(), "0".to_owned()];
     assert!(l.link(ProcKey::from_ns(9, 9), 1, &old, 10_000, std::iter::empty(), false).is_none());
 }
+
+#[test]
+fn a_call_announced_while_its_response_streams_links_the_command_run_before_the_response_ends() {
+    let mut r = Run::new();
+    r.spawn(100, 200, "/usr/bin/codex", &["codex"]);
+    let call = crate::providers::ToolCall {
+        tool: "shell".into(),
+        call_id: "call_early".into(),
+        args: crate::providers::Args::new(r#"{"command":["bash","-lc","cargo build"]}"#),
+    };
+    let calls = crate::protocols::EarlyCalls { provider: Provider::OpenaiResponses, model: Some("gpt-5-codex".into()), calls: vec![call] };
+    r.push(Output::ToolCalls { conn: ConnId { pid: 200, conn: 1 }, ts_ns: r.ts, calls });
+    let out = r.spawn(200, 300, "/usr/bin/bash", &["bash", "-lc", "cargo build"]);
+    assert_eq!(proposed(&out), [Some("call_early")]);
+    // The exchange repeats the call: still one call held.
+    r.exchange_calls(200, true, &[("shell", "call_early", r#"{"command":["bash","-lc","cargo build"]}"#)]);
+    assert_eq!(r.g.linker.held().0, 1);
+    assert_eq!(proposed(&r.spawn(200, 301, "/usr/bin/cargo", &["cargo", "build"])), [Some("call_early")]);
+}

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 pub use connection::ConnectionDecoder;
 pub use exchange::{Exchange, IncompleteReason, Protocol, Role, Timings};
+pub use pending::EarlyCalls;
 
 /// Bounds and switches for decoding; memory per connection stays under roughly
 /// `max_head × 2 + max_request_body + max_buffered_body`.

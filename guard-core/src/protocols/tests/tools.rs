@@ -335,3 +335,25 @@ fn responses_over_websocket_give_their_calls() {
         assert_eq!(turns, vec![want.clone(), want], "fixture {}", f.name);
     }
 }
+
+#[test]
+fn calls_are_announced_once_while_their_response_still_streams() {
+    use crate::{events::Direction::{Read, Write}, protocols::{ConnectionDecoder, DecoderConfig}};
+    let t = tool_fixtures().into_iter().find(|t| t.fixture.name.starts_with("responses function_call, streamed")).unwrap();
+    let [req, resp] = [&t.fixture.segments[0].bytes, &t.fixture.segments[1].bytes];
+    let cut = resp.windows(25).position(|w| w == b"event: response.completed").unwrap();
+    let mut d = ConnectionDecoder::new(DecoderConfig::default());
+    d.on_data(Write, 1, req);
+    d.on_data(Read, 2, &resp[..cut]);
+    let mut early = Vec::new();
+    d.drain_tool_calls(&mut early);
+    let got: Vec<_> = early.iter().flat_map(|e| e.calls.iter().map(|c| (e.provider, e.model.as_deref(), c.call_id.as_str(), c.args.as_str()))).collect();
+    assert_eq!(got, [(P::OpenaiResponses, Some("gpt-5-codex"), "call_x1", r#"{"cmd":"cargo build"}"#)]);
+    d.on_data(Read, 3, &resp[cut..]);
+    early.clear();
+    d.drain_tool_calls(&mut early);
+    assert!(early.is_empty(), "{early:?}");
+    let mut done = Vec::new();
+    d.drain(&mut done);
+    assert_eq!(calls_of(&done[0]), t.calls);
+}
