@@ -101,13 +101,13 @@ impl ConnectionDecoder {
         if self.role() != Some(Role::Client) {
             return;
         }
-        let pending: Box<dyn Iterator<Item = &mut Pending>> = match &mut self.mode {
-            Mode::Sniff(_) => return,
-            Mode::Http1(h) => Box::new(h.pending()),
-            Mode::H2(h) => Box::new(h.pending()),
-            Mode::Ws(w) => Box::new(w.pending()),
-        };
-        out.extend(pending.filter_map(Pending::announce));
+        // Called per stream event: no allocation unless a call is new.
+        match &mut self.mode {
+            Mode::Sniff(_) => {}
+            Mode::Http1(h) => out.extend(h.pending().filter_map(Pending::announce)),
+            Mode::H2(h) => out.extend(h.pending().filter_map(Pending::announce)),
+            Mode::Ws(w) => out.extend(w.pending().filter_map(Pending::announce)),
+        }
     }
 
     /// The process's side of the connection, once a request has been seen.

@@ -89,6 +89,11 @@ impl fmt::Debug for ToolCalls {
     }
 }
 
+/// A call id as the provider sent it, made safe for a log line: printable ASCII, 128 characters.
+fn clean_id(raw: &str) -> String {
+    raw.chars().take(128).map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect()
+}
+
 fn clean_tool(raw: &str) -> String {
     labels::clean(labels::Kind::Ident, raw).unwrap_or_else(|| "unknown".into())
 }
@@ -102,11 +107,12 @@ impl ToolCalls {
     /// A whole call. A call id already kept is not added twice (a Responses stream repeats
     /// its items in `response.completed`).
     pub fn push(&mut self, tool: &str, call_id: &str, args: &str) {
+        let call_id = clean_id(call_id);
         if !call_id.is_empty() && self.calls.iter().any(|c| c.call_id == call_id) {
             return;
         }
         let over = args.len() > MAX_ARG_BYTES;
-        self.keep(clean_tool(tool), call_id.to_owned(), if over { String::new() } else { args.to_owned() }, over);
+        self.keep(clean_tool(tool), call_id, if over { String::new() } else { args.to_owned() }, over);
     }
 
     fn keep(&mut self, tool: String, call_id: String, args: String, over: bool) {
@@ -138,7 +144,7 @@ impl ToolCalls {
             p.tool = t.chars().take(256).collect();
         }
         if let Some(id) = call_id.filter(|i| !i.is_empty() && p.call_id.is_empty()) {
-            p.call_id = id.chars().take(256).collect();
+            p.call_id = clean_id(id);
         }
     }
 
@@ -217,10 +223,15 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_call_id_is_kept_once() {
+    fn a_repeated_call_id_is_kept_once_and_ids_are_safe_to_log() {
         let mut t = ToolCalls::default();
         t.push("shell", "call_1", "{}");
         t.push("shell", "call_1", "{}");
-        assert_eq!(t.calls.len(), 1);
+        t.push("shell", "call 2\n\u{1b}[31m", "{}");
+        t.open(0, Some("x"), Some(&"i".repeat(300)));
+        t.close_all();
+        let ids: Vec<_> = t.calls.iter().map(|c| c.call_id.len()).collect();
+        assert_eq!(ids, [6, 12, 128]);
+        assert_eq!(t.calls[1].call_id, "call_2__[31m");
     }
 }
