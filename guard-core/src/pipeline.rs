@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     events::{ConnId, Event, Exit, Fork, exec_join::{ExecJoin, ExecRecord}},
-    protocols::{ConnectionDecoder, DecoderConfig, DecoderStats, Exchange},
+    protocols::{ConnectionDecoder, DecoderConfig, DecoderStats, EarlyCalls, Exchange},
     streams::{Assembler, StreamEvent},
 };
 
@@ -36,6 +36,9 @@ pub enum Output {
     /// A process sent an inference request (known by its path), before its exchange ends: the
     /// governor marks a zero-config agent at once, so the tools it runs next are in scope.
     InferenceRequest { conn: ConnId, ts_ns: u64 },
+    /// Tool calls a response still in flight has completed (its exchange repeats them): an
+    /// agent may run a call before its response's terminal event is read.
+    ToolCalls { conn: ConnId, ts_ns: u64, calls: EarlyCalls },
     /// A decoded request/response exchange (LLM call or not; see `inference`).
     Exchange(Exchange),
     #[serde(skip)]
@@ -76,6 +79,12 @@ impl Pipeline {
         let mut requests = Vec::new();
         dec.drain_inference_requests(&mut requests);
         out.extend(requests.into_iter().map(|ts_ns| Output::InferenceRequest { conn, ts_ns }));
+        let mut early = Vec::new();
+        dec.drain_tool_calls(&mut early);
+        let ts_ns = match ev {
+            StreamEvent::Data { ts_ns, .. } | StreamEvent::Gap { ts_ns, .. } | StreamEvent::Closed { ts_ns, .. } => *ts_ns,
+        };
+        out.extend(early.into_iter().map(|calls| Output::ToolCalls { conn, ts_ns, calls }));
         let mut done = Vec::new();
         dec.drain(&mut done);
         if matches!(ev, StreamEvent::Closed { .. })

@@ -4,4 +4,4 @@
 pub mod record;
 pub mod redact;
 
-pub use record::{Action, AuditRecord, Subject};
+pub use record::{Action, AuditRecord, ProposedBy, Subject};

@@ -8,8 +8,22 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::redact::{redact_argv, redact_text};
 use crate::{
     enforce::Mechanism,
+    providers::Provider,
     rules::{Category, Match, Severity},
 };
+
+/// The model's tool call that proposed a command (`govern::link`). Names only: the call's
+/// arguments never reach a record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProposedBy {
+    pub provider: Provider,
+    pub model: Option<String>,
+    /// The tool's name, sanitised like an identifier.
+    pub tool: String,
+    pub call_id: String,
+    /// When guard saw the response that carried the call (RFC 3339, UTC).
+    pub at: String,
+}
 
 /// What guard did about the command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,6 +71,8 @@ pub struct AuditRecord {
     pub action: Action,
     /// How the gate held the exec; `null` when the gate did not (the record is the engine's).
     pub mechanism: Option<Mechanism>,
+    /// The tool call that proposed the command; `null` when none did (a human, a script, a hook).
+    pub proposed_by: Option<ProposedBy>,
 }
 
 /// The facts about the process, gathered by the caller from the process table.
@@ -69,6 +85,7 @@ pub struct Subject {
     pub user: Option<String>,
     pub cwd: Option<String>,
     pub argv: Vec<String>,
+    pub proposed_by: Option<ProposedBy>,
 }
 
 impl AuditRecord {
@@ -97,6 +114,7 @@ impl AuditRecord {
             why: redact_text(&m.why),
             action,
             mechanism,
+            proposed_by: subject.proposed_by,
         }
     }
 }
@@ -142,6 +160,7 @@ mod tests {
             user: Some("dev".into()),
             cwd: Some("/home/dev/proj".into()),
             argv,
+            proposed_by: None,
         };
         let at = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
         let rec = AuditRecord::new(at, "build-01", subject.clone(), &m, Action::Observed, None);
@@ -153,12 +172,25 @@ mod tests {
                 r#""process_chain":["systemd","node","bash"],"pid":4242,"uid":1000,"user":"dev","cwd":"/home/dev/proj","#,
                 r#""argv":["bash","-c","PGPASSWORD=*** psql postgres://app:***@db/app -c 'DROP TABLE users'"],"#,
                 r#""rule_id":"db.sql-drop","category":"database","severity":"critical","#,
-                r#""why":"`psql postgres://app:***@db/app -c DROP TABLE users` (via bash): text `DROP TABLE`","action":"observed","mechanism":null}"#
+                r#""why":"`psql postgres://app:***@db/app -c DROP TABLE users` (via bash): text `DROP TABLE`","action":"observed","mechanism":null,"proposed_by":null}"#
             )
         );
         assert!(!line.contains("hunter2") && !line.contains("s3cret"));
-        let gated = AuditRecord::new(at, "build-01", subject, &m, Action::WouldBlock, Some(Mechanism::Stop));
+        let proposed_by = Some(ProposedBy {
+            provider: Provider::OpenaiResponses,
+            model: Some("gpt-5-codex".into()),
+            tool: "shell".into(),
+            call_id: "call_1".into(),
+            at: "2026-01-01T00:00:00.100Z".into(),
+        });
+        let gated = AuditRecord::new(at, "build-01", Subject { proposed_by, ..subject }, &m, Action::WouldBlock, Some(Mechanism::Stop));
         let line = serde_json::to_string(&gated).expect("json");
-        assert!(line.ends_with(r#""action":"would_block","mechanism":"stop"}"#), "{line}");
+        assert!(
+            line.ends_with(concat!(
+                r#""action":"would_block","mechanism":"stop","proposed_by":{"provider":"openai_responses","#,
+                r#""model":"gpt-5-codex","tool":"shell","call_id":"call_1","at":"2026-01-01T00:00:00.100Z"}}"#
+            )),
+            "{line}"
+        );
     }
 }

@@ -25,7 +25,7 @@ use crate::{
         self, Event,
         record::{Fact, Line},
     },
-    govern::{Governed, Governor, Host, Lookup, ScopeAdd},
+    govern::{Governed, Governor, Host, LinkLimits, LinkStats, Lookup, ScopeAdd},
     pipeline::{Limits, Output, Pipeline, PipelineStats},
     process::{Catalog, ProcessTable, SeedProcess, TableStats},
     protocols::DecoderStats,
@@ -45,6 +45,8 @@ pub struct EngineConfig {
     pub record: bool,
     /// What exchanges cost (the built-in table plus the config's entries).
     pub prices: Arc<PriceTable>,
+    /// How commands are linked to the tool calls that proposed them.
+    pub link: LinkLimits,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +59,7 @@ impl Default for EngineConfig {
             host: Host::default(),
             record: false,
             prices: PriceTable::builtin(),
+            link: LinkLimits::default(),
         }
     }
 }
@@ -99,6 +102,8 @@ pub struct EngineStats {
     pub table: TableStats,
     /// Repeats of a destructive command that were suppressed.
     pub suppressed_repeats: u64,
+    /// Tool calls kept for linking, dropped early, and commands linked.
+    pub link: LinkStats,
 }
 
 pub struct Engine {
@@ -115,7 +120,7 @@ impl Engine {
         Self {
             verifier: Verifier::new(cfg.verify),
             pipeline: Pipeline::new(&cfg.limits),
-            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host).with_prices(cfg.prices),
+            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host, cfg.link).with_prices(cfg.prices),
             record: cfg.record,
             decode_errors: 0,
             passed: Vec::new(),
@@ -203,6 +208,7 @@ impl Engine {
             unverified_held: self.verifier.held_events() as u64,
             table: self.governor.table().stats(),
             suppressed_repeats: self.governor.suppressed_repeats(),
+            link: self.governor.link_stats(),
         }
     }
 }

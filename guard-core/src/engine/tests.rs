@@ -314,3 +314,73 @@ fn the_configured_price_table_prices_each_counted_exchange() {
     let empty = PriceTable { models: Vec::new(), ..(*PriceTable::builtin()).clone() };
     assert_eq!(run(std::sync::Arc::new(empty)), [Some(Cost::Unpriced { tokens: 1100 })]);
 }
+
+/// `argv` exec'd by `pid`, a child of `ppid`.
+fn exec(pid: u32, ppid: u32, ts_ns: u64, argv: &[&str]) -> Vec<Event> {
+    let mut evs = rm(pid, ts_ns);
+    for ev in &mut evs {
+        match ev {
+            Event::ExecArgv(a) => a.argv = argv.iter().map(|s| (*s).to_owned()).collect(),
+            Event::Exec(e) => e.ppid = ppid,
+            _ => {}
+        }
+    }
+    evs
+}
+
+#[test]
+fn a_tool_call_in_a_response_names_the_command_it_proposed_and_replays_the_same() {
+    use crate::events::Direction::{Read, Write};
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]}"#;
+    let head = format!("POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nContent-Length: {}\r\n\r\n", body.len());
+    let reply = br#"{"type":"message","model":"claude-sonnet-4-5","content":[{"type":"tool_use","id":"toolu_engine","name":"Bash","input":{"command":"rm -rf ../other"}}],"usage":{"input_tokens":5,"output_tokens":7}}"#;
+    let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", reply.len());
+    let resp = [resp.as_bytes(), reply].concat();
+    let mut events = vec![tls(7, Write, 0, 1_000, &[head.as_bytes(), body].concat()), tls(7, Read, 0, 2_000, &resp)];
+    events.extend(exec(10, 7, 3_000_000_000, &["bash", "-c", "rm -rf ../other"]));
+    events.extend(exec(11, 7, 4_000_000_000, &["rm", "-rf", "../else"]));
+
+    let mut run = Engine::new(config(true));
+    let mut out = Outputs::default();
+    let seed = |pid, name: &str| SeedProcess {
+        pid,
+        ppid: 1,
+        start_ticks: u64::from(pid),
+        exe: Some("/usr/bin/python3".into()),
+        argv: vec!["python3".into(), name.into()],
+        ..SeedProcess::default()
+    };
+    run.start(vec![seed(7, "agent.py")], &mut out);
+    let (mut recorded, mut governed) = (std::mem::take(&mut out.recorded), Vec::new());
+    for ev in events {
+        out.clear();
+        run.push(ev, UNIX_EPOCH, &mut Live, &mut out);
+        recorded.append(&mut out.recorded);
+        governed.append(&mut out.governed);
+    }
+    let by: Vec<_> = governed
+        .iter()
+        .filter_map(|g| match g {
+            Governed::Command { pid, proposed_by, .. } => Some((*pid, proposed_by.as_ref().map(|p| (p.tool.as_str(), p.call_id.as_str())))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(by, [(10, Some(("Bash", "toolu_engine"))), (11, None)], "{governed:#?}");
+    let audit: Vec<_> = governed.iter().filter_map(|g| match g {
+        Governed::Destructive(r) => Some(r.proposed_by.as_ref().map(|p| p.call_id.as_str())),
+        _ => None,
+    }).collect();
+    assert_eq!(audit.first(), Some(&Some("toolu_engine")), "{governed:#?}");
+    // A replay of the recording links the same way.
+    let mut replayed = Engine::new(EngineConfig::default());
+    let (mut replay, mut again) = (Replay::default(), Vec::new());
+    for line in recorded {
+        out.clear();
+        replay.push(line, &mut replayed, UNIX_EPOCH, &mut out);
+        again.append(&mut out.governed);
+    }
+    out.clear();
+    replay.flush(&mut replayed, UNIX_EPOCH, &mut out);
+    again.append(&mut out.governed);
+    assert_eq!(again, governed);
+}

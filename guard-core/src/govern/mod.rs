@@ -7,14 +7,19 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc, time::SystemTime};
 
 use serde::Serialize;
 
+mod link;
+
+pub use link::{LinkLimits, LinkStats};
+
 use crate::{
-    audit::{Action, AuditRecord, Subject},
+    audit::{Action, AuditRecord, ProposedBy, Subject, record::rfc3339},
     cost::{Cost, PriceTable},
     enforce::{GateRecord, Mechanism},
     events::exec_join::{ExecOutcome, ExecRecord},
     pipeline::Output,
     process::{AgentRef, Catalog, ProcKey, ProcessTable, SeedProcess, TableLimits},
     protocols::{Exchange, Role},
+    providers::{Provider, ToolCall},
     rules::{Context, Dedup, Match, RuleSet},
 };
 
@@ -71,12 +76,14 @@ pub enum Governed {
         #[serde(skip_serializing_if = "Option::is_none")]
         cost: Option<Cost>,
     },
-    /// A program that ran, and the agent behind it (argv stays out: it can carry secrets).
+    /// A program that ran, and the agent behind it (argv stays out: it can carry secrets),
+    /// and the model's tool call that proposed it, if one did.
     Command {
         pid: u32,
         ppid: Option<u32>,
         name: String,
         agent: Option<String>,
+        proposed_by: Option<ProposedBy>,
     },
     /// A destructive command, once per action, as written to the audit log.
     Destructive(AuditRecord),
@@ -96,6 +103,7 @@ pub struct Governor {
     dedup: Dedup,
     host: Host,
     prices: Arc<PriceTable>,
+    linker: link::Linker,
     last_tick_ns: u64,
 }
 
@@ -107,19 +115,21 @@ struct Runner<'a> {
     cwd: Option<String>,
     argv: &'a [String],
     ts_ns: u64,
+    proposed_by: Option<ProposedBy>,
     /// Judged before its exec ran (the gate): the table still names the process by its old
     /// image, so the chain ends with the program being run instead.
     before_exec: bool,
 }
 
 impl Governor {
-    pub fn new(catalog: Arc<Catalog>, rules: RuleSet, host: Host) -> Self {
+    pub fn new(catalog: Arc<Catalog>, rules: RuleSet, host: Host, link: LinkLimits) -> Self {
         Self {
             table: ProcessTable::new(catalog, TableLimits::default()),
             rules,
             dedup: Dedup::new(DEDUP_WINDOW_NS, DEDUP_CAP),
             host,
             prices: PriceTable::builtin(),
+            linker: link::Linker::new(link),
             last_tick_ns: 0,
         }
     }
@@ -128,6 +138,11 @@ impl Governor {
     pub fn with_prices(mut self, prices: Arc<PriceTable>) -> Self {
         self.prices = prices;
         self
+    }
+
+    /// What the linker kept and dropped.
+    pub fn link_stats(&self) -> LinkStats {
+        self.linker.stats
     }
 
     pub fn table(&self) -> &ProcessTable {
@@ -166,9 +181,14 @@ impl Governor {
         scope: &mut Vec<ScopeAdd>,
     ) {
         match out {
-            Output::Exchange(x) => sink.push(self.exchange(x, lookup, scope)),
+            Output::Exchange(x) => sink.push(self.exchange(x, wall, lookup, scope)),
             Output::InferenceRequest { conn, .. } => {
                 self.mark_inference(conn.pid, lookup, scope);
+            }
+            Output::ToolCalls { conn, ts_ns, calls } => {
+                if self.table.agent_of(conn.pid).is_some() {
+                    self.propose(conn.pid, *ts_ns, calls.provider, calls.model.as_deref(), &calls.calls, wall);
+                }
             }
             Output::Exec(r) => {
                 let key = r.start_time_ns.map(|s| ProcKey::from_ns(r.pid, s));
@@ -198,12 +218,13 @@ impl Governor {
             Output::Fork(f) => f.ts_ns,
             Output::Exit(x) => x.ts_ns,
             Output::Exchange(x) => x.timings.end_ns,
-            Output::InferenceRequest { ts_ns, .. } => *ts_ns,
+            Output::InferenceRequest { ts_ns, .. } | Output::ToolCalls { ts_ns, .. } => *ts_ns,
             Output::Stream(_) => return,
         };
         if now >= self.last_tick_ns + TICK_EVERY_NS {
             self.last_tick_ns = now;
             self.table.tick(now);
+            self.linker.tick(now);
         }
     }
 
@@ -213,14 +234,20 @@ impl Governor {
         let agent = self.table.agent_of(r.pid).map(|a| a.id.to_string()).or_else(|| r.agent.clone());
         let cwd = r.cwd.clone().or_else(|| self.table.get(r.pid).and_then(|p| p.cwd.clone()));
         let uid = r.uid.or_else(|| self.table.get(r.pid).and_then(|p| p.uid));
-        let runner = Runner { pid: r.pid, uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns, before_exec: true };
+        // Judged before the exec: the process's current image is the nearest ancestor.
+        let proposed_by = match (&agent, self.table.get(r.pid).map(|p| p.key)) {
+            (Some(_), Some(key)) => self.link(key, &r.argv, r.ts_ns, false),
+            _ => None,
+        };
+        let runner = Runner { pid: r.pid, uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns, before_exec: true, proposed_by };
         let judged = r.matches.iter().map(|j| (&j.m, j.outcome));
         self.destructive(&runner, judged, Some(r.mechanism), wall, sink);
     }
 
     /// An inference call made by a client marks its process as an agent (zero-config) unless an
     /// agent is already at or above it.
-    fn exchange(&mut self, x: &Exchange, lookup: &mut dyn Lookup, scope: &mut Vec<ScopeAdd>) -> Governed {
+    /// Its tool calls are kept for linking, and leave without their arguments.
+    fn exchange(&mut self, x: &Exchange, wall: SystemTime, lookup: &mut dyn Lookup, scope: &mut Vec<ScopeAdd>) -> Governed {
         let agent = x.conn.and_then(|c| {
             if x.inference && x.role == Role::Client {
                 self.mark_inference(c.pid, lookup, scope)
@@ -228,11 +255,29 @@ impl Governor {
                 self.table.agent_of(c.pid)
             }
         });
-        Governed::Exchange {
-            agent: agent.map(|a| a.id.to_string()),
-            exchange: x.clone(),
-            cost: self.cost(x),
+        if let (Some(_), Some(c)) = (&agent, x.conn)
+            && x.role == Role::Client
+            && !x.tool_calls.is_empty()
+        {
+            self.propose(c.pid, x.timings.end_ns, x.provider, x.model.as_deref(), &x.tool_calls, wall);
         }
+        let tool_calls = x.tool_calls.iter().map(ToolCall::without_args).collect();
+        let cost = self.cost(x);
+        Governed::Exchange { agent: agent.map(|a| a.id.to_string()), exchange: Exchange { tool_calls, ..x.clone() }, cost }
+    }
+
+    /// Keeps the commands `calls`, received by `pid` at `ts_ns`, propose.
+    fn propose(&mut self, pid: u32, ts_ns: u64, provider: Provider, model: Option<&str>, calls: &[ToolCall], wall: SystemTime) {
+        let by = ProposedBy { provider, model: model.map(str::to_owned), tool: String::new(), call_id: String::new(), at: rfc3339(wall) };
+        self.linker.propose(self.table.dedup_scope(pid), ts_ns, calls, &by);
+    }
+
+    /// The tool call behind a command `key` runs (`remember`: its descendants inherit it).
+    fn link(&mut self, key: ProcKey, argv: &[String], ts_ns: u64, remember: bool) -> Option<ProposedBy> {
+        let scope = self.table.dedup_scope(key.pid);
+        let table = &self.table;
+        let ancestors = std::iter::successors(Some(key), |k| table.get_key(*k).and_then(|p| p.parent));
+        self.linker.link(key, scope, argv, ts_ns, ancestors, remember)
     }
 
     /// The cost of an exchange that counts: a client's inference call with usage.
@@ -304,11 +349,13 @@ impl Governor {
         let proc = self.table.get_key(key);
         let name = proc.map_or_else(|| r.filename.clone(), |p| p.name().to_owned());
         let cwd = proc.and_then(|p| p.cwd.clone());
+        let proposed_by = if agent.is_some() { self.link(key, &r.argv, r.ts_ns, true) } else { None };
         sink.push(Governed::Command {
             pid: r.pid,
             ppid: r.ppid,
             name,
             agent: agent.clone(),
+            proposed_by: proposed_by.clone(),
         });
         if !may_run {
             return;
@@ -319,7 +366,7 @@ impl Governor {
             worktree: None,
         };
         let matches = self.rules.check(&r.argv, &ctx);
-        let runner = Runner { pid: r.pid, uid: r.uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns, before_exec: false };
+        let runner = Runner { pid: r.pid, uid: r.uid, agent, cwd, argv: &r.argv, ts_ns: r.ts_ns, before_exec: false, proposed_by };
         self.destructive(&runner, matches.iter().map(|m| (m, Action::Observed)), None, wall, sink);
     }
 
@@ -371,6 +418,7 @@ impl Governor {
             user: who.uid.and_then(|u| self.host.users.get(&u)).map(|u| u.name.clone()),
             cwd: who.cwd.clone(),
             argv: who.argv.to_vec(),
+            proposed_by: who.proposed_by.clone(),
         }
     }
 }

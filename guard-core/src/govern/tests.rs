@@ -25,7 +25,7 @@ fn governor() -> Governor {
             },
         )]),
     };
-    let mut g = Governor::new(Arc::new(Catalog::builtin()), RuleSet::builtin(), host);
+    let mut g = Governor::new(Arc::new(Catalog::builtin()), RuleSet::builtin(), host, super::LinkLimits::default());
     g.seed(vec![SeedProcess {
         pid: 100,
         ppid: 1,
@@ -109,6 +109,19 @@ impl Run {
     }
 
     fn exchange(&mut self, pid: u32, inference: bool) -> Vec<Governed> {
+        self.exchange_calls(pid, inference, &[])
+    }
+
+    /// An exchange whose response asked for `calls` (tool, call id, arguments).
+    fn exchange_calls(&mut self, pid: u32, inference: bool, calls: &[(&str, &str, &str)]) -> Vec<Governed> {
+        let tool_calls = calls
+            .iter()
+            .map(|(tool, id, args)| crate::providers::ToolCall {
+                tool: (*tool).into(),
+                call_id: (*id).into(),
+                args: crate::providers::Args::new(args),
+            })
+            .collect();
         let x = Exchange {
             conn: Some(ConnId { pid, conn: 1 }),
             role: Role::Client,
@@ -140,6 +153,8 @@ impl Run {
                 ..Usage::default()
             },
             usage_seen: inference,
+            tool_calls,
+            mcp_calls: Vec::new(),
         };
         self.push(Output::Exchange(x))
     }
@@ -245,7 +260,7 @@ fn an_inference_call_makes_its_program_a_zero_config_agent_for_what_it_runs() {
     let json = serde_json::to_string(a[0]).unwrap();
     assert_eq!(
         json,
-        r#"{"time":"2023-11-14T22:13:20Z","host":"ws1","agent":"helper","process_chain":["zsh","python3","bash"],"pid":300,"uid":1000,"user":"dev","cwd":"/home/dev/proj","argv":["bash","-c","rm -rf /home/dev; true"],"rule_id":"fs.rm-rf-home","category":"file_deletion","severity":"critical","why":"`rm -rf /home/dev` (via bash): flags -r -f, path `/home/dev` is the home directory","action":"observed","mechanism":null}"#
+        r#"{"time":"2023-11-14T22:13:20Z","host":"ws1","agent":"helper","process_chain":["zsh","python3","bash"],"pid":300,"uid":1000,"user":"dev","cwd":"/home/dev/proj","argv":["bash","-c","rm -rf /home/dev; true"],"rule_id":"fs.rm-rf-home","category":"file_deletion","severity":"critical","why":"`rm -rf /home/dev` (via bash): flags -r -f, path `/home/dev` is the home directory","action":"observed","mechanism":null,"proposed_by":null}"#
     );
     // bash forks rm: the same action again, counted once.
     let rm = r.spawn(300, 301, "/usr/bin/rm", &["rm", "-rf", "/home/dev"]);
@@ -384,6 +399,16 @@ fn cost_of(out: &[Governed]) -> Vec<Option<crate::cost::Cost>> {
         .collect()
 }
 
+fn proposed(g: &[Governed]) -> Vec<Option<&str>> {
+    g.iter()
+        .map(|r| match r {
+            Governed::Command { proposed_by, .. } => proposed_by.as_ref().map(|p| p.call_id.as_str()),
+            Governed::Destructive(a) => a.proposed_by.as_ref().map(|p| p.call_id.as_str()),
+            Governed::Exchange { .. } => Some("exchange"),
+        })
+        .collect()
+}
+
 #[test]
 fn a_counted_exchange_carries_its_cost_and_others_none() {
     use crate::cost::{Cost, PriceFile, PriceTable};
@@ -400,4 +425,99 @@ fn a_counted_exchange_carries_its_cost_and_others_none() {
     r.spawn(100, 200, "/usr/bin/python3", &["python3", "helper.py"]);
     let [Some(Cost::Usd(usd))] = cost_of(&r.exchange(200, true))[..] else { panic!("no cost") };
     assert!((usd - 0.000_007).abs() < 1e-15, "{usd}");
+}
+
+#[test]
+fn a_proposed_command_and_its_children_are_linked_to_the_call() {
+    let mut r = Run::new();
+    let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
+    r.spawn(100, 200, "/usr/bin/node", &["node", cli]);
+    let script = r#"{"command":"rm -rf /srv/x &&   make","description":"Clean up"}"#;
+    let x = r.exchange_calls(200, true, &[("Read", "toolu_0", r#"{"path":"/srv"}"#), ("Bash", "toolu_1", script)]);
+    // Sinks get the calls without their arguments.
+    let line = serde_json::to_string(&x[0]).unwrap();
+    assert!(line.contains(r#""tool_calls":[{"tool":"Read","call_id":"toolu_0"},{"tool":"Bash","call_id":"toolu_1"}]"#), "{line}");
+    assert!(!line.contains("Clean up") && !format!("{x:?}").contains("Clean up"));
+
+    let bash = r.spawn(200, 300, "/usr/bin/bash", &["bash", "-c", "-l", "rm -rf /srv/x && make"]);
+    assert_eq!(proposed(&bash), [Some("toolu_1"), Some("toolu_1")], "{bash:#?}");
+    let a = audits(&bash);
+    let json = serde_json::to_string(a[0]).unwrap();
+    assert!(
+        json.ends_with(r#""proposed_by":{"provider":"anthropic","model":"claude-sonnet-4-5","tool":"Bash","call_id":"toolu_1","at":"2023-11-14T22:13:20Z"}}"#),
+        "{json}"
+    );
+    // The shell's children inherit, the one it runs in its place (exec) too.
+    assert_eq!(proposed(&r.spawn(300, 301, "/usr/bin/make", &["make"])), [Some("toolu_1")]);
+    assert_eq!(proposed(&r.spawn(301, 302, "/usr/bin/cc", &["cc", "-c", "a.c"])), [Some("toolu_1")]);
+    // The same call may propose several commands; an unrelated one is nobody's.
+    assert_eq!(proposed(&r.spawn(200, 303, "/usr/bin/make", &["make"])), [Some("toolu_1")]);
+    assert_eq!(proposed(&r.spawn(200, 304, "/usr/bin/git", &["git", "status"])), [None]);
+    // A human's shell outside the agent is never linked, even to the same command.
+    assert_eq!(proposed(&r.spawn(100, 305, "/usr/bin/make", &["make"])), [None]);
+}
+
+#[test]
+fn a_command_after_the_window_or_before_the_response_is_not_linked() {
+    let mut r = Run::new();
+    r.spawn(100, 200, "/usr/bin/python3", &["python3", "agent.py"]);
+    r.exchange_calls(200, true, &[("shell", "call_1", r#"{"command":["bash","-lc","ls -la"]}"#)]);
+    assert_eq!(proposed(&r.spawn(200, 300, "/usr/bin/ls", &["ls", "-la"])), [Some("call_1")]);
+    r.ts += LinkLimits::default().window_ns + S;
+    assert_eq!(proposed(&r.spawn(200, 301, "/usr/bin/ls", &["ls", "-la"])), [None]);
+    // A later response proposes it again: linked to the newer call.
+    r.exchange_calls(200, true, &[("shell", "call_2", r#"{"command":["bash","-lc","ls -la"]}"#)]);
+    assert_eq!(proposed(&r.spawn(200, 302, "/usr/bin/ls", &["ls", "-la"])), [Some("call_2")]);
+}
+
+#[test]
+fn a_gate_record_names_the_call_before_the_exec_runs() {
+    let mut r = Run::new();
+    let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
+    r.spawn(100, 200, "/usr/bin/node", &["node", cli]);
+    r.exchange_calls(200, true, &[("Bash", "toolu_9", r#"{"command":"terraform destroy"}"#)]);
+    r.spawn_with(200, 300, "/usr/bin/bash", &["bash", "-c", "echo"], true);
+    let a = r.gate(300, &["terraform", "destroy"], Mode::Monitor, None);
+    assert_eq!(proposed(&a), [Some("toolu_9")]);
+}
+
+#[test]
+fn the_linker_stays_bounded_under_a_flood() {
+    let limits = LinkLimits { window_ns: 1_000 * S, max_calls: 100, max_linked: 50 };
+    let mut l = link::Linker::new(limits);
+    let by = ProposedBy { provider: Provider::OpenaiChat, model: None, tool: String::new(), call_id: String::new(), at: String::new() };
+    for i in 0..5_000u64 {
+        let args = format!(r#"{{"cmd":"echo {i}"}}"#);
+        let call = crate::providers::ToolCall { tool: "bash".into(), call_id: format!("c{i}"), args: crate::providers::Args::new(&args) };
+        l.propose(1, i, &[call], &by);
+    }
+    for pid in 0..5_000u32 {
+        let key = ProcKey::from_ns(pid, 1);
+        let argv = ["echo".to_owned(), "4999".to_owned()];
+        assert!(l.link(key, 1, &argv, 10_000, std::iter::empty(), true).is_some());
+    }
+    assert_eq!(l.held(), (100, 50));
+    assert_eq!((l.stats.calls, l.stats.calls_evicted, l.stats.commands_linked), (5_000, 4_900, 5_000));
+    // The oldest calls went first: the newest is still there, the first is not.
+    let old = ["echo".to_owned(), "0".to_owned()];
+    assert!(l.link(ProcKey::from_ns(9, 9), 1, &old, 10_000, std::iter::empty(), false).is_none());
+}
+
+#[test]
+fn a_call_announced_while_its_response_streams_links_the_command_run_before_the_response_ends() {
+    let mut r = Run::new();
+    r.spawn(100, 200, "/usr/bin/codex", &["codex"]);
+    let call = crate::providers::ToolCall {
+        tool: "shell".into(),
+        call_id: "call_early".into(),
+        args: crate::providers::Args::new(r#"{"command":["bash","-lc","cargo build"]}"#),
+    };
+    let calls = crate::protocols::EarlyCalls { provider: Provider::OpenaiResponses, model: Some("gpt-5-codex".into()), calls: vec![call] };
+    r.push(Output::ToolCalls { conn: ConnId { pid: 200, conn: 1 }, ts_ns: r.ts, calls });
+    let out = r.spawn(200, 300, "/usr/bin/bash", &["bash", "-lc", "cargo build"]);
+    assert_eq!(proposed(&out), [Some("call_early")]);
+    // The exchange repeats the call: still one call held.
+    r.exchange_calls(200, true, &[("shell", "call_early", r#"{"command":["bash","-lc","cargo build"]}"#)]);
+    assert_eq!(r.g.linker.held().0, 1);
+    assert_eq!(proposed(&r.spawn(200, 301, "/usr/bin/cargo", &["cargo", "build"])), [Some("call_early")]);
 }

@@ -16,6 +16,7 @@ use super::{
         frames::{Chain, FrameHead, PREFACE, SETTINGS, find_chain},
     },
     http1::{RESYNC_STARTS, conn::Http1Conn},
+    pending::{EarlyCalls, Pending},
     ws::conn::WsConn,
 };
 
@@ -93,6 +94,20 @@ impl ConnectionDecoder {
     /// path, when the request head is read) into `out`: the agent is known before any response.
     pub fn drain_inference_requests(&mut self, out: &mut Vec<u64>) {
         out.append(&mut self.inference_requests);
+    }
+
+    /// Moves the tool calls completed in responses still in flight into `out` (client side only).
+    pub fn drain_tool_calls(&mut self, out: &mut Vec<EarlyCalls>) {
+        if self.role() != Some(Role::Client) {
+            return;
+        }
+        // Called per stream event: no allocation unless a call is new.
+        match &mut self.mode {
+            Mode::Sniff(_) => {}
+            Mode::Http1(h) => out.extend(h.pending().filter_map(Pending::announce)),
+            Mode::H2(h) => out.extend(h.pending().filter_map(Pending::announce)),
+            Mode::Ws(w) => out.extend(w.pending().filter_map(Pending::announce)),
+        }
     }
 
     /// The process's side of the connection, once a request has been seen.

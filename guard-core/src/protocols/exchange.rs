@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::{
     events::ConnId,
-    providers::{Endpoint, Provider, Usage},
+    providers::{Endpoint, Provider, ToolCall, Usage, mcp::McpCall},
 };
 
 /// Which end of the connection the captured process is. Tokens are counted for clients only:
@@ -96,4 +96,11 @@ pub struct Exchange {
     pub usage: Usage,
     /// Usage was reported by the provider (false: the numbers are zero because none came).
     pub usage_seen: bool,
+    /// The tool calls the model asked for. Serialised as `{"tool", "call_id"}` only; the
+    /// arguments are for `govern`'s linking and sinks get the calls without them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// MCP `tools/call` requests of this exchange (the host is the server), with outcomes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mcp_calls: Vec<McpCall>,
 }

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 pub use connection::ConnectionDecoder;
 pub use exchange::{Exchange, IncompleteReason, Protocol, Role, Timings};
+pub use pending::EarlyCalls;
 
 /// Bounds and switches for decoding; memory per connection stays under roughly
 /// `max_head × 2 + max_request_body + max_buffered_body`.
@@ -79,6 +80,10 @@ pub struct DecoderStats {
     pub bad_payloads: u64,
     pub bad_request_bodies: u64,
     pub dropped_events: u64,
+    /// Tool calls past the per-exchange cap.
+    pub tool_calls_dropped: u64,
+    /// Tool calls whose arguments passed the per-call cap (kept without them: never linked).
+    pub tool_args_capped: u64,
 }
 
 impl DecoderStats {
@@ -96,5 +101,7 @@ impl DecoderStats {
         self.bad_payloads += o.bad_payloads;
         self.bad_request_bodies += o.bad_request_bodies;
         self.dropped_events += o.dropped_events;
+        self.tool_calls_dropped += o.tool_calls_dropped;
+        self.tool_args_capped += o.tool_args_capped;
     }
 }

@@ -1,13 +1,22 @@
 //! An exchange in flight, shared by the HTTP/1.1, HTTP/2 and WebSocket decoders: what the
 //! request said, the response's body decoder and what the provider reported so far.
 
-use crate::providers::{self, Endpoint, Observed, Provider, RequestBody, Route};
+use crate::providers::{self, Endpoint, Observed, Provider, RequestBody, Route, Shape, ToolCall, mcp};
 
 use super::{
     DecoderConfig, DecoderStats,
     body::BodyDecoder,
     exchange::{Exchange, IncompleteReason, Protocol, Role, Timings},
 };
+
+/// Tool calls of a response still in flight, announced as soon as each is whole: an agent may
+/// run one before its response's terminal event is read.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EarlyCalls {
+    pub provider: Provider,
+    pub model: Option<String>,
+    pub calls: Vec<ToolCall>,
+}
 
 pub(crate) struct Pending {
     pub id: u64,
@@ -26,6 +35,10 @@ pub(crate) struct Pending {
     pub first_byte_ns: Option<u64>,
     pub response: Option<BodyDecoder>,
     pub obs: Observed,
+    /// MCP `tools/call` requests in the request body.
+    mcp: Vec<mcp::Request>,
+    /// Tool calls already announced ([`Self::announce`]).
+    announced: usize,
     pub reason: Option<IncompleteReason>,
     /// When the response's terminal event arrived (`obs.finished` while its body streamed in).
     terminal_ns: Option<u64>,
@@ -51,6 +64,8 @@ impl Pending {
             first_byte_ns: None,
             response: None,
             obs: Observed::default(),
+            mcp: Vec::new(),
+            announced: 0,
             reason: Some(reason),
             terminal_ns: None,
             body_ended: false,
@@ -120,6 +135,14 @@ impl Pending {
         if buf.is_empty() {
             return;
         }
+        if self.route.endpoint == Endpoint::Other
+            && let Some(calls) = mcp::requests(&buf)
+        {
+            // An MCP call: its response is read for the replies (usage never counts).
+            self.mcp = calls;
+            self.route.shape = Shape::Mcp;
+            return;
+        }
         match serde_json::from_slice::<RequestBody>(&buf) {
             Ok(rb) => self.apply_request_body(&rb),
             Err(_) => stats.bad_request_bodies += 1,
@@ -135,6 +158,25 @@ impl Pending {
         self.request_stream = rb.stream.unwrap_or(false);
     }
 
+    /// The tool calls completed since the last announcement, for an inference call.
+    pub(super) fn announce(&mut self) -> Option<EarlyCalls> {
+        let calls = self.obs.tools.calls.get(self.announced..).filter(|c| !c.is_empty() && self.route.inference)?.to_vec();
+        self.announced = self.obs.tools.calls.len();
+        Some(EarlyCalls { provider: self.route.provider, model: self.model(), calls })
+    }
+
+    /// The model: the request's, the path's (Azure: the deployment only as a last resort), the
+    /// response's.
+    fn model(&self) -> Option<String> {
+        let route = &self.route;
+        let path_first = route.provider != Provider::Azure;
+        self.request_model
+            .clone()
+            .or_else(|| if path_first { route.path_model.clone() } else { None })
+            .or_else(|| self.obs.model.clone())
+            .or_else(|| route.path_model.clone())
+    }
+
     /// The exchange record, or `None` when it is not inference and those are not reported.
     pub(super) fn into_exchange(
         mut self,
@@ -147,6 +189,10 @@ impl Pending {
             // The response came before the request body ended (an early error reply).
             self.finish_request(stats);
         }
+        self.obs.tools.close_all();
+        stats.tool_calls_dropped += self.obs.tools.dropped;
+        stats.tool_args_capped += self.obs.tools.capped;
+        let mcp_calls = mcp::outcomes(&self.mcp, &self.obs.mcp);
         let Self { route, obs, .. } = &self;
         let streamed = self.response.as_ref().map_or(self.request_stream, BodyDecoder::streamed);
         let mut reason = self.reason;
@@ -159,18 +205,12 @@ impl Pending {
             reason = Some(IncompleteReason::StreamTruncated);
         }
         let inference = route.inference && (!route.from_body_shape || obs.usage_seen);
-        if !inference && !cfg.emit_non_inference {
+        if !inference && !cfg.emit_non_inference && mcp_calls.is_empty() {
             return None;
         }
         // A stream that was cut after its terminal event ended there.
         let end_ns = if self.body_ended { end_ns } else { self.terminal_ns.unwrap_or(end_ns) };
-        let path_first = route.provider != Provider::Azure;
-        let model = self
-            .request_model
-            .clone()
-            .or_else(|| if path_first { route.path_model.clone() } else { None })
-            .or_else(|| obs.model.clone())
-            .or_else(|| route.path_model.clone());
+        let model = self.model();
         stats.exchanges += 1;
         if reason.is_some() {
             stats.incomplete += 1;
@@ -194,6 +234,8 @@ impl Pending {
             timings: Timings { start_ns: self.start_ns, first_byte_ns: self.first_byte_ns, end_ns },
             usage: if inference { obs.usage } else { Default::default() },
             usage_seen: inference && obs.usage_seen,
+            tool_calls: if inference { std::mem::take(&mut self.obs.tools.calls) } else { Vec::new() },
+            mcp_calls,
         })
     }
 }

@@ -6,7 +6,14 @@
 //! → cache_write_1h), output_tokens → output (thinking included; Anthropic
 //! reports no separate count). In a stream, `message_start` carries the first usage and every
 //! `message_delta` carries CUMULATIVE counts: each field present replaces the earlier value.
+//!
+//! Tool calls: `tool_use` content blocks. A whole message has their `input` object; a stream
+//! opens one with `content_block_start` (id, name), sends the input as `input_json_delta`
+//! fragments on the block's index, and ends it with `content_block_stop`.
 
+use std::borrow::Cow;
+
+use memchr::memmem;
 use serde::Deserialize;
 
 use super::{Observed, Payload, parse};
@@ -39,6 +46,36 @@ struct ErrorBody<'a> {
     kind: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// A content block: only `tool_use` blocks are kept.
+#[derive(Debug, Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    input: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partial_json: Option<Cow<'a, str>>,
+}
+
+/// `content_block_start`, `_delta` and `_stop`.
+#[derive(Debug, Deserialize)]
+struct BlockEvent<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    content_block: Option<Block<'a>>,
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Event<'a> {
     #[serde(rename = "type", borrow)]
@@ -50,6 +87,9 @@ struct Event<'a> {
     usage: Option<AnthropicUsage>,
     #[serde(borrow)]
     error: Option<ErrorBody<'a>>,
+    /// A whole message's content blocks.
+    #[serde(borrow)]
+    content: Option<Vec<Block<'a>>>,
 }
 
 pub(crate) fn apply_usage(o: &mut Observed, u: &AnthropicUsage) {
@@ -76,9 +116,13 @@ pub(crate) fn apply_usage(o: &mut Observed, u: &AnthropicUsage) {
 
 pub fn extract(o: &mut Observed, p: Payload<'_>) {
     match p {
-        // Deltas and pings are most of a stream and carry nothing we need.
-        Payload::Sse { event, .. }
-            if event.starts_with("content_block") || event == "ping" => {}
+        // Text deltas and pings are most of a stream: only tool blocks are parsed.
+        Payload::Sse { event, data } if event.starts_with("content_block") => {
+            if is_tool_block(o, data) {
+                on_block(o, event, data);
+            }
+        }
+        Payload::Sse { event: "ping", .. } => {}
         Payload::Sse { data, .. } => on_json(o, data, false),
         Payload::Json(data) => on_json(o, data, true),
         Payload::Aws { .. } => {}
@@ -103,7 +147,15 @@ pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
                 apply_usage(o, u);
             }
         }
-        Some("message_stop") => o.finished = true,
+        Some(kind @ ("content_block_start" | "content_block_delta" | "content_block_stop")) => {
+            if is_tool_block(o, data) {
+                on_block(o, kind, data);
+            }
+        }
+        Some("message_stop") => {
+            o.tools.close_all();
+            o.finished = true;
+        }
         Some("error") => {
             o.set_error(ev.error.as_ref().and_then(|e| e.kind.as_deref()));
             o.finished = true;
@@ -111,6 +163,9 @@ pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
         // A whole (non-streamed) message.
         Some("message") | None => {
             o.set_model(ev.model.as_deref());
+            for b in ev.content.iter().flatten() {
+                tool_block(o, b);
+            }
             if let Some(u) = &ev.usage {
                 apply_usage(o, u);
             }
@@ -118,4 +173,39 @@ pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
         }
         Some(_) => {}
     }
+}
+
+/// Whether a `content_block_*` payload may concern a tool call: a `tool_use` start, an input
+/// delta, or a stop while a call is open. Spares the parse of every text delta.
+fn is_tool_block(o: &Observed, data: &[u8]) -> bool {
+    memmem::find(data, b"\"tool_use\"").is_some()
+        || memmem::find(data, b"input_json_delta").is_some()
+        || (o.tools.has_open() && memmem::find(data, b"content_block_stop").is_some())
+}
+
+fn on_block(o: &mut Observed, kind: &str, data: &[u8]) {
+    let Some(ev) = parse::<BlockEvent<'_>>(o, data) else { return };
+    let Some(index) = ev.index else { return };
+    match kind {
+        "content_block_start" => {
+            if let Some(b) = ev.content_block.filter(|b| b.kind.as_deref() == Some("tool_use")) {
+                o.tools.open(index, b.name.as_deref(), b.id.as_deref());
+            }
+        }
+        "content_block_delta" => {
+            if let Some(d) = ev.delta.filter(|d| d.kind.as_deref() == Some("input_json_delta")) {
+                o.tools.append(index, d.partial_json.as_deref().unwrap_or(""));
+            }
+        }
+        _ => o.tools.close(index),
+    }
+}
+
+/// A whole `tool_use` block of a non-streamed message.
+fn tool_block(o: &mut Observed, b: &Block<'_>) {
+    if b.kind.as_deref() != Some("tool_use") {
+        return;
+    }
+    let args = b.input.as_ref().map(serde_json::Value::to_string).unwrap_or_default();
+    o.tools.push(b.name.as_deref().unwrap_or(""), b.id.as_deref().unwrap_or(""), &args);
 }

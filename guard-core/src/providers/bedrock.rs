@@ -11,6 +11,11 @@
 //! Terminal events: converse-stream's `metadata` (it follows `messageStop` and carries the
 //! usage, so a stream cut between the two is incomplete); in invoke streams the model's own end
 //! (Anthropic `message_stop`) or the final chunk's invocation metrics; an exception message.
+//!
+//! Tool calls: Converse's `output.message.content[].toolUse` (`toolUseId`, `name`, `input`
+//! object); converse-stream opens one in `contentBlockStart` (`start.toolUse`), sends its input
+//! as string pieces in `contentBlockDelta` (`delta.toolUse.input`) and ends it with
+//! `contentBlockStop`, all on `contentBlockIndex`. Invoke bodies are Anthropic's `tool_use`.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde::Deserialize;
@@ -31,6 +36,51 @@ struct ConverseBody {
     usage: Option<ConverseUsage>,
     /// Errors are `{"message": …}` with the type in a header or an exception event.
     message: Option<serde::de::IgnoredAny>,
+    output: Option<Output>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Output {
+    message: Option<OutputMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OutputMessage {
+    content: Option<Vec<ContentBlock>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContentBlock {
+    tool_use: Option<ToolUse>,
+}
+
+/// A whole `toolUse` block, or the start of a streamed one (no input yet).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUse {
+    tool_use_id: Option<String>,
+    name: Option<String>,
+    input: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockEvent {
+    content_block_index: Option<u64>,
+    start: Option<ContentBlock>,
+    delta: Option<BlockDelta>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDelta {
+    tool_use: Option<InputPiece>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InputPiece {
+    input: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,7 +116,10 @@ pub fn extract(shape: Shape, o: &mut Observed, p: Payload<'_>) {
                 o.finished = true;
             } else if event_type == "metadata" {
                 converse_json(o, payload);
+                o.tools.close_all();
                 o.finished = true;
+            } else if event_type.starts_with("contentBlock") {
+                content_block(o, event_type, payload);
             } else if event_type == "chunk" {
                 invoke_chunk(o, payload);
             }
@@ -77,6 +130,11 @@ pub fn extract(shape: Shape, o: &mut Observed, p: Payload<'_>) {
 
 fn converse_json(o: &mut Observed, data: &[u8]) {
     let Some(b) = parse::<ConverseBody>(o, data) else { return };
+    let blocks = b.output.and_then(|out| out.message).and_then(|m| m.content).unwrap_or_default();
+    for t in blocks.into_iter().filter_map(|c| c.tool_use) {
+        let args = t.input.as_ref().map(serde_json::Value::to_string).unwrap_or_default();
+        o.tools.push(t.name.as_deref().unwrap_or(""), t.tool_use_id.as_deref().unwrap_or(""), &args);
+    }
     if let Some(u) = b.usage {
         o.usage = Usage {
             input: u.input_tokens.unwrap_or(0),
@@ -88,6 +146,27 @@ fn converse_json(o: &mut Observed, data: &[u8]) {
         o.usage_seen = true;
     } else if b.message.is_some() {
         o.set_error(None);
+    }
+}
+
+/// A converse-stream content block event; text deltas (most of them) are not parsed.
+fn content_block(o: &mut Observed, event_type: &str, payload: &[u8]) {
+    let wanted = match event_type {
+        "contentBlockStart" | "contentBlockDelta" => memchr::memmem::find(payload, b"\"toolUse\"").is_some(),
+        "contentBlockStop" => o.tools.has_open(),
+        _ => false,
+    };
+    if !wanted {
+        return;
+    }
+    let Some(ev) = parse::<BlockEvent>(o, payload) else { return };
+    let index = ev.content_block_index.unwrap_or(0);
+    if let Some(t) = ev.start.and_then(|s| s.tool_use) {
+        o.tools.open(index, t.name.as_deref(), t.tool_use_id.as_deref());
+    } else if let Some(piece) = ev.delta.and_then(|d| d.tool_use) {
+        o.tools.append(index, piece.input.as_deref().unwrap_or(""));
+    } else if event_type == "contentBlockStop" {
+        o.tools.close(index);
     }
 }
 

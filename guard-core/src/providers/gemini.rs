@@ -11,6 +11,9 @@
 //! The last chunk of a stream carries every candidate's `finishReason` together with the final
 //! `usageMetadata` (a blocked prompt: `promptFeedback.blockReason` instead of candidates); that
 //! chunk is the stream's terminal event.
+//!
+//! Tool calls: `functionCall` parts (`name`, `args` object, `id` on newer models), each whole in
+//! one chunk. Without an id, the call is named `gemini_call_N` by its order in the exchange.
 
 use std::borrow::Cow;
 
@@ -50,8 +53,32 @@ struct ErrorBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Candidate {
+struct Candidate<'a> {
     finish_reason: Option<IgnoredAny>,
+    #[serde(borrow)]
+    content: Option<Content<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Content<'a> {
+    #[serde(borrow)]
+    parts: Option<Vec<Part<'a>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Part<'a> {
+    #[serde(borrow)]
+    function_call: Option<FunctionCall<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FunctionCall<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    args: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,7 +91,8 @@ struct PromptFeedback {
 #[serde(rename_all = "camelCase")]
 struct Chunk<'a> {
     usage_metadata: Option<UsageMetadata>,
-    candidates: Option<Vec<Candidate>>,
+    #[serde(borrow)]
+    candidates: Option<Vec<Candidate<'a>>>,
     prompt_feedback: Option<PromptFeedback>,
     #[serde(borrow)]
     model_version: Option<Cow<'a, str>>,
@@ -97,6 +125,12 @@ impl Chunk<'_> {
 
 fn apply(o: &mut Observed, c: &Chunk<'_>) {
     o.set_model(c.model_version.as_deref());
+    for cand in c.candidates.iter().flatten() {
+        let parts = cand.content.as_ref().and_then(|c| c.parts.as_ref());
+        for f in parts.into_iter().flatten().filter_map(|p| p.function_call.as_ref()) {
+            function_call(o, f);
+        }
+    }
     if let Some(u) = &c.usage_metadata {
         o.usage = u.normalise();
         o.usage_seen = true;
@@ -109,4 +143,14 @@ fn apply(o: &mut Observed, c: &Chunk<'_>) {
         o.set_error(e.status.as_deref().or(code.as_deref()));
         o.finished = true;
     }
+}
+
+fn function_call(o: &mut Observed, f: &FunctionCall<'_>) {
+    let id = match f.id.as_deref().filter(|i| !i.is_empty()) {
+        Some(id) => id.to_owned(),
+        // Stable within the exchange: the call's position among its calls.
+        None => format!("gemini_call_{}", o.tools.seen()),
+    };
+    let args = f.args.as_ref().map(serde_json::Value::to_string).unwrap_or_default();
+    o.tools.push(f.name.as_deref().unwrap_or(""), &id, &args);
 }

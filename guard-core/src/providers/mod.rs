@@ -6,15 +6,18 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod gemini;
+pub mod mcp;
 pub mod openai_chat;
 pub mod openai_responses;
 mod route;
+pub mod tools;
 
 use serde::{Deserialize, Serialize};
 
 use crate::labels;
 
 pub use route::{RequestBody, Route, route};
+pub use tools::{Args, ToolCall, ToolCalls};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +58,8 @@ pub enum Shape {
     Gemini,
     BedrockConverse,
     BedrockInvoke,
+    /// MCP JSON-RPC replies to `tools/call` (not an inference call: no usage).
+    Mcp,
     /// Not an inference call: the body is not read.
     None,
 }
@@ -112,6 +117,10 @@ pub struct Observed {
     pub finished: bool,
     /// Payloads that did not parse as the expected JSON.
     pub bad_payloads: u64,
+    /// The tool calls the model asked for (arguments held for linking only).
+    pub tools: ToolCalls,
+    /// MCP JSON-RPC replies (`Shape::Mcp`).
+    pub mcp: Vec<mcp::Reply>,
 }
 
 impl Observed {
@@ -180,6 +189,7 @@ pub fn extract(shape: Shape, o: &mut Observed, p: Payload<'_>) {
         Shape::OpenaiResponses => openai_responses::extract(o, p),
         Shape::Gemini => gemini::extract(o, p),
         Shape::BedrockConverse | Shape::BedrockInvoke => bedrock::extract(shape, o, p),
+        Shape::Mcp => mcp::extract(o, p),
         Shape::None => {}
     }
 }

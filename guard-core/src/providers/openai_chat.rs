@@ -7,6 +7,12 @@
 //! the cache as prompt_cache_hit_tokens instead. A stream carries usage only in a final chunk
 //! when the request set `stream_options.include_usage`; `data: [DONE]` ends it. That usage chunk
 //! (every choice finished, `choices: []` at OpenAI) is terminal too: nothing reported follows it.
+//!
+//! Tool calls: `message.tool_calls[]` (`function` with `name` and the `arguments` string, or
+//! `custom` with `name` and `input`). Streamed, each `delta.tool_calls[]` fragment names its
+//! `index`; the first carries the id and name, the rest pieces of `arguments`.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, de::IgnoredAny};
 
@@ -58,9 +64,48 @@ impl ErrorBody {
 }
 
 #[derive(Debug, Deserialize)]
-struct Choice {
+struct Function<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+    /// A custom tool's free-form input.
+    #[serde(borrow)]
+    input: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolCallPart<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Option<Function<'a>>,
+    #[serde(borrow)]
+    custom: Option<Function<'a>>,
+}
+
+impl ToolCallPart<'_> {
+    fn function(&self) -> Option<&Function<'_>> {
+        self.function.as_ref().or(self.custom.as_ref())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage<'a> {
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolCallPart<'a>>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice<'a> {
     /// Null (`None`) until the choice is done.
     finish_reason: Option<IgnoredAny>,
+    index: Option<u64>,
+    #[serde(borrow)]
+    message: Option<ChatMessage<'a>>,
+    #[serde(borrow)]
+    delta: Option<ChatMessage<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +114,8 @@ struct Chunk<'a> {
     model: Option<std::borrow::Cow<'a, str>>,
     usage: Option<ChatUsage>,
     error: Option<ErrorBody>,
-    choices: Option<Vec<Choice>>,
+    #[serde(borrow)]
+    choices: Option<Vec<Choice<'a>>>,
 }
 
 impl Chunk<'_> {
@@ -88,11 +134,15 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
         Payload::Aws { .. } => return,
     };
     if data.trim_ascii() == b"[DONE]" {
+        o.tools.close_all();
         o.finished = true;
         return;
     }
     let Some(c) = parse::<Chunk<'_>>(o, data) else { return };
     o.set_model(c.model.as_deref());
+    for choice in c.choices.iter().flatten() {
+        tool_calls(o, choice);
+    }
     if let Some(u) = &c.usage {
         o.usage = u.normalise();
         o.usage_seen = true;
@@ -103,5 +153,26 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
     }
     if !streamed || c.is_final_usage() {
         o.finished = true;
+    }
+}
+
+/// A choice's tool calls: whole (`message`) or fragments (`delta`), keyed by choice and index.
+fn tool_calls(o: &mut Observed, choice: &Choice<'_>) {
+    if let Some(calls) = choice.message.as_ref().and_then(|m| m.tool_calls.as_ref()) {
+        for t in calls {
+            let f = t.function();
+            let args = f.and_then(|f| f.arguments.as_deref().or(f.input.as_deref())).unwrap_or("");
+            o.tools.push(f.and_then(|f| f.name.as_deref()).unwrap_or(""), t.id.as_deref().unwrap_or(""), args);
+        }
+    }
+    let Some(parts) = choice.delta.as_ref().and_then(|d| d.tool_calls.as_ref()) else { return };
+    let base = choice.index.unwrap_or(0) << 32;
+    for t in parts {
+        let index = base | t.index.unwrap_or(0);
+        let f = t.function();
+        o.tools.open(index, f.and_then(|f| f.name.as_deref()), t.id.as_deref());
+        if let Some(a) = f.and_then(|f| f.arguments.as_deref().or(f.input.as_deref())) {
+            o.tools.append(index, a);
+        }
     }
 }

@@ -5,6 +5,11 @@
 //! input_tokens includes cached, output_tokens includes reasoning, so
 //! input = input_tokens − cached_tokens, cache_read = cached_tokens,
 //! output = output_tokens − reasoning_tokens, reasoning = reasoning_tokens.
+//!
+//! Tool calls are output items: `function_call` (`name`, `arguments` string), `custom_tool_call`
+//! (`name`, free-form `input`) and `local_shell_call` (its `action`, with the `command` argv,
+//! under the tool name `local_shell`). A stream gives each whole in `response.output_item.done`
+//! and again in `response.completed`; a whole response lists them in `output`. Kept by `call_id`.
 
 use std::borrow::Cow;
 
@@ -53,6 +58,26 @@ struct Response<'a> {
     model: Option<Cow<'a, str>>,
     usage: Option<ResponsesUsage>,
     error: Option<ErrorBody>,
+    #[serde(borrow)]
+    output: Option<Vec<Item<'a>>>,
+}
+
+/// An output item; only tool calls are kept.
+#[derive(Debug, Deserialize)]
+struct Item<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    input: Option<Cow<'a, str>>,
+    action: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,13 +93,19 @@ struct Event<'a> {
     /// `error` events carry `code`; a non-streamed failure carries `error`.
     code: Option<Code>,
     error: Option<ErrorBody>,
+    /// `response.output_item.done`.
+    #[serde(borrow)]
+    item: Option<Item<'a>>,
+    /// A whole response's items.
+    #[serde(borrow)]
+    output: Option<Vec<Item<'a>>>,
 }
 
 pub fn extract(o: &mut Observed, p: Payload<'_>) {
     match p {
         // Only lifecycle events and errors matter; deltas are the bulk of a stream.
         Payload::Sse { event, data } => {
-            if event == "message" || event == "error" || is_lifecycle(event) {
+            if event == "message" || event == "error" || event == "response.output_item.done" || is_lifecycle(event) {
                 on_event_json(o, data);
             }
         }
@@ -99,7 +130,9 @@ pub fn on_event_json(o: &mut Observed, data: &[u8]) {
     let kind = ev.kind.as_deref().unwrap_or("");
     if let Some(r) = &ev.response {
         apply(o, r.model.as_deref(), r.usage.as_ref(), r.error.as_ref());
+        r.output.iter().flatten().for_each(|i| tool_call(o, i));
     }
+    ev.item.iter().chain(ev.output.iter().flatten()).for_each(|i| tool_call(o, i));
     match kind {
         "response.completed" | "response.incomplete" => o.finished = true,
         "response.failed" => {
@@ -128,5 +161,22 @@ fn apply(o: &mut Observed, model: Option<&str>, usage: Option<&ResponsesUsage>, 
     if let Some(e) = error {
         let code = e.code.as_ref().and_then(Code::text);
         o.set_error(code.as_deref().or(e.kind.as_deref()));
+    }
+}
+
+fn tool_call(o: &mut Observed, item: &Item<'_>) {
+    let call_id = item.call_id.as_deref().or(item.id.as_deref()).unwrap_or("");
+    match item.kind.as_deref() {
+        Some("function_call") => {
+            o.tools.push(item.name.as_deref().unwrap_or(""), call_id, item.arguments.as_deref().unwrap_or(""));
+        }
+        Some("custom_tool_call") => {
+            o.tools.push(item.name.as_deref().unwrap_or(""), call_id, item.input.as_deref().unwrap_or(""));
+        }
+        Some("local_shell_call") => {
+            let args = item.action.as_ref().map(serde_json::Value::to_string).unwrap_or_default();
+            o.tools.push("local_shell", call_id, &args);
+        }
+        _ => {}
     }
 }

@@ -36,6 +36,7 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
         catalog: std::sync::Arc::new(config.catalog()?),
         rules: config.rule_set()?,
         prices: std::sync::Arc::new(config.price_table()?),
+        link: config.link(),
         ..EngineConfig::default()
     });
     let metrics = Metrics::new(&config.labels);
@@ -75,7 +76,7 @@ fn count(m: &Metrics, g: &Governed) {
         Governed::Exchange { agent, exchange, cost } => {
             m.on_exchange(agent.as_deref().unwrap_or(NO_AGENT), exchange, *cost);
         }
-        Governed::Command { agent: Some(a), .. } => m.on_agent_command(a),
+        Governed::Command { agent: Some(a), proposed_by, .. } => m.on_agent_command(a, proposed_by.is_some()),
         Governed::Command { agent: None, .. } => {}
         Governed::Destructive(rec) => {
             m.on_destructive(rec.agent.as_deref().unwrap_or(NO_AGENT), &rec.rule_id, rec.severity, rec.action);

@@ -74,6 +74,7 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
             catalog: std::sync::Arc::new(config.catalog()?),
             rules: config.rule_set()?,
             prices: std::sync::Arc::new(config.price_table()?),
+            link: config.link(),
             ..EngineConfig::default()
         },
         enforce: config.enforce.clone(),

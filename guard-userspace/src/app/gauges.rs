@@ -40,6 +40,7 @@ impl Gauges {
         m.set_lost_total(LossSource::UnverifiedHook, s.verify.dropped_events);
         let d = s.decoder;
         m.set_lost_total(LossSource::DecoderError, d.http_errors + d.decode_errors + d.bad_payloads + d.dropped_events);
+        m.set_lost_total(LossSource::ToolCalls, d.tool_calls_dropped + d.tool_args_capped + s.link.calls_evicted);
         m.set_tls_blind(tls.blind(kernel, engine));
         for ((library, reason), n) in tls.attach_failures() {
             m.set_attach_failures_total(library.as_label(), reason.as_str(), n);

@@ -191,6 +191,7 @@ mod tests {
             why: String::new(),
             action: Action::Observed,
             mechanism: None,
+            proposed_by: None,
         }
     }
 

@@ -58,11 +58,12 @@ impl Sinks {
                 }
                 log_exchange(agent.as_deref(), x, *cost);
             }
-            Governed::Command { pid, agent, name, .. } => {
+            Governed::Command { pid, agent, name, proposed_by, .. } => {
                 if let Some(a) = agent.as_deref() {
-                    self.metrics.on_agent_command(a);
+                    self.metrics.on_agent_command(a, proposed_by.is_some());
                 }
-                tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or(NO_AGENT), "command");
+                let call_id = proposed_by.as_ref().map(|p| p.call_id.as_str());
+                tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or(NO_AGENT), call_id, "command");
             }
             Governed::Destructive(rec) => {
                 let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);

@@ -41,6 +41,8 @@ fn exchange(model: &str) -> Exchange {
         timings: Timings { start_ns: Some(1_000_000_000), first_byte_ns: Some(1_300_000_000), end_ns: 3_000_000_000 },
         usage: Usage { input: 10, cache_read: 2000, cache_write: 300, cache_write_1h: 0, output: 400, reasoning: 50 },
         usage_seen: true,
+        tool_calls: Vec::new(),
+        mcp_calls: Vec::new(),
     }
 }
 

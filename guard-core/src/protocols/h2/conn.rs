@@ -111,6 +111,11 @@ impl H2Conn {
         out.append(&mut self.finished);
     }
 
+    /// The exchanges in flight.
+    pub(crate) fn pending(&mut self) -> impl Iterator<Item = &mut Pending> {
+        self.streams.values_mut().map(|s| &mut s.p)
+    }
+
     fn req_dir(&self) -> Direction {
         // Until a request head says otherwise, the captured process is taken as the client.
         self.request_dir.unwrap_or(Direction::Write)

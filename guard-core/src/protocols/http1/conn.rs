@@ -89,6 +89,11 @@ impl Http1Conn {
         out.append(&mut self.finished);
     }
 
+    /// The exchanges in flight.
+    pub(crate) fn pending(&mut self) -> impl Iterator<Item = &mut Pending> {
+        self.queue.iter_mut()
+    }
+
     /// The process's side of the connection, once a request has been seen.
     pub(crate) fn role(&self) -> Option<Role> {
         self.request_dir.map(|d| match d {

@@ -469,5 +469,5 @@ fn bedrock() -> Vec<Fixture> {
 }
 
 pub(crate) fn all() -> Vec<Fixture> {
-    [anthropic(), openai_chat(), openai_responses(), gemini(), bedrock(), super::terminal::fixtures()].into_iter().flatten().collect()
+    [anthropic(), openai_chat(), openai_responses(), gemini(), bedrock(), super::terminal::fixtures(), super::tools::fixtures()].into_iter().flatten().collect()
 }

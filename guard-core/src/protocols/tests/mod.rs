@@ -7,6 +7,7 @@ mod h2ws;
 pub(crate) mod live;
 mod split;
 mod terminal;
+mod tools;
 
 use crate::{
     events::Direction,

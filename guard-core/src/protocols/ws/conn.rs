@@ -104,6 +104,11 @@ impl WsConn {
         out.append(&mut self.finished);
     }
 
+    /// The exchanges in flight.
+    pub(crate) fn pending(&mut self) -> impl Iterator<Item = &mut Pending> {
+        self.queue.iter_mut()
+    }
+
     fn role(&self) -> Role {
         match self.up.request_dir {
             Direction::Write => Role::Client,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use guard_core::{
     cost::{ModelPrice, PriceFile, PriceTable},
     enforce::{EnforceConfig, FailMode, Mode, Scope},
+    govern::LinkLimits,
     pipeline::Limits,
     process::{ Catalog, agents::{AgentSpec, BUILTIN_AGENTS, CatalogFile}, },
     protocols::DecoderConfig,
@@ -208,6 +209,9 @@ pub struct CaptureConfig {
     pub max_event_bytes: usize,
     /// Seconds between rescans of every process for TLS libraries loaded later (dlopen).
     pub rescan_interval_secs: u64,
+    /// Seconds after a response during which a command can be linked to a tool call in it
+    /// (docs/intent.md).
+    pub tool_link_window_secs: u64,
 }
 
 impl Default for CaptureConfig {
@@ -223,6 +227,7 @@ impl Default for CaptureConfig {
             max_decoded_body_bytes: d.max_decoded_body,
             max_event_bytes: d.max_event,
             rescan_interval_secs: 2,
+            tool_link_window_secs: LinkLimits::default().window_ns / 1_000_000_000,
         }
     }
 }
@@ -310,6 +315,8 @@ impl Config {
             ("labels.max_models_per_provider", self.labels.max_models_per_provider),
             ("labels.max_agents", self.labels.max_agents),
             ("labels.max_rules", self.labels.max_rules),
+            ("labels.max_tools", self.labels.max_tools),
+            ("labels.max_mcp_servers", self.labels.max_mcp_servers),
         ];
         for (key, v) in caps {
             if v == 0 {
@@ -330,6 +337,7 @@ impl Config {
             ("capture.max_decoded_body_bytes", c.max_decoded_body_bytes),
             ("capture.max_event_bytes", c.max_event_bytes),
             ("capture.rescan_interval_secs", c.rescan_interval_secs as usize),
+            ("capture.tool_link_window_secs", c.tool_link_window_secs as usize),
         ];
         if let Some((key, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(self.invalid(key, "must be at least 1"));
@@ -370,6 +378,12 @@ impl Config {
 
     pub fn ring_bytes(&self) -> u32 {
         self.kernel.ring_mib.saturating_mul(1 << 20)
+    }
+
+    /// How commands are linked to tool calls.
+    pub fn link(&self) -> LinkLimits {
+        let secs = self.capture.tool_link_window_secs.min(86_400);
+        LinkLimits { window_ns: secs * 1_000_000_000, ..LinkLimits::default() }
     }
 
     pub fn rescan_interval(&self) -> Duration {

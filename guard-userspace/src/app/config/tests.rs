@@ -38,7 +38,7 @@ fn the_shipped_example_is_the_defaults_spelled_out() {
 fn errors_name_the_key_and_the_reason() {
     let cases = [
         ("colour = 1", "config t.toml: key `colour`: unknown field `colour`, expected one of `metrics`"),
-        ("[labels]\nmax_agent = 3", "config t.toml: key `labels.max_agent`: unknown field `max_agent`, expected one of `max_models_per_provider`, `max_agents`, `max_rules` (line 2)"),
+        ("[labels]\nmax_agent = 3", "config t.toml: key `labels.max_agent`: unknown field `max_agent`, expected one of `max_models_per_provider`, `max_agents`, `max_rules`, `max_tools`, `max_mcp_servers` (line 2)"),
         ("[labels]\nmax_agents = \"many\"", "config t.toml: key `labels.max_agents`: invalid type: string \"many\", expected usize (line 2)"),
         ("[labels]\nmax_agents = 0", "config t.toml: key `labels.max_agents`: must be at least 1"),
         ("[metrics]\naddr = \"localhost\"", "config t.toml: key `metrics.addr`: \"localhost\" is not an IP:PORT address"),

@@ -20,9 +20,16 @@ pub(crate) struct AgentLabel {
     pub agent: String,
 }
 
+/// `origin`: `model` when a tool call proposed the command, else `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CommandLabels {
+    pub agent: String,
+    pub origin: &'static str,
+}
+
 pub(crate) struct CommandMetrics {
     pub(super) destructive: Family<DestructiveLabels, Counter>,
-    pub(super) commands: Family<AgentLabel, Counter>,
+    pub(super) commands: Family<CommandLabels, Counter>,
 }
 
 impl CommandMetrics {
@@ -36,7 +43,7 @@ impl CommandMetrics {
         let commands = Family::default();
         reg.register(
             "guard_agent_commands",
-            "Programs that agents (or their descendants) ran: successful execs attributed to an agent",
+            "Programs that agents (or their descendants) ran: successful execs attributed to an agent, by origin (model: a tool call in a response proposed it; other)",
             commands.clone(),
         );
         Self { destructive, commands }

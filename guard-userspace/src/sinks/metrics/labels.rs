@@ -32,6 +32,11 @@ pub struct LabelCaps {
     pub max_agents: usize,
     /// Distinct `rule` values (rule ids come from the catalog, so this is a safety net).
     pub max_rules: usize,
+    /// Distinct `tool` values per provider, and per MCP server (shell tools always keep
+    /// their own name).
+    pub max_tools: usize,
+    /// Distinct MCP `server` values (host names).
+    pub max_mcp_servers: usize,
 }
 
 impl Default for LabelCaps {
@@ -43,6 +48,9 @@ impl Default for LabelCaps {
             max_agents: 64,
             // The built-in catalog has about 60 rules.
             max_rules: 256,
+            // An agent declares a few dozen tools; MCP servers add theirs.
+            max_tools: 64,
+            max_mcp_servers: 32,
         }
     }
 }
@@ -190,10 +198,13 @@ pub(crate) enum LossSource {
     GateStale,
     /// Gate decisions not written to audit and metrics because their channel was full.
     GateRecords,
+    /// Tool calls (or their arguments) past an exchange's bounds, and calls forgotten before
+    /// their link window ended: commands they proposed cannot be linked.
+    ToolCalls,
 }
 
 impl LossSource {
-    pub(crate) const ALL: [Self; 17] = [
+    pub(crate) const ALL: [Self; 18] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -211,6 +222,7 @@ impl LossSource {
         Self::GateStopRingFull,
         Self::GateStale,
         Self::GateRecords,
+        Self::ToolCalls,
     ];
 
     pub(crate) const fn as_str(self) -> &'static str {
@@ -232,6 +244,7 @@ impl LossSource {
             Self::GateStopRingFull => "gate_stop_ring_full",
             Self::GateStale => "gate_stale",
             Self::GateRecords => "gate_records",
+            Self::ToolCalls => "tool_calls",
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod llm;
 pub(crate) mod otlp;
 pub(crate) mod runtime;
 pub(crate) mod server;
+pub(crate) mod tools;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
@@ -25,15 +26,16 @@ pub(crate) use labels::{LabelCaps, LossSource};
 pub(crate) use server::{MetricsError, MetricsListener};
 
 use self::{
-    commands::{AgentLabel, CommandMetrics, DestructiveLabels},
+    commands::{AgentLabel, CommandLabels, CommandMetrics, DestructiveLabels},
     labels::{Capped, agent_value, ident_value, model_value, provider_str},
     llm::LlmMetrics,
     runtime::{AttachFailureLabel, BlindLabel, LibraryLabel, RuntimeMetrics, SourceLabel},
+    tools::{LlmToolLabels, McpToolLabels, SHELL_TOOLS, ToolMetrics, server_host},
 };
 use guard_core::{
     audit::Action,
     cost::Cost,
-    protocols::Exchange,
+    protocols::{Exchange, Role},
     rules::Severity,
 };
 
@@ -55,7 +57,10 @@ pub(crate) struct Metrics {
     enforce: enforce::EnforceMetrics,
     first_exec: first_exec::FirstExecMetrics,
     otlp: otlp::OtlpMetrics,
+    tools: ToolMetrics,
     agents: Capped,
+    tool_names: Capped,
+    servers: Capped,
     models: Capped,
     rules: Capped,
     libraries: Capped,
@@ -70,6 +75,7 @@ impl Metrics {
         let enforce = enforce::EnforceMetrics::register(&mut registry);
         let first_exec = first_exec::FirstExecMetrics::register(&mut registry);
         let otlp = otlp::OtlpMetrics::register(&mut registry);
+        let tools = ToolMetrics::register(&mut registry);
         Self {
             registry,
             llm,
@@ -78,7 +84,10 @@ impl Metrics {
             enforce,
             first_exec,
             otlp,
+            tools,
             agents: Capped::new(caps.max_agents),
+            tool_names: Capped::new(caps.max_tools),
+            servers: Capped::new(caps.max_mcp_servers),
             models: Capped::new(caps.max_models_per_provider),
             rules: Capped::new(caps.max_rules),
             // Library kinds are a handful (libssl, node's static OpenSSL, ...).
@@ -93,20 +102,48 @@ impl Metrics {
 
     /// Counts one decoded exchange and the cost the engine gave it. Only inference calls made by
     /// the captured process as the client count ([`llm::counts`]); anything else is ignored.
-    /// Returns the labels it counted under (capped), for the other exports to use the same series.
+    /// Its tool calls and MCP calls are counted too. Returns the labels it counted under
+    /// (capped), for the other exports to use the same series.
     pub(crate) fn on_exchange(&self, agent: &str, x: &Exchange, cost: Option<Cost>) -> Option<Counted> {
+        if x.role == Role::Client && !x.mcp_calls.is_empty() {
+            self.on_mcp_calls(&self.agent(agent), x);
+        }
         if !llm::counts(x) {
             return None;
         }
         let agent = self.agent(agent);
         let model = self.models.admit(provider_str(x.provider), model_value(x.model.as_deref()));
         self.llm.observe(&agent, &model, x, cost);
+        let provider = provider_str(x.provider);
+        for c in &x.tool_calls {
+            let tool = self.tool(provider, &c.tool);
+            self.tools.llm.get_or_create(&LlmToolLabels { agent: agent.clone(), provider, tool }).inc();
+        }
         Some(Counted { agent, model })
     }
 
     /// Counters of the OTLP export's health for one signal.
     pub(crate) fn otlp(&self, signal: &'static str) -> otlp::SignalHandles {
         self.otlp.signal(signal)
+    }
+
+    /// A tool name as a label: shell tools by their own name, others capped per `scope`.
+    fn tool(&self, scope: &'static str, raw: &str) -> String {
+        let v = ident_value(raw);
+        if SHELL_TOOLS.contains(&v.as_str()) { v } else { self.tool_names.admit(scope, v) }
+    }
+
+    fn on_mcp_calls(&self, agent: &str, x: &Exchange) {
+        let server = self.servers.admit("server", ident_value(&server_host(x.host.as_deref().unwrap_or("")).to_ascii_lowercase()));
+        for c in &x.mcp_calls {
+            let labels = McpToolLabels {
+                agent: agent.to_owned(),
+                server: server.clone(),
+                tool: self.tool("mcp", &c.tool),
+                outcome: c.outcome.as_str(),
+            };
+            self.tools.mcp.get_or_create(&labels).inc();
+        }
     }
 
     /// Counts one destructive command (one rule match).
@@ -130,9 +167,11 @@ impl Metrics {
         self.first_exec.handles()
     }
 
-    /// Counts one program an agent (or a descendant) ran. Call it for attributed execs only.
-    pub(crate) fn on_agent_command(&self, agent: &str) {
-        self.commands.commands.get_or_create(&AgentLabel { agent: self.agent(agent) }).inc();
+    /// Counts one program an agent (or a descendant) ran; `by_model`: a tool call proposed it.
+    /// Call it for attributed execs only.
+    pub(crate) fn on_agent_command(&self, agent: &str, by_model: bool) {
+        let labels = CommandLabels { agent: self.agent(agent), origin: if by_model { "model" } else { "other" } };
+        self.commands.commands.get_or_create(&labels).inc();
     }
 
     /// Sets the live process count of every agent. Agents absent from `counts` that had a value

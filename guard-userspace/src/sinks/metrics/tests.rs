@@ -5,7 +5,7 @@ use super::*;
 use guard_core::{
     cost::{Cost, PriceTable},
     protocols::{IncompleteReason, Role, exchange::Timings},
-    providers::{Endpoint, Provider, Usage},
+    providers::{Endpoint, Provider, ToolCall, Usage},
 };
 
 fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
@@ -28,7 +28,26 @@ fn exchange(provider: Provider, model: Option<&str>) -> Exchange {
         timings: Timings { start_ns: Some(1_000_000_000), first_byte_ns: Some(1_300_000_000), end_ns: 3_000_000_000 },
         usage: Usage { input: 10, cache_read: 200, cache_write: 30, output: 40, reasoning: 5, cache_write_1h: 0 },
         usage_seen: true,
+        tool_calls: Vec::new(),
+        mcp_calls: Vec::new(),
     }
+}
+
+fn with_tools(mut x: Exchange) -> Exchange {
+    let call = |tool: &str, id: &str| ToolCall { tool: tool.into(), call_id: id.into(), args: Default::default() };
+    x.tool_calls = vec![call("Bash", "t1"), call("Bash", "t2"), call("Read", "t3"), call("mcp__github__create_issue", "t4")];
+    x
+}
+
+fn mcp_exchange() -> Exchange {
+    use guard_core::providers::mcp::{McpCall, Outcome};
+    let mut x = exchange(Provider::Unknown, None);
+    x.inference = false;
+    x.endpoint = Endpoint::Other;
+    x.host = Some("MCP.Example.com:8443".into());
+    let call = |tool: &str, outcome| McpCall { tool: tool.into(), outcome };
+    x.mcp_calls = vec![call("add", Outcome::Ok), call("add", Outcome::Ok), call("delete_repo", Outcome::Error), call("slow", Outcome::NoReply)];
+    x
 }
 
 /// Orders the sample lines of each family by their labels (`le` aside), stably.
@@ -120,7 +139,7 @@ fn one_call_encodes_exactly() {
         + "# TYPE guard_llm_incomplete_requests counter\n"
         + "# HELP guard_destructive_commands Commands that matched a destructive-command rule, by rule, severity and what guard did.\n"
         + "# TYPE guard_destructive_commands counter\n"
-        + "# HELP guard_agent_commands Programs that agents (or their descendants) ran: successful execs attributed to an agent.\n"
+        + "# HELP guard_agent_commands Programs that agents (or their descendants) ran: successful execs attributed to an agent, by origin (model: a tool call in a response proposed it; other).\n"
         + "# TYPE guard_agent_commands counter\n"
         + "# HELP guard_agent_processes Live processes attributed to each agent (the agent and its descendants).\n"
         + "# TYPE guard_agent_processes gauge\n"
@@ -142,6 +161,7 @@ fn one_call_encodes_exactly() {
         + "guard_events_lost_total{source=\"kernel_tls_read\"} 0\n"
         + "guard_events_lost_total{source=\"kernel_tls_truncated\"} 0\n"
         + "guard_events_lost_total{source=\"stream_gap\"} 0\n"
+        + "guard_events_lost_total{source=\"tool_calls\"} 0\n"
         + "guard_events_lost_total{source=\"unverified_hook\"} 0\n"
         + "# HELP guard_tls_targets_attached Files whose TLS functions guard has hooked, by TLS library and by the strategy that found the hooks.\n"
         + "# TYPE guard_tls_targets_attached gauge\n"
@@ -178,6 +198,10 @@ fn one_call_encodes_exactly() {
         + "# TYPE guard_otlp_dropped counter\n"
         + "# HELP guard_otlp_export_failures OTLP export calls that failed or ran out of time, by signal.\n"
         + "# TYPE guard_otlp_export_failures counter\n"
+        + "# HELP guard_llm_tool_calls Tool calls models asked agents to make, in inference responses, by tool (shell tools keep their own name).\n"
+        + "# TYPE guard_llm_tool_calls counter\n"
+        + "# HELP guard_mcp_tool_calls MCP tools/call requests agents made over Streamable HTTP, by server host, tool and outcome (ok, error, no_reply).\n"
+        + "# TYPE guard_mcp_tool_calls counter\n"
         + "# EOF\n";
     assert_eq!(sorted(&m.encode()), expected);
 }
@@ -337,7 +361,7 @@ fn commands_processes_losses_and_targets() {
     let m = Metrics::new(&LabelCaps { max_agents: 2, ..LabelCaps::default() });
     m.on_destructive("claude-code", "rm-recursive-root", Severity::Critical, Action::Observed);
     m.on_destructive("claude-code", "rm-recursive-root", Severity::Critical, Action::Observed);
-    m.on_agent_command("claude-code");
+    m.on_agent_command("claude-code", false);
     m.set_agent_processes([("claude-code".to_owned(), 3), ("codex".to_owned(), 1), ("aider".to_owned(), 2), ("goose".to_owned(), 1)]);
     m.set_agent_processes([("claude-code".to_owned(), 4)]);
     m.set_lost_total(LossSource::KernelRingFull, 5);
@@ -358,7 +382,7 @@ fn commands_processes_losses_and_targets() {
         get("guard_destructive_commands"),
         "guard_destructive_commands_total{agent=\"claude-code\",rule=\"rm-recursive-root\",severity=\"critical\",action=\"observed\"} 2"
     );
-    assert_eq!(get("guard_agent_commands"), "guard_agent_commands_total{agent=\"claude-code\"} 1");
+    assert_eq!(get("guard_agent_commands"), "guard_agent_commands_total{agent=\"claude-code\",origin=\"other\"} 1");
     // Two agents fit the cap, the others share `other`; agents gone are set to 0.
     assert_eq!(
         get("guard_agent_processes"),
@@ -374,6 +398,37 @@ fn commands_processes_losses_and_targets() {
     assert_eq!(
         get("guard_tls_blind_processes"),
         "guard_tls_blind_processes{agent=\"claude-code\",reason=\"hook_unverified\"} 0\nguard_tls_blind_processes{agent=\"codex\",reason=\"unhooked_rustls\"} 2"
+    );
+}
+
+#[test]
+fn tool_calls_mcp_calls_and_command_origins() {
+    let m = Metrics::new(&LabelCaps { max_tools: 1, ..LabelCaps::default() });
+    m.on_exchange("claude-code", &with_tools(exchange(Provider::Anthropic, Some("m"))), None);
+    // A server's side of the same call is not the agent's.
+    m.on_exchange("claude-code", &Exchange { role: Role::Server, ..with_tools(exchange(Provider::Anthropic, Some("m"))) }, None);
+    m.on_exchange("claude-code", &mcp_exchange(), None);
+    m.on_agent_command("claude-code", true);
+    m.on_agent_command("claude-code", true);
+    m.on_agent_command("claude-code", false);
+    let text = m.encode();
+    let get = |name| sorted(&family(&text, name)).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    // Shell tools keep their name past the cap; one other tool fits, the next is `other`.
+    assert_eq!(
+        get("guard_llm_tool_calls"),
+        "guard_llm_tool_calls_total{agent=\"claude-code\",provider=\"anthropic\",tool=\"Bash\"} 2\n\
+         guard_llm_tool_calls_total{agent=\"claude-code\",provider=\"anthropic\",tool=\"Read\"} 1\n\
+         guard_llm_tool_calls_total{agent=\"claude-code\",provider=\"anthropic\",tool=\"other\"} 1"
+    );
+    assert_eq!(
+        get("guard_mcp_tool_calls"),
+        "guard_mcp_tool_calls_total{agent=\"claude-code\",server=\"mcp.example.com\",tool=\"add\",outcome=\"ok\"} 2\n\
+         guard_mcp_tool_calls_total{agent=\"claude-code\",server=\"mcp.example.com\",tool=\"other\",outcome=\"error\"} 1\n\
+         guard_mcp_tool_calls_total{agent=\"claude-code\",server=\"mcp.example.com\",tool=\"other\",outcome=\"no_reply\"} 1"
+    );
+    assert_eq!(
+        get("guard_agent_commands"),
+        "guard_agent_commands_total{agent=\"claude-code\",origin=\"model\"} 2\nguard_agent_commands_total{agent=\"claude-code\",origin=\"other\"} 1"
     );
 }
 
@@ -401,8 +456,10 @@ fn populated() -> String {
     x.incomplete_reason = Some(IncompleteReason::ClientAbort);
     m.on_exchange("claude-code", &x, Some(Cost::Usd(0.5)));
     m.on_exchange("claude-code", &exchange(Provider::Gemini, Some("gemini-9")), Some(Cost::Unpriced { tokens: 10 }));
+    m.on_exchange("claude-code", &with_tools(exchange(Provider::Anthropic, Some("m"))), None);
+    m.on_exchange("claude-code", &mcp_exchange(), None);
     m.on_destructive("claude-code", "fs.rm-rf-root", Severity::Critical, Action::Observed);
-    m.on_agent_command("claude-code");
+    m.on_agent_command("claude-code", true);
     m.set_agent_processes([("claude-code".to_owned(), 1)]);
     m.set_tls_targets("openssl", "dynsym", 1);
     m.set_tls_blind([("codex".to_owned(), guard_core::coverage::BlindReason::Unhooked(guard_core::hooks::Library::Rustls))]);

@@ -38,6 +38,8 @@ fn exchange() -> Exchange {
         timings: Timings { start_ns: Some(1_000_000_000), first_byte_ns: Some(1_300_000_000), end_ns: 3_000_000_000 },
         usage: Usage { input: 10, cache_read: 200, cache_write: 30, cache_write_1h: 0, output: 40, reasoning: 5 },
         usage_seen: true,
+        tool_calls: Vec::new(),
+        mcp_calls: Vec::new(),
     }
 }
 

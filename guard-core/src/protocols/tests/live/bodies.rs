@@ -41,6 +41,7 @@ pub(crate) fn responses_events(input: u64, cached: u64, output: u64, reasoning: 
         ("response.created", r#"{"type":"response.created","response":{"id":"resp_1","object":"response","model":"gpt-5-codex","status":"in_progress"}}"#.to_string()),
         ("response.output_text.delta", r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"Sure"}"#.to_string()),
         ("response.output_text.delta", r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":", done."}"#.to_string()),
+        ("response.output_item.done", r#"{"type":"response.output_item.done","output_index":1,"item":{"type":"function_call","id":"fc_1","call_id":"call_live1","name":"shell","arguments":"{\"command\":[\"bash\",\"-lc\",\"ls -la\"]}","status":"completed"}}"#.to_string()),
         ("response.completed", format!(r#"{{"type":"response.completed","response":{{"id":"resp_1","object":"response","model":"gpt-5-codex","status":"completed","usage":{{"input_tokens":{input},"input_tokens_details":{{"cached_tokens":{cached}}},"output_tokens":{output},"output_tokens_details":{{"reasoning_tokens":{reasoning}}},"total_tokens":{}}}}}}}"#, input + output)),
     ]
 }
