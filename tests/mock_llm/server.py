@@ -17,6 +17,10 @@ With `--tool-call CMD` the first Responses request that offers a shell tool gets
 {"command": CMD}, `shell` -> {"command": shlex.split(CMD)}); the request carrying its
 `function_call_output` gets a plain message, and that output's text is written to `--tool-output`.
 
+With `x-mock-tool-call: CMD` and `x-mock-tool-id: ID` on a Messages, Chat Completions or Responses
+request that offers a tool named `bash`, the answer (streamed or not) is a call of `bash` with
+{"command": CMD} under the call id ID: what a model asks of a coding agent.
+
 Stdlib only (brotli/zstandard optional). Usage: server.py --port 8443 --cert c.pem --key k.pem
 """
 
@@ -167,6 +171,62 @@ def tool_call(req):
             "name": name, "arguments": json.dumps(SHELL_TOOLS[name](TOOL["cmd"]))}
 
 
+def bash_call(req, headers):
+    """(call id, arguments JSON) when the request asks for a `bash` call and offers the tool."""
+    cmd, cid = headers.get("x-mock-tool-call"), headers.get("x-mock-tool-id")
+    if not cmd or not cid:
+        return None
+    names = []
+    for t in req.get("tools") or []:
+        if isinstance(t, dict):
+            names.append(t.get("name") or (t.get("function") or {}).get("name"))
+    if "bash" not in names:
+        return None
+    return cid, json.dumps({"command": cmd})
+
+
+def anthropic_call(model, stream, u, call):
+    cid, args = call
+    usage = {"input_tokens": u["input"], "cache_read_input_tokens": u["cache_read"],
+             "cache_creation_input_tokens": u["cache_write"], "output_tokens": u["output"]}
+    block = {"type": "tool_use", "id": cid, "name": "bash", "input": json.loads(args)}
+    if not stream:
+        return "application/json", json.dumps({"id": "msg_mock_call", "type": "message", "role": "assistant", "model": model,
+                                               "content": [block], "stop_reason": "tool_use", "usage": usage}).encode()
+    half = len(args) // 2
+    return "text/event-stream", sse([
+        ("message_start", {"type": "message_start", "message": {"id": "msg_mock_call", "type": "message", "role": "assistant",
+                                                                "content": [], "model": model, "usage": dict(usage, output_tokens=1)}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": dict(block, input={})}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": args[:half]}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": args[half:]}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": usage["output_tokens"]}}),
+        ("message_stop", {"type": "message_stop"}),
+    ])
+
+
+def chat_call(model, stream, u, call):
+    cid, args = call
+    usage = {"prompt_tokens": u["input"] + u["cache_read"], "completion_tokens": u["output"],
+             "total_tokens": u["input"] + u["cache_read"] + u["output"], "prompt_tokens_details": {"cached_tokens": u["cache_read"]}}
+    base = {"id": "chatcmpl-mock-call", "created": 1, "model": model}
+    tc = {"id": cid, "type": "function", "function": {"name": "bash", "arguments": args}}
+    if not stream:
+        return "application/json", json.dumps(dict(base, object="chat.completion", usage=usage, choices=[
+            {"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [tc]}, "finish_reason": "tool_calls"}])).encode()
+    chunk = dict(base, object="chat.completion.chunk")
+    half = len(args) // 2
+    first = {"index": 0, "id": cid, "type": "function", "function": {"name": "bash", "arguments": args[:half]}}
+    rest = {"index": 0, "function": {"arguments": args[half:]}}
+    return "text/event-stream", sse([
+        ("", dict(chunk, choices=[{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]}, "finish_reason": None}])),
+        ("", dict(chunk, choices=[{"index": 0, "delta": {"tool_calls": [rest]}, "finish_reason": None}])),
+        ("", dict(chunk, choices=[{"index": 0, "delta": {}, "finish_reason": "tool_calls"}], usage=usage)),
+        ("", "[DONE]"),
+    ])
+
+
 def responses_call(model, stream, u, item):
     """A Responses answer whose only output is the function call `item`."""
     usage = {"input_tokens": u["input"] + u["cache_read"], "input_tokens_details": {"cached_tokens": u["cache_read"]},
@@ -259,12 +319,23 @@ class Handler(BaseHTTPRequestHandler):
             # Anthropic counts thinking inside output_tokens: no client can split it out, so the
             # partition guard can recover puts it all in `output`.
             self.usage = dict(u, output=u["output"] + u["reasoning"], reasoning=0)
+            call = bash_call(req, self.headers)
+            if call is not None:
+                return self.send(200, *anthropic_call(model, stream, self.usage, call))
             return self.send(200, *anthropic(model, stream, u))
         if path.endswith("/chat/completions"):
             inc = bool((req.get("stream_options") or {}).get("include_usage"))
+            call = bash_call(req, self.headers)
+            if call is not None:
+                self.usage = dict(u, reasoning=0)
+                return self.send(200, *chat_call(model, stream, self.usage, call))
             return self.send(200, *chat(model, stream, inc, u))
         if path.endswith("/responses"):
             item = tool_call(req)
+            call = bash_call(req, self.headers)
+            if call is not None:
+                item = {"type": "function_call", "id": "fc_" + call[0], "call_id": call[0], "status": "completed",
+                        "name": "bash", "arguments": call[1]}
             if item is not None:
                 return self.send(200, *responses_call(model, stream, u, item))
             return self.send(200, *responses(model, stream, u))

@@ -44,6 +44,8 @@ const PIP_TEST: &[(&str, &str)] = &[
     ("opentelemetry-proto", "1.45.2"),
     ("protobuf", "7.36.2"),
     ("grpcio", "1.85.3"),
+    // The MCP server and client of tests/mcp (Streamable HTTP).
+    ("mcp", "2.3.0"),
 ];
 
 pub(crate) struct Options {
