@@ -515,6 +515,10 @@ fn codex_destructive_tool_call_is_refused_on_the_production_path() {
     assert!(!mine.is_empty(), "{records:#?}");
     for r in &mine {
         assert_eq!((r["agent"].as_str(), r["mechanism"].as_str()), (Some("codex"), Some("fanotify")), "{r:#}");
+        // The model's tool call that asked for it: the mock's call id, on the Responses API.
+        let by = &r["proposed_by"];
+        assert_eq!((by["provider"].as_str(), by["call_id"].as_str()), (Some("openai_responses"), Some("call_mock")), "{r:#}");
+        assert!(["exec_command", "shell_command", "shell"].contains(&by["tool"].as_str().unwrap_or_default()), "{r:#}");
     }
     assert!(!records.iter().any(|r| r["action"] == "blocked" && r["rule_id"] != "iac.terraform-destroy"), "{records:#?}");
     let m = metrics(&addr);
