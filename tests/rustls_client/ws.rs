@@ -2,7 +2,9 @@
 //! it) with permessage-deflate, on yawc (crates.io's tungstenite has no permessage-deflate; yawc
 //! does, with the same frame model). Both ends run on rustls + aws-lc-rs.
 //!
-//!   rustlsclient ws-server CERT KEY       serves wss on 127.0.0.1, prints `listening wss://...`
+//!   rustlsclient ws-server CERT KEY       serves wss on 127.0.0.1, prints `listening wss://...`;
+//!                                         with WS_TOOL_CALL=CMD, the first turn that offers a
+//!                                         shell tool gets a call of it running CMD (`call_ws_mock`)
 //!   rustlsclient ws URL CA_FILE TURNS     TURNS `response.create` messages on one connection,
 //!                                         one JSON line per turn with the usage the server sent
 
@@ -34,17 +36,58 @@ fn events(len: usize, turn: usize) -> Vec<String> {
     ]
 }
 
+/// The shell tools Codex offers, and the arguments each takes for `cmd`.
+fn shell_args(tool: &str, cmd: &str) -> Option<serde_json::Value> {
+    match tool {
+        "exec_command" => Some(serde_json::json!({ "cmd": cmd })),
+        "shell_command" => Some(serde_json::json!({ "command": cmd })),
+        "shell" => Some(serde_json::json!({ "command": ["bash", "-lc", cmd] })),
+        _ => None,
+    }
+}
+
+/// The events of a turn answered with a call of the first shell tool the request offers, running
+/// WS_TOOL_CALL; `None` when it offers none (or the variable is unset).
+fn tool_call_events(payload: &[u8], turn: usize) -> Option<Vec<String>> {
+    let cmd = std::env::var("WS_TOOL_CALL").ok()?;
+    let req: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    // Codex's start-up warmup (`generate: false`) asks for no output.
+    if req["generate"] == false {
+        return None;
+    }
+    let (name, args) = req["tools"].as_array()?.iter().find_map(|t| {
+        let name = t["name"].as_str()?;
+        Some((name.to_owned(), shell_args(name, &cmd)?))
+    })?;
+    let item = serde_json::json!({ "type": "function_call", "id": "fc_ws_mock", "call_id": "call_ws_mock", "name": name,
+        "arguments": args.to_string(), "status": "completed" });
+    let usage = serde_json::json!({ "input_tokens": payload.len(), "input_tokens_details": { "cached_tokens": 0 }, "output_tokens": 7,
+        "output_tokens_details": { "reasoning_tokens": 0 }, "total_tokens": payload.len() + 7 });
+    let resp = |status: &str, output: serde_json::Value| serde_json::json!({ "id": format!("resp_{turn}"), "object": "response",
+        "model": "gpt-5-codex", "status": status, "output": output });
+    let mut completed = resp("completed", serde_json::json!([item]));
+    completed["usage"] = usage;
+    Some(vec![
+        serde_json::json!({ "type": "response.created", "response": resp("in_progress", serde_json::json!([])) }).to_string(),
+        serde_json::json!({ "type": "response.output_item.added", "output_index": 0, "item": item }).to_string(),
+        serde_json::json!({ "type": "response.output_item.done", "output_index": 0, "item": item }).to_string(),
+        serde_json::json!({ "type": "response.completed", "response": completed }).to_string(),
+    ])
+}
+
 async fn serve(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, yawc::WebSocketError> {
     let (resp, fut) = yawc::WebSocket::upgrade_with_options(&mut req, options())?;
     tokio::spawn(async move {
         let Ok(mut ws) = fut.await else { return };
-        let mut turn = 0;
+        let (mut turn, mut called) = (0, false);
         while let Some(f) = ws.next().await {
             if f.opcode() != yawc::OpCode::Text {
                 continue;
             }
             turn += 1;
-            for e in events(f.payload().len(), turn) {
+            let call = if called { None } else { tool_call_events(f.payload(), turn) };
+            called |= call.is_some();
+            for e in call.unwrap_or_else(|| events(f.payload().len(), turn)) {
                 if ws.send(yawc::Frame::text(e)).await.is_err() {
                     return;
                 }

@@ -73,6 +73,18 @@ pub fn ws_server(bin: &std::path::Path, cert: &std::path::Path, key: &std::path:
         .unwrap()
 }
 
+/// [`ws_server`] whose first turn offering a shell tool gets a call of it running `cmd`.
+pub fn ws_server_calling(bin: &std::path::Path, cert: &std::path::Path, key: &std::path::Path, cmd: &str) -> std::process::Child {
+    Command::new(bin)
+        .arg("ws-server")
+        .arg(cert)
+        .arg(key)
+        .env("WS_TOOL_CALL", cmd)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The server's `wss://` URL of the Responses endpoint, from its first line.
 pub fn ws_url(server: &mut std::process::Child) -> String {
     use std::io::BufRead as _;

@@ -115,6 +115,53 @@ fn codex_over_its_websocket_transport_is_seen_with_its_usage() {
     assert_eq!(ws.write[head], 0xC1, "a compressed text frame");
 }
 
+/// The model's tool call over Codex's WebSocket transport: the server answers the first turn
+/// with a call of Codex's shell tool (`call_ws_mock`) running a (fake) `terraform destroy`; Codex
+/// runs it, and the audit record of that command names the call.
+#[test]
+fn codex_over_its_websocket_transport_links_the_command_to_the_tool_call() {
+    if !privileged() {
+        return;
+    }
+    let bin = codex_with_aead_hooks();
+    let server_bin = &rustls::clients()[0].stripped;
+    let (cert, key) = guard_tests::self_signed("codex-ws-call");
+    let f = guard_tests::gate::Fixture::create();
+    let cmd = format!("{} destroy -auto-approve", f.bin().join("terraform").display());
+
+    let (args, audit) = guard_tests::gate::daemon_args("codex-ws-call", "monitor", &[], 250, "open");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut d = Daemon::start_with("codex-ws-call", &args);
+    let mut server = rustls::ws_server_calling(server_bin, &cert, &key, &cmd);
+    d.wait_attached(server_bin, Duration::from_secs(60));
+    let url = rustls::ws_url(&mut server);
+    let base = url.replacen("wss://", "https://", 1).replace("/responses", "");
+    let provider = codex::Provider { base: &base, ca: &cert, websockets: true };
+    let home = temp_path("codex-ws-call-home");
+    hook(&mut d, &bin, &home, &provider);
+    let out = codex::exec(&bin, &home, &provider, &["--sandbox", "danger-full-access", "clean up the infrastructure"])
+        .current_dir(f.work())
+        .env("PATH", f.path_env())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "codex failed: {text}");
+    assert!(!text.contains("Falling back from WebSockets"), "{text}");
+    std::thread::sleep(Duration::from_millis(1500));
+    d.stop();
+    let records = guard_tests::gate::audit_records(&audit);
+    let mine: Vec<_> = records.iter().filter(|r| r["rule_id"] == "iac.terraform-destroy").collect();
+    assert!(!mine.is_empty(), "Codex ran the call: {text}\n{records:#?}");
+    for r in mine {
+        assert_eq!(r["agent"], "codex", "{r:#}");
+        let by = &r["proposed_by"];
+        assert_eq!((by["provider"].as_str(), by["call_id"].as_str()), (Some("openai_responses"), Some("call_ws_mock")), "{r:#}");
+    }
+}
+
 /// The Codex binary, after checking that analysis finds its AEAD hooks.
 fn codex_with_aead_hooks() -> std::path::PathBuf {
     let bin = codex::codex();

@@ -17,6 +17,20 @@ use guard_tests::{
 };
 
 const AGENT: &str = "client_sdk";
+/// The call id the mock sends with the tool call.
+const CALL: &str = "toolu_otlp_link";
+
+/// The tool call ids a span carries (`guard.tool_call.ids`, an array attribute).
+fn call_ids(span: &serde_json::Value) -> Vec<String> {
+    span["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|kv| kv["key"] == "guard.tool_call.ids")
+        .flat_map(|kv| kv["value"]["arrayValue"]["values"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["stringValue"].as_str().map(str::to_owned))
+        .collect()
+}
 
 fn config(name: &str, endpoint: &str, protocol: &str, extra: &str) -> String {
     let path = temp_path(&format!("{name}.toml"));
@@ -74,6 +88,19 @@ fn exports_exactly(protocol: &str) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A model's tool call: its span and the audit log record of the command it proposed name the
+    // same call id.
+    let proposed = Path::new("/srv").join(format!("guard-e2e-otlp-call-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&proposed).unwrap();
+    let tool_agent = temp_path("otlp-tool-bot.py");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("mock_llm/tool_agent.py"), &tool_agent).unwrap();
+    let out = Command::new("python3")
+        .arg(&tool_agent)
+        .args(["--base", &mock.base, "--ca", &mock.ca_file.display().to_string(), "--api", "anthropic", "--call-id", CALL])
+        .args(["--command", &format!("rm -rf {}", proposed.display())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let want = sums(&sdk.calls);
     let calls = sdk.calls.iter().filter(|c| c.inference).count();
@@ -87,6 +114,8 @@ fn exports_exactly(protocol: &str) {
             && !log_records(r).is_empty()
             && sum_where(r, "guard_destructive_commands", &[("agent", "otlp-bot")]) == Some(1.0)
             && sum_where(r, "guard_llm_cost_usd", &[("agent", AGENT)]).is_some_and(|c| (c - cost).abs() < 1e-9)
+            && log_records(r).iter().any(|l| attrs(&l["attributes"]).get("guard.proposed_by.call_id").map(String::as_str) == Some(CALL))
+            && spans(r).iter().any(|s| call_ids(s).iter().any(|c| c == CALL))
     });
     d.stop();
 

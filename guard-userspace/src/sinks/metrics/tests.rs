@@ -535,7 +535,7 @@ fn the_grafana_dashboard_queries_real_series() {
         "guard_llm_requests", "guard_llm_tokens", "guard_llm_request_duration_seconds", "guard_llm_time_to_first_token_seconds",
         "guard_destructive_commands", "guard_agent_processes", "guard_events_lost", "guard_tls_targets_attached", "guard_tls_blind_processes", "guard_build_info",
         "guard_enforce_decisions", "guard_enforce_decision_seconds", "guard_enforce_timeouts", "guard_tls_first_exec", "guard_otlp_dropped",
-        "guard_llm_cost_usd", "guard_llm_unpriced_tokens",
+        "guard_llm_cost_usd", "guard_llm_unpriced_tokens", "guard_llm_tool_calls", "guard_mcp_tool_calls", "guard_agent_commands",
     ] {
         assert!(used.contains(family), "no panel shows {family}: {used:?}");
     }

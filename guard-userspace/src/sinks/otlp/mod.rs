@@ -157,6 +157,9 @@ impl Otlp {
         r.add_attribute("guard.rule_id", rec.rule_id.clone());
         r.add_attribute(genai::AGENT, rec.agent.clone().unwrap_or_else(|| crate::sinks::NO_AGENT.into()));
         r.add_attribute("guard.action", rec.action.as_str());
+        if let Some(by) = &rec.proposed_by {
+            r.add_attribute("guard.proposed_by.call_id", by.call_id.clone());
+        }
         logger.emit(r);
     }
 
@@ -228,6 +231,14 @@ fn exchange_span(tracer: &SdkTracer, mut attrs: Vec<KeyValue>, x: &Exchange, cos
         attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
     }
     attrs.push(KeyValue::new("guard.streamed", x.streamed));
+    // The calls the model asked for: a command's audit record names the same call id in
+    // `proposed_by`, which links the command to this span.
+    if !x.tool_calls.is_empty() {
+        let ids: Vec<opentelemetry::StringValue> = x.tool_calls.iter().map(|c| c.call_id.clone().into()).collect();
+        let tools: Vec<opentelemetry::StringValue> = x.tool_calls.iter().map(|c| c.tool.clone().into()).collect();
+        attrs.push(KeyValue::new("guard.tool_call.ids", opentelemetry::Value::Array(ids.into())));
+        attrs.push(KeyValue::new("guard.tool_call.names", opentelemetry::Value::Array(tools.into())));
+    }
     match cost {
         Some(Cost::Usd(usd)) => attrs.push(KeyValue::new("guard.cost.usd", usd)),
         Some(Cost::Unpriced { .. }) => attrs.push(KeyValue::new("guard.cost.unpriced", true)),
