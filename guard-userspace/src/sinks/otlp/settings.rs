@@ -66,8 +66,10 @@ pub(crate) enum SettingsError {
     Protocol { key: &'static str, value: String },
     #[error("{key}: {value:?} is not a number of milliseconds from 1 to 86400000")]
     Millis { key: &'static str, value: String },
-    #[error("otlp.endpoint: {0:?} is not an http:// or https:// URL")]
+    #[error("otlp.endpoint: {0:?} is not an http:// URL")]
     Endpoint(String),
+    #[error("{key}: {value:?}: guard exports in plain text (http://) to a collector on this host or node, which forwards over TLS; TLS from guard itself is not built in")]
+    Tls { key: &'static str, value: String },
     #[error("otlp.queue must be at least 1")]
     Queue,
 }
@@ -98,10 +100,19 @@ impl Settings {
             (None, Some(p)) => Protocol::parse(&p).ok_or(SettingsError::Protocol { key: "OTEL_EXPORTER_OTLP_PROTOCOL", value: p })?,
             (None, None) => Protocol::HttpProtobuf,
         };
-        if let Some(e) = &cfg.endpoint
-            && !(e.starts_with("http://") || e.starts_with("https://"))
+        if let Some(e) = &cfg.endpoint {
+            if e.starts_with("https://") {
+                return Err(SettingsError::Tls { key: "otlp.endpoint", value: e.clone() });
+            }
+            if !e.starts_with("http://") {
+                return Err(SettingsError::Endpoint(e.clone()));
+            }
+        }
+        // The exporter reads these itself when the file names no endpoint.
+        if cfg.endpoint.is_none()
+            && let Some((key, value)) = ENDPOINT_VARS.iter().find_map(|k| set(k).filter(|v| v.trim().starts_with("https://")).map(|v| (*k, v)))
         {
-            return Err(SettingsError::Endpoint(e.clone()));
+            return Err(SettingsError::Tls { key, value });
         }
         let interval = match (cfg.metric_export_interval_ms, set("OTEL_METRIC_EXPORT_INTERVAL")) {
             (Some(ms), _) => millis("otlp.metric_export_interval_ms", &ms.to_string())?,
@@ -203,6 +214,15 @@ mod tests {
         );
         let bad = OtlpConfig { endpoint: Some("collector:4317".into()), ..OtlpConfig::default() };
         assert_eq!(Settings::resolve(&bad, &env(&[])), Err(SettingsError::Endpoint("collector:4317".into())));
+        let tls = OtlpConfig { endpoint: Some("https://collector:4318".into()), ..OtlpConfig::default() };
+        assert_eq!(
+            Settings::resolve(&tls, &env(&[])),
+            Err(SettingsError::Tls { key: "otlp.endpoint", value: "https://collector:4318".into() })
+        );
+        assert_eq!(
+            Settings::resolve(&OtlpConfig::default(), &env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c/v1/traces")])),
+            Err(SettingsError::Tls { key: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value: "https://c/v1/traces".into() })
+        );
         let bad = OtlpConfig { queue: 0, ..cfg };
         assert_eq!(Settings::resolve(&bad, &env(&[])), Err(SettingsError::Queue));
     }
