@@ -52,7 +52,7 @@ fn expected_line(
         concat!(
             r#"{{"time":"{}","host":"{}","agent":{},"process_chain":{},"pid":{},"uid":0,"user":"root","cwd":"{}","#,
             r#""argv":{},"rule_id":"fs.rm-rf-outside-worktree","category":"file_deletion","severity":"high","#,
-            r#""why":"`rm -rf {}` (via bash): flags -r -f, path `{}` is outside the working tree","action":"{}","mechanism":{}}}"#
+            r#""why":"`rm -rf {}` (via bash): flags -r -f, path `{}` is outside the working tree","action":"{}","mechanism":{},"proposed_by":null}}"#
         ),
         line["time"].as_str().unwrap(),
         host,
