@@ -33,6 +33,7 @@ use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportCo
 use opentelemetry_sdk::{
     Resource,
     logs::{SdkLogger, SdkLoggerProvider},
+    resource::{EnvResourceDetector, TelemetryResourceDetector},
     metrics::{ManualReader, Pipeline, SdkMeterProvider, Temporality, reader::MetricReader},
     trace::{SdkTracer, SdkTracerProvider},
 };
@@ -184,18 +185,21 @@ impl Otlp {
     }
 }
 
-/// `service.name=guard`, the version and `host.name`, then `[otlp] resource_attributes`; the
-/// SDK adds `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME`, which win.
+/// `service.name=guard`, the version and `host.name`, then `[otlp] resource_attributes`, then
+/// the standard variables on top: `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` win, as
+/// docs/otel.md says. (`Resource::builder()` would merge its detectors first, so anything added
+/// after them would win instead; and its SDK detector names an unset service `unknown_service`.)
 fn resource(s: &Settings, host: &str) -> Resource {
     let mut b = Resource::builder_empty()
         .with_service_name("guard")
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-        .with_attribute(KeyValue::new("host.name", host.to_owned()));
-    for (k, v) in &s.resource {
-        b = b.with_attribute(KeyValue::new(k.clone(), v.clone()));
+        .with_attribute(KeyValue::new("host.name", host.to_owned()))
+        .with_attributes(s.resource.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())))
+        .with_detectors(&[Box::new(TelemetryResourceDetector), Box::new(EnvResourceDetector::new())]);
+    if let Some(name) = std::env::var("OTEL_SERVICE_NAME").ok().filter(|n| !n.is_empty()) {
+        b = b.with_service_name(name);
     }
-    let mine = b.build();
-    Resource::builder().with_attributes(mine.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone()))).build()
+    b.build()
 }
 
 fn log_severity(s: Severity) -> LogSeverity {
