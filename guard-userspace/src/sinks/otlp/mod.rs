@@ -141,7 +141,7 @@ impl Otlp {
         let attrs = genai::attributes(&c.agent, &c.model, x);
         self.genai.record(&attrs, x);
         if let Some((_, tracer)) = &self.tracer {
-            exchange_span(tracer, attrs, x, cost);
+            exchange_span(tracer, &c.model, attrs, x, cost);
         }
     }
 
@@ -213,11 +213,10 @@ fn log_severity(s: Severity) -> LogSeverity {
 
 /// One CLIENT span per exchange, `{operation} {model}` as the conventions name it. The times
 /// are wall clock: the end is now (the exchange just finished), the start its duration before.
-fn exchange_span(tracer: &SdkTracer, mut attrs: Vec<KeyValue>, x: &Exchange, cost: Option<Cost>) {
+fn exchange_span(tracer: &SdkTracer, model: &str, mut attrs: Vec<KeyValue>, x: &Exchange, cost: Option<Cost>) {
     let end = SystemTime::now();
     let took = x.timings.start_ns.and_then(|s| x.timings.end_ns.checked_sub(s)).map(Duration::from_nanos).unwrap_or_default();
     let op = genai::operation_name(x.endpoint);
-    let model = attrs.iter().find(|k| k.key.as_str() == "gen_ai.request.model").map(|k| k.value.to_string()).unwrap_or_default();
     if x.usage_seen {
         let u = &x.usage;
         attrs.extend([
