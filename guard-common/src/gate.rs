@@ -82,6 +82,10 @@ pub const CTL_BEAT_MS: u32 = 3;
 /// A heartbeat older than this (ms) means guard is not answering (stopped, dying): the kernel
 /// then stops no exec, since nobody would let it go.
 pub const CTL_STALE_MS: u32 = 4;
+/// Report agents' deletions (`crate::delete`).
+pub const CTL_DELETE_ON: u32 = 5;
+/// Kill an agent's process that deletes in a protected place.
+pub const CTL_DELETE_KILL: u32 = 6;
 pub const CTL_SLOTS: u32 = 8;
 
 pub const AGENT_TGIDS_MAX: u32 = 32_768;

@@ -20,4 +20,7 @@ pub const GATE_STOPPED: &str = "GATE_STOPPED";
 pub const GATE_EVENTS: &str = "GATE_EVENTS";
 pub const GATE_CTL: &str = "GATE_CTL";
 
-pub const ALL: [&str; 9] = [EVENTS, WAKE_NAMES, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL];
+/// Path prefixes and their places (`crate::delete::PlaceValue`), an LPM trie the daemon fills.
+pub const PLACES: &str = "PLACES";
+
+pub const ALL: [&str; 10] = [EVENTS, WAKE_NAMES, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL, PLACES];

@@ -11,39 +11,6 @@ use bytemuck::{Pod, Zeroable};
 #[cfg(feature = "user")]
 mod user;
 
-/// A `#[repr(u8)]` enum for a tag byte or slot number shared with the kernel, with `ALL` (in
-/// declaration order), `from_u8` and `TryFrom<u8>` (the error is the unknown value). Records keep
-/// the raw `u8`, because a byte from the ring may hold any value.
-macro_rules! tag_enum {
-    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $v:ident = $n:literal,)+ }) => {
-        $(#[$m])*
-        #[repr(u8)]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $v = $n,)+
-        }
-
-        impl $name {
-            pub const ALL: [Self; [$($name::$v),+].len()] = [$(Self::$v),+];
-
-            pub const fn from_u8(v: u8) -> Option<Self> {
-                match v {
-                    $($n => Some(Self::$v),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl TryFrom<u8> for $name {
-            type Error = u8;
-
-            fn try_from(v: u8) -> Result<Self, u8> {
-                Self::from_u8(v).ok_or(v)
-            }
-        }
-    };
-}
-
 pub const COMM_LEN: usize = 16;
 pub const PATH_LEN: usize = 256;
 /// Packed argv: each argument NUL-terminated, back to back. Capture stops once this much is used.
@@ -67,6 +34,8 @@ pub enum EventKind {
     ExecResult = 5,
     TlsData = 6,
     TlsClose = 7,
+    /// A deletion by an agent's process (`crate::delete::DeleteEvent`).
+    Delete = 8,
 }
 
 impl EventKind {
@@ -79,6 +48,7 @@ impl EventKind {
             5 => Self::ExecResult,
             6 => Self::TlsData,
             7 => Self::TlsClose,
+            8 => Self::Delete,
             _ => return None,
         })
     }
@@ -285,6 +255,10 @@ tag_enum! {
         GateStopRingFull = 8,
         /// An in-scope exec no fanotify answer covered ran unstopped: guard was not answering.
         GateStale = 9,
+        /// `DELETES_PENDING` was full: an agent's deletion went unreported (and unenforced).
+        DeletePendingFull = 10,
+        /// A deletion's path could not be read from the process's memory.
+        DeletePathRead = 11,
     }
 }
 

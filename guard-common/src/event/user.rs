@@ -28,4 +28,6 @@ aya_pod!(
     crate::gate::AgentScope,
     crate::gate::GateExec,
     crate::gate::StopEvent,
+    crate::delete::DeleteEvent,
+    crate::delete::PlaceValue,
 );

@@ -95,6 +95,8 @@ pub fn decode<R: RawRecord + ?Sized>(rec: &R) -> Result<Event, DecodeError> {
     let kind = EventKind::from_u32(hdr.kind).ok_or(DecodeError::UnknownKind { kind: hdr.kind })?;
     let ts_ns = hdr.ktime_ns;
     Ok(match kind {
+        // Decoded once guard-core has a deletion event (issue 18, in progress).
+        EventKind::Delete => return Err(DecodeError::UnknownKind { kind: hdr.kind }),
         EventKind::Exec => {
             let e: k::ExecEvent = read(buf, "exec")?;
             Event::Exec(Exec {

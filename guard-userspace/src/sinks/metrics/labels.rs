@@ -198,13 +198,18 @@ pub(crate) enum LossSource {
     GateStale,
     /// Gate decisions not written to audit and metrics because their channel was full.
     GateRecords,
+    /// Agents' deletions the kernel could not follow from entry to exit (`DELETES_PENDING` full):
+    /// unreported, and not enforced.
+    DeletePendingFull,
+    /// Agents' deletions whose path the kernel could not read from the process's memory.
+    DeletePathRead,
     /// Tool calls (or their arguments) past an exchange's bounds, and calls forgotten before
     /// their link window ended: commands they proposed cannot be linked.
     ToolCalls,
 }
 
 impl LossSource {
-    pub(crate) const ALL: [Self; 18] = [
+    pub(crate) const ALL: [Self; 20] = [
         Self::KernelRingFull,
         Self::KernelTlsTruncated,
         Self::ChannelFull,
@@ -222,6 +227,8 @@ impl LossSource {
         Self::GateStopRingFull,
         Self::GateStale,
         Self::GateRecords,
+        Self::DeletePendingFull,
+        Self::DeletePathRead,
         Self::ToolCalls,
     ];
 
@@ -244,6 +251,8 @@ impl LossSource {
             Self::GateStopRingFull => "gate_stop_ring_full",
             Self::GateStale => "gate_stale",
             Self::GateRecords => "gate_records",
+            Self::DeletePendingFull => "delete_pending_full",
+            Self::DeletePathRead => "delete_path_read",
             Self::ToolCalls => "tool_calls",
         }
     }
@@ -264,6 +273,8 @@ impl From<LossSlot> for LossSource {
             LossSlot::GateExecMapFull => Self::GateExecMapFull,
             LossSlot::GateStopRingFull => Self::GateStopRingFull,
             LossSlot::GateStale => Self::GateStale,
+            LossSlot::DeletePendingFull => Self::DeletePendingFull,
+            LossSlot::DeletePathRead => Self::DeletePathRead,
         }
     }
 }
