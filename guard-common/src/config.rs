@@ -16,6 +16,26 @@ pub mod globals {
     pub const TP_EXIT_GROUP_DEAD: &str = "TP_EXIT_GROUP_DEAD";
     /// The daemon's own tgid: its activity is not reported.
     pub const SELF_TGID: &str = "SELF_TGID";
+
+    /// The deletion programs' path walk: (global, struct, member) from BTF.
+    pub const PATH_WALK: [(&str, &str, &str); 16] = [
+        ("TASK_FS", "task_struct", "fs"),
+        ("TASK_FILES", "task_struct", "files"),
+        ("FS_PWD", "fs_struct", "pwd"),
+        ("FILES_FDT", "files_struct", "fdt"),
+        ("FDT_MAX_FDS", "fdtable", "max_fds"),
+        ("FDT_FD", "fdtable", "fd"),
+        ("FILE_F_PATH", "file", "f_path"),
+        ("PATH_MNT", "path", "mnt"),
+        ("PATH_DENTRY", "path", "dentry"),
+        ("DENTRY_D_PARENT", "dentry", "d_parent"),
+        ("DENTRY_D_NAME", "dentry", "d_name"),
+        ("QSTR_NAME", "qstr", "name"),
+        ("MOUNT_MNT", "mount", "mnt"),
+        ("MOUNT_MNT_PARENT", "mount", "mnt_parent"),
+        ("MOUNT_MNT_MOUNTPOINT", "mount", "mnt_mountpoint"),
+        ("VFSMOUNT_MNT_ROOT", "vfsmount", "mnt_root"),
+    ];
 }
 
 /// A tracepoint field that this kernel does not have.

@@ -44,7 +44,7 @@ const SIGSTOP: u32 = 19;
 const SIGCONT: u32 = 18;
 
 #[inline(always)]
-fn ctl(i: u32) -> bool {
+pub fn ctl(i: u32) -> bool {
     ctl_value(i) != 0
 }
 

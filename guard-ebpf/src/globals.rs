@@ -68,3 +68,35 @@ pub fn tp_exit_group_dead() -> u32 {
 pub fn self_tgid() -> u32 {
     get(&SELF_TGID)
 }
+
+/// Offsets for the deletion programs' path walk (`crate::delete`), each `static NAME: u32` with
+/// its getter.
+macro_rules! offsets {
+    ($($name:ident => $get:ident,)+) => {$(
+        #[unsafe(no_mangle)]
+        static $name: u32 = 0;
+        #[inline(always)]
+        pub fn $get() -> u32 {
+            get(&$name)
+        }
+    )+};
+}
+
+offsets! {
+    TASK_FS => task_fs,
+    TASK_FILES => task_files,
+    FS_PWD => fs_pwd,
+    FILES_FDT => files_fdt,
+    FDT_MAX_FDS => fdt_max_fds,
+    FDT_FD => fdt_fd,
+    FILE_F_PATH => file_f_path,
+    PATH_MNT => path_mnt,
+    PATH_DENTRY => path_dentry,
+    DENTRY_D_PARENT => dentry_d_parent,
+    DENTRY_D_NAME => dentry_d_name,
+    QSTR_NAME => qstr_name,
+    MOUNT_MNT => mount_mnt,
+    MOUNT_MNT_PARENT => mount_mnt_parent,
+    MOUNT_MNT_MOUNTPOINT => mount_mnt_mountpoint,
+    VFSMOUNT_MNT_ROOT => vfsmount_mnt_root,
+}

@@ -4,6 +4,7 @@
 #![no_main]
 
 mod aead;
+mod delete;
 mod exec;
 // The benchmarks' empty probes: built only for them, never in the shipped object.
 #[cfg(feature = "bench-floor")]

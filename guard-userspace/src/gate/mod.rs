@@ -17,6 +17,7 @@ mod listener;
 pub(crate) mod mounts;
 pub(crate) mod notify;
 mod pending;
+pub(crate) mod places;
 pub(super) mod provisional;
 pub(crate) mod release;
 pub(super) mod scope;
@@ -37,7 +38,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard_common::gate::{CTL_BEAT_MS, CTL_ON, CTL_SCOPE_ALL, CTL_STALE_MS, CTL_STOP};
+use guard_common::gate::{CTL_BEAT_MS, CTL_DELETE_KILL, CTL_DELETE_ON, CTL_ON, CTL_SCOPE_ALL, CTL_STALE_MS, CTL_STOP};
 use guard_core::{
     engine::Outputs,
     pipeline::Output,
@@ -68,6 +69,8 @@ pub(crate) struct GateOptions {
     pub metrics: EnforceHandles,
     /// Hold each file's first exec until its TLS hooks are attached.
     pub first_run: Option<first_run::FirstRunOptions>,
+    /// Watch agents' deletions (and kill in a protected place in enforce mode).
+    pub deletions: bool,
 }
 
 /// Decision records waiting for the daemon loop; more are dropped and counted.
@@ -137,6 +140,7 @@ pub(crate) struct Gate {
     scope: scope::ScopeWriter,
     marks: Marks,
     ctl: aya::maps::Array<aya::maps::MapData, u32>,
+    places: places::PlacesWriter,
     watchdog: Option<watchdog::Watchdog>,
     last_sweep: Instant,
     overflows_seen: u64,
@@ -206,12 +210,15 @@ impl Gate {
         set(&mut ctl, CTL_BEAT_MS, beat_ms())?;
         set(&mut ctl, CTL_SCOPE_ALL, u32::from(cfg.scope == Scope::All))?;
         set(&mut ctl, CTL_STOP, u32::from(on))?;
+        set(&mut ctl, CTL_DELETE_ON, u32::from(opts.deletions))?;
+        set(&mut ctl, CTL_DELETE_KILL, u32::from(opts.deletions && cfg.mode == Mode::Enforce))?;
         set(&mut ctl, CTL_ON, u32::from(on))?;
         // fanotify is in use from here, its marks placed whenever an agent lives.
         shared.metrics.active[0].set(i64::from(on && shared.fan.is_some()));
         shared.metrics.active[1].set(i64::from(on));
         let marks = Marks::new(opts.marks);
-        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
+        let places = places::PlacesWriter::new(maps.places);
+        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
         gate.tick();
         tracing::info!(
             mode = ?cfg.mode,
@@ -247,6 +254,11 @@ impl Gate {
         self.scope.apply(&self.shared.agents, &out.scope);
     }
 
+    /// The places the deletion programs match paths against (`guard_common::delete`).
+    pub(crate) fn set_places(&mut self, wanted: impl IntoIterator<Item = (String, guard_common::delete::PlaceValue)>) {
+        self.places.sync(wanted);
+    }
+
     /// Marks new mounts, sweeps gone processes from the scope, reports overflows.
     pub(crate) fn tick(&mut self) {
         let now = Instant::now();
@@ -266,6 +278,8 @@ impl Gate {
     /// Returns the decisions the daemon loop has not taken yet.
     pub(crate) fn stop(mut self) -> Vec<GateRecord> {
         let _ = self.ctl.set(CTL_ON, 0, 0);
+        let _ = self.ctl.set(CTL_DELETE_KILL, 0, 0);
+        let _ = self.ctl.set(CTL_DELETE_ON, 0, 0);
         if let Some(fan) = self.shared.fan.as_ref() {
             self.marks.sync(fan, false);
         }

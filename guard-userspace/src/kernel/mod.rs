@@ -99,6 +99,8 @@ pub(crate) struct GateMaps {
     pub ctl: aya::maps::Array<MapData, u32>,
     /// The id of `ctl`, for the heartbeat the deadline thread writes.
     pub ctl_id: u32,
+    /// Path prefixes and their places, for the deletion programs (`guard_common::delete`).
+    pub places: aya::maps::lpm_trie::LpmTrie<MapData, [u8; guard_common::delete::PLACE_KEY_LEN], guard_common::delete::PlaceValue>,
 }
 
 /// A hooked file, its id (the attach cookie of all its probes) and its links.
@@ -108,8 +110,9 @@ struct Attached {
     links: Vec<(&'static str, UProbeLinkId)>,
 }
 
-/// Offsets the programs need, from this kernel's BTF and tracefs.
-fn offsets(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, LoadError> {
+/// Offsets the programs need, from this kernel's BTF and tracefs, and whether the deletion
+/// programs' path walk found every member it needs.
+fn offsets(opts: &LoadOptions) -> Result<(Vec<(&'static str, u32)>, bool), LoadError> {
     let raw = std::fs::read(&opts.btf_path).map_err(|source| LoadError::BtfRead { path: opts.btf_path.clone(), source })?;
     let btf = btf::Btf::parse(&raw)?;
     let task = |m| btf.member_offset("task_struct", m);
@@ -119,7 +122,19 @@ fn offsets(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, LoadError> {
     let field = |fmt: &str, name: &'static str, field: &'static str| {
         tracefs::field_offset(fmt, field).ok_or(LoadError::NoField { category: "sched", name, field })
     };
-    Ok(vec![
+    let mut walk = Vec::new();
+    for (global, strukt, member) in globals::PATH_WALK {
+        match btf.member_offset(strukt, member) {
+            Ok(off) => walk.push((global, off)),
+            Err(e) => {
+                tracing::warn!(error = %e, "agents' deletions are not watched: this kernel's BTF lacks what the path walk reads");
+                walk.clear();
+                break;
+            }
+        }
+    }
+    let walk_ok = !walk.is_empty();
+    let mut all = vec![
         (globals::TASK_REAL_PARENT, task("real_parent")?),
         (globals::TASK_TGID, task("tgid")?),
         (globals::TASK_PID, task("pid")?),
@@ -130,7 +145,9 @@ fn offsets(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, LoadError> {
         (globals::TP_EXEC_OLD_PID, field(&exec, "sched_process_exec", "old_pid")?),
         (globals::TP_EXIT_GROUP_DEAD, tracefs::field_offset(&exit, "group_dead").unwrap_or(FIELD_ABSENT)),
         (globals::SELF_TGID, std::process::id()),
-    ])
+    ];
+    all.extend(walk);
+    Ok((all, walk_ok))
 }
 
 impl Kernel {
@@ -139,7 +156,7 @@ impl Kernel {
         if crate::EBPF_OBJECT.is_empty() {
             return Err(LoadError::NoObject);
         }
-        let offsets = offsets(opts)?;
+        let (offsets, walk_ok) = offsets(opts)?;
         let mut loader = EbpfLoader::new();
         for (name, value) in &offsets {
             loader.override_global(name, value, true);
@@ -149,6 +166,9 @@ impl Kernel {
 
         let mut statuses = Vec::new();
         for p in PROBES {
+            if !walk_ok && probes::is_deletion(p.program) {
+                continue;
+            }
             let result = attach_probe(&mut ebpf, p.program, p.hook);
             let status = ProbeStatus {
                 program: p.program,
@@ -310,8 +330,14 @@ impl Kernel {
         let mut take = |map: &'static str| {
             self.ebpf.take_map(map).ok_or(LoadError::Map { map, source: aya::maps::MapError::InvalidName { name: map.into() } })
         };
-        let (agents, execs, stopped, events, ctl) =
-            (take(maps::AGENT_TGIDS)?, take(maps::GATE_EXECS)?, take(maps::GATE_STOPPED)?, take(maps::GATE_EVENTS)?, take(maps::GATE_CTL)?);
+        let (agents, execs, stopped, events, ctl, places) = (
+            take(maps::AGENT_TGIDS)?,
+            take(maps::GATE_EXECS)?,
+            take(maps::GATE_STOPPED)?,
+            take(maps::GATE_EVENTS)?,
+            take(maps::GATE_CTL)?,
+            take(maps::PLACES)?,
+        );
         let err = |map| move |source| LoadError::Map { map, source };
         let execs_id = match &execs {
             aya::maps::Map::HashMap(d) => d.info().map_err(err(maps::GATE_EXECS))?.id(),
@@ -336,6 +362,7 @@ impl Kernel {
             events: RingBuf::try_from(events).map_err(err(maps::GATE_EVENTS))?,
             ctl: aya::maps::Array::try_from(ctl).map_err(err(maps::GATE_CTL))?,
             ctl_id,
+            places: aya::maps::lpm_trie::LpmTrie::try_from(places).map_err(err(maps::PLACES))?,
         })
     }
 

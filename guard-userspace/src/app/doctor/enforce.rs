@@ -19,7 +19,8 @@ pub(crate) enum Method {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Mechanism {
     /// Stable name: bpf_send_signal, bpf_lsm, fentry, bpf_override_return, bpf_probe_write_user,
-    /// fanotify_exec_perm, fanotify_fs_exec_perm, exec_stop, cap_kill, stop_registry.
+    /// fanotify_exec_perm, fanotify_fs_exec_perm, exec_stop, cap_kill, stop_registry,
+    /// bpf_lsm_unlink, delete_kill, io_uring_closed.
     pub mechanism: &'static str,
     pub available: bool,
     pub method: Method,
@@ -109,6 +110,8 @@ fn try_load(prog_type: u32, attach_type: u32, attach_btf_id: u32, insns: &[u64])
 /// tests).
 pub(crate) struct Host<'a> {
     pub sys: &'a Path,
+    /// The proc root, for sysctls.
+    pub proc: &'a Path,
     /// The kernel's lockdown mode when it could be read ([`super::lockdown`]).
     pub lockdown: Option<&'a str>,
     /// The parsed kernel BTF when available (LSM and fentry programs name the kernel function
@@ -151,6 +154,16 @@ pub(crate) fn mechanisms(host: &Host<'_>) -> Vec<Mechanism> {
         lsm.detail = format!("programs load, but `bpf` is not among the active LSMs ({}); boot with lsm=...,bpf", lsms.as_deref().unwrap_or("").trim());
     }
     out.push(lsm);
+    let mut lsm_unlink = probe("bpf_lsm_unlink", "refuse an agent's deletion with EPERM before its first file (an LSM hook on inode_unlink)", &|| {
+        try_load(PROG_LSM, ATTACH_LSM_MAC, by_btf("bpf_lsm_inode_unlink")?, &[mov_imm(0, 0), EXIT])
+    });
+    if lsm_unlink.available && lsms.as_deref().is_some_and(|l| !l.split(',').any(|x| x.trim() == "bpf")) {
+        lsm_unlink.available = false;
+        lsm_unlink.detail = format!("programs load, but `bpf` is not among the active LSMs ({}); boot with lsm=...,bpf", lsms.as_deref().unwrap_or("").trim());
+    }
+    out.push(delete_kill(&out[0], &lsm_unlink));
+    out.push(lsm_unlink);
+    out.push(io_uring(&host.proc.join("sys/kernel/io_uring_disabled")));
     out.push(probe("fentry", "trampolines on kernel functions (fentry/fexit), lower overhead than kprobes", &|| {
         try_load(PROG_TRACING, ATTACH_TRACE_FENTRY, by_btf("security_bprm_check")?, &[mov_imm(0, 0), EXIT])
     }));
@@ -224,6 +237,29 @@ fn exec_stop(send_signal: &Mechanism) -> Mechanism {
     let what = "stop an exec at sys_exit_execve, before the new program's first instruction, for the gate to judge (SIGKILL: exit 137; SIGCONT: it runs); the catch-all for execs fanotify did not answer (memfd, unmarked filesystems)";
     let how = if send_signal.available { "bpf_send_signal loads" } else { "needs bpf_send_signal, see above" };
     Mechanism { mechanism: "exec_stop", available: send_signal.available, method: send_signal.method.clone(), detail: format!("{what}; {how}") }
+}
+
+/// How an agent's deletion in a protected place is stopped on this host: `bpf_send_signal`
+/// from the syscall tracepoint (the syscall in flight completes: one file per thread), since
+/// guard does not ship the LSM program (this kernel kind refuses it; see `bpf_lsm_unlink`).
+fn delete_kill(send_signal: &Mechanism, lsm: &Mechanism) -> Mechanism {
+    let what = "kill an agent's process at its deletion in a protected place (enforce mode), from the unlink/rmdir/rename tracepoints; the syscall in flight completes, so one file per thread is lost";
+    let how = if send_signal.available { "bpf_send_signal loads" } else { "needs bpf_send_signal, see above" };
+    let lsm_note = if lsm.available { "; this kernel would also take an LSM program, which guard does not ship yet" } else { "" };
+    Mechanism { mechanism: "delete_kill", available: send_signal.available, method: send_signal.method.clone(), detail: format!("{what}; {how}{lsm_note}") }
+}
+
+/// io_uring's unlinkat and renameat never pass the syscall tracepoints: guard flags agents that
+/// set io_uring up, and the sysctl closes the road.
+fn io_uring(path: &Path) -> Mechanism {
+    let what = "deletions through io_uring are unseen by the syscall tracepoints; guard flags agents that set it up";
+    let value = fs::read_to_string(path).ok().and_then(|v| v.trim().parse::<u32>().ok());
+    let (available, detail) = match value {
+        Some(0) => (false, format!("{what}; kernel.io_uring_disabled is 0: consider `sysctl kernel.io_uring_disabled=2` (or 1 with kernel.io_uring_group) on hosts where agents run")),
+        Some(v) => (true, format!("{what}; kernel.io_uring_disabled is {v}, so unprivileged processes cannot use it")),
+        None => (false, format!("{what}; kernel.io_uring_disabled cannot be read (a kernel before 6.6?)")),
+    };
+    Mechanism { mechanism: "io_uring_closed", available, method: Method::Inferred, detail }
 }
 
 /// CAP_KILL: the stop's SIGKILL or SIGCONT to another user's process.

@@ -136,6 +136,7 @@ pub(crate) fn run(opts: &Options, config: Result<Config, ConfigError>) -> Report
     let may_probe = opts.live && (has(checks::CAP_BPF) || has(checks::CAP_SYS_ADMIN));
     let enforcement = enforce::mechanisms(&enforce::Host {
         sys: &sys,
+        proc: &proc_root,
         lockdown: lockdown.mode(),
         btf: btf.as_ref(),
         cap_eff,

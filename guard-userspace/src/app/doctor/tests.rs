@@ -103,6 +103,19 @@ fn a_capable_host_reports_every_section() {
         ("tracepoint:syscalls/sys_exit_execve", "ok"),
         ("tracepoint:syscalls/sys_enter_execveat", "warn"),
         ("tracepoint:syscalls/sys_exit_execveat", "warn"),
+        ("tracepoint:syscalls/sys_enter_unlink", "warn"),
+        ("tracepoint:syscalls/sys_enter_unlinkat", "warn"),
+        ("tracepoint:syscalls/sys_enter_rmdir", "warn"),
+        ("tracepoint:syscalls/sys_enter_rename", "warn"),
+        ("tracepoint:syscalls/sys_enter_renameat", "warn"),
+        ("tracepoint:syscalls/sys_enter_renameat2", "warn"),
+        ("tracepoint:syscalls/sys_exit_unlink", "warn"),
+        ("tracepoint:syscalls/sys_exit_unlinkat", "warn"),
+        ("tracepoint:syscalls/sys_exit_rmdir", "warn"),
+        ("tracepoint:syscalls/sys_exit_rename", "warn"),
+        ("tracepoint:syscalls/sys_exit_renameat", "warn"),
+        ("tracepoint:syscalls/sys_exit_renameat2", "warn"),
+        ("tracepoint:syscalls/sys_enter_io_uring_setup", "warn"),
     ];
     assert_eq!(checks, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
     assert_eq!(v["can_run"], !crate::EBPF_OBJECT.is_empty());
@@ -115,6 +128,9 @@ fn a_capable_host_reports_every_section() {
         [
             "bpf_send_signal",
             "bpf_lsm",
+            "delete_kill",
+            "bpf_lsm_unlink",
+            "io_uring_closed",
             "fentry",
             "bpf_override_return",
             "bpf_probe_write_user",

@@ -1,0 +1,446 @@
+//! Deletions by processes in an agent's tree (`guard_common::delete`): the paths they remove, in
+//! full, their place, and the kill when a protected place is hit and deletions are enforced.
+//!
+//! The cost for a process outside every agent tree is one array read and one hash lookup per
+//! unlink, rmdir or rename. For an agent's process the kernel builds each operand's absolute
+//! path at entry, while the directory it names still exists: `bpf_d_path` is refused for
+//! tracepoints, so the directory (`dfd`'s file or the cwd) is walked up through its dentries
+//! and mounts, as `d_path` does, at offsets the loader read from BTF.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user_str, bpf_send_signal},
+    },
+    macros::{map, tracepoint},
+    maps::{HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
+    programs::TracePointContext,
+};
+use guard_common::{
+    delete::{
+        DEL_DIR, DEL_DOTDOT, DEL_EXCHANGE, DEL_KILLED, DEL_NOREPLACE, DEL_RELATIVE, DEL_TRUNCATED,
+        DELETES_PENDING_MAX, DeleteEvent, DeleteSyscall, PATH_DEPTH, PLACE_KEY_LEN, PLACES_MAX, PlaceValue,
+    },
+    event::{EventKind, Header, LossSlot, PATH_LEN},
+    gate::{CTL_DELETE_KILL, CTL_DELETE_ON},
+};
+
+use crate::{
+    gate::{self, AGENT_TGIDS},
+    globals,
+    maps::count_loss,
+    ring::{self, Wake},
+    task,
+};
+
+/// Path prefixes and their places, filled by the daemon.
+#[map]
+pub static PLACES: LpmTrie<[u8; PLACE_KEY_LEN], PlaceValue> = LpmTrie::with_max_entries(PLACES_MAX, 0);
+
+/// A deletion from entry to exit, by thread: the record is sent once its result is known.
+#[map]
+static DELETES_PENDING: HashMap<u32, DeleteEvent> = HashMap::with_max_entries(DELETES_PENDING_MAX, 0);
+
+#[map]
+static DELETE_SCRATCH: PerCpuArray<DeleteEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Room to build one path. Its head is an LPM key (`prefix_len`, then the first `PATH_LEN` bytes
+/// of `data`); the rest of `data` is slack, so every write at a masked offset stays in bounds.
+#[repr(C)]
+pub struct PathBuild {
+    prefix_len: u32,
+    data: [u8; BUILD_LEN],
+    dentries: [u64; PATH_DEPTH as usize],
+}
+
+const BUILD_LEN: usize = 1024;
+/// Offsets are masked with this before each write (the write itself is at most `NAME_READ`).
+const OFF_MASK: usize = 511;
+const NAME_READ: u32 = 256;
+
+#[map]
+static PATH_SCRATCH: PerCpuArray<PathBuild> = PerCpuArray::with_max_entries(1, 0);
+
+const AT_FDCWD: i64 = -100;
+const AT_REMOVEDIR: u64 = 0x200;
+const RENAME_NOREPLACE: u64 = 1;
+const RENAME_EXCHANGE: u64 = 2;
+const SIGKILL: u32 = 9;
+
+/// Argument `i` of a syscall tracepoint record (8 bytes of common fields, `__syscall_nr` padded
+/// to 8, then one u64 per argument).
+#[inline(always)]
+fn arg(ctx: &TracePointContext, i: usize) -> Result<u64, i64> {
+    // SAFETY: within the syscall tracepoint record's argument array.
+    unsafe { ctx.read_at::<u64>(16 + 8 * i) }.map_err(i64::from)
+}
+
+#[tracepoint]
+pub fn sys_enter_unlink(ctx: TracePointContext) -> u32 {
+    let _ = arg(&ctx, 0).and_then(|p| enter(DeleteSyscall::Unlink, 0, (AT_FDCWD, p), None));
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_rmdir(ctx: TracePointContext) -> u32 {
+    let _ = arg(&ctx, 0).and_then(|p| enter(DeleteSyscall::Rmdir, DEL_DIR, (AT_FDCWD, p), None));
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_unlinkat(ctx: TracePointContext) -> u32 {
+    let _ = try_unlinkat(&ctx);
+    0
+}
+
+fn try_unlinkat(ctx: &TracePointContext) -> Result<(), i64> {
+    let (dfd, path, flag) = (arg(ctx, 0)? as i32 as i64, arg(ctx, 1)?, arg(ctx, 2)?);
+    let flags = if flag & AT_REMOVEDIR != 0 { DEL_DIR } else { 0 };
+    enter(DeleteSyscall::Unlinkat, flags, (dfd, path), None)
+}
+
+#[tracepoint]
+pub fn sys_enter_rename(ctx: TracePointContext) -> u32 {
+    let _ = try_rename(&ctx);
+    0
+}
+
+fn try_rename(ctx: &TracePointContext) -> Result<(), i64> {
+    enter(DeleteSyscall::Rename, 0, (AT_FDCWD, arg(ctx, 0)?), Some((AT_FDCWD, arg(ctx, 1)?)))
+}
+
+#[tracepoint]
+pub fn sys_enter_renameat(ctx: TracePointContext) -> u32 {
+    let _ = try_renameat(&ctx, DeleteSyscall::Renameat);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_renameat2(ctx: TracePointContext) -> u32 {
+    let _ = try_renameat(&ctx, DeleteSyscall::Renameat2);
+    0
+}
+
+fn try_renameat(ctx: &TracePointContext, syscall: DeleteSyscall) -> Result<(), i64> {
+    let from = (arg(ctx, 0)? as i32 as i64, arg(ctx, 1)?);
+    let to = (arg(ctx, 2)? as i32 as i64, arg(ctx, 3)?);
+    let mut flags = 0;
+    if matches!(syscall, DeleteSyscall::Renameat2) {
+        let f = arg(ctx, 4)?;
+        if f & RENAME_NOREPLACE != 0 {
+            flags |= DEL_NOREPLACE;
+        }
+        if f & RENAME_EXCHANGE != 0 {
+            flags |= DEL_EXCHANGE;
+        }
+    }
+    enter(syscall, flags, from, Some(to))
+}
+
+/// `io_uring_setup` by an agent's process: reported at once, since io_uring's unlinks and
+/// renames never reach the tracepoints above.
+#[tracepoint]
+pub fn sys_enter_io_uring_setup(_ctx: TracePointContext) -> u32 {
+    let _ = try_io_uring();
+    0
+}
+
+fn try_io_uring() -> Result<(), i64> {
+    let ev = begin(DeleteSyscall::IoUringSetup, 0)?;
+    ring::send_head(ev, core::mem::size_of::<DeleteEvent>(), Wake::Default)
+}
+
+#[tracepoint]
+pub fn sys_exit_unlink(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}
+#[tracepoint]
+pub fn sys_exit_unlinkat(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}
+#[tracepoint]
+pub fn sys_exit_rmdir(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}
+#[tracepoint]
+pub fn sys_exit_rename(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}
+#[tracepoint]
+pub fn sys_exit_renameat(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}
+#[tracepoint]
+pub fn sys_exit_renameat2(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}
+
+/// The scratch record for an agent's process, its header filled; `Err` for everyone else.
+#[inline(always)]
+fn begin(syscall: DeleteSyscall, flags: u8) -> Result<&'static mut DeleteEvent, i64> {
+    if !gate::ctl(CTL_DELETE_ON) {
+        return Err(0);
+    }
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    // SAFETY: the value is copied out at once.
+    let root = unsafe { AGENT_TGIDS.get(&tgid) }.ok_or(0i64)?.root;
+    let ev = DELETE_SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
+    // SAFETY: the per-CPU scratch value is ours for the duration of this program.
+    let ev = unsafe { &mut *ev };
+    ev.hdr = Header {
+        kind: EventKind::Delete as u32,
+        tid: id as u32,
+        tgid,
+        _pad: 0,
+        // SAFETY: no preconditions.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    ev.ret = 0;
+    ev.start_time_ns = task::process_start_time(task::current()).unwrap_or(0);
+    ev.root = root;
+    ev.owner = 0;
+    ev.syscall = syscall as u8;
+    ev.flags = flags;
+    ev.place = 0;
+    ev.place2 = 0;
+    ev.path_len = 0;
+    ev.path2_len = 0;
+    Ok(ev)
+}
+
+/// At entry: both paths built, placed and maybe enforced, then parked until the exit.
+#[inline(always)]
+fn enter(syscall: DeleteSyscall, flags: u8, first: (i64, u64), second: Option<(i64, u64)>) -> Result<(), i64> {
+    let ev = begin(syscall, flags)?;
+    let b = PATH_SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
+    // SAFETY: as for the record.
+    let b = unsafe { &mut *b };
+    let mut protect = false;
+
+    let r = build(b, first.0, first.1);
+    ev.flags |= r.flags;
+    ev.path_len = r.len as u16;
+    copy_path(&mut ev.path, b);
+    if let Some(v) = place(b) {
+        ev.place = v.place;
+        ev.owner = v.owner;
+        protect |= v.protect != 0 && r.flags & DEL_DOTDOT == 0;
+    }
+    if let Some((dfd, p)) = second {
+        let r = build(b, dfd, p);
+        ev.flags |= r.flags;
+        ev.path2_len = r.len as u16;
+        copy_path(&mut ev.path2, b);
+        if let Some(v) = place(b) {
+            ev.place2 = v.place;
+            protect |= v.protect != 0 && r.flags & DEL_DOTDOT == 0;
+        }
+    }
+    if protect && gate::ctl(CTL_DELETE_KILL) && ev.flags & DEL_EXCHANGE == 0 {
+        // The syscall in flight still completes: the kill lands on its return. One file per
+        // thread is the bound (FACTS.md: 49 of 50 files survived a `shutil.rmtree`).
+        // SAFETY: no preconditions; signals the current process.
+        if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+            ev.flags |= DEL_KILLED;
+        }
+    }
+    let tid = ev.hdr.tid;
+    if DELETES_PENDING.insert(&tid, &*ev, 0).is_err() {
+        count_loss(LossSlot::DeletePendingFull);
+    }
+    Ok(())
+}
+
+fn exit(ctx: &TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(ev) = DELETES_PENDING.get_ptr_mut(&tid) else { return 0 };
+    // SAFETY: the entry is this thread's; only this thread's programs touch it.
+    let ev = unsafe { &mut *ev };
+    // SAFETY: `ret` follows the 8 bytes of common fields and the padded syscall number.
+    ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    let _ = ring::send_head(ev, core::mem::size_of::<DeleteEvent>(), Wake::Default);
+    let _ = DELETES_PENDING.remove(&tid);
+    0
+}
+
+struct Built {
+    len: usize,
+    flags: u8,
+}
+
+/// Builds the absolute path of `path` (a user pointer) relative to `dfd` in `b.data`, and sets
+/// `b.prefix_len` for the place lookup.
+#[inline(always)]
+fn build(b: &mut PathBuild, dfd: i64, path: u64) -> Built {
+    let mut flags = 0;
+    // SAFETY: the helper bounds the write and checks the user address.
+    let n = unsafe { bpf_probe_read_user_str(b.data.as_mut_ptr().cast(), NAME_READ, path as *const _) };
+    if n <= 0 {
+        count_loss(LossSlot::DeletePathRead);
+        b.prefix_len = 0;
+        return Built { len: 0, flags: DEL_RELATIVE };
+    }
+    let mut len = (n - 1) as usize;
+    if n as u32 >= NAME_READ {
+        flags |= DEL_TRUNCATED;
+    }
+    if b.data[0] != b'/' {
+        match dir_of(dfd).and_then(|(mnt, dentry)| walk(b, mnt, dentry)) {
+            Ok(off) => {
+                let off = off & OFF_MASK;
+                b.data[off] = b'/';
+                let at = (off + 1) & OFF_MASK;
+                // SAFETY: as above; the buffer has `NAME_READ` bytes of slack past any masked offset.
+                let n = unsafe { bpf_probe_read_user_str(b.data.as_mut_ptr().add(at).cast(), NAME_READ, path as *const _) };
+                len = if n > 0 { at + (n - 1) as usize } else { at };
+            }
+            Err(_) => flags |= DEL_RELATIVE,
+        }
+    }
+    if len >= PATH_LEN {
+        flags |= DEL_TRUNCATED;
+        len = PATH_LEN - 1;
+    }
+    if has_dotdot(b) {
+        flags |= DEL_DOTDOT;
+    }
+    b.prefix_len = if flags & DEL_RELATIVE != 0 { 0 } else { (len * 8) as u32 };
+    Built { len, flags }
+}
+
+/// The (vfsmount, dentry) of the directory `dfd` names: the cwd, or an open directory.
+#[inline(always)]
+fn dir_of(dfd: i64) -> Result<(u64, u64), i64> {
+    let path_at = if dfd == AT_FDCWD {
+        let fs: u64 = read(task::current(), globals::task_fs())?;
+        fs + globals::fs_pwd() as u64
+    } else {
+        if dfd < 0 {
+            return Err(0);
+        }
+        let files: u64 = read(task::current(), globals::task_files())?;
+        let fdt: u64 = read(files, globals::files_fdt())?;
+        let max: u32 = read(fdt, globals::fdt_max_fds())?;
+        if dfd as u64 >= max as u64 {
+            return Err(0);
+        }
+        let fds: u64 = read(fdt, globals::fdt_fd())?;
+        let file: u64 = read(fds, 8 * dfd as u32)?;
+        if file == 0 {
+            return Err(0);
+        }
+        file + globals::file_f_path() as u64
+    };
+    let mnt: u64 = read(path_at, globals::path_mnt())?;
+    let dentry: u64 = read(path_at, globals::path_dentry())?;
+    Ok((mnt, dentry))
+}
+
+/// Writes `/a/b/c` for the directory (`mnt`, `dentry`) at the start of `b.data`; returns its
+/// length (0 for the root, whose slash the caller adds).
+///
+/// Each step of the way up takes one slot, a dentry or 0 for a mount crossed, so that both kinds
+/// of step leave the verifier the same state and the loop stays cheap to verify.
+#[inline(always)]
+fn walk(b: &mut PathBuild, mut mnt: u64, mut dentry: u64) -> Result<usize, i64> {
+    const SLOTS: usize = PATH_DEPTH as usize;
+    let mut used: usize = 0;
+    let mut top = false;
+    while used < SLOTS {
+        let mnt_root: u64 = read(mnt, globals::vfsmount_mnt_root())?;
+        let mut slot = 0;
+        if dentry == mnt_root {
+            let mount = mnt - globals::mount_mnt() as u64;
+            let parent: u64 = read(mount, globals::mount_mnt_parent())?;
+            if parent == mount {
+                top = true;
+                break;
+            }
+            dentry = read(mount, globals::mount_mnt_mountpoint())?;
+            mnt = parent + globals::mount_mnt() as u64;
+        } else {
+            let up: u64 = read(dentry, globals::dentry_d_parent())?;
+            if up == dentry {
+                top = true;
+                break;
+            }
+            slot = dentry;
+            dentry = up;
+        }
+        b.dentries[used & (SLOTS - 1)] = slot;
+        used += 1;
+    }
+    // Deeper than the walk goes: a path without its top would name another place.
+    if !top {
+        return Err(0);
+    }
+    // Down: the names, root first.
+    let mut off: usize = 0;
+    let mut k: usize = 0;
+    while k < SLOTS {
+        if k >= used {
+            break;
+        }
+        let d = b.dentries[(used - 1 - k) & (SLOTS - 1)];
+        k += 1;
+        if d == 0 {
+            continue;
+        }
+        let name: u64 = read(d, globals::dentry_d_name() + globals::qstr_name())?;
+        let at = off & OFF_MASK;
+        b.data[at] = b'/';
+        // SAFETY: kernel string through the checked helper, bounded by the slack after `at + 1`.
+        let n = unsafe { bpf_probe_read_kernel_str(b.data.as_mut_ptr().add(at + 1).cast(), NAME_READ, name as *const _) };
+        if n <= 0 {
+            return Err(n);
+        }
+        off = at + (n as usize & OFF_MASK); // the slash and the name, without its NUL
+        if off >= PATH_LEN {
+            break;
+        }
+    }
+    Ok(off)
+}
+
+/// Whether the path (its first `PATH_LEN` bytes) has a `..` component.
+#[inline(always)]
+fn has_dotdot(b: &PathBuild) -> bool {
+    let mut i = 0;
+    while i + 3 < PATH_LEN {
+        let c = b.data[i];
+        if c == 0 {
+            return false;
+        }
+        if c == b'/' && b.data[i + 1] == b'.' && b.data[i + 2] == b'.' && matches!(b.data[i + 3], b'/' | 0) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+#[inline(always)]
+fn place(b: &PathBuild) -> Option<PlaceValue> {
+    if b.prefix_len == 0 {
+        return None;
+    }
+    // SAFETY: `PathBuild` starts with an LPM key of `PLACE_KEY_LEN` bytes of data (repr(C)).
+    let key = unsafe { &*(b as *const PathBuild).cast::<Key<[u8; PLACE_KEY_LEN]>>() };
+    PLACES.get(key).copied()
+}
+
+#[inline(always)]
+fn copy_path(dst: &mut [u8; PATH_LEN], b: &PathBuild) {
+    // SAFETY: both are PATH_LEN bytes of map memory.
+    unsafe { bpf_probe_read_kernel(dst.as_mut_ptr().cast(), PATH_LEN as u32, b.data.as_ptr().cast()) };
+}
+
+#[inline(always)]
+fn read<T: Copy>(base: u64, off: u32) -> Result<T, i64> {
+    if base == 0 {
+        return Err(0);
+    }
+    // SAFETY: reading kernel memory through the checked helper; a bad address returns an error.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((base + off as u64) as *const T) }.map_err(|e| e as i64)
+}
