@@ -10,12 +10,13 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-        generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user_str, bpf_send_signal},
+        generated::{bpf_loop, bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user_str, bpf_send_signal},
     },
     macros::{map, tracepoint},
     maps::{HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::TracePointContext,
 };
+use aya_ebpf::cty::c_void;
 use guard_common::{
     delete::{
         DEL_DIR, DEL_DOTDOT, DEL_EXCHANGE, DEL_KILLED, DEL_NOREPLACE, DEL_RELATIVE, DEL_TRUNCATED,
@@ -75,67 +76,53 @@ fn arg(ctx: &TracePointContext, i: usize) -> Result<u64, i64> {
     unsafe { ctx.read_at::<u64>(16 + 8 * i) }.map_err(i64::from)
 }
 
+/// One program for the six syscalls, told apart by the record's syscall number: the path walk
+/// is then verified once, not once per syscall (the verifier's time is guard's start-up time).
 #[tracepoint]
-pub fn sys_enter_unlink(ctx: TracePointContext) -> u32 {
-    let _ = arg(&ctx, 0).and_then(|p| enter(DeleteSyscall::Unlink, 0, (AT_FDCWD, p), None));
+pub fn sys_enter_delete(ctx: TracePointContext) -> u32 {
+    let _ = try_enter(&ctx);
     0
 }
 
-#[tracepoint]
-pub fn sys_enter_rmdir(ctx: TracePointContext) -> u32 {
-    let _ = arg(&ctx, 0).and_then(|p| enter(DeleteSyscall::Rmdir, DEL_DIR, (AT_FDCWD, p), None));
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_unlinkat(ctx: TracePointContext) -> u32 {
-    let _ = try_unlinkat(&ctx);
-    0
-}
-
-fn try_unlinkat(ctx: &TracePointContext) -> Result<(), i64> {
-    let (dfd, path, flag) = (arg(ctx, 0)? as i32 as i64, arg(ctx, 1)?, arg(ctx, 2)?);
-    let flags = if flag & AT_REMOVEDIR != 0 { DEL_DIR } else { 0 };
-    enter(DeleteSyscall::Unlinkat, flags, (dfd, path), None)
-}
-
-#[tracepoint]
-pub fn sys_enter_rename(ctx: TracePointContext) -> u32 {
-    let _ = try_rename(&ctx);
-    0
-}
-
-fn try_rename(ctx: &TracePointContext) -> Result<(), i64> {
-    enter(DeleteSyscall::Rename, 0, (AT_FDCWD, arg(ctx, 0)?), Some((AT_FDCWD, arg(ctx, 1)?)))
-}
-
-#[tracepoint]
-pub fn sys_enter_renameat(ctx: TracePointContext) -> u32 {
-    let _ = try_renameat(&ctx, DeleteSyscall::Renameat);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_renameat2(ctx: TracePointContext) -> u32 {
-    let _ = try_renameat(&ctx, DeleteSyscall::Renameat2);
-    0
-}
-
-fn try_renameat(ctx: &TracePointContext, syscall: DeleteSyscall) -> Result<(), i64> {
-    let from = (arg(ctx, 0)? as i32 as i64, arg(ctx, 1)?);
-    let to = (arg(ctx, 2)? as i32 as i64, arg(ctx, 3)?);
-    let mut flags = 0;
-    if matches!(syscall, DeleteSyscall::Renameat2) {
-        let f = arg(ctx, 4)?;
-        if f & RENAME_NOREPLACE != 0 {
-            flags |= DEL_NOREPLACE;
+fn try_enter(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: `__syscall_nr` follows the 8 bytes of common fields in every syscall record.
+    let nr = unsafe { ctx.read_at::<i32>(8) }.map_err(i64::from)? as i64;
+    let a = |i| arg(ctx, i);
+    let cwd = |p: u64| (AT_FDCWD, p);
+    let (syscall, flags, first, second) = match nr {
+        NR_UNLINK => (DeleteSyscall::Unlink, 0, cwd(a(0)?), None),
+        NR_RMDIR => (DeleteSyscall::Rmdir, DEL_DIR, cwd(a(0)?), None),
+        NR_UNLINKAT => {
+            let flags = if a(2)? & AT_REMOVEDIR != 0 { DEL_DIR } else { 0 };
+            (DeleteSyscall::Unlinkat, flags, (a(0)? as i32 as i64, a(1)?), None)
         }
-        if f & RENAME_EXCHANGE != 0 {
-            flags |= DEL_EXCHANGE;
+        NR_RENAME => (DeleteSyscall::Rename, 0, cwd(a(0)?), Some(cwd(a(1)?))),
+        NR_RENAMEAT | NR_RENAMEAT2 => {
+            let mut flags = 0;
+            if nr == NR_RENAMEAT2 {
+                let f = a(4)?;
+                if f & RENAME_NOREPLACE != 0 {
+                    flags |= DEL_NOREPLACE;
+                }
+                if f & RENAME_EXCHANGE != 0 {
+                    flags |= DEL_EXCHANGE;
+                }
+            }
+            let syscall = if nr == NR_RENAMEAT2 { DeleteSyscall::Renameat2 } else { DeleteSyscall::Renameat };
+            (syscall, flags, (a(0)? as i32 as i64, a(1)?), Some((a(2)? as i32 as i64, a(3)?)))
         }
-    }
-    enter(syscall, flags, from, Some(to))
+        _ => return Ok(()),
+    };
+    enter(syscall, flags, first, second)
 }
+
+// x86-64 syscall numbers (the only architecture guard's programs are built for).
+const NR_RENAME: i64 = 82;
+const NR_RMDIR: i64 = 84;
+const NR_UNLINK: i64 = 87;
+const NR_RENAMEAT: i64 = 264;
+const NR_UNLINKAT: i64 = 263;
+const NR_RENAMEAT2: i64 = 316;
 
 /// `io_uring_setup` by an agent's process: reported at once, since io_uring's unlinks and
 /// renames never reach the tracepoints above.
@@ -150,28 +137,9 @@ fn try_io_uring() -> Result<(), i64> {
     ring::send_head(ev, core::mem::size_of::<DeleteEvent>(), Wake::Default)
 }
 
+/// The six syscalls' exits: the parked record goes out with its result.
 #[tracepoint]
-pub fn sys_exit_unlink(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
-}
-#[tracepoint]
-pub fn sys_exit_unlinkat(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
-}
-#[tracepoint]
-pub fn sys_exit_rmdir(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
-}
-#[tracepoint]
-pub fn sys_exit_rename(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
-}
-#[tracepoint]
-pub fn sys_exit_renameat(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
-}
-#[tracepoint]
-pub fn sys_exit_renameat2(ctx: TracePointContext) -> u32 {
+pub fn sys_exit_delete(ctx: TracePointContext) -> u32 {
     exit(&ctx)
 }
 
@@ -213,9 +181,9 @@ fn begin(syscall: DeleteSyscall, flags: u8) -> Result<&'static mut DeleteEvent, 
 #[inline(always)]
 fn enter(syscall: DeleteSyscall, flags: u8, first: (i64, u64), second: Option<(i64, u64)>) -> Result<(), i64> {
     let ev = begin(syscall, flags)?;
+    // A raw pointer, never a reference held across `build`: its `bpf_loop` callbacks write the
+    // same scratch through pointers of their own.
     let b = PATH_SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
-    // SAFETY: as for the record.
-    let b = unsafe { &mut *b };
     let mut protect = false;
 
     let r = build(b, first.0, first.1);
@@ -272,27 +240,30 @@ struct Built {
 /// Builds the absolute path of `path` (a user pointer) relative to `dfd` in `b.data`, and sets
 /// `b.prefix_len` for the place lookup.
 #[inline(always)]
-fn build(b: &mut PathBuild, dfd: i64, path: u64) -> Built {
+fn build(b: *mut PathBuild, dfd: i64, path: u64) -> Built {
+    // SAFETY (every deref of `b` below): the per-CPU scratch, ours for the duration of this
+    // program; each access is a short one, none held across `walk`.
+    let data = unsafe { (&raw mut (*b).data).cast::<u8>() };
     let mut flags = 0;
     // SAFETY: the helper bounds the write and checks the user address.
-    let n = unsafe { bpf_probe_read_user_str(b.data.as_mut_ptr().cast(), NAME_READ, path as *const _) };
+    let n = unsafe { bpf_probe_read_user_str(data.cast(), NAME_READ, path as *const _) };
     if n <= 0 {
         count_loss(LossSlot::DeletePathRead);
-        b.prefix_len = 0;
+        unsafe { (*b).prefix_len = 0 };
         return Built { len: 0, flags: DEL_RELATIVE };
     }
     let mut len = (n - 1) as usize;
     if n as u32 >= NAME_READ {
         flags |= DEL_TRUNCATED;
     }
-    if b.data[0] != b'/' {
-        match dir_of(dfd).and_then(|(mnt, dentry)| walk(b, mnt, dentry)) {
+    if unsafe { *data } != b'/' {
+        match dir_of(dfd).and_then(|(mnt, dentry)| walk(mnt, dentry)) {
             Ok(off) => {
                 let off = off & OFF_MASK;
-                b.data[off] = b'/';
+                unsafe { *data.add(off) = b'/' };
                 let at = (off + 1) & OFF_MASK;
                 // SAFETY: as above; the buffer has `NAME_READ` bytes of slack past any masked offset.
-                let n = unsafe { bpf_probe_read_user_str(b.data.as_mut_ptr().add(at).cast(), NAME_READ, path as *const _) };
+                let n = unsafe { bpf_probe_read_user_str(data.add(at).cast(), NAME_READ, path as *const _) };
                 len = if n > 0 { at + (n - 1) as usize } else { at };
             }
             Err(_) => flags |= DEL_RELATIVE,
@@ -302,10 +273,10 @@ fn build(b: &mut PathBuild, dfd: i64, path: u64) -> Built {
         flags |= DEL_TRUNCATED;
         len = PATH_LEN - 1;
     }
-    if has_dotdot(b) {
+    if has_dotdot() {
         flags |= DEL_DOTDOT;
     }
-    b.prefix_len = if flags & DEL_RELATIVE != 0 { 0 } else { (len * 8) as u32 };
+    unsafe { (*b).prefix_len = if flags & DEL_RELATIVE != 0 { 0 } else { (len * 8) as u32 } };
     Built { len, flags }
 }
 
@@ -340,100 +311,165 @@ fn dir_of(dfd: i64) -> Result<(u64, u64), i64> {
 /// Writes `/a/b/c` for the directory (`mnt`, `dentry`) at the start of `b.data`; returns its
 /// length (0 for the root, whose slash the caller adds).
 ///
-/// Each step of the way up takes one slot, a dentry or 0 for a mount crossed, so that both kinds
-/// of step leave the verifier the same state and the loop stays cheap to verify.
+/// Both loops are `bpf_loop` callbacks: the verifier checks a callback once, where an unrolled
+/// walk cost it about a second per program and its million-instruction limit when inlined twice.
 #[inline(always)]
-fn walk(b: &mut PathBuild, mut mnt: u64, mut dentry: u64) -> Result<usize, i64> {
-    const SLOTS: usize = PATH_DEPTH as usize;
-    let mut used: usize = 0;
-    let mut top = false;
-    while used < SLOTS {
-        let mnt_root: u64 = read(mnt, globals::vfsmount_mnt_root())?;
-        let mut slot = 0;
-        if dentry == mnt_root {
-            let mount = mnt - globals::mount_mnt() as u64;
-            let parent: u64 = read(mount, globals::mount_mnt_parent())?;
-            if parent == mount {
-                top = true;
-                break;
-            }
-            dentry = read(mount, globals::mount_mnt_mountpoint())?;
-            mnt = parent + globals::mount_mnt() as u64;
-        } else {
-            let up: u64 = read(dentry, globals::dentry_d_parent())?;
-            if up == dentry {
-                top = true;
-                break;
-            }
-            slot = dentry;
-            dentry = up;
-        }
-        b.dentries[used & (SLOTS - 1)] = slot;
-        used += 1;
-    }
-    // Deeper than the walk goes: a path without its top would name another place.
-    if !top {
+fn walk(mnt: u64, dentry: u64) -> Result<usize, i64> {
+    let mut c = Walk { mnt, dentry, used: 0, off: 0, state: WALKING };
+    // SAFETY: the callback and its context (on this stack) live through the call.
+    unsafe { bpf_loop(PATH_DEPTH, up_step as *mut c_void, (&raw mut c).cast(), 0) };
+    // Deeper than the walk goes, or unreadable: a path without its top would name another place.
+    if c.state != TOP {
         return Err(0);
     }
-    // Down: the names, root first.
-    let mut off: usize = 0;
-    let mut k: usize = 0;
-    while k < SLOTS {
-        if k >= used {
-            break;
+    c.state = WALKING;
+    // SAFETY: as above.
+    unsafe { bpf_loop(PATH_DEPTH, down_step as *mut c_void, (&raw mut c).cast(), 0) };
+    if c.state == FAILED {
+        return Err(0);
+    }
+    Ok(c.off as usize)
+}
+
+const WALKING: u64 = 0;
+const TOP: u64 = 1;
+const FAILED: u64 = 2;
+
+#[repr(C)]
+struct Walk {
+    mnt: u64,
+    dentry: u64,
+    /// Slots of `PathBuild::dentries` filled on the way up.
+    used: u64,
+    /// Bytes written on the way down.
+    off: u64,
+    state: u64,
+}
+
+/// One step up: a dentry into the next slot, or 0 for a mount crossed. Returns 1 to stop.
+extern "C" fn up_step(_i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `walk` passes its `Walk`.
+    let c = unsafe { &mut *ctx.cast::<Walk>() };
+    let Some(b) = PATH_SCRATCH.get_ptr_mut(0) else {
+        c.state = FAILED;
+        return 1;
+    };
+    match up(c) {
+        Ok(Some(slot)) => {
+            // SAFETY: the per-CPU scratch value is ours for the duration of this program.
+            unsafe { (*b).dentries[c.used as usize & (PATH_DEPTH as usize - 1)] = slot };
+            c.used += 1;
+            0
         }
-        let d = b.dentries[(used - 1 - k) & (SLOTS - 1)];
-        k += 1;
-        if d == 0 {
-            continue;
+        Ok(None) => {
+            c.state = TOP;
+            1
         }
-        let name: u64 = read(d, globals::dentry_d_name() + globals::qstr_name())?;
-        let at = off & OFF_MASK;
-        b.data[at] = b'/';
-        // SAFETY: kernel string through the checked helper, bounded by the slack after `at + 1`.
-        let n = unsafe { bpf_probe_read_kernel_str(b.data.as_mut_ptr().add(at + 1).cast(), NAME_READ, name as *const _) };
-        if n <= 0 {
-            return Err(n);
-        }
-        off = at + (n as usize & OFF_MASK); // the slash and the name, without its NUL
-        if off >= PATH_LEN {
-            break;
+        Err(_) => {
+            c.state = FAILED;
+            1
         }
     }
-    Ok(off)
+}
+
+/// The slot for the current step (`Some(0)`: a mount crossed), or `None` at the root.
+#[inline(always)]
+fn up(c: &mut Walk) -> Result<Option<u64>, i64> {
+    let mnt_root: u64 = read(c.mnt, globals::vfsmount_mnt_root())?;
+    if c.dentry == mnt_root {
+        let mount = c.mnt - globals::mount_mnt() as u64;
+        let parent: u64 = read(mount, globals::mount_mnt_parent())?;
+        if parent == mount {
+            return Ok(None);
+        }
+        c.dentry = read(mount, globals::mount_mnt_mountpoint())?;
+        c.mnt = parent + globals::mount_mnt() as u64;
+        return Ok(Some(0));
+    }
+    let up: u64 = read(c.dentry, globals::dentry_d_parent())?;
+    if up == c.dentry {
+        return Ok(None);
+    }
+    let slot = c.dentry;
+    c.dentry = up;
+    Ok(Some(slot))
+}
+
+/// One name on the way down, root first. Returns 1 to stop.
+extern "C" fn down_step(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `walk` passes its `Walk`.
+    let c = unsafe { &mut *ctx.cast::<Walk>() };
+    if i >= c.used || c.off as usize >= PATH_LEN {
+        return 1;
+    }
+    let Some(b) = PATH_SCRATCH.get_ptr_mut(0) else {
+        c.state = FAILED;
+        return 1;
+    };
+    // SAFETY: as in `up_step`.
+    let b = unsafe { &mut *b };
+    let d = b.dentries[(c.used - 1 - i) as usize & (PATH_DEPTH as usize - 1)];
+    if d == 0 {
+        return 0;
+    }
+    let Ok(name) = read::<u64>(d, globals::dentry_d_name() + globals::qstr_name()) else {
+        c.state = FAILED;
+        return 1;
+    };
+    let at = c.off as usize & OFF_MASK;
+    b.data[at] = b'/';
+    // SAFETY: kernel string through the checked helper, bounded by the slack after `at + 1`.
+    let n = unsafe { bpf_probe_read_kernel_str(b.data.as_mut_ptr().add(at + 1).cast(), NAME_READ, name as *const _) };
+    if n <= 0 {
+        c.state = FAILED;
+        return 1;
+    }
+    // The slash and the name, without its NUL.
+    c.off = (at + (n as usize & OFF_MASK)) as u64;
+    0
 }
 
 /// Whether the path (its first `PATH_LEN` bytes) has a `..` component.
 #[inline(always)]
-fn has_dotdot(b: &PathBuild) -> bool {
-    let mut i = 0;
-    while i + 3 < PATH_LEN {
-        let c = b.data[i];
-        if c == 0 {
-            return false;
-        }
-        if c == b'/' && b.data[i + 1] == b'.' && b.data[i + 2] == b'.' && matches!(b.data[i + 3], b'/' | 0) {
-            return true;
-        }
-        i += 1;
+fn has_dotdot() -> bool {
+    let mut found: u64 = 0;
+    // SAFETY: as in `walk`.
+    unsafe { bpf_loop((PATH_LEN - 3) as u32, dotdot_step as *mut c_void, (&raw mut found).cast(), 0) };
+    found == 1
+}
+
+extern "C" fn dotdot_step(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `has_dotdot` passes its flag.
+    let found = unsafe { &mut *ctx.cast::<u64>() };
+    let Some(b) = PATH_SCRATCH.get_ptr_mut(0) else { return 1 };
+    // SAFETY: as in `up_step`.
+    let d = unsafe { &(*b).data };
+    let i = i as usize & (PATH_LEN - 1);
+    if d[i] == 0 {
+        return 1;
     }
-    false
+    if d[i] == b'/' && d[i + 1] == b'.' && d[i + 2] == b'.' && matches!(d[i + 3], b'/' | 0) {
+        *found = 1;
+        return 1;
+    }
+    0
 }
 
 #[inline(always)]
-fn place(b: &PathBuild) -> Option<PlaceValue> {
-    if b.prefix_len == 0 {
+fn place(b: *mut PathBuild) -> Option<PlaceValue> {
+    // SAFETY: the scratch, as in `build`.
+    if unsafe { (*b).prefix_len } == 0 {
         return None;
     }
     // SAFETY: `PathBuild` starts with an LPM key of `PLACE_KEY_LEN` bytes of data (repr(C)).
-    let key = unsafe { &*(b as *const PathBuild).cast::<Key<[u8; PLACE_KEY_LEN]>>() };
+    let key = unsafe { &*b.cast::<Key<[u8; PLACE_KEY_LEN]>>() };
     PLACES.get(key).copied()
 }
 
 #[inline(always)]
-fn copy_path(dst: &mut [u8; PATH_LEN], b: &PathBuild) {
+fn copy_path(dst: &mut [u8; PATH_LEN], b: *mut PathBuild) {
     // SAFETY: both are PATH_LEN bytes of map memory.
-    unsafe { bpf_probe_read_kernel(dst.as_mut_ptr().cast(), PATH_LEN as u32, b.data.as_ptr().cast()) };
+    unsafe { bpf_probe_read_kernel(dst.as_mut_ptr().cast(), PATH_LEN as u32, (&raw const (*b).data).cast()) };
 }
 
 #[inline(always)]

@@ -214,7 +214,7 @@ fn start_gate(
     running: &Outputs,
     first_run: FirstRunOptions,
 ) -> Result<Option<Gate>, DaemonError> {
-    let opts = GateOptions { fan, judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce(), first_run: Some(first_run), deletions: true };
+    let opts = GateOptions { fan, judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce(), first_run: Some(first_run), deletions: true, protected: crate::gate::default_protected() };
     match Gate::start(kernel, opts, running) {
         Ok(g) => Ok(Some(g)),
         Err(e) if cfg.mode == Mode::Enforce => Err(e.into()),

@@ -80,6 +80,18 @@ impl Fanotify {
         self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM, libc::FAN_OPEN_EXEC_PERM, path)
     }
 
+    /// Asks for an open permission event on `dir` and on the files directly in it
+    /// (`crate::gate::protect`).
+    pub(crate) fn mark_open_perm(&self, dir: &Path) -> io::Result<()> {
+        self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_DONT_FOLLOW, libc::FAN_OPEN_PERM | libc::FAN_EVENT_ON_CHILD, dir)
+    }
+
+    /// Removes every inode mark of this group (the protected directories'), not the
+    /// filesystem marks.
+    pub(crate) fn flush_inodes(&self) -> io::Result<()> {
+        self.mark(libc::FAN_MARK_FLUSH, 0, Path::new("/"))
+    }
+
     /// Removes every filesystem mark of this group. Events already queued stay queued.
     pub(crate) fn flush(&self) -> io::Result<()> {
         // The kernel ignores the path of a flush; "/" is only a valid pointer.

@@ -20,7 +20,7 @@ use super::{
     judges::{self, Job},
     monotonic_ns,
     pending::{Entry, respond},
-    provisional,
+    protect, provisional,
 };
 
 /// One read takes every event queued, up to this many bytes (~2,700 events).
@@ -35,6 +35,14 @@ pub(super) fn run(s: &Shared, jobs: SyncSender<Job>) {
             return;
         }
     };
+    let agents = match judges::open_agents(s.agents_map) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::error!(error = %e, "the exec gate cannot read the agents' scope: protected files are not judged");
+            None
+        }
+    };
+    let maps = Maps { execs, agents };
     let mut buf = vec![0u8; READ_BUF];
     let mut events = Vec::with_capacity(256);
     let mut next_id = 0u64;
@@ -54,14 +62,21 @@ pub(super) fn run(s: &Shared, jobs: SyncSender<Job>) {
         s.progress.fetch_add(events.len() as u64 + 1, Relaxed);
         for ev in events.drain(..) {
             next_id += 1;
-            on_event(s, fan, &execs, &jobs, ev, next_id);
+            on_event(s, fan, &maps, &jobs, ev, next_id);
         }
     }
 }
 
-fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>, jobs: &SyncSender<Job>, ev: PermEvent, id: u64) {
+fn on_event(s: &Shared, fan: &Fanotify, maps: &Maps, jobs: &SyncSender<Job>, ev: PermEvent, id: u64) {
+    let execs = &maps.execs;
     // Only permission events wait for an answer (the group asks for no other kind).
     if ev.mask & libc::FAN_OPEN_EXEC_PERM == 0 {
+        if ev.mask & libc::FAN_OPEN_PERM != 0 {
+            match &maps.agents {
+                Some(a) => protect::on_open(s, fan, a, ev),
+                None => respond(fan, &ev, true),
+            }
+        }
         return;
     }
     if let Some(first) = s.first_run.get()
@@ -78,6 +93,12 @@ fn on_event(s: &Shared, fan: &Fanotify, execs: &HashMap<MapData, u32, GateExec>,
         return route(s, fan, execs, jobs, e.ev, id, false);
     }
     route(s, fan, execs, jobs, ev, id, false);
+}
+
+/// The listener's own handles of the gate's maps.
+struct Maps {
+    execs: HashMap<MapData, u32, GateExec>,
+    agents: Option<HashMap<MapData, u32, guard_common::gate::AgentScope>>,
 }
 
 /// The gate's path for an exec whose file guard knows: no ticket, allowed at once; a known

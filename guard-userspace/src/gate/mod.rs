@@ -18,6 +18,7 @@ pub(crate) mod mounts;
 pub(crate) mod notify;
 mod pending;
 pub(crate) mod places;
+mod protect;
 pub(super) mod provisional;
 pub(crate) mod release;
 pub(super) mod scope;
@@ -71,6 +72,8 @@ pub(crate) struct GateOptions {
     pub first_run: Option<first_run::FirstRunOptions>,
     /// Watch agents' deletions (and kill in a protected place in enforce mode).
     pub deletions: bool,
+    /// Directories whose files agents may not open for writing (enforce mode refuses).
+    pub protected: Vec<PathBuf>,
 }
 
 /// Decision records waiting for the daemon loop; more are dropped and counted.
@@ -96,6 +99,7 @@ struct Shared {
     /// Events the listener has read: the deadline thread's sign that it is alive.
     progress: AtomicU64,
     execs_map: u32,
+    agents_map: u32,
     ctl_map: u32,
     /// The first-exec hold, once its threads run (none without fanotify or without a scanner).
     first_run: OnceLock<first_run::FirstRun>,
@@ -141,6 +145,7 @@ pub(crate) struct Gate {
     marks: Marks,
     ctl: aya::maps::Array<aya::maps::MapData, u32>,
     places: places::PlacesWriter,
+    protect: protect::ProtectMarks,
     watchdog: Option<watchdog::Watchdog>,
     last_sweep: Instant,
     overflows_seen: u64,
@@ -179,6 +184,7 @@ impl Gate {
             stop_deadline: AtomicBool::new(false),
             progress: AtomicU64::new(0),
             execs_map,
+            agents_map: maps.agents_id,
             ctl_map: maps.ctl_id,
             first_run: OnceLock::new(),
             #[cfg(debug_assertions)]
@@ -218,7 +224,9 @@ impl Gate {
         shared.metrics.active[1].set(i64::from(on));
         let marks = Marks::new(opts.marks);
         let places = places::PlacesWriter::new(maps.places);
-        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
+        let protect = protect::ProtectMarks::new(if on { opts.protected } else { Vec::new() });
+        shared.metrics.deletions_active[0].set(i64::from(opts.deletions && cfg.mode == Mode::Enforce));
+        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, protect, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
         gate.tick();
         tracing::info!(
             mode = ?cfg.mode,
@@ -252,6 +260,16 @@ impl Gate {
             }
         }
         self.scope.apply(&self.shared.agents, &out.scope);
+        if !out.scope.is_empty() {
+            self.sync_protect();
+        }
+    }
+
+    /// Protected directories are marked while an identified agent lives.
+    fn sync_protect(&mut self) {
+        let Some(fan) = self.shared.fan.as_ref() else { return };
+        let armed = self.protect.sync(fan, self.scope.has_roots());
+        self.shared.metrics.deletions_active[1].set(i64::from(armed));
     }
 
     /// The places the deletion programs match paths against (`guard_common::delete`).
@@ -265,6 +283,7 @@ impl Gate {
         if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
             self.last_sweep = now;
             self.scope.sweep(std::path::Path::new("/proc"));
+            self.sync_protect();
         }
         let Some(fan) = self.shared.fan.as_ref() else { return };
         if fan.overflows() > self.overflows_seen {
@@ -281,6 +300,7 @@ impl Gate {
         let _ = self.ctl.set(CTL_DELETE_KILL, 0, 0);
         let _ = self.ctl.set(CTL_DELETE_ON, 0, 0);
         if let Some(fan) = self.shared.fan.as_ref() {
+            self.protect.sync(fan, false);
             self.marks.sync(fan, false);
         }
         self.shared.stop.store(true, Relaxed);
@@ -294,6 +314,8 @@ impl Gate {
         let _ = self.ctl.set(CTL_STOP, 0, 0);
         self.shared.metrics.active[0].set(0);
         self.shared.metrics.active[1].set(0);
+        self.shared.metrics.deletions_active[0].set(0);
+        self.shared.metrics.deletions_active[1].set(0);
         drop(self.watchdog.take());
         let mut left = Vec::new();
         while let Ok(r) = self.records.try_recv() {
@@ -320,4 +342,16 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: writes only the struct passed.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// The protected directories until the `[deletions]` configuration names them: each home's
+/// credentials and `/etc`.
+pub(crate) fn default_protected() -> Vec<PathBuf> {
+    let mut homes = vec![PathBuf::from("/root")];
+    if let Ok(rd) = std::fs::read_dir("/home") {
+        homes.extend(rd.filter_map(Result::ok).map(|e| e.path()));
+    }
+    let mut out: Vec<PathBuf> = homes.iter().flat_map(|h| [".ssh", ".aws", ".gnupg", ".kube"].map(|d| h.join(d))).collect();
+    out.push(PathBuf::from("/etc"));
+    out
 }

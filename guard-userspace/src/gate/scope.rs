@@ -69,17 +69,25 @@ impl Agents {
 
 pub(super) struct ScopeWriter {
     map: HashMap<MapData, u32, AgentScope>,
+    /// Identified agents' root tgids that may still live (dropped by `sweep`).
+    roots: HashSet<u32>,
 }
 
 impl ScopeWriter {
     pub(super) fn new(map: HashMap<MapData, u32, AgentScope>) -> Self {
-        Self { map }
+        Self { map, roots: HashSet::new() }
+    }
+
+    /// Whether an identified agent may still live.
+    pub(super) fn has_roots(&self) -> bool {
+        !self.roots.is_empty()
     }
 
     pub(super) fn apply(&mut self, agents: &Agents, adds: &[ScopeAdd]) {
         for a in adds {
             let v = AgentScope { slot: agents.slot(&a.agent), flags: SCOPE_ROOT, root: a.tgid, _pad: 0 };
             agents.resolve(a.tgid, v.slot);
+            self.roots.insert(a.tgid);
             tracing::debug!(tgid = a.tgid, agent = %a.agent, slot = v.slot, "in the exec gate's scope");
             if let Err(e) = self.map.insert(a.tgid, v, 0) {
                 tracing::warn!(tgid = a.tgid, error = %e, "an agent process could not be put in the exec gate's scope");
@@ -108,6 +116,7 @@ impl ScopeWriter {
     /// Drops entries of processes that are gone: an agent identified just after it exited
     /// would otherwise hold its entry for ever (the kernel drops entries at exit only).
     pub(super) fn sweep(&mut self, proc: &std::path::Path) {
+        self.roots.retain(|t| proc.join(t.to_string()).exists());
         let gone: Vec<u32> = self.map.keys().filter_map(Result::ok).filter(|t| !proc.join(t.to_string()).exists()).collect();
         for t in gone {
             let _ = self.map.remove(&t);

@@ -91,6 +91,8 @@ pub(crate) struct Kernel {
 /// The exec gate's maps, owned by `crate::gate`.
 pub(crate) struct GateMaps {
     pub agents: aya::maps::HashMap<MapData, u32, AgentScope>,
+    /// The id of `agents`, for the listener's own handle.
+    pub agents_id: u32,
     /// The id of `execs`, for the gate's threads to open handles of their own.
     pub execs_id: u32,
     pub pinned: bool,
@@ -171,7 +173,10 @@ impl Kernel {
             }
             let result = attach_probe(&mut ebpf, p.program, p.hook);
             let status = ProbeStatus {
-                program: p.program,
+                // The hook's name: one program may serve several (the deletion programs).
+                program: match p.hook {
+                    Hook::Tracepoint { name, .. } | Hook::RawTracepoint { name } => name,
+                },
                 required: p.required,
                 attached: result.is_ok(),
                 error: result.as_ref().err().map(|e| e.to_string()),
@@ -343,6 +348,10 @@ impl Kernel {
             aya::maps::Map::HashMap(d) => d.info().map_err(err(maps::GATE_EXECS))?.id(),
             _ => return Err(err(maps::GATE_EXECS)(aya::maps::MapError::InvalidName { name: maps::GATE_EXECS.into() })),
         };
+        let agents_id = match &agents {
+            aya::maps::Map::HashMap(d) => d.info().map_err(err(maps::AGENT_TGIDS))?.id(),
+            _ => return Err(err(maps::AGENT_TGIDS)(aya::maps::MapError::InvalidName { name: maps::AGENT_TGIDS.into() })),
+        };
         let ctl_id = match &ctl {
             aya::maps::Map::Array(d) => d.info().map_err(err(maps::GATE_CTL))?.id(),
             _ => return Err(err(maps::GATE_CTL)(aya::maps::MapError::InvalidName { name: maps::GATE_CTL.into() })),
@@ -356,6 +365,7 @@ impl Kernel {
         }
         Ok(GateMaps {
             agents: aya::maps::HashMap::try_from(agents).map_err(err(maps::AGENT_TGIDS))?,
+            agents_id,
             execs_id,
             stopped: aya::maps::HashMap::try_from(stopped).map_err(err(maps::GATE_STOPPED))?,
             pinned: pinned.is_ok(),
@@ -389,7 +399,10 @@ fn attach_probe(ebpf: &mut Ebpf, program: &'static str, hook: Hook) -> Result<()
     match hook {
         Hook::Tracepoint { category, name } => {
             let tp: &mut TracePoint = prog.try_into().map_err(err)?;
-            tp.load().map_err(err)?;
+            // One program may serve several tracepoints (the deletion programs).
+            if tp.fd().is_err() {
+                tp.load().map_err(err)?;
+            }
             tp.attach(category, name).map_err(err)?;
         }
         Hook::RawTracepoint { name } => {

@@ -18,6 +18,11 @@ pub(crate) struct Probe {
     pub purpose: &'static str,
 }
 
+/// A deletion program: one program serves several syscalls' tracepoints.
+const fn del(program: &'static str, name: &'static str, purpose: &'static str) -> Probe {
+    Probe { program, hook: Hook::Tracepoint { category: "syscalls", name }, required: false, purpose }
+}
+
 const fn tp(program: &'static str, category: &'static str, required: bool, purpose: &'static str) -> Probe {
     Probe { program, hook: Hook::Tracepoint { category, name: program }, required, purpose }
 }
@@ -35,28 +40,26 @@ pub(crate) const PROBES: &[Probe] = &[
     tp("sys_exit_execve", "syscalls", true, "exec results (failed execs never ran)"),
     tp("sys_enter_execveat", "syscalls", false, "argv of execveat"),
     tp("sys_exit_execveat", "syscalls", false, "execveat results"),
-    tp("sys_enter_unlink", "syscalls", false, "agents' deletions"),
-    tp("sys_enter_unlinkat", "syscalls", false, "agents' deletions"),
-    tp("sys_enter_rmdir", "syscalls", false, "agents' deletions"),
-    tp("sys_enter_rename", "syscalls", false, "agents' renames"),
-    tp("sys_enter_renameat", "syscalls", false, "agents' renames"),
-    tp("sys_enter_renameat2", "syscalls", false, "agents' renames"),
-    tp("sys_exit_unlink", "syscalls", false, "agents' deletion results"),
-    tp("sys_exit_unlinkat", "syscalls", false, "agents' deletion results"),
-    tp("sys_exit_rmdir", "syscalls", false, "agents' deletion results"),
-    tp("sys_exit_rename", "syscalls", false, "agents' rename results"),
-    tp("sys_exit_renameat", "syscalls", false, "agents' rename results"),
-    tp("sys_exit_renameat2", "syscalls", false, "agents' rename results"),
+    del("sys_enter_delete", "sys_enter_unlink", "agents' deletions"),
+    del("sys_enter_delete", "sys_enter_unlinkat", "agents' deletions"),
+    del("sys_enter_delete", "sys_enter_rmdir", "agents' deletions"),
+    del("sys_enter_delete", "sys_enter_rename", "agents' renames"),
+    del("sys_enter_delete", "sys_enter_renameat", "agents' renames"),
+    del("sys_enter_delete", "sys_enter_renameat2", "agents' renames"),
+    del("sys_exit_delete", "sys_exit_unlink", "agents' deletion results"),
+    del("sys_exit_delete", "sys_exit_unlinkat", "agents' deletion results"),
+    del("sys_exit_delete", "sys_exit_rmdir", "agents' deletion results"),
+    del("sys_exit_delete", "sys_exit_rename", "agents' rename results"),
+    del("sys_exit_delete", "sys_exit_renameat", "agents' rename results"),
+    del("sys_exit_delete", "sys_exit_renameat2", "agents' rename results"),
     tp("sys_enter_io_uring_setup", "syscalls", false, "agents' io_uring (deletes unseen by the tracepoints above)"),
 ];
 
 /// Whether a probe of [`PROBES`] is one of the deletion programs (`guard_common::delete`): they
 /// are left out when this kernel's BTF lacks a member of their path walk.
 pub(crate) fn is_deletion(program: &str) -> bool {
-    DELETION_SYSCALLS.iter().any(|s| program.ends_with(s))
+    matches!(program, "sys_enter_delete" | "sys_exit_delete" | "sys_enter_io_uring_setup")
 }
-
-const DELETION_SYSCALLS: [&str; 7] = ["_unlink", "_unlinkat", "_rmdir", "_rename", "_renameat", "_renameat2", "_io_uring_setup"];
 
 /// Uprobe programs per hook kind: (entry program, return program if any).
 /// Go hooks never take a uretprobe: their returns are hooked at the RET instructions.

@@ -22,8 +22,14 @@ pub(crate) struct MechanismLabel {
     pub mechanism: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ActionLabel {
+    pub action: &'static str,
+}
+
 pub(crate) struct EnforceMetrics {
     decisions: Family<DecisionLabels, Counter>,
+    protected: Family<ActionLabel, Counter>,
     latency: Histogram,
     timeouts: Counter,
     mechanism: Family<MechanismLabel, Gauge>,
@@ -40,9 +46,15 @@ pub(crate) struct EnforceHandles {
     pub timeouts: Counter,
     /// 1 while a mechanism is active: `[fanotify, stop]`.
     pub active: [Gauge; 2],
+    /// 1 while active: `[delete_kill, fanotify_protect]`.
+    pub deletions_active: [Gauge; 2],
+    /// Agents' opens for writing of protected files: `[blocked, would_block]`.
+    pub protected_writes: [Counter; 2],
 }
 
 pub(crate) const MECHANISMS: [&str; 2] = ["fanotify", "stop"];
+/// The deletion mechanisms (`guard_common::delete`, `crate::gate::protect`).
+pub(crate) const DELETION_MECHANISMS: [&str; 2] = ["delete_kill", "fanotify_protect"];
 
 impl EnforceMetrics {
     pub(crate) fn register(reg: &mut Registry) -> Self {
@@ -67,13 +79,19 @@ impl EnforceMetrics {
         let mechanism: Family<MechanismLabel, Gauge> = Family::default();
         reg.register(
             "guard_enforcement_mechanism",
-            "Enforcement mechanisms, 1 while active: fanotify (exec permission events), stop (SIGSTOP at exec exit), bpf_lsm",
+            "Enforcement mechanisms, 1 while active: fanotify (exec permission events), stop (SIGSTOP at exec exit), bpf_lsm, delete_kill (SIGKILL at an agent's deletion in a protected place), fanotify_protect (open permission events on protected directories)",
             mechanism.clone(),
         );
-        for m in MECHANISMS.into_iter().chain(["bpf_lsm"]) {
+        for m in MECHANISMS.into_iter().chain(["bpf_lsm"]).chain(DELETION_MECHANISMS) {
             mechanism.get_or_create(&MechanismLabel { mechanism: m }).set(0);
         }
-        Self { decisions, latency, timeouts, mechanism }
+        let protected: Family<ActionLabel, Counter> = Family::default();
+        reg.register(
+            "guard_protected_file_writes",
+            "Opens for writing or truncation of files in protected directories (~/.ssh, ~/.aws, /etc...) by agents' processes, by action (blocked: refused with EPERM in enforce mode, would_block: monitor mode)",
+            protected.clone(),
+        );
+        Self { decisions, protected, latency, timeouts, mechanism }
     }
 
     pub(crate) fn handles(&self) -> EnforceHandles {
@@ -86,6 +104,8 @@ impl EnforceMetrics {
             latency: self.latency.clone(),
             timeouts: self.timeouts.clone(),
             active: MECHANISMS.map(gauge),
+            deletions_active: DELETION_MECHANISMS.map(gauge),
+            protected_writes: ["blocked", "would_block"].map(|action| self.protected.get_or_create(&ActionLabel { action }).clone()),
         }
     }
 }
