@@ -4,6 +4,7 @@
 //! BENCHMARKS.md explains each figure.
 
 mod analysis;
+mod delete;
 mod e2e;
 mod exec;
 mod first_exec;
@@ -86,6 +87,7 @@ pub(crate) fn run(only: &[String]) -> Result<()> {
     section("scan", &scan::run)?;
     section("exec", &exec::run)?;
     section("gate", &gate::run)?;
+    section("delete", &delete::run)?;
     section("first", &first_exec::run)?;
     section("e2e", &e2e::run)?;
     section("otlp", &otlp::run)?;
