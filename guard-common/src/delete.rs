@@ -63,6 +63,9 @@ pub const DEL_NOREPLACE: u8 = 1 << 4;
 pub const DEL_EXCHANGE: u8 = 1 << 5;
 /// A `..` component: the kernel's place for it is not trusted, and it kills nothing for it.
 pub const DEL_DOTDOT: u8 = 1 << 6;
+/// The process is in scope provisionally (`gate::SCOPE_PROVISIONAL`: a TLS client not yet known
+/// to be an agent): reported, never killed.
+pub const DEL_PROVISIONAL: u8 = 1 << 7;
 
 /// One deletion (or rename) by a process in an agent's tree, sent at syscall exit.
 #[repr(C)]

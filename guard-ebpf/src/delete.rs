@@ -19,11 +19,11 @@ use aya_ebpf::{
 use aya_ebpf::cty::c_void;
 use guard_common::{
     delete::{
-        DEL_DIR, DEL_DOTDOT, DEL_EXCHANGE, DEL_KILLED, DEL_NOREPLACE, DEL_RELATIVE, DEL_TRUNCATED,
+        DEL_DIR, DEL_DOTDOT, DEL_EXCHANGE, DEL_KILLED, DEL_NOREPLACE, DEL_PROVISIONAL, DEL_RELATIVE, DEL_TRUNCATED,
         DELETES_PENDING_MAX, DeleteEvent, DeleteSyscall, PATH_DEPTH, PLACE_KEY_LEN, PLACES_MAX, PlaceValue,
     },
     event::{EventKind, Header, LossSlot, PATH_LEN},
-    gate::{CTL_DELETE_KILL, CTL_DELETE_ON},
+    gate::{CTL_DELETE_KILL, CTL_DELETE_ON, SCOPE_PROVISIONAL},
 };
 
 use crate::{
@@ -152,7 +152,7 @@ fn begin(syscall: DeleteSyscall, flags: u8) -> Result<&'static mut DeleteEvent, 
     let id = bpf_get_current_pid_tgid();
     let tgid = (id >> 32) as u32;
     // SAFETY: the value is copied out at once.
-    let root = unsafe { AGENT_TGIDS.get(&tgid) }.ok_or(0i64)?.root;
+    let scope = unsafe { AGENT_TGIDS.get(&tgid) }.copied().ok_or(0i64)?;
     let ev = DELETE_SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
     // SAFETY: the per-CPU scratch value is ours for the duration of this program.
     let ev = unsafe { &mut *ev };
@@ -166,10 +166,10 @@ fn begin(syscall: DeleteSyscall, flags: u8) -> Result<&'static mut DeleteEvent, 
     };
     ev.ret = 0;
     ev.start_time_ns = task::process_start_time(task::current()).unwrap_or(0);
-    ev.root = root;
+    ev.root = scope.root;
     ev.owner = 0;
     ev.syscall = syscall as u8;
-    ev.flags = flags;
+    ev.flags = if scope.flags & SCOPE_PROVISIONAL != 0 { flags | DEL_PROVISIONAL } else { flags };
     ev.place = 0;
     ev.place2 = 0;
     ev.path_len = 0;
@@ -205,7 +205,7 @@ fn enter(syscall: DeleteSyscall, flags: u8, first: (i64, u64), second: Option<(i
             protect |= v.protect != 0 && r.flags & DEL_DOTDOT == 0;
         }
     }
-    if protect && gate::ctl(CTL_DELETE_KILL) && ev.flags & DEL_EXCHANGE == 0 {
+    if protect && gate::ctl(CTL_DELETE_KILL) && ev.flags & (DEL_EXCHANGE | DEL_PROVISIONAL) == 0 {
         // The syscall in flight still completes: the kill lands on its return. One file per
         // thread is the bound (FACTS.md: 49 of 50 files survived a `shutil.rmtree`).
         // SAFETY: no preconditions; signals the current process.

@@ -323,6 +323,8 @@ impl Drop for Fixture {
             }
         }
         let _ = std::fs::remove_dir(&self.l.root);
+        // The routine corpus's `rm -rf` target, left when that corpus did not run.
+        let _ = std::fs::remove_dir_all(format!("/tmp/guard-gate-scratch-{}", std::process::id()));
     }
 }
 
