@@ -1,0 +1,235 @@
+//! Privileged end-to-end of agents' deletions (issue 18): the kernel reports what a zero-config
+//! agent's processes delete, whatever the tool, guard counts it per place and audits what leaves
+//! the work tree; in enforce mode a deletion in a protected place kills the deleting process
+//! (one file per thread is the bound) and an agent's write to a protected file gets EPERM.
+//!
+//! The agent is `gate_agent.py` (one real TLS call to the mock LLM, then its steps). Its work
+//! tree is the gate fixture's git clone on a tmpfs; its "home" targets live under root's real
+//! home (`/root/guard-deltest-<pid>`, created and removed here), since places come from the
+//! host's accounts.
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use guard_tests::{
+    daemon::Daemon,
+    gate::{self, AgentRun, Fixture, audit_records, daemon_args, metric_sum, run_agent},
+    mock::MockLlm,
+    privileged,
+    scrape::{metrics_addr, samples, scrape},
+};
+use serde_json::{Value, json};
+
+const AGENT: &str = "gate_agent";
+
+/// Files and directories made under `dir`: `n` files in `dir/sub`, so that removing `dir`
+/// removes `n + 2` entries.
+fn tree(dir: &Path, n: usize) -> usize {
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    for i in 0..n {
+        std::fs::write(sub.join(format!("f{i}")), "x\n").unwrap();
+    }
+    n + 2
+}
+
+fn entries(dir: &Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.filter_map(Result::ok) {
+            out.push(e.path());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+/// Targets under root's home, removed on drop.
+struct HomeTargets(PathBuf);
+
+impl HomeTargets {
+    fn new(tag: &str) -> Self {
+        let d = PathBuf::from(format!("/root/guard-deltest-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+}
+
+impl Drop for HomeTargets {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A daemon on the fixture: the gate's marks on its tmpfs only, `protected` as the deletions'
+/// protected directories.
+fn start(tag: &str, mode: &str, f: &Fixture, protected: &Path) -> (Daemon, PathBuf, String) {
+    let (args, audit) = daemon_args(tag, mode, &[&f.root], 250, "open");
+    let config = PathBuf::from(&args[1]);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!("\n[deletions]\nprotected = [{:?}]\n", protected.display().to_string());
+    std::fs::write(&config, text).unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = Daemon::start_with(tag, &args);
+    let addr = metrics_addr(&d);
+    (d, audit, addr)
+}
+
+fn metrics(addr: &str) -> BTreeMap<String, f64> {
+    samples(&scrape(addr).1)
+}
+
+fn deleted(m: &BTreeMap<String, f64>, place: &str) -> f64 {
+    metric_sum(m, "guard_agent_files_deleted_total", &[&format!("agent=\"{AGENT}\""), &format!("where=\"{place}\"")])
+}
+
+fn once(cmd: String) -> Value {
+    json!({ "once": cmd })
+}
+
+fn run_of(run: &AgentRun, i: usize) -> &Value {
+    &run.steps[i]["run"]
+}
+
+/// Waits until the metric reaches `want` (the ring is read within tens of ms; the scrape is not
+/// synchronous with it).
+fn wait_metric(addr: &str, f: impl Fn(&BTreeMap<String, f64>) -> bool) -> BTreeMap<String, f64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let m = metrics(addr);
+        if f(&m) || std::time::Instant::now() > deadline {
+            return m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Monitor mode (the default): every deletion runs; each is counted where it happened, whatever
+/// the tool (rm, a variable holding `rm`, Python's shutil, find -delete); what leaves the work
+/// tree is audited; a non-agent's deletions are not counted.
+#[test]
+fn monitor_counts_every_deletion_by_place_whatever_the_tool() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::create();
+    let home = HomeTargets::new("monitor");
+    let protected = f.home().join(".ssh");
+    std::fs::create_dir_all(&protected).unwrap();
+    std::fs::write(protected.join("authorized_keys"), "key\n").unwrap();
+    let mock = MockLlm::start();
+    let (d, audit, addr) = start("deletions-monitor", "monitor", &f, &protected);
+
+    let work = tree(&f.work().join("target-del"), 10);
+    let via_var = tree(&home.0.join("a"), 5);
+    let py = tree(&home.0.join("b"), 6);
+    let found = tree(&home.0.join("c"), 4);
+    let tmp = PathBuf::from(format!("/tmp/guard-deltest-{}", std::process::id()));
+    let temp = tree(&tmp, 3);
+    let steps = json!([
+        once("rm -rf target-del".into()),
+        once(format!("X=rm; $X -rf {}", home.0.join("a").display())),
+        once(format!("python3 -c \"import shutil; shutil.rmtree('{}')\"", home.0.join("b").display())),
+        once(format!("find {} -delete", home.0.join("c").display())),
+        once(format!("rm -rf {}", tmp.display())),
+        once(format!("echo replaced > {}", protected.join("authorized_keys").display())),
+    ]);
+    let run = run_agent(&f, Some(&mock), &steps, "deletions-monitor");
+    for i in 0..6 {
+        assert_eq!(run_of(&run, i)["rc"], 0, "step {i}: {}", run.steps[i]);
+    }
+    assert_eq!(std::fs::read_to_string(protected.join("authorized_keys")).unwrap(), "replaced\n");
+    let home_total = (via_var + py + found) as f64;
+    let m = wait_metric(&addr, |m| deleted(m, "home") >= home_total && deleted(m, "worktree") >= work as f64);
+    assert_eq!(deleted(&m, "worktree"), work as f64);
+    assert_eq!(deleted(&m, "home"), home_total);
+    assert_eq!(deleted(&m, "temp"), temp as f64);
+    assert_eq!(metric_sum(&m, "guard_protected_file_writes_total", &["action=\"would_block\""]), 1.0);
+
+    // The same deletions by a process that is no agent: nothing counted.
+    let before = (deleted(&m, "home"), deleted(&m, "worktree"));
+    let plain = tree(&home.0.join("d"), 5);
+    let run = run_agent(&f, None, &json!([once(format!("rm -rf {}", home.0.join("d").display()))]), "deletions-plain");
+    assert_eq!(run_of(&run, 0)["rc"], 0);
+    assert!(!home.0.join("d").exists() && plain > 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let m = metrics(&addr);
+    assert_eq!((deleted(&m, "home"), deleted(&m, "worktree")), before);
+
+    d.stop();
+    let records = audit_records(&audit);
+    let del: Vec<&Value> = records.iter().filter(|r| r["kind"] == "deletion").collect();
+    // One record per process past the threshold outside the work tree (three home deletions),
+    // none for the work tree or temp, each with the count and the top directory.
+    let home_records: Vec<&&Value> = del.iter().filter(|r| r["where"] == "home").collect();
+    assert_eq!(home_records.len(), 3, "{del:#?}");
+    let counted: u64 = home_records.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted as f64, home_total, "{home_records:#?}");
+    for r in &home_records {
+        assert_eq!(r["agent"], AGENT);
+        assert_eq!(r["action"], "would_block");
+    }
+    assert!(del.iter().all(|r| r["where"] != "worktree" && r["where"] != "temp"), "{del:#?}");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(!text.contains("sk-ant-api03"), "the API key reached the audit log");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Enforce mode: a deletion in the home kills the deleting process after its first file (the
+/// rest survive), work-tree deletions run to the end, a write to a protected file gets EPERM,
+/// and the agent itself runs on.
+#[test]
+fn enforce_kills_a_deletion_in_the_home_and_refuses_protected_writes() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::create();
+    let home = HomeTargets::new("enforce");
+    let protected = f.home().join(".aws");
+    std::fs::create_dir_all(&protected).unwrap();
+    std::fs::write(protected.join("credentials"), "secret\n").unwrap();
+    let mock = MockLlm::start();
+    let (d, audit, addr) = start("deletions-enforce", "enforce", &f, &protected);
+
+    let work = tree(&f.work().join("target-del"), 10);
+    let py = tree(&home.0.join("py"), 50);
+    let rm = tree(&home.0.join("rm"), 20);
+    let steps = json!([
+        once("rm -rf target-del".into()),
+        once(format!("python3 -c \"import shutil; shutil.rmtree('{}')\"", home.0.join("py").display())),
+        once(format!("rm -rf {}", home.0.join("rm").display())),
+        once(format!("echo stolen > {}", protected.join("credentials").display())),
+    ]);
+    let run = run_agent(&f, Some(&mock), &steps, "deletions-enforce");
+    assert_eq!(run_of(&run, 0)["rc"], 0, "{}", run.steps[0]);
+    assert!(!f.work().join("target-del").exists());
+    for (i, dir, made) in [(1, "py", py), (2, "rm", rm)] {
+        assert_eq!(run_of(&run, i)["signal"], 9, "step {i}: {}", run.steps[i]);
+        // Made: the files, `sub` and the directory itself; one file went before the kill.
+        let left = entries(&home.0.join(dir)) + 1;
+        assert_eq!(left, made - 1, "{dir}: {left} of {made} entries left");
+    }
+    assert_ne!(run_of(&run, 3)["rc"], 0);
+    assert!(run_of(&run, 3)["stderr"].as_str().unwrap().contains("Operation not permitted"), "{}", run.steps[3]);
+    assert_eq!(std::fs::read_to_string(protected.join("credentials")).unwrap(), "secret\n");
+
+    let m = wait_metric(&addr, |m| deleted(m, "worktree") >= work as f64);
+    assert_eq!(deleted(&m, "worktree"), work as f64);
+    assert_eq!(deleted(&m, "home"), 2.0);
+    assert_eq!(metric_sum(&m, "guard_protected_file_writes_total", &["action=\"blocked\""]), 1.0);
+    assert_eq!(metric_sum(&m, "guard_enforcement_mechanism", &["mechanism=\"delete_kill\""]), 1.0);
+    d.stop();
+    let records = audit_records(&audit);
+    let blocked: Vec<&Value> = records.iter().filter(|r| r["kind"] == "deletion" && r["action"] == "blocked").collect();
+    assert_eq!(blocked.len(), 2, "{records:#?}");
+}
