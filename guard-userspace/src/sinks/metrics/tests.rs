@@ -150,6 +150,8 @@ fn one_call_encodes_exactly() {
         + "guard_events_lost_total{source=\"channel_full\"} 0\n"
         + "guard_events_lost_total{source=\"decode_error\"} 0\n"
         + "guard_events_lost_total{source=\"decoder_error\"} 0\n"
+        + "guard_events_lost_total{source=\"delete_path_read\"} 0\n"
+        + "guard_events_lost_total{source=\"delete_pending_full\"} 0\n"
         + "guard_events_lost_total{source=\"exec_dropped\"} 0\n"
         + "guard_events_lost_total{source=\"gate_agent_map_full\"} 0\n"
         + "guard_events_lost_total{source=\"gate_exec_map_full\"} 0\n"
