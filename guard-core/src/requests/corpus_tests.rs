@@ -123,3 +123,11 @@ fn admin_files_add_replace_disable_and_set_actions() {
     assert!(bad(&format!("{rule}methods = [\"DELETE\"]\npaths = [\"api\"]")).contains("must start"));
     assert!(bad(&format!("{rule}methods = [\"DELETE\"]\nbogus = 1")).contains("bogus"));
 }
+
+
+#[test]
+fn why_names_the_operation_but_no_value() {
+    let c = corpus().destructive.into_iter().find(|c| c.rule.as_deref() == Some("aws.ec2-terminate") && c.body.is_some()).unwrap();
+    let m = RequestRuleSet::builtin().check(&request(&c)).unwrap();
+    assert_eq!(m.why, "POST ec2.us-east-1.amazonaws.com/ (operation TerminateInstances)");
+}

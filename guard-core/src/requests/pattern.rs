@@ -23,10 +23,9 @@ impl PathPattern {
         Ok(Self(segs))
     }
 
-    /// Whether the path's segments match, without regard to case.
+    /// Whether the path's segments, lower case already, match.
     pub(crate) fn matches(&self, segs: &[String]) -> bool {
-        let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-        matches_at(&self.0, &lower)
+        matches_at(&self.0, segs)
     }
 }
 
@@ -44,7 +43,7 @@ mod tests {
     use super::PathPattern;
 
     fn m(p: &str, path: &str) -> bool {
-        let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(str::to_ascii_lowercase).collect();
         PathPattern::parse(p).unwrap_or_else(|e| panic!("{p}: {e}")).matches(&segs)
     }
 

@@ -40,9 +40,9 @@ pub struct RequestRuleSet {
     actions: BTreeMap<String, RuleAction>,
 }
 
+/// `pats` and `text` are both lower case already (rules at load, facts once per request).
 fn any_glob(pats: &[String], text: &str) -> bool {
-    let text = text.to_ascii_lowercase();
-    pats.iter().any(|p| glob::matches(p, &text))
+    pats.iter().any(|p| glob::matches(p, text))
 }
 
 impl RequestRule {
@@ -88,7 +88,7 @@ impl RequestRule {
     /// Which parts matched, for humans: never a query value or body text.
     fn why(&self, r: &ApiRequest, f: &Facts) -> String {
         let mut why = format!("{} {}{}", r.method.to_ascii_uppercase(), f.host, r.redacted_path());
-        if let Some(op) = f.operation.as_deref().filter(|_| !self.operation.is_empty()) {
+        if let Some(op) = r.operation().filter(|_| !self.operation.is_empty()) {
             why.push_str(&format!(" (operation {})", op.chars().take(64).collect::<String>()));
         }
         for k in &self.body_true {
@@ -98,7 +98,7 @@ impl RequestRule {
     }
 }
 
-/// What the rules look at, read once per request.
+/// What the rules look at, read once per request, lower case.
 struct Facts {
     host: String,
     segments: Vec<String>,
@@ -168,7 +168,13 @@ impl RequestRuleSet {
         if any_glob(&self.never_hosts, &host) {
             return None;
         }
-        let f = Facts { host, segments: r.segments(), keys: r.query_keys(), operation: r.operation() };
+        let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect();
+        let f = Facts {
+            host,
+            segments: lower(r.segments()),
+            keys: lower(r.query_keys()),
+            operation: r.operation().map(|o| o.to_ascii_lowercase()),
+        };
         let rule = self.rules.iter().find(|rule| rule.matches(r, &f))?;
         Some(ApiMatch {
             rule_id: rule.id.clone(),
