@@ -35,6 +35,7 @@ pub mod pipeline;
 pub mod process;
 pub mod protocols;
 pub mod providers;
+pub mod requests;
 pub mod rules;
 pub mod streams;
 pub mod verify;

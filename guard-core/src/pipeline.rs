@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::{
     events::{ConnId, Event, Exit, Fork, exec_join::{ExecJoin, ExecRecord}},
+    requests::ApiRequest,
     protocols::{ConnectionDecoder, DecoderConfig, DecoderStats, EarlyCalls, Exchange},
     streams::{Assembler, StreamEvent},
 };
@@ -39,6 +40,11 @@ pub enum Output {
     /// Tool calls a response still in flight has completed (its exchange repeats them): an
     /// agent may run a call before its response's terminal event is read.
     ToolCalls { conn: ConnId, ts_ns: u64, calls: EarlyCalls },
+    /// A request of the process (as client) that the request rules may judge, as soon as it is
+    /// whole: not read-only, not an inference call. Carries the raw query and a body prefix, so
+    /// it is never serialised; only the governor's record of a match leaves the engine.
+    #[serde(skip)]
+    ApiRequest { conn: ConnId, request: ApiRequest },
     /// A decoded request/response exchange (LLM call or not; see `inference`).
     Exchange(Exchange),
     #[serde(skip)]
@@ -79,6 +85,9 @@ impl Pipeline {
         let mut requests = Vec::new();
         dec.drain_inference_requests(&mut requests);
         out.extend(requests.into_iter().map(|ts_ns| Output::InferenceRequest { conn, ts_ns }));
+        let mut api = Vec::new();
+        dec.drain_api_requests(&mut api);
+        out.extend(api.into_iter().map(|request| Output::ApiRequest { conn, request }));
         let mut early = Vec::new();
         dec.drain_tool_calls(&mut early);
         let ts_ns = match ev {

@@ -7,6 +7,9 @@
 //! through a [`Lookup`], and with recording on, every answer is kept as a [`Fact`] after the
 //! event that asked, so a replay gets the same answers ([`Replay`]).
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+mod api_tests;
 mod replay;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
@@ -20,7 +23,7 @@ pub use self::replay::Replay;
 
 use crate::{
     cost::PriceTable,
-    enforce::GateRecord,
+    enforce::{GateRecord, Mode},
     events::{
         self, Event,
         record::{Fact, Line},
@@ -29,6 +32,7 @@ use crate::{
     pipeline::{Limits, Output, Pipeline, PipelineStats},
     process::{Catalog, ProcessTable, SeedProcess, TableStats},
     protocols::DecoderStats,
+    requests::RequestRuleSet,
     rules::RuleSet,
     verify::{self, Verdict, Verifier},
 };
@@ -47,6 +51,10 @@ pub struct EngineConfig {
     pub prices: Arc<PriceTable>,
     /// How commands are linked to the tool calls that proposed them.
     pub link: LinkLimits,
+    /// Rules on the requests of agents' process trees.
+    pub requests: RequestRuleSet,
+    /// `[enforce] mode`: whether a blocking request rule's match is `would_block` or `observed`.
+    pub mode: Mode,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +68,8 @@ impl Default for EngineConfig {
             record: false,
             prices: PriceTable::builtin(),
             link: LinkLimits::default(),
+            requests: RequestRuleSet::builtin(),
+            mode: Mode::default(),
         }
     }
 }
@@ -120,7 +130,9 @@ impl Engine {
         Self {
             verifier: Verifier::new(cfg.verify),
             pipeline: Pipeline::new(&cfg.limits),
-            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host, cfg.link).with_prices(cfg.prices),
+            governor: Governor::new(cfg.catalog, cfg.rules, cfg.host, cfg.link)
+                .with_prices(cfg.prices)
+                .with_requests(cfg.requests, cfg.mode),
             record: cfg.record,
             decode_errors: 0,
             passed: Vec::new(),

@@ -135,6 +135,13 @@ impl Linker {
         Some(by)
     }
 
+    /// The link a process inherits from itself or its nearest linked ancestor (`chain`, the
+    /// process first), without matching anything new: what an API call the process sends is
+    /// attributed to.
+    pub(crate) fn inherited(&self, chain: impl Iterator<Item = ProcKey>) -> Option<ProposedBy> {
+        chain.take(MAX_DEPTH).find_map(|k| self.linked.get(&k).cloned())
+    }
+
     fn own(&self, scope: u64, argv: &[String], ts_ns: u64) -> Option<ProposedBy> {
         let window = self.limits.window_ns;
         let mut live = self.calls.iter().rev().filter(|p| {

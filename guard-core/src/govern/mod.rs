@@ -7,19 +7,21 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc, time::SystemTime};
 
 use serde::Serialize;
 
+mod api_calls;
 mod link;
 
 pub use link::{LinkLimits, LinkStats};
 
 use crate::{
-    audit::{Action, AuditRecord, ProposedBy, Subject, record::rfc3339},
+    audit::{Action, ApiCallRecord, AuditRecord, ProposedBy, Subject, record::rfc3339},
     cost::{Cost, PriceTable},
-    enforce::{GateRecord, Mechanism},
+    enforce::{GateRecord, Mechanism, Mode},
     events::exec_join::{ExecOutcome, ExecRecord},
     pipeline::Output,
     process::{AgentRef, Catalog, ProcKey, ProcessTable, SeedProcess, TableLimits},
     protocols::{Exchange, Role},
     providers::{Provider, ToolCall},
+    requests::RequestRuleSet,
     rules::{Context, Dedup, Match, RuleSet},
 };
 
@@ -87,6 +89,8 @@ pub enum Governed {
     },
     /// A destructive command, once per action, as written to the audit log.
     Destructive(AuditRecord),
+    /// A destructive API call of an agent's process tree, as written to the audit log.
+    ApiCall(ApiCallRecord),
 }
 
 /// A process the kernel must now hold in an agent's scope: the process table newly identified
@@ -105,6 +109,9 @@ pub struct Governor {
     prices: Arc<PriceTable>,
     linker: link::Linker,
     last_tick_ns: u64,
+    /// Rules on agents' requests, and the `[enforce]` mode their matches are recorded under.
+    requests: RequestRuleSet,
+    mode: Mode,
 }
 
 /// Who ran a destructive command, before the table fills in the rest of the audit subject.
@@ -131,12 +138,22 @@ impl Governor {
             prices: PriceTable::builtin(),
             linker: link::Linker::new(link),
             last_tick_ns: 0,
+            requests: RequestRuleSet::builtin(),
+            mode: Mode::default(),
         }
     }
 
     /// Prices exchanges with `prices` instead of the built-in table.
     pub fn with_prices(mut self, prices: Arc<PriceTable>) -> Self {
         self.prices = prices;
+        self
+    }
+
+    /// Judges agents' requests with `rules`; `mode` (`[enforce] mode`) decides whether a
+    /// blocking match is `would_block` or `observed`.
+    pub fn with_requests(mut self, rules: RequestRuleSet, mode: Mode) -> Self {
+        self.requests = rules;
+        self.mode = mode;
         self
     }
 
@@ -182,6 +199,7 @@ impl Governor {
     ) {
         match out {
             Output::Exchange(x) => sink.push(self.exchange(x, wall, lookup, scope)),
+            Output::ApiRequest { conn, request } => self.api_call(conn.pid, request, wall, sink),
             Output::InferenceRequest { conn, .. } => {
                 self.mark_inference(conn.pid, lookup, scope);
             }
@@ -219,6 +237,7 @@ impl Governor {
             Output::Exit(x) => x.ts_ns,
             Output::Exchange(x) => x.timings.end_ns,
             Output::InferenceRequest { ts_ns, .. } | Output::ToolCalls { ts_ns, .. } => *ts_ns,
+            Output::ApiRequest { request, .. } => request.ts_ns,
             Output::Stream(_) => return,
         };
         if now >= self.last_tick_ns + TICK_EVERY_NS {

@@ -216,6 +216,7 @@ fn agent_of(g: &[Governed]) -> Vec<Option<&str>> {
         .map(|r| match r {
             Governed::Exchange { agent, .. } | Governed::Command { agent, .. } => agent.as_deref(),
             Governed::Destructive(a) => a.agent.as_deref(),
+            Governed::ApiCall(a) => a.agent.as_deref(),
         })
         .collect()
 }
@@ -405,6 +406,7 @@ fn proposed(g: &[Governed]) -> Vec<Option<&str>> {
             Governed::Command { proposed_by, .. } => proposed_by.as_ref().map(|p| p.call_id.as_str()),
             Governed::Destructive(a) => a.proposed_by.as_ref().map(|p| p.call_id.as_str()),
             Governed::Exchange { .. } => Some("exchange"),
+            Governed::ApiCall(a) => a.proposed_by.as_ref().map(|p| p.call_id.as_str()),
         })
         .collect()
 }
@@ -520,4 +522,40 @@ fn a_call_announced_while_its_response_streams_links_the_command_run_before_the_
     r.exchange_calls(200, true, &[("shell", "call_early", r#"{"command":["bash","-lc","cargo build"]}"#)]);
     assert_eq!(r.g.linker.held().0, 1);
     assert_eq!(proposed(&r.spawn(200, 301, "/usr/bin/cargo", &["cargo", "build"])), [Some("call_early")]);
+}
+
+fn api_calls(g: &[Governed]) -> Vec<&crate::audit::ApiCallRecord> {
+    g.iter().filter_map(|g| if let Governed::ApiCall(r) = g { Some(r) } else { None }).collect()
+}
+
+#[test]
+fn an_api_call_of_a_proposed_script_names_the_call_and_outsiders_are_not_judged() {
+    let mut r = Run::new();
+    let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
+    r.spawn(100, 200, "/usr/bin/node", &["node", cli]);
+    r.exchange_calls(200, true, &[("Bash", "toolu_9", r#"{"command":"python3 cleanup.py"}"#)]);
+    r.spawn(200, 300, "/usr/bin/python3", &["python3", "cleanup.py"]);
+    r.spawn(100, 301, "/usr/bin/python3", &["python3", "cleanup.py"]);
+    let delete = |pid| Output::ApiRequest {
+        conn: ConnId { pid, conn: 7 },
+        request: crate::requests::ApiRequest {
+            method: "DELETE".into(),
+            host: Some("10.0.0.1:6443".into()),
+            target: "/api/v1/namespaces/prod".into(),
+            ..Default::default()
+        },
+    };
+    let out = r.push(delete(300));
+    let calls = api_calls(&out);
+    assert_eq!(calls.len(), 1, "{out:?}");
+    let c = calls[0];
+    assert_eq!((c.agent.as_deref(), c.rule_id.as_str(), c.action), (Some("claude-code"), "k8s.api-delete-namespace", Action::WouldBlock));
+    assert_eq!(c.process_chain.last().map(String::as_str), Some("python3"));
+    assert_eq!(c.proposed_by.as_ref().map(|p| p.call_id.as_str()), Some("toolu_9"));
+    assert_eq!((c.user.as_deref(), c.cwd.as_deref()), (Some("dev"), Some(PROJ)));
+    // The same request from a human's shell: no agent, not judged.
+    assert!(r.push(delete(301)).is_empty());
+    // `[enforce] mode = "off"`: recorded as observed.
+    r.g.mode = Mode::Off;
+    assert_eq!(api_calls(&r.push(delete(300)))[0].action, Action::Observed);
 }

@@ -6,7 +6,7 @@
 //! Until the protocol is known, events are held (bounded) and replayed once it is, so the
 //! decision never depends on how the bytes were cut into pieces.
 
-use crate::events::Direction;
+use crate::{events::Direction, requests::ApiRequest};
 
 use super::{
     DecoderConfig, DecoderStats,
@@ -68,6 +68,8 @@ pub struct ConnectionDecoder {
     finished: Vec<Exchange>,
     /// Start times of inference requests the process sent, in order (see [`Self::drain_inference_requests`]).
     inference_requests: Vec<u64>,
+    /// Requests for the request rules (see [`Self::drain_api_requests`]).
+    api_requests: Vec<ApiRequest>,
     role: Option<Role>,
     pub stats: DecoderStats,
 }
@@ -80,6 +82,7 @@ impl ConnectionDecoder {
             base: DecoderStats::default(),
             finished: Vec::new(),
             inference_requests: Vec::new(),
+            api_requests: Vec::new(),
             role: None,
             stats: DecoderStats::default(),
         }
@@ -94,6 +97,12 @@ impl ConnectionDecoder {
     /// path, when the request head is read) into `out`: the agent is known before any response.
     pub fn drain_inference_requests(&mut self, out: &mut Vec<u64>) {
         out.append(&mut self.inference_requests);
+    }
+
+    /// Moves the requests the process sent as a client that the request rules may judge (not
+    /// read-only, not inference), each as soon as it is whole, into `out`.
+    pub fn drain_api_requests(&mut self, out: &mut Vec<ApiRequest>) {
+        out.append(&mut self.api_requests);
     }
 
     /// Moves the tool calls completed in responses still in flight into `out` (client side only).
@@ -201,6 +210,7 @@ impl ConnectionDecoder {
         let Some(up) = h.upgrade.take() else { return };
         h.drain(&mut self.finished);
         self.inference_requests.append(&mut h.inference_requests);
+        self.api_requests.append(&mut h.api_requests);
         self.role = h.role();
         self.base.add(&h.stats);
         let ws = WsConn::new(self.cfg.clone(), up);
@@ -218,11 +228,13 @@ impl ConnectionDecoder {
             Mode::Http1(h) => {
                 h.drain(&mut self.finished);
                 self.inference_requests.append(&mut h.inference_requests);
+                self.api_requests.append(&mut h.api_requests);
                 stats.add(&h.stats);
             }
             Mode::H2(h) => {
                 h.drain(&mut self.finished);
                 self.inference_requests.append(&mut h.inference_requests);
+                self.api_requests.append(&mut h.api_requests);
                 stats.add(&h.stats);
             }
             Mode::Ws(w) => {

@@ -5,6 +5,7 @@ use crate::providers::{self, Endpoint, Observed, Provider, RequestBody, Route, S
 
 use super::{
     DecoderConfig, DecoderStats,
+    api_head::HeldRequest,
     body::BodyDecoder,
     exchange::{Exchange, IncompleteReason, Protocol, Role, Timings},
 };
@@ -44,6 +45,8 @@ pub(crate) struct Pending {
     terminal_ns: Option<u64>,
     /// The response body reached its own end (last chunk, length, END_STREAM).
     body_ended: bool,
+    /// The request as the request rules will see it, until it is handed over.
+    pub api: HeldRequest,
 }
 
 impl Pending {
@@ -69,6 +72,7 @@ impl Pending {
             reason: Some(reason),
             terminal_ns: None,
             body_ended: false,
+            api: HeldRequest::default(),
         }
     }
 

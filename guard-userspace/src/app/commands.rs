@@ -37,6 +37,8 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
         rules: config.rule_set()?,
         prices: std::sync::Arc::new(config.price_table()?),
         link: config.link(),
+        requests: config.request_rules()?,
+        mode: config.enforce.mode,
         ..EngineConfig::default()
     });
     let metrics = Metrics::new(&config.labels);
@@ -78,6 +80,9 @@ fn count(m: &Metrics, g: &Governed) {
         }
         Governed::Command { agent: Some(a), proposed_by, .. } => m.on_agent_command(a, proposed_by.is_some()),
         Governed::Command { agent: None, .. } => {}
+        Governed::ApiCall(rec) => {
+            m.on_api_call(rec.agent.as_deref().unwrap_or(NO_AGENT), &rec.rule_id, rec.severity, rec.action);
+        }
         Governed::Destructive(rec) => {
             m.on_destructive(rec.agent.as_deref().unwrap_or(NO_AGENT), &rec.rule_id, rec.severity, rec.action);
         }

@@ -75,6 +75,8 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
             rules: config.rule_set()?,
             prices: std::sync::Arc::new(config.price_table()?),
             link: config.link(),
+            requests: config.request_rules()?,
+            mode: config.enforce.mode,
             ..EngineConfig::default()
         },
         enforce: config.enforce.clone(),

@@ -65,6 +65,16 @@ impl Sinks {
                 let call_id = proposed_by.as_ref().map(|p| p.call_id.as_str());
                 tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or(NO_AGENT), call_id, "command");
             }
+            Governed::ApiCall(rec) => {
+                let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
+                self.metrics.on_api_call(agent, &rec.rule_id, rec.severity, rec.action);
+                // Method, host and rule only: the path can name things, the query and body are never kept.
+                tracing::warn!(agent, rule = %rec.rule_id, severity = ?rec.severity, action = rec.action.as_str(), method = %rec.request.method, host = %rec.request.host, pid = rec.pid, "destructive API call");
+                if let Some(o) = &self.otlp {
+                    o.on_api_audit(rec);
+                }
+                self.write_audit(rec);
+            }
             Governed::Destructive(rec) => {
                 let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
                 self.metrics.on_destructive(agent, &rec.rule_id, rec.severity, rec.action);
@@ -72,13 +82,17 @@ impl Sinks {
                 if let Some(o) = &self.otlp {
                     o.on_audit(rec);
                 }
-                if let Some(w) = self.audit.as_mut()
-                    && let Err(e) = w.write(rec)
-                {
-                    self.audit_errors += 1;
-                    tracing::warn!(error = %e, "audit record not written");
-                }
+                self.write_audit(rec);
             }
+        }
+    }
+
+    fn write_audit(&mut self, rec: &impl serde::Serialize) {
+        if let Some(w) = self.audit.as_mut()
+            && let Err(e) = w.write(rec)
+        {
+            self.audit_errors += 1;
+            tracing::warn!(error = %e, "audit record not written");
         }
     }
 }

@@ -15,6 +15,7 @@ use super::{
     hpack::HeaderDecoder,
 };
 use crate::protocols::{
+    api_head::HeldRequest,
     DecoderConfig, DecoderStats,
     body::BodyDecoder,
     exchange::{Exchange, IncompleteReason, Protocol, Role},
@@ -83,6 +84,8 @@ pub(crate) struct H2Conn {
     finished: Vec<Exchange>,
     /// Start times of inference requests this process sent, known by their path.
     pub(crate) inference_requests: Vec<u64>,
+    /// Requests for the request rules, each once it is whole (`api_head`).
+    pub(crate) api_requests: Vec<crate::requests::ApiRequest>,
     pub stats: DecoderStats,
 }
 
@@ -103,6 +106,7 @@ impl H2Conn {
             next_id: 0,
             finished: Vec::new(),
             inference_requests: Vec::new(),
+            api_requests: Vec::new(),
             stats: DecoderStats::default(),
         }
     }
@@ -444,6 +448,12 @@ impl H2Conn {
         if dir == Direction::Write && p.path.is_some() && p.route.inference {
             self.inference_requests.push(b.ts);
         }
+        if let (Direction::Write, true, Some(m), Some(target)) = (dir, ok && !p.route.inference, &f.method, &f.path) {
+            p.api = HeldRequest::start(m, target, p.host.as_deref(), &f.headers, b.ts, b.end_stream);
+            if b.end_stream {
+                p.api.take(true, &mut self.api_requests);
+            }
+        }
         self.open(b.stream, p);
     }
 
@@ -527,6 +537,9 @@ impl H2Conn {
             return;
         }
         if req {
+            if s.p.api.push_body(data) {
+                s.p.api.take(false, &mut self.api_requests);
+            }
             if let Some(body) = &mut s.p.request_body {
                 let mut scratch = crate::providers::Observed::default();
                 body.push(data, &mut scratch, &mut self.stats);
@@ -551,6 +564,7 @@ impl H2Conn {
         let Some(s) = self.streams.get_mut(&id) else { return };
         s.ended[dir.index()] = true;
         if req {
+            s.p.api.take(true, &mut self.api_requests);
             s.p.finish_request(&mut self.stats);
             return;
         }
@@ -567,7 +581,8 @@ impl H2Conn {
         }
     }
 
-    fn emit(&mut self, id: u32, s: Stream, end_ns: u64) {
+    fn emit(&mut self, id: u32, mut s: Stream, end_ns: u64) {
+        s.p.api.take(false, &mut self.api_requests);
         if self.closed.len() >= CLOSED_MEMORY {
             self.closed.pop_front();
         }

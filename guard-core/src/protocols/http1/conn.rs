@@ -12,12 +12,14 @@ use std::collections::VecDeque;
 
 use crate::{
     events::Direction,
+    requests::ApiRequest,
     providers::{self, Observed, Shape},
 };
 
 use super::{CloseOutcome, Framing, Head, Http1Error, Kind, MessageReader, RequestHead, ResponseHead, Step};
 use crate::protocols::{
     DecoderConfig, DecoderStats,
+    api_head::HeldRequest,
     body::BodyDecoder,
     exchange::{Exchange, IncompleteReason, Protocol, Role},
     pending::{Pending, abandoned},
@@ -58,6 +60,8 @@ pub(crate) struct Http1Conn {
     finished: Vec<Exchange>,
     /// Start times of inference requests this process sent, known by their path.
     pub(crate) inference_requests: Vec<u64>,
+    /// Requests for the request rules, each once it is whole (`api_head`).
+    pub(crate) api_requests: Vec<ApiRequest>,
     pub stats: DecoderStats,
 }
 
@@ -80,6 +84,7 @@ impl Http1Conn {
             upgrade: None,
             finished: Vec::new(),
             inference_requests: Vec::new(),
+            api_requests: Vec::new(),
             stats: DecoderStats::default(),
         }
     }
@@ -122,6 +127,7 @@ impl Http1Conn {
             if let Some(id) = self.request_cur.take()
                 && let Some(p) = self.queue.iter_mut().find(|p| p.id == id)
             {
+                p.api.take(false, &mut self.api_requests);
                 p.mark(reason);
                 p.request_body = None;
                 return;
@@ -237,6 +243,13 @@ impl Http1Conn {
         if dir == Direction::Write && pending.route.inference {
             self.inference_requests.push(started);
         }
+        if dir == Direction::Write && !pending.route.inference {
+            let no_body = !r.headers.upgrade && matches!(framing, Framing::None | Framing::Length(0));
+            pending.api = HeldRequest::start(&r.method, &r.target, r.headers.host.as_deref(), &r.headers, started, no_body);
+            if no_body {
+                pending.api.take(true, &mut self.api_requests);
+            }
+        }
         self.push_pending(pending);
         self.request_cur = Some(id);
     }
@@ -349,9 +362,11 @@ impl Http1Conn {
     fn on_body(&mut self, dir: Direction, ts_ns: u64, b: &[u8]) {
         if Some(dir) == self.request_dir {
             let Some(id) = self.request_cur else { return };
-            if let Some(p) = self.queue.iter_mut().find(|p| p.id == id)
-                && let Some(body) = &mut p.request_body
-            {
+            let Some(p) = self.queue.iter_mut().find(|p| p.id == id) else { return };
+            if p.api.push_body(b) {
+                p.api.take(false, &mut self.api_requests);
+            }
+            if let Some(body) = &mut p.request_body {
                 let mut scratch = Observed::default();
                 body.push(b, &mut scratch, &mut self.stats);
             }
@@ -366,6 +381,7 @@ impl Http1Conn {
         if Some(dir) == self.request_dir {
             let Some(id) = self.request_cur.take() else { return };
             if let Some(p) = self.queue.iter_mut().find(|p| p.id == id) {
+                p.api.take(true, &mut self.api_requests);
                 p.finish_request(&mut self.stats);
             }
         } else if self.response_active {
@@ -388,6 +404,7 @@ impl Http1Conn {
             if let Some(id) = self.request_cur.take()
                 && let Some(p) = self.queue.iter_mut().find(|p| p.id == id)
             {
+                p.api.take(false, &mut self.api_requests);
                 p.mark(IncompleteReason::DecodeError);
                 p.request_body = None;
             } else {
@@ -405,7 +422,8 @@ impl Http1Conn {
         }
     }
 
-    fn emit(&mut self, p: Pending, end_ns: u64) {
+    fn emit(&mut self, mut p: Pending, end_ns: u64) {
+        p.api.take(false, &mut self.api_requests);
         let role = self.role().unwrap_or(Role::Client);
         if let Some(x) = p.into_exchange(role, &self.cfg, &mut self.stats, end_ns) {
             self.finished.push(x);

@@ -70,6 +70,8 @@ pub struct Headers {
     pub amzn_cache_read_tokens: Option<u64>,
     pub amzn_cache_write_tokens: Option<u64>,
     pub amzn_error_type: Option<String>,
+    /// `X-Amz-Target`: the operation of an AWS JSON API call (for the request rules).
+    pub amz_target: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -585,6 +587,8 @@ impl Headers {
             h.amzn_cache_read_tokens = num();
         } else if name.eq_ignore_ascii_case("x-amzn-bedrock-cache-write-input-token-count") {
             h.amzn_cache_write_tokens = num();
+        } else if name.eq_ignore_ascii_case("x-amz-target") {
+            h.amz_target = Some(v());
         } else if name.eq_ignore_ascii_case("x-amzn-errortype") {
             // "ThrottlingException:http://internal.amazon.com/..." → the part before the colon.
             h.amzn_error_type = Some(v().split(':').next().unwrap_or("").to_string());

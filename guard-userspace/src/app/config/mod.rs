@@ -17,6 +17,7 @@ use guard_core::{
     pipeline::Limits,
     process::{ Catalog, agents::{AgentSpec, BUILTIN_AGENTS, CatalogFile}, },
     protocols::DecoderConfig,
+    requests::RequestRuleSet,
     rules::RuleSet,
 };
 use crate::{
@@ -55,6 +56,7 @@ pub struct Config {
     pub log: LogConfig,
     pub agents: AgentsConfig,
     pub rules: RulesConfig,
+    pub requests: RequestsConfig,
     pub labels: LabelCaps,
     pub kernel: KernelConfig,
     pub capture: CaptureConfig,
@@ -131,6 +133,25 @@ pub struct RulesConfig {
     pub extra_files: Vec<PathBuf>,
     /// Rule ids to switch off.
     pub disable: Vec<String>,
+}
+
+/// Rules on agents' HTTPS requests (docs/api-calls.md): the built-in catalog, then each file
+/// (same format: adds, replaces by id, `disabled`, `[actions]`), minus `disable`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// Judge agents' requests at all.
+    pub enabled: bool,
+    /// Request-rule files, applied in order over the built-in catalog.
+    pub extra_files: Vec<PathBuf>,
+    /// Request-rule ids to switch off.
+    pub disable: Vec<String>,
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        Self { enabled: true, extra_files: Vec::new(), disable: Vec::new() }
+    }
 }
 
 /// Prices added to or overriding the built-in table (docs/cost.md). Checked before it: inline
@@ -345,6 +366,7 @@ impl Config {
         self.check_otlp()?;
         self.catalog()?;
         self.rule_set()?;
+        self.request_rules()?;
         self.price_table()?;
         Ok(())
     }
@@ -448,6 +470,23 @@ impl Config {
             set = set.merged(&text, &[]).map_err(|e| self.invalid(&key, format!("{}: {e}", path.display())))?;
         }
         set.merged("", &self.rules.disable).map_err(|e| self.invalid("rules.disable", e.to_string()))
+    }
+}
+
+impl Config {
+    /// The built-in request rules, then each extra file, minus the disabled ids; none when
+    /// `[requests] enabled = false`.
+    pub fn request_rules(&self) -> Result<RequestRuleSet, ConfigError> {
+        if !self.requests.enabled {
+            return Ok(RequestRuleSet::empty());
+        }
+        let mut set = RequestRuleSet::builtin();
+        for (i, path) in self.requests.extra_files.iter().enumerate() {
+            let key = format!("requests.extra_files[{i}]");
+            let text = std::fs::read_to_string(path).map_err(|e| self.invalid(&key, format!("cannot read {}: {e}", path.display())))?;
+            set = set.merged(&text, &[]).map_err(|e| self.invalid(&key, format!("{}: {e}", path.display())))?;
+        }
+        set.merged("", &self.requests.disable).map_err(|e| self.invalid("requests.disable", e.to_string()))
     }
 }
 

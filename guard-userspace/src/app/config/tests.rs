@@ -158,3 +158,27 @@ fn a_missing_explicit_file_is_an_error() {
     let e = Config::resolve(Some(Path::new("/nonexistent/guard.toml"))).unwrap_err().to_string();
     assert!(e.starts_with("cannot read config file /nonexistent/guard.toml: No such file"), "{e}");
 }
+
+#[test]
+fn request_rules_load_disable_and_switch_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("requests.toml");
+    std::fs::write(
+        &rules,
+        "[actions]\n\"github.delete-repo\" = \"observe\"\n[[rule]]\nid = \"internal.drop\"\ncategory = \"database\"\nseverity = \"high\"\ndescription = \"d\"\nmethods = [\"POST\"]\npaths = [\"/drop\"]\n",
+    )
+    .unwrap();
+    let text = format!("[requests]\nextra_files = [{rules:?}]\ndisable = [\"k8s.api-delete\"]\n");
+    let c = Config::parse(&text, "t.toml").unwrap();
+    let set = c.request_rules().unwrap();
+    assert!(set.rules().iter().any(|r| r.id == "internal.drop"));
+    assert!(set.rules().iter().all(|r| r.id != "k8s.api-delete"));
+    let gh = set.rules().iter().find(|r| r.id == "github.delete-repo").unwrap();
+    assert_eq!(gh.action, guard_core::rules::RuleAction::Observe);
+    // A bad id is an error that names the key.
+    let err = Config::parse("[requests]\ndisable = [\"nope\"]\n", "t.toml").unwrap_err().to_string();
+    assert!(err.contains("requests.disable") && err.contains("nope"), "{err}");
+    let off = Config::parse("[requests]\nenabled = false\n", "t.toml").unwrap();
+    assert!(off.request_rules().unwrap().rules().is_empty());
+    assert!(!Config::default().request_rules().unwrap().rules().is_empty());
+}

@@ -29,6 +29,8 @@ pub(crate) struct CommandLabels {
 
 pub(crate) struct CommandMetrics {
     pub(super) destructive: Family<DestructiveLabels, Counter>,
+    /// Same labels: agents' HTTPS requests that matched a request rule.
+    pub(super) api_calls: Family<DestructiveLabels, Counter>,
     pub(super) commands: Family<CommandLabels, Counter>,
 }
 
@@ -40,12 +42,18 @@ impl CommandMetrics {
             "Commands that matched a destructive-command rule, by rule, severity and what guard did",
             destructive.clone(),
         );
+        let api_calls = Family::default();
+        reg.register(
+            "guard_destructive_api_calls",
+            "HTTPS requests of agents' process trees that matched a request rule (docs/api-calls.md), by rule, severity and what guard did",
+            api_calls.clone(),
+        );
         let commands = Family::default();
         reg.register(
             "guard_agent_commands",
             "Programs that agents (or their descendants) ran: successful execs attributed to an agent, by origin (model: a tool call in a response proposed it; other)",
             commands.clone(),
         );
-        Self { destructive, commands }
+        Self { destructive, api_calls, commands }
     }
 }

@@ -157,6 +157,17 @@ impl Metrics {
         self.commands.destructive.get_or_create(&labels).inc();
     }
 
+    /// Counts one destructive API call (one request-rule match); rules share the `rule` cap.
+    pub(crate) fn on_api_call(&self, agent: &str, rule_id: &str, severity: Severity, action: Action) {
+        let labels = DestructiveLabels {
+            agent: self.agent(agent),
+            rule: self.rules.admit("rule", ident_value(rule_id)),
+            severity: severity.as_str(),
+            action: action.as_str(),
+        };
+        self.commands.api_calls.get_or_create(&labels).inc();
+    }
+
     /// The exec gate's counters, for its threads.
     pub(crate) fn enforce(&self) -> enforce::EnforceHandles {
         self.enforce.handles()

@@ -139,6 +139,8 @@ fn one_call_encodes_exactly() {
         + "# TYPE guard_llm_incomplete_requests counter\n"
         + "# HELP guard_destructive_commands Commands that matched a destructive-command rule, by rule, severity and what guard did.\n"
         + "# TYPE guard_destructive_commands counter\n"
+        + "# HELP guard_destructive_api_calls HTTPS requests of agents' process trees that matched a request rule (docs/api-calls.md), by rule, severity and what guard did.\n"
+        + "# TYPE guard_destructive_api_calls counter\n"
         + "# HELP guard_agent_commands Programs that agents (or their descendants) ran: successful execs attributed to an agent, by origin (model: a tool call in a response proposed it; other).\n"
         + "# TYPE guard_agent_commands counter\n"
         + "# HELP guard_agent_processes Live processes attributed to each agent (the agent and its descendants).\n"
@@ -573,5 +575,57 @@ fn the_readme_lists_every_family_and_loss_source() {
     }
     for s in LossSource::ALL {
         assert!(readme_row(readme, s.as_str()), "README's loss-source table lacks {}", s.as_str());
+    }
+}
+
+/// An agent's DELETE with a bearer token, a query token and a body, through the engine and into
+/// the metrics: one sample with the rule's labels, and none of the secrets in the text.
+#[test]
+fn an_agents_destructive_api_call_is_one_sample_without_its_secrets() {
+    use guard_core::{
+        Engine,
+        engine::{EngineConfig, Outputs},
+        events::{ConnId, Direction, Event, TlsData, TlsFunc},
+        govern::{Governed, NoLookup},
+        process::SeedProcess,
+    };
+    let mut e = Engine::new(EngineConfig::default());
+    let mut out = Outputs::default();
+    let p = |pid, ppid, exe: &str| SeedProcess { pid, ppid, start_ticks: u64::from(pid), exe: Some(exe.into()), ..SeedProcess::default() };
+    e.start(vec![p(9, 1, "/usr/bin/claude"), p(10, 9, "/usr/bin/curl")], &mut out);
+    let body = r#"{"propagationPolicy":"body-secret-9f2c"}"#;
+    let req = format!(
+        "DELETE /api/v1/namespaces/prod?token=query-secret-77 HTTP/1.1\r\nHost: 10.0.0.1:6443\r\nAuthorization: Bearer header-secret-1b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let data = TlsData {
+        ts_ns: 1,
+        tid: 10,
+        conn: ConnId { pid: 10, conn: 1 },
+        dir: Direction::Write,
+        func: TlsFunc::SslWrite,
+        offset: 0,
+        call_len: req.len() as u32,
+        target: 0,
+        data: bytes::Bytes::from(req.into_bytes()),
+    };
+    e.push(Event::TlsData(data), std::time::UNIX_EPOCH, &mut NoLookup, &mut out);
+    let m = Metrics::default();
+    let mut audit = String::new();
+    for g in &out.governed {
+        if let Governed::ApiCall(r) = g {
+            m.on_api_call(r.agent.as_deref().unwrap_or("none"), &r.rule_id, r.severity, r.action);
+            audit += &serde_json::to_string(r).unwrap();
+        }
+    }
+    let text = m.encode();
+    let samples: Vec<&str> = text.lines().filter(|l| l.starts_with("guard_destructive_api_calls_total")).collect();
+    assert_eq!(
+        samples,
+        ["guard_destructive_api_calls_total{agent=\"claude-code\",rule=\"k8s.api-delete-namespace\",severity=\"critical\",action=\"would_block\"} 1"]
+    );
+    assert!(audit.contains("k8s.api-delete-namespace"), "{audit}");
+    for secret in ["body-secret-9f2c", "query-secret-77", "header-secret-1b"] {
+        assert!(!text.contains(secret) && !audit.contains(secret), "{secret}");
     }
 }

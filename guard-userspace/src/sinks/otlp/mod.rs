@@ -38,7 +38,20 @@ use opentelemetry_sdk::{
     trace::{SdkTracer, SdkTracerProvider},
 };
 
-use guard_core::{audit::AuditRecord, cost::Cost, protocols::Exchange, rules::Severity};
+use guard_core::{
+    audit::{Action, ApiCallRecord, AuditRecord, ProposedBy},
+    cost::Cost,
+    protocols::Exchange,
+    rules::Severity,
+};
+
+/// What a log record of an audit line carries besides the line.
+struct AuditHead<'a> {
+    rule_id: &'a str,
+    agent: Option<&'a str>,
+    severity: Severity,
+    action: Action,
+}
 
 use self::{
     bridge::Snapshot,
@@ -147,18 +160,29 @@ impl Otlp {
 
     /// One audit record as a log record: the same JSON line the audit log gets (argv redacted).
     pub(crate) fn on_audit(&self, rec: &AuditRecord) {
+        let head = AuditHead { rule_id: &rec.rule_id, agent: rec.agent.as_deref(), severity: rec.severity, action: rec.action };
+        self.emit_audit(rec, &head, rec.proposed_by.as_ref());
+    }
+
+    /// One destructive API call's audit record as a log record, like [`Self::on_audit`].
+    pub(crate) fn on_api_audit(&self, rec: &ApiCallRecord) {
+        let head = AuditHead { rule_id: &rec.rule_id, agent: rec.agent.as_deref(), severity: rec.severity, action: rec.action };
+        self.emit_audit(rec, &head, rec.proposed_by.as_ref());
+    }
+
+    fn emit_audit(&self, rec: &impl serde::Serialize, h: &AuditHead<'_>, by: Option<&ProposedBy>) {
         let Some((_, logger)) = &self.logger else { return };
         let Ok(line) = serde_json::to_string(rec) else { return };
         let mut r = logger.create_log_record();
         r.set_timestamp(SystemTime::now());
         r.set_event_name("guard.audit");
-        r.set_severity_number(log_severity(rec.severity));
-        r.set_severity_text(rec.severity.as_str());
+        r.set_severity_number(log_severity(h.severity));
+        r.set_severity_text(h.severity.as_str());
         r.set_body(AnyValue::from(line));
-        r.add_attribute("guard.rule_id", rec.rule_id.clone());
-        r.add_attribute(genai::AGENT, rec.agent.clone().unwrap_or_else(|| crate::sinks::NO_AGENT.into()));
-        r.add_attribute("guard.action", rec.action.as_str());
-        if let Some(by) = &rec.proposed_by {
+        r.add_attribute("guard.rule_id", h.rule_id.to_owned());
+        r.add_attribute(genai::AGENT, h.agent.unwrap_or(crate::sinks::NO_AGENT).to_owned());
+        r.add_attribute("guard.action", h.action.as_str());
+        if let Some(by) = by {
             r.add_attribute("guard.proposed_by.call_id", by.call_id.clone());
         }
         logger.emit(r);
