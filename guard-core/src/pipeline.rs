@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    events::{ConnId, Event, Exit, Fork, exec_join::{ExecJoin, ExecRecord}},
+    events::{ConnId, Delete, Event, Exit, Fork, exec_join::{ExecJoin, ExecRecord}},
     protocols::{ConnectionDecoder, DecoderConfig, DecoderStats, EarlyCalls, Exchange},
     streams::{Assembler, StreamEvent},
 };
@@ -41,6 +41,8 @@ pub enum Output {
     ToolCalls { conn: ConnId, ts_ns: u64, calls: EarlyCalls },
     /// A decoded request/response exchange (LLM call or not; see `inference`).
     Exchange(Exchange),
+    /// A deletion (or rename, or io_uring set-up) by a process in an agent's scope, as sent.
+    Delete(Delete),
     #[serde(skip)]
     Stream(StreamEvent),
 }
@@ -113,6 +115,7 @@ impl Pipeline {
             Event::TlsData(d) => self.streams.push(d, &mut streams),
             Event::TlsClose(c) => self.streams.close(c.conn, c.ts_ns, &mut streams),
             Event::Fork(f) => out.push(Output::Fork(f)),
+            Event::Delete(d) => out.push(Output::Delete(d)),
             Event::Exit(x) => {
                 self.streams.close_process(x.pid, x.ts_ns, &mut streams);
                 out.push(Output::Exit(x));
