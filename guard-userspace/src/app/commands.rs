@@ -37,6 +37,7 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
         rules: config.rule_set()?,
         prices: std::sync::Arc::new(config.price_table()?),
         link: config.link(),
+        deletions: config.deletions.engine(config.enforce.mode),
         ..EngineConfig::default()
     });
     let metrics = Metrics::new(&config.labels);
@@ -47,7 +48,8 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
     let mut emit = |out: &Outputs| -> anyhow::Result<()> {
         for g in &out.governed {
             count(&metrics, g);
-            if print.metrics || (matches!(g, Governed::Command { .. }) && !print.commands) {
+            // One line per deleted file would drown the output: they show as metrics.
+            if print.metrics || matches!(g, Governed::Deleted { .. }) || (matches!(g, Governed::Command { .. }) && !print.commands) {
                 continue;
             }
             serde_json::to_writer(&mut stdout, g)?;
@@ -78,6 +80,9 @@ fn count(m: &Metrics, g: &Governed) {
         }
         Governed::Command { agent: Some(a), proposed_by, .. } => m.on_agent_command(a, proposed_by.is_some()),
         Governed::Command { agent: None, .. } => {}
+        Governed::Deleted { agent, place } => m.on_file_deleted(agent, *place),
+        Governed::IoUring { agent, .. } => m.on_io_uring(agent),
+        Governed::Deletion(_) => {}
         Governed::Destructive(rec) => {
             m.on_destructive(rec.agent.as_deref().unwrap_or(NO_AGENT), &rec.rule_id, rec.severity, rec.action);
         }

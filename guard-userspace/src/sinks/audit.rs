@@ -14,7 +14,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use guard_core::audit::AuditRecord;
 
 use super::files;
 
@@ -81,7 +80,7 @@ impl AuditWriter {
     /// Appends one line. The path is checked on every write (one `lstat`; destructive commands
     /// are rare), and reopened when it no longer names the open file. A symlink never names it,
     /// so one planted after rotation is refused, not written through.
-    pub(crate) fn write(&mut self, rec: &AuditRecord) -> Result<(), AuditError> {
+    pub(crate) fn write(&mut self, rec: &impl serde::Serialize) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(rec).map_err(|source| AuditError::Encode { source })?;
         line.push(b'\n');
         if let Sink::File { path, dev, ino, .. } = &self.sink {
@@ -171,7 +170,7 @@ fn check(path: &Path, meta: &std::fs::Metadata) -> Result<(), AuditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guard_core::audit::record::Action;
+    use guard_core::audit::{AuditRecord, record::Action};
     use guard_core::rules::{Category, Severity};
 
     fn rec(n: u32) -> AuditRecord {

@@ -65,6 +65,16 @@ impl Sinks {
                 let call_id = proposed_by.as_ref().map(|p| p.call_id.as_str());
                 tracing::debug!(pid, program = %name, agent = agent.as_deref().unwrap_or(NO_AGENT), call_id, "command");
             }
+            Governed::Deleted { agent, place } => self.metrics.on_file_deleted(agent, *place),
+            Governed::IoUring { agent, pid } => {
+                self.metrics.on_io_uring(agent);
+                tracing::info!(agent = %agent, pid, "io_uring set up by an agent's process");
+            }
+            Governed::Deletion(rec) => {
+                let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
+                tracing::warn!(agent, rule = rec.rule_id, files = rec.files, pid = rec.pid, action = rec.action.as_str(), "agent deletions");
+                self.audit_line(rec);
+            }
             Governed::Destructive(rec) => {
                 let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
                 self.metrics.on_destructive(agent, &rec.rule_id, rec.severity, rec.action);
@@ -72,13 +82,17 @@ impl Sinks {
                 if let Some(o) = &self.otlp {
                     o.on_audit(rec);
                 }
-                if let Some(w) = self.audit.as_mut()
-                    && let Err(e) = w.write(rec)
-                {
-                    self.audit_errors += 1;
-                    tracing::warn!(error = %e, "audit record not written");
-                }
+                self.audit_line(rec);
             }
+        }
+    }
+
+    fn audit_line(&mut self, rec: &impl serde::Serialize) {
+        if let Some(w) = self.audit.as_mut()
+            && let Err(e) = w.write(rec)
+        {
+            self.audit_errors += 1;
+            tracing::warn!(error = %e, "audit record not written");
         }
     }
 }
