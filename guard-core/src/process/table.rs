@@ -461,6 +461,20 @@ impl ProcessTable {
         out
     }
 
+    /// Every live agent process itself (the process an agent was identified at, not its
+    /// descendants), with its cwd: whose work trees the places list holds (`crate::places`).
+    pub fn agent_roots(&self) -> Vec<(u32, Option<String>)> {
+        let mut out: Vec<_> = self
+            .procs
+            .values()
+            .filter(|p| p.exited_at_ns.is_none())
+            .filter(|p| self.agent_of_key(p.key).is_some_and(|a| a.key == p.key))
+            .map(|p| (p.key.pid, p.cwd.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Every live process attributed to an agent, with the agent (same walk as `agent_counts`).
     pub fn agent_processes(&self) -> Vec<(u32, Arc<str>)> {
         self.procs

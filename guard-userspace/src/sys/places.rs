@@ -155,13 +155,15 @@ impl PlacesWatch {
     }
 
     /// The list for the agents now running (root tgid, cwd), if it differs from the last one
-    /// (the first call always returns it). Only a new (agent, cwd) costs IO.
+    /// (the first call always returns it). Only a new (agent, cwd) costs IO, and an agent whose
+    /// cwd the table lacks (read from /proc).
     pub(crate) fn update(&mut self, agents: &[(u32, Option<String>)]) -> Option<&[PlaceRoot]> {
         let mut trees = BTreeMap::new();
         for (tgid, cwd) in agents {
-            let Some(cwd) = cwd.as_deref().filter(|c| c.starts_with('/')) else { continue };
-            let key = (*tgid, cwd.to_owned());
-            let tree = self.trees.remove(&key).unwrap_or_else(|| worktree(Path::new(cwd)));
+            let cwd = cwd.clone().or_else(|| std::fs::read_link(format!("/proc/{tgid}/cwd")).ok().map(|p| p.display().to_string()));
+            let Some(cwd) = cwd.filter(|c| c.starts_with('/')) else { continue };
+            let key = (*tgid, cwd.clone());
+            let tree = self.trees.remove(&key).unwrap_or_else(|| worktree(Path::new(&cwd)));
             trees.insert(key, tree);
         }
         self.trees = trees;
