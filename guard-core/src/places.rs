@@ -56,7 +56,7 @@ impl Places {
     /// Sorts `roots` longest first; of two equal prefixes the first given is kept.
     pub fn new(mut roots: Vec<PlaceRoot>) -> Self {
         roots.retain(|r| r.prefix.starts_with('/') && r.prefix.ends_with('/'));
-        roots.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        roots.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         let mut seen = std::collections::HashSet::new();
         roots.retain(|r| seen.insert(r.prefix.clone()));
         Self { roots }
