@@ -112,6 +112,8 @@ fn fifty_files_in_home_count_fifty_and_write_one_record_then_one_summary() {
     evs.push(exit(100));
     let g = run(&mut e, &mut out, evs, &mut NoLookup);
     assert_eq!(counted(&g), HashMap::from([(("claude-code".to_owned(), "home"), 50)]));
+    // The agent's own process is the one whose work tree the places list holds, not its child.
+    assert_eq!(e.table().agent_roots(), [(AGENT, Some("/home/dev/src/app".to_owned()))]);
     let recs = records(&g);
     assert_eq!(recs.len(), 2, "{recs:?}");
     let (first, rest) = (recs[0], recs[1]);
