@@ -188,7 +188,7 @@ impl Deletions {
         }
         let killed = d.has(DEL_KILLED);
         let full = resolve(&d.path, d.flags, cwd);
-        let at = full.as_deref().map_or(Placed::UNKNOWN, |p| self.places.classify(p, agent_root));
+        let at = full.as_deref().map_or(Placed::UNKNOWN, |p| self.classify_removed(p, d.has(DEL_DIR), agent_root));
         let deleted = d.ret == 0 && !d.has(DEL_EXCHANGE) && (!d.op.is_rename() || self.leaves(at, &d.path2, agent_root, cwd));
         if !deleted && !killed {
             self.stats.not_deletions += 1;
@@ -261,6 +261,15 @@ impl Deletions {
             return None;
         }
         Some(self.tallies.entry((key, rule)).or_insert_with(|| Tally { place, files: 0, pending: 0, reported: false, last_report_ns: 0, action: None, dirs: HashMap::new() }))
+    }
+
+    /// A removed directory is placed as its own content: `rmdir ~/.ssh` is in the protected
+    /// directory, not merely in the home above it.
+    fn classify_removed(&self, path: &str, dir: bool, agent_root: u32) -> Placed {
+        if dir && !path.ends_with('/') {
+            return self.places.classify(&format!("{path}/"), agent_root);
+        }
+        self.places.classify(path, agent_root)
     }
 
     /// A rename removes its source from its place only when the destination is elsewhere (an

@@ -164,6 +164,13 @@ fn one_file_in_a_protected_dir_or_the_system_is_a_record() {
     let g = run(&mut e, &mut out, evs, &mut NoLookup);
     let recs: Vec<_> = records(&g).iter().map(|r| (r.rule_id, r.files, r.action)).collect();
     assert_eq!(recs, [("deletion.protected", 1, Action::WouldBlock), ("deletion.system", 1, Action::WouldBlock)]);
+
+    // The protected directory itself, removed: in it, not merely in the home above.
+    let (mut e, mut out) = engine(DeletionConfig::default(), false);
+    let mut evs = child();
+    evs.push(del(CHILD, 10, DeleteOp::Rmdir, "/home/dev/.ssh", "", DEL_DIR, 0));
+    let g = run(&mut e, &mut out, evs, &mut NoLookup);
+    assert_eq!(records(&g).iter().map(|r| (r.rule_id, r.top_dirs[0].dir.as_str())).collect::<Vec<_>>(), [("deletion.protected", "/home/dev/.ssh")]);
 }
 
 #[test]
