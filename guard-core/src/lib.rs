@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod cost;
 pub mod coverage;
+pub mod deletions;
 pub mod enforce;
 pub mod engine;
 pub mod events;
@@ -32,6 +33,7 @@ pub mod govern;
 pub mod hooks;
 pub mod labels;
 pub mod pipeline;
+pub mod places;
 pub mod process;
 pub mod protocols;
 pub mod providers;

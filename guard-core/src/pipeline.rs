@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    events::{ConnId, Event, Exit, Fork, exec_join::{ExecJoin, ExecRecord}},
+    events::{ConnId, Delete, Event, Exit, Fork, exec_join::{ExecJoin, ExecRecord}},
     requests::ApiRequest,
     protocols::{ConnectionDecoder, DecoderConfig, DecoderStats, EarlyCalls, Exchange},
     streams::{Assembler, StreamEvent},
@@ -47,6 +47,8 @@ pub enum Output {
     ApiRequest { conn: ConnId, request: ApiRequest },
     /// A decoded request/response exchange (LLM call or not; see `inference`).
     Exchange(Exchange),
+    /// A deletion (or rename, or io_uring set-up) by a process in an agent's scope, as sent.
+    Delete(Delete),
     #[serde(skip)]
     Stream(StreamEvent),
 }
@@ -122,6 +124,7 @@ impl Pipeline {
             Event::TlsData(d) => self.streams.push(d, &mut streams),
             Event::TlsClose(c) => self.streams.close(c.conn, c.ts_ns, &mut streams),
             Event::Fork(f) => out.push(Output::Fork(f)),
+            Event::Delete(d) => out.push(Output::Delete(d)),
             Event::Exit(x) => {
                 self.streams.close_process(x.pid, x.ts_ns, &mut streams);
                 out.push(Output::Exit(x));

@@ -23,6 +23,7 @@ pub use self::replay::Replay;
 
 use crate::{
     cost::PriceTable,
+    deletions::{DeletionConfig, DeletionStats},
     enforce::{GateRecord, Mode},
     events::{
         self, Event,
@@ -30,6 +31,7 @@ use crate::{
     },
     govern::{Governed, Governor, Host, LinkLimits, LinkStats, Lookup, ScopeAdd},
     pipeline::{Limits, Output, Pipeline, PipelineStats},
+    places::{PlaceRoot, Places},
     process::{Catalog, ProcessTable, SeedProcess, TableStats},
     protocols::DecoderStats,
     requests::RequestRuleSet,
@@ -55,6 +57,8 @@ pub struct EngineConfig {
     pub requests: RequestRuleSet,
     /// `[enforce] mode`: whether a blocking request rule's match is `would_block` or `observed`.
     pub mode: Mode,
+    /// How agents' deletions are counted and audited.
+    pub deletions: DeletionConfig,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +74,7 @@ impl Default for EngineConfig {
             link: LinkLimits::default(),
             requests: RequestRuleSet::builtin(),
             mode: Mode::default(),
+            deletions: DeletionConfig::default(),
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct EngineStats {
     pub suppressed_repeats: u64,
     /// Tool calls kept for linking, dropped early, and commands linked.
     pub link: LinkStats,
+    /// Agents' deletions counted, and records that were not.
+    pub deletions: DeletionStats,
 }
 
 pub struct Engine {
@@ -132,7 +139,8 @@ impl Engine {
             pipeline: Pipeline::new(&cfg.limits),
             governor: Governor::new(cfg.catalog, cfg.rules, cfg.host, cfg.link)
                 .with_prices(cfg.prices)
-                .with_requests(cfg.requests, cfg.mode),
+                .with_requests(cfg.requests, cfg.mode)
+                .with_deletions(cfg.deletions),
             record: cfg.record,
             decode_errors: 0,
             passed: Vec::new(),
@@ -156,6 +164,20 @@ impl Engine {
             out.recorded.push(Line::Gate(r.clone()));
         }
         self.governor.gate(r, wall, &mut out.governed);
+    }
+
+    /// The places list (`crate::places`) from now on, recorded as a fact: the daemon calls it at
+    /// start and whenever agents' work trees come or go.
+    pub fn set_places(&mut self, roots: Vec<PlaceRoot>, out: &mut Outputs) {
+        if self.record {
+            out.recorded.push(Line::Fact(Fact::Places { roots: roots.clone() }));
+        }
+        self.governor.set_places(Places::new(roots));
+    }
+
+    /// The places list in force.
+    pub fn places(&self) -> &Places {
+        self.governor.deletions().places()
     }
 
     /// A hooked file whose hooks are a guess: its events wait until its traffic verifies it.
@@ -221,6 +243,7 @@ impl Engine {
             table: self.governor.table().stats(),
             suppressed_repeats: self.governor.suppressed_repeats(),
             link: self.governor.link_stats(),
+            deletions: self.governor.deletions().stats,
         }
     }
 }

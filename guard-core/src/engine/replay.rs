@@ -37,6 +37,10 @@ impl Replay {
                 self.flush(engine, wall, out);
                 engine.governor.set_host(record::host(name, accounts));
             }
+            Line::Fact(Fact::Places { roots }) => {
+                self.flush(engine, wall, out);
+                engine.set_places(roots, out);
+            }
             Line::Fact(Fact::Seed { processes }) => {
                 self.flush(engine, wall, out);
                 engine.start(processes, out);

@@ -6,7 +6,10 @@ use std::ops::Range;
 
 use bytemuck::Pod;
 use bytes::Bytes;
-use guard_common::event::{self as k, EventKind};
+use guard_common::{
+    delete::{DeleteEvent, DeleteSyscall},
+    event::{self as k, EventKind},
+};
 
 use super::*;
 
@@ -95,8 +98,7 @@ pub fn decode<R: RawRecord + ?Sized>(rec: &R) -> Result<Event, DecodeError> {
     let kind = EventKind::from_u32(hdr.kind).ok_or(DecodeError::UnknownKind { kind: hdr.kind })?;
     let ts_ns = hdr.ktime_ns;
     Ok(match kind {
-        // Decoded once guard-core has a deletion event (issue 18, in progress).
-        EventKind::Delete => return Err(DecodeError::UnknownKind { kind: hdr.kind }),
+        EventKind::Delete => decode_delete(buf, hdr)?,
         EventKind::Exec => {
             let e: k::ExecEvent = read(buf, "exec")?;
             Event::Exec(Exec {
@@ -181,6 +183,41 @@ fn split_argv(args: &[u8], argc: u32) -> Vec<String> {
     }
     argv.truncate(argc as usize);
     argv
+}
+
+fn decode_delete(buf: &[u8], hdr: k::Header) -> Result<Event, DecodeError> {
+    let e: DeleteEvent = read(buf, "delete")?;
+    let op = DeleteSyscall::from_u8(e.syscall).ok_or(DecodeError::BadField { what: "delete syscall", value: e.syscall.into() })?;
+    // `cstr` clamps the lengths to the arrays; a NUL ends a path early.
+    Ok(Event::Delete(Delete {
+        ts_ns: hdr.ktime_ns,
+        pid: hdr.tgid,
+        tid: hdr.tid,
+        start_time_ns: e.start_time_ns,
+        root: e.root,
+        op: op.into(),
+        ret: e.ret,
+        flags: e.flags,
+        place: e.place,
+        place2: e.place2,
+        owner: e.owner,
+        path: cstr(&e.path, Some(e.path_len.into())),
+        path2: cstr(&e.path2, Some(e.path2_len.into())),
+    }))
+}
+
+impl From<DeleteSyscall> for DeleteOp {
+    fn from(s: DeleteSyscall) -> Self {
+        match s {
+            DeleteSyscall::Unlink => Self::Unlink,
+            DeleteSyscall::Unlinkat => Self::Unlinkat,
+            DeleteSyscall::Rmdir => Self::Rmdir,
+            DeleteSyscall::Rename => Self::Rename,
+            DeleteSyscall::Renameat => Self::Renameat,
+            DeleteSyscall::Renameat2 => Self::Renameat2,
+            DeleteSyscall::IoUringSetup => Self::IoUringSetup,
+        }
+    }
 }
 
 fn decode_tls<R: RawRecord + ?Sized>(rec: &R, hdr: k::Header) -> Result<Event, DecodeError> {

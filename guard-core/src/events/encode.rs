@@ -1,7 +1,10 @@
 //! [`Event`] → kernel record bytes: the inverse of [`super::decode()`]. Used by the round-trip
 //! tests, fuzzing seeds and benchmarks to produce records without a kernel.
 
-use guard_common::event::{self as k, EventKind};
+use guard_common::{
+    delete::{DeleteEvent, DeleteSyscall},
+    event::{self as k, EventKind},
+};
 
 use super::*;
 
@@ -90,6 +93,41 @@ pub fn encode(ev: &Event) -> Vec<u8> {
             out
         }
         Event::TlsClose(c) => bytes_of(&k::TlsCloseEvent { hdr: header(EventKind::TlsClose, c.conn.pid, c.conn.pid, c.ts_ns), conn: c.conn.conn }),
+        Event::Delete(d) => encode_delete(d),
+    }
+}
+
+fn encode_delete(d: &Delete) -> Vec<u8> {
+    let (path, path_len) = fill::<{ k::PATH_LEN }>(&d.path);
+    let (path2, path2_len) = fill::<{ k::PATH_LEN }>(&d.path2);
+    bytes_of(&DeleteEvent {
+        hdr: header(EventKind::Delete, d.tid, d.pid, d.ts_ns),
+        ret: d.ret,
+        start_time_ns: d.start_time_ns,
+        root: d.root,
+        owner: d.owner,
+        syscall: DeleteSyscall::from(d.op) as u8,
+        flags: d.flags,
+        place: d.place,
+        place2: d.place2,
+        path_len: path_len as u16,
+        path2_len: path2_len as u16,
+        path,
+        path2,
+    })
+}
+
+impl From<DeleteOp> for DeleteSyscall {
+    fn from(op: DeleteOp) -> Self {
+        match op {
+            DeleteOp::Unlink => Self::Unlink,
+            DeleteOp::Unlinkat => Self::Unlinkat,
+            DeleteOp::Rmdir => Self::Rmdir,
+            DeleteOp::Rename => Self::Rename,
+            DeleteOp::Renameat => Self::Renameat,
+            DeleteOp::Renameat2 => Self::Renameat2,
+            DeleteOp::IoUringSetup => Self::IoUringSetup,
+        }
     }
 }
 
@@ -134,7 +172,38 @@ mod tests {
             Event::ExecResult(ExecResult { ts_ns: 5, pid: 10, tid: 10, ret: -2 }),
             Event::TlsData(TlsData { ts_ns: 6, tid: 11, conn: ConnId { pid: 10, conn: 0xdead }, dir: Direction::Read, func: TlsFunc::SslReadEx, offset: 1 << 40, call_len: 70000, target: 3, data: Bytes::from_static(b"HTTP/1.1 200 OK\r\n") }),
             Event::TlsClose(TlsClose { ts_ns: 7, conn: ConnId { pid: 10, conn: 0xdead } }),
+            Event::Delete(Delete { ts_ns: 8, pid: 10, tid: 12, start_time_ns: 5, root: 9, op: DeleteOp::Renameat2, ret: 0, flags: guard_common::delete::DEL_NOREPLACE, place: 4, place2: 2, owner: 0, path: "/home/dev/.ssh/id_ed25519".into(), path2: "/tmp/x".into() }),
+            Event::Delete(Delete { ts_ns: 9, pid: 10, tid: 10, start_time_ns: 5, root: 9, op: DeleteOp::Unlinkat, ret: -13, flags: guard_common::delete::DEL_RELATIVE | guard_common::delete::DEL_DIR, place: 0, place2: 0, owner: 0, path: "build/\u{e9}t\u{e9}".into(), path2: String::new() }),
         ]
+    }
+
+    /// The rename record of `samples()`, as bytes.
+    fn delete_bytes() -> Vec<u8> {
+        encode(&samples()[8])
+    }
+
+    #[test]
+    fn a_delete_record_with_an_unknown_syscall_is_an_error() {
+        let mut b = delete_bytes();
+        b[std::mem::offset_of!(DeleteEvent, syscall)] = 0;
+        assert_eq!(decode(&b), Err(DecodeError::BadField { what: "delete syscall", value: 0 }));
+    }
+
+    #[test]
+    fn delete_path_lengths_beyond_the_array_are_clamped_and_bad_utf8_is_replaced() {
+        let mut b = delete_bytes();
+        let (len, path) = (std::mem::offset_of!(DeleteEvent, path_len), std::mem::offset_of!(DeleteEvent, path));
+        b[len..len + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+        b[path..path + k::PATH_LEN].fill(b'a');
+        b[path + 1] = 0xff;
+        let Ok(Event::Delete(d)) = decode(&b) else { panic!("not a delete") };
+        assert_eq!(d.path.chars().count(), k::PATH_LEN);
+        assert!(d.path.starts_with("a\u{fffd}a"), "{}", d.path);
+        // A length shorter than the string cuts it there.
+        let mut b = delete_bytes();
+        b[len..len + 2].copy_from_slice(&5u16.to_le_bytes());
+        let Ok(Event::Delete(d)) = decode(&b) else { panic!("not a delete") };
+        assert_eq!(d.path, "/home");
     }
 
     #[test]

@@ -156,6 +156,59 @@ pub struct TlsData {
     pub data: Bytes,
 }
 
+/// What a [`Delete`] record's syscall was (`guard_common::delete::DeleteSyscall`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteOp {
+    Unlink,
+    Unlinkat,
+    Rmdir,
+    Rename,
+    Renameat,
+    Renameat2,
+    /// Not a deletion: the process set up io_uring, whose deletions no tracepoint sees.
+    IoUringSetup,
+}
+
+impl DeleteOp {
+    pub const fn is_rename(self) -> bool {
+        matches!(self, Self::Rename | Self::Renameat | Self::Renameat2)
+    }
+}
+
+/// A deletion (or rename, or io_uring set-up) by a process in an agent's scope, at syscall exit
+/// (`guard_common::delete::DeleteEvent`). The kernel's places are kept as sent; the engine
+/// classifies the paths itself ([`crate::places`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delete {
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub start_time_ns: u64,
+    /// The scope entry's root tgid: whose identification put the process in scope.
+    pub root: u32,
+    pub op: DeleteOp,
+    /// 0 done, else `-errno`.
+    pub ret: i64,
+    /// `DEL_*` bits.
+    pub flags: u8,
+    /// The kernel's `Place` bytes of `path` and `path2`, and the owner of `path`'s place.
+    pub place: u8,
+    pub place2: u8,
+    pub owner: u32,
+    /// What was removed; a rename's source.
+    pub path: String,
+    /// A rename's destination; empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path2: String,
+}
+
+impl Delete {
+    pub const fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
 /// A TLS connection object was freed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsClose {
@@ -173,6 +226,7 @@ pub enum Event {
     ExecResult(ExecResult),
     TlsData(TlsData),
     TlsClose(TlsClose),
+    Delete(Delete),
 }
 
 impl Event {
@@ -185,6 +239,7 @@ impl Event {
             Self::ExecResult(e) => e.ts_ns,
             Self::TlsData(e) => e.ts_ns,
             Self::TlsClose(e) => e.ts_ns,
+            Self::Delete(e) => e.ts_ns,
         }
     }
 }

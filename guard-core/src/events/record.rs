@@ -15,6 +15,7 @@ use super::Event;
 use crate::{
     enforce::GateRecord,
     govern::{Host, User},
+    places::PlaceRoot,
     process::SeedProcess,
 };
 
@@ -38,6 +39,8 @@ pub enum Fact {
     Process { pid: u32, found: Option<SeedProcess> },
     /// A process's working directory at its exec (or unknown).
     Cwd { pid: u32, cwd: Option<String> },
+    /// The places list (`crate::places`) from here on: it changes as agents come and go.
+    Places { roots: Vec<PlaceRoot> },
 }
 
 /// A local account, as a recording keeps it (a list: JSON maps cannot have numeric keys).
@@ -150,6 +153,7 @@ mod tests {
             Line::Event(Event::Exit(Exit { ts_ns: 5, pid: 9, tid: 9, exit_code: 0, start_time_ns: 1, comm: "rm".into() })),
             Line::Fact(Fact::Process { pid: 9, found: None }),
             Line::Fact(Fact::Cwd { pid: 9, cwd: Some("/srv".into()) }),
+            Line::Fact(Fact::Places { roots: vec![PlaceRoot { prefix: "/srv/app/".into(), place: crate::places::Place::Worktree, protect: false, owner: 9, sensitive: false }] }),
         ];
         let mut r = Recorder::new(Vec::new());
         for l in &lines {

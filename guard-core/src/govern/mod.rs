@@ -8,6 +8,7 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc, time::SystemTime};
 use serde::Serialize;
 
 mod api_calls;
+mod deletes;
 mod link;
 
 pub use link::{LinkLimits, LinkStats};
@@ -15,6 +16,7 @@ pub use link::{LinkLimits, LinkStats};
 use crate::{
     audit::{Action, ApiCallRecord, AuditRecord, ProposedBy, Subject, record::rfc3339},
     cost::{Cost, PriceTable},
+    deletions::{DeletionConfig, DeletionRecord, Deletions},
     enforce::{GateRecord, Mechanism, Mode},
     events::exec_join::{ExecOutcome, ExecRecord},
     pipeline::Output,
@@ -91,6 +93,16 @@ pub enum Governed {
     Destructive(AuditRecord),
     /// A destructive API call of an agent's process tree, as written to the audit log.
     ApiCall(ApiCallRecord),
+    /// One file an agent's process deleted, and where (`guard_agent_files_deleted_total`).
+    Deleted {
+        agent: String,
+        #[serde(rename = "where", with = "crate::places::place_name")]
+        place: crate::places::Place,
+    },
+    /// An agent's process set up io_uring (deletions through it are unseen).
+    IoUring { agent: String, pid: u32 },
+    /// An agent's deletions where it should not, as written to the audit log.
+    Deletion(DeletionRecord),
 }
 
 /// A process the kernel must now hold in an agent's scope: the process table newly identified
@@ -108,6 +120,7 @@ pub struct Governor {
     host: Host,
     prices: Arc<PriceTable>,
     linker: link::Linker,
+    deletions: Deletions,
     last_tick_ns: u64,
     /// Rules on agents' requests, and the `[enforce]` mode their matches are recorded under.
     requests: RequestRuleSet,
@@ -137,6 +150,7 @@ impl Governor {
             host,
             prices: PriceTable::builtin(),
             linker: link::Linker::new(link),
+            deletions: Deletions::new(DeletionConfig::default()),
             last_tick_ns: 0,
             requests: RequestRuleSet::builtin(),
             mode: Mode::default(),
@@ -155,6 +169,21 @@ impl Governor {
         self.requests = rules;
         self.mode = mode;
         self
+    }
+
+    /// Judges deletions with `cfg` instead of the defaults.
+    pub fn with_deletions(mut self, cfg: DeletionConfig) -> Self {
+        self.deletions = Deletions::new(cfg);
+        self
+    }
+
+    pub fn deletions(&self) -> &Deletions {
+        &self.deletions
+    }
+
+    /// The places list from here on (`crate::places`).
+    pub fn set_places(&mut self, places: crate::places::Places) {
+        self.deletions.set_places(places);
     }
 
     /// What the linker kept and dropped.
@@ -224,13 +253,17 @@ impl Governor {
                 self.table.observe(out);
                 self.rescope(ProcKey::from_ns(f.child_pid, f.child_start_time_ns), None, scope);
             }
-            Output::Exit(_) => self.table.observe(out),
+            Output::Exit(x) => {
+                self.deletions_exit(ProcKey::from_ns(x.pid, x.start_time_ns), wall, sink);
+                self.table.observe(out);
+            }
+            Output::Delete(d) => self.delete(d, wall, lookup, sink),
             Output::Stream(_) => return,
         }
-        self.tick(out);
+        self.tick(out, wall, sink);
     }
 
-    fn tick(&mut self, out: &Output) {
+    fn tick(&mut self, out: &Output, wall: SystemTime, sink: &mut Vec<Governed>) {
         let now = match out {
             Output::Exec(r) => r.ts_ns,
             Output::Fork(f) => f.ts_ns,
@@ -238,12 +271,14 @@ impl Governor {
             Output::Exchange(x) => x.timings.end_ns,
             Output::InferenceRequest { ts_ns, .. } | Output::ToolCalls { ts_ns, .. } => *ts_ns,
             Output::ApiRequest { request, .. } => request.ts_ns,
+            Output::Delete(d) => d.ts_ns,
             Output::Stream(_) => return,
         };
         if now >= self.last_tick_ns + TICK_EVERY_NS {
             self.last_tick_ns = now;
             self.table.tick(now);
             self.linker.tick(now);
+            self.deletions_tick(now, wall, sink);
         }
     }
 

@@ -217,6 +217,8 @@ fn agent_of(g: &[Governed]) -> Vec<Option<&str>> {
             Governed::Exchange { agent, .. } | Governed::Command { agent, .. } => agent.as_deref(),
             Governed::Destructive(a) => a.agent.as_deref(),
             Governed::ApiCall(a) => a.agent.as_deref(),
+            Governed::Deleted { agent, .. } | Governed::IoUring { agent, .. } => Some(agent.as_str()),
+            Governed::Deletion(d) => d.agent.as_deref(),
         })
         .collect()
 }
@@ -407,6 +409,7 @@ fn proposed(g: &[Governed]) -> Vec<Option<&str>> {
             Governed::Destructive(a) => a.proposed_by.as_ref().map(|p| p.call_id.as_str()),
             Governed::Exchange { .. } => Some("exchange"),
             Governed::ApiCall(a) => a.proposed_by.as_ref().map(|p| p.call_id.as_str()),
+            Governed::Deleted { .. } | Governed::IoUring { .. } | Governed::Deletion(_) => None,
         })
         .collect()
 }

@@ -345,7 +345,7 @@ impl ProcessTable {
             Output::Fork(f) => self.on_fork(f),
             Output::Exec(r) => self.on_exec(r),
             Output::Exit(x) => self.on_exit(x),
-            Output::Stream(_) | Output::Exchange(_) | Output::InferenceRequest { .. } | Output::ToolCalls { .. } | Output::ApiRequest { .. } => {}
+            Output::Stream(_) | Output::Exchange(_) | Output::InferenceRequest { .. } | Output::ToolCalls { .. } | Output::ApiRequest { .. } | Output::Delete(_) => {}
         }
     }
 
@@ -458,6 +458,20 @@ impl ProcessTable {
         for (_, agent) in self.agent_processes() {
             *out.entry(agent).or_insert(0) += 1;
         }
+        out
+    }
+
+    /// Every live agent process itself (the process an agent was identified at, not its
+    /// descendants), with its cwd: whose work trees the places list holds (`crate::places`).
+    pub fn agent_roots(&self) -> Vec<(u32, Option<String>)> {
+        let mut out: Vec<_> = self
+            .procs
+            .values()
+            .filter(|p| p.exited_at_ns.is_none())
+            .filter(|p| self.agent_of_key(p.key).is_some_and(|a| a.key == p.key))
+            .map(|p| (p.key.pid, p.cwd.clone()))
+            .collect();
+        out.sort();
         out
     }
 

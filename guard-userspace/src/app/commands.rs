@@ -39,6 +39,7 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
         link: config.link(),
         requests: config.request_rules()?,
         mode: config.enforce.mode,
+        deletions: config.deletions.engine(config.enforce.mode),
         ..EngineConfig::default()
     });
     let metrics = Metrics::new(&config.labels);
@@ -49,7 +50,8 @@ pub(crate) fn replay(file: &Path, config: &Config, print: ReplayPrint) -> anyhow
     let mut emit = |out: &Outputs| -> anyhow::Result<()> {
         for g in &out.governed {
             count(&metrics, g);
-            if print.metrics || (matches!(g, Governed::Command { .. }) && !print.commands) {
+            // One line per deleted file would drown the output: they show as metrics.
+            if print.metrics || matches!(g, Governed::Deleted { .. }) || (matches!(g, Governed::Command { .. }) && !print.commands) {
                 continue;
             }
             serde_json::to_writer(&mut stdout, g)?;
@@ -83,6 +85,9 @@ fn count(m: &Metrics, g: &Governed) {
         Governed::ApiCall(rec) => {
             m.on_api_call(rec.agent.as_deref().unwrap_or(NO_AGENT), &rec.rule_id, rec.severity, rec.action);
         }
+        Governed::Deleted { agent, place } => m.on_file_deleted(agent, *place),
+        Governed::IoUring { agent, .. } => m.on_io_uring(agent),
+        Governed::Deletion(_) => {}
         Governed::Destructive(rec) => {
             m.on_destructive(rec.agent.as_deref().unwrap_or(NO_AGENT), &rec.rule_id, rec.severity, rec.action);
         }

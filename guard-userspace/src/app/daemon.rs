@@ -21,7 +21,7 @@ use crate::{
     gate::{Gate, GateError, GateOptions, fanotify::Fanotify, first_run::FirstRunOptions},
     kernel::{Kernel, LoadError, reader},
     sinks::{Sinks, metrics::LossSource, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, otlp::{Otlp, OtlpError}, record::{Recording, RecordingError}},
-    sys::{host, proc::Proc},
+    sys::{host, places::PlacesWatch, proc::Proc},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,8 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let host = host::read();
     let judge = Judge::new(Arc::new(opts.engine.rules.clone()), Arc::new(host.clone()), opts.enforce.judge_config());
     let host_name = host.name.clone();
+    let tmpdir = std::env::var_os("TMPDIR").map(std::path::PathBuf::from);
+    let mut places = PlacesWatch::new(opts.deletions.clone(), host.clone(), tmpdir);
     let mut engine = Engine::new(EngineConfig { host, record: opts.record.is_some(), ..opts.engine });
     let metrics = Arc::new(Metrics::new(&opts.labels));
     let otlp = match &opts.otlp {
@@ -75,6 +77,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut out = Outputs::default();
     engine.start(proc.running(), &mut out);
     sinks.take(&out)?;
+    refresh_places(&mut places, &mut engine, &mut sinks, &mut out)?;
     let mut tls = Tls::start(&mut kernel, &mut engine, opts.rescan_every).map_err(io("the scanning threads"))?;
     tls.count_late_in(sinks.metrics.first_exec().late);
     let (attach_tx, mut attach_rx) = mpsc::unbounded_channel();
@@ -146,6 +149,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 if now.duration_since(last_gauges) >= GAUGES_EVERY {
                     last_gauges = now;
                     gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
+                    refresh_places(&mut places, &mut engine, &mut sinks, &mut out)?;
                 }
             }
             _ = sigterm.recv() => break,
@@ -259,4 +263,17 @@ fn push(raw: &Bytes, engine: &mut Engine, proc: &mut Proc, out: &mut Outputs) {
     if let Err(e) = engine.push_record(raw, SystemTime::now(), proc, out) {
         tracing::debug!(error = %e, "undecodable record skipped");
     }
+}
+
+/// Gives the engine the places list again when agents' work trees came or went (a recorded
+/// fact). The kernel's `PLACES` trie takes the same list.
+fn refresh_places(places: &mut PlacesWatch, engine: &mut Engine, sinks: &mut Sinks, out: &mut Outputs) -> Result<(), DaemonError> {
+    let agents = engine.table().agent_roots();
+    if let Some(roots) = places.update(&agents) {
+        tracing::debug!(roots = roots.len(), "places list");
+        out.clear();
+        engine.set_places(roots.to_vec(), out);
+        sinks.take(out)?;
+    }
+    Ok(())
 }

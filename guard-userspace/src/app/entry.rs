@@ -77,9 +77,11 @@ fn run(record: Option<std::path::PathBuf>, config: &Config) -> anyhow::Result<Ex
             link: config.link(),
             requests: config.request_rules()?,
             mode: config.enforce.mode,
+            deletions: config.deletions.engine(config.enforce.mode),
             ..EngineConfig::default()
         },
         enforce: config.enforce.clone(),
+        deletions: config.deletions.clone(),
         channel_capacity: config.capture.channel_capacity,
         rescan_every: config.rescan_interval(),
         audit_log: config.audit_target().map(str::to_owned),

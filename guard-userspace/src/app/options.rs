@@ -29,6 +29,8 @@ pub(crate) struct RunOptions {
     pub enforce: EnforceSection,
     /// OTLP export; `None` when off.
     pub otlp: Option<crate::sinks::otlp::settings::Settings>,
+    /// `[deletions]`: the places list is built from it.
+    pub deletions: super::config::DeletionsConfig,
 }
 
 impl Default for RunOptions {
@@ -44,6 +46,7 @@ impl Default for RunOptions {
             rescan_every: Duration::from_secs(2),
             enforce: EnforceSection::default(),
             otlp: None,
+            deletions: super::config::DeletionsConfig::default(),
         }
     }
 }

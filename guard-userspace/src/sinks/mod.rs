@@ -75,6 +75,16 @@ impl Sinks {
                 }
                 self.write_audit(rec);
             }
+            Governed::Deleted { agent, place } => self.metrics.on_file_deleted(agent, *place),
+            Governed::IoUring { agent, pid } => {
+                self.metrics.on_io_uring(agent);
+                tracing::info!(agent = %agent, pid, "io_uring set up by an agent's process");
+            }
+            Governed::Deletion(rec) => {
+                let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
+                tracing::warn!(agent, rule = rec.rule_id, files = rec.files, pid = rec.pid, action = rec.action.as_str(), "agent deletions");
+                self.write_audit(rec);
+            }
             Governed::Destructive(rec) => {
                 let agent = rec.agent.as_deref().unwrap_or(NO_AGENT);
                 self.metrics.on_destructive(agent, &rec.rule_id, rec.severity, rec.action);

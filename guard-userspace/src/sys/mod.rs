@@ -5,6 +5,7 @@ pub(crate) mod ahead;
 pub(crate) mod cwd;
 pub(crate) mod host;
 pub(crate) mod limits;
+pub(crate) mod places;
 pub(crate) mod proc;
 pub(crate) mod scan_worker;
 pub(crate) mod sockets;

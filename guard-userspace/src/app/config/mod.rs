@@ -25,7 +25,9 @@ use crate::{
     sinks::{metrics::LabelCaps, otlp::settings::Settings as OtlpSettings},
 };
 
+mod deletions;
 mod otlp;
+pub(crate) use deletions::DeletionsConfig;
 pub(crate) use otlp::OtlpConfig;
 
 /// Read when `--config` is not given, if it exists.
@@ -63,6 +65,7 @@ pub struct Config {
     pub enforce: EnforceSection,
     pub otlp: OtlpConfig,
     pub prices: PricesConfig,
+    pub deletions: DeletionsConfig,
     /// Where this config came from (for error messages); not a key.
     #[serde(skip)]
     pub origin: String,
@@ -332,6 +335,7 @@ impl Config {
         if let Some(p) = self.enforce.mark.iter().find(|p| !p.is_absolute()) {
             return Err(self.invalid("enforce.mark", format!("{} is not an absolute path", p.display())));
         }
+        self.deletions.check().map_err(|(key, reason)| self.invalid(key, reason))?;
         let caps = [
             ("labels.max_models_per_provider", self.labels.max_models_per_provider),
             ("labels.max_agents", self.labels.max_agents),

@@ -69,6 +69,14 @@ fn errors_name_the_key_and_the_reason() {
             "config t.toml: key `prices.model[0]`: missing field `cache_read`",
         ),
         ("[prices]\nfiles = [\"/nonexistent/p.toml\"]", "config t.toml: key `prices.files[0]`: cannot read /nonexistent/p.toml"),
+        ("[deletions]\naudit_threshold = 0", "config t.toml: key `deletions.audit_threshold`: must be at least 1"),
+        ("[deletions]\nprotected = [\".ssh\"]", "config t.toml: key `deletions.protected`: \".ssh\" is neither `~/dir` nor an absolute directory below /"),
+        ("[deletions]\nprotected = [\"~/\"]", "config t.toml: key `deletions.protected`: \"~/\" is neither"),
+        ("[deletions]\ncache = [\"/\"]", "config t.toml: key `deletions.cache`: \"/\" is neither"),
+        ("[deletions]\ntemp = [\"tmp\"]", "config t.toml: key `deletions.temp`: tmp is not an absolute directory below /"),
+        ("[deletions]\nenforce_places = [\"worktree\"]", "config t.toml: key `deletions.enforce_places`: \"worktree\" is not one of home, system, outside, other_repo, cache, temp"),
+        ("[deletions]\nenforce_places = [\"moon\"]", "config t.toml: key `deletions.enforce_places`: \"moon\" is not one of"),
+        ("[deletions]\nthreshold = 3", "config t.toml: key `deletions.threshold`: unknown field `threshold`"),
     ];
     for (text, want) in cases {
         let got = err(text);

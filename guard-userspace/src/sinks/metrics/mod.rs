@@ -5,6 +5,7 @@
 //! Reference: docs/metrics.md.
 
 pub(crate) mod commands;
+pub(crate) mod deletions;
 pub(crate) mod enforce;
 pub(crate) mod first_exec;
 pub(crate) mod labels;
@@ -53,6 +54,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     llm: LlmMetrics,
     commands: CommandMetrics,
+    deletions: deletions::DeletionMetrics,
     runtime: RuntimeMetrics,
     enforce: enforce::EnforceMetrics,
     first_exec: first_exec::FirstExecMetrics,
@@ -71,6 +73,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let llm = LlmMetrics::register(&mut registry);
         let commands = CommandMetrics::register(&mut registry);
+        let deletions = deletions::DeletionMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
         let enforce = enforce::EnforceMetrics::register(&mut registry);
         let first_exec = first_exec::FirstExecMetrics::register(&mut registry);
@@ -80,6 +83,7 @@ impl Metrics {
             registry,
             llm,
             commands,
+            deletions,
             runtime,
             enforce,
             first_exec,
@@ -166,6 +170,17 @@ impl Metrics {
             action: action.as_str(),
         };
         self.commands.api_calls.get_or_create(&labels).inc();
+    }
+
+    /// Counts one file an agent's process deleted at `place`.
+    pub(crate) fn on_file_deleted(&self, agent: &str, place: guard_core::places::Place) {
+        let labels = deletions::DeletedLabels { agent: self.agent(agent), r#where: guard_core::places::place_str(place) };
+        self.deletions.deleted.get_or_create(&labels).inc();
+    }
+
+    /// Counts one io_uring set-up by an agent's process.
+    pub(crate) fn on_io_uring(&self, agent: &str) {
+        self.deletions.io_uring.get_or_create(&AgentLabel { agent: self.agent(agent) }).inc();
     }
 
     /// The exec gate's counters, for its threads.
