@@ -190,6 +190,9 @@ fn enter(syscall: DeleteSyscall, flags: u8, first: (i64, u64), second: Option<(i
     ev.flags |= r.flags;
     ev.path_len = r.len as u16;
     copy_path(&mut ev.path, b);
+    if flags & DEL_DIR != 0 {
+        as_dir(b, r.len);
+    }
     if let Some(v) = place(b) {
         ev.place = v.place;
         ev.owner = v.owner;
@@ -464,6 +467,19 @@ fn place(b: *mut PathBuild) -> Option<PlaceValue> {
     // SAFETY: `PathBuild` starts with an LPM key of `PLACE_KEY_LEN` bytes of data (repr(C)).
     let key = unsafe { &*b.cast::<Key<[u8; PLACE_KEY_LEN]>>() };
     PLACES.get(key).copied()
+}
+
+/// A directory is matched as its own content, with a trailing slash: `rmdir ~/.ssh` is in the
+/// protected directory, not merely in the home above it (as the engine classifies it).
+#[inline(always)]
+fn as_dir(b: *mut PathBuild, len: usize) {
+    // SAFETY: the scratch, as in `build`; `len < PATH_LEN` leaves room for the slash.
+    unsafe {
+        if (*b).prefix_len != 0 && len + 1 < PATH_LEN {
+            (*b).data[len & (PATH_LEN - 1)] = b'/';
+            (*b).prefix_len = ((len + 1) * 8) as u32;
+        }
+    }
 }
 
 #[inline(always)]

@@ -16,7 +16,7 @@ use std::{
 
 use guard_tests::{
     daemon::Daemon,
-    gate::{self, AgentRun, Fixture, audit_records, daemon_args, metric_sum, run_agent},
+    gate::{AgentRun, Fixture, audit_records, daemon_args, metric_sum, run_agent},
     mock::MockLlm,
     privileged,
     scrape::{metrics_addr, samples, scrape},
@@ -91,6 +91,10 @@ fn metrics(addr: &str) -> BTreeMap<String, f64> {
 
 fn deleted(m: &BTreeMap<String, f64>, place: &str) -> f64 {
     metric_sum(m, "guard_agent_files_deleted_total", &[&format!("agent=\"{AGENT}\""), &format!("where=\"{place}\"")])
+}
+
+fn is_deletion(r: &Value) -> bool {
+    r["rule_id"].as_str().is_some_and(|id| id.starts_with("deletion."))
 }
 
 fn once(cmd: String) -> Value {
@@ -168,16 +172,18 @@ fn monitor_counts_every_deletion_by_place_whatever_the_tool() {
 
     d.stop();
     let records = audit_records(&audit);
-    let del: Vec<&Value> = records.iter().filter(|r| r["kind"] == "deletion").collect();
-    // One record per process past the threshold outside the work tree (three home deletions),
-    // none for the work tree or temp, each with the count and the top directory.
+    let del: Vec<&Value> = records.iter().filter(|r| is_deletion(r)).collect();
+    // Per process past the threshold outside the work tree (three home deletions): one record at
+    // the threshold and a summary of the rest at its exit; none for the work tree or temp.
     let home_records: Vec<&&Value> = del.iter().filter(|r| r["where"] == "home").collect();
-    assert_eq!(home_records.len(), 3, "{del:#?}");
-    let counted: u64 = home_records.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(home_records.iter().filter(|r| r["summary"] == false).count(), 3, "{del:#?}");
+    let counted: u64 = home_records.iter().map(|r| r["files"].as_u64().unwrap()).sum();
     assert_eq!(counted as f64, home_total, "{home_records:#?}");
     for r in &home_records {
         assert_eq!(r["agent"], AGENT);
+        assert_eq!(r["rule_id"], "deletion.home");
         assert_eq!(r["action"], "would_block");
+        assert!(r["top_dirs"][0]["dir"].as_str().unwrap().starts_with(home.0.to_str().unwrap()), "{r:#}");
     }
     assert!(del.iter().all(|r| r["where"] != "worktree" && r["where"] != "temp"), "{del:#?}");
     let text = std::fs::read_to_string(&audit).unwrap();
@@ -230,6 +236,6 @@ fn enforce_kills_a_deletion_in_the_home_and_refuses_protected_writes() {
     assert_eq!(metric_sum(&m, "guard_enforcement_mechanism", &["mechanism=\"delete_kill\""]), 1.0);
     d.stop();
     let records = audit_records(&audit);
-    let blocked: Vec<&Value> = records.iter().filter(|r| r["kind"] == "deletion" && r["action"] == "blocked").collect();
+    let blocked: Vec<&Value> = records.iter().filter(|r| is_deletion(r) && r["action"] == "blocked" && r["summary"] == false).collect();
     assert_eq!(blocked.len(), 2, "{records:#?}");
 }

@@ -16,9 +16,9 @@ use guard_core::{
 use tokio::{signal::unix::{SignalKind, signal}, sync::{mpsc, watch}};
 
 pub(crate) use super::options::RunOptions;
-use super::{config::EnforceSection, gate_queue::GateQueue, gauges::Gauges, tls::Tls};
+use super::{gate_queue::GateQueue, gauges::Gauges, tls::Tls};
 use crate::{
-    gate::{Gate, GateError, GateOptions, fanotify::Fanotify, first_run::FirstRunOptions},
+    gate::{Gate, GateError, GateOptions, first_run::FirstRunOptions},
     kernel::{Kernel, LoadError, reader},
     sinks::{Sinks, metrics::LossSource, audit::{AuditError, AuditWriter}, metrics::{Metrics, MetricsError}, otlp::{Otlp, OtlpError}, record::{Recording, RecordingError}},
     sys::{host, places::PlacesWatch, proc::Proc},
@@ -77,15 +77,28 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut out = Outputs::default();
     engine.start(proc.running(), &mut out);
     sinks.take(&out)?;
-    refresh_places(&mut places, &mut engine, &mut sinks, &mut out)?;
+    refresh_places(&mut places, &mut engine, None, &mut sinks, &mut out)?;
     let mut tls = Tls::start(&mut kernel, &mut engine, opts.rescan_every).map_err(io("the scanning threads"))?;
     tls.count_late_in(sinks.metrics.first_exec().late);
     let (attach_tx, mut attach_rx) = mpsc::unbounded_channel();
     let first_run = FirstRunOptions { scanner: tls.scanner(), attach: attach_tx, metrics: sinks.metrics.first_exec() };
     let mut gate = match fan {
-        Some(fan) => start_gate(&mut kernel, fan, judge, &opts.enforce, &sinks, &out, first_run)?,
+        Some(fan) => {
+            let gate_opts = GateOptions {
+                fan,
+                judge,
+                marks: opts.enforce.mark.clone(),
+                metrics: sinks.metrics.enforce(),
+                first_run: Some(first_run),
+                deletions: opts.deletions.enabled,
+            };
+            start_gate(&mut kernel, gate_opts, opts.enforce.mode, &out)?
+        }
         None => None,
     };
+    if let Some(g) = gate.as_mut() {
+        g.set_places(places.current());
+    }
 
     let ring = kernel.take_ring()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(opts.channel_capacity.max(1));
@@ -115,6 +128,10 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 tls.on_outputs(&mut kernel, &out);
                 if let Some(g) = gate.as_mut() {
                     g.on_outputs(&out);
+                }
+                // A new agent: its work tree joins the places before its first deletions.
+                if !out.scope.is_empty() {
+                    refresh_places(&mut places, &mut engine, gate.as_mut(), &mut sinks, &mut out)?;
                 }
                 held.saw(&raw);
                 judged(&mut held, false, &mut engine, &mut sinks, &mut out)?;
@@ -149,7 +166,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 if now.duration_since(last_gauges) >= GAUGES_EVERY {
                     last_gauges = now;
                     gauges.refresh(&kernel, &stats, &engine, &tls, &sinks);
-                    refresh_places(&mut places, &mut engine, &mut sinks, &mut out)?;
+                    refresh_places(&mut places, &mut engine, gate.as_mut(), &mut sinks, &mut out)?;
                 }
             }
             _ = sigterm.recv() => break,
@@ -209,19 +226,10 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
 /// The exec gate (`enforce.mode` is not off). A gate that cannot start stops `guard run` in
 /// enforce mode (the admin asked for refusals); in monitor mode guard runs on without it.
-fn start_gate(
-    kernel: &mut Kernel,
-    fan: std::io::Result<Fanotify>,
-    judge: Judge,
-    cfg: &EnforceSection,
-    sinks: &Sinks,
-    running: &Outputs,
-    first_run: FirstRunOptions,
-) -> Result<Option<Gate>, DaemonError> {
-    let opts = GateOptions { fan, judge, marks: cfg.mark.clone(), metrics: sinks.metrics.enforce(), first_run: Some(first_run), deletions: true, protected: crate::gate::default_protected() };
+fn start_gate(kernel: &mut Kernel, opts: GateOptions, mode: Mode, running: &Outputs) -> Result<Option<Gate>, DaemonError> {
     match Gate::start(kernel, opts, running) {
         Ok(g) => Ok(Some(g)),
-        Err(e) if cfg.mode == Mode::Enforce => Err(e.into()),
+        Err(e) if mode == Mode::Enforce => Err(e.into()),
         Err(e) => {
             tracing::error!(error = %e, "the exec gate did not start: commands are recorded, not judged before they run");
             Ok(None)
@@ -266,11 +274,14 @@ fn push(raw: &Bytes, engine: &mut Engine, proc: &mut Proc, out: &mut Outputs) {
 }
 
 /// Gives the engine the places list again when agents' work trees came or went (a recorded
-/// fact). The kernel's `PLACES` trie takes the same list.
-fn refresh_places(places: &mut PlacesWatch, engine: &mut Engine, sinks: &mut Sinks, out: &mut Outputs) -> Result<(), DaemonError> {
+/// fact), and the kernel's `PLACES` trie the same list.
+fn refresh_places(places: &mut PlacesWatch, engine: &mut Engine, gate: Option<&mut Gate>, sinks: &mut Sinks, out: &mut Outputs) -> Result<(), DaemonError> {
     let agents = engine.table().agent_roots();
     if let Some(roots) = places.update(&agents) {
         tracing::debug!(roots = roots.len(), "places list");
+        if let Some(g) = gate {
+            g.set_places(roots);
+        }
         out.clear();
         engine.set_places(roots.to_vec(), out);
         sinks.take(out)?;

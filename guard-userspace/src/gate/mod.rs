@@ -72,8 +72,6 @@ pub(crate) struct GateOptions {
     pub first_run: Option<first_run::FirstRunOptions>,
     /// Watch agents' deletions (and kill in a protected place in enforce mode).
     pub deletions: bool,
-    /// Directories whose files agents may not open for writing (enforce mode refuses).
-    pub protected: Vec<PathBuf>,
 }
 
 /// Decision records waiting for the daemon loop; more are dropped and counted.
@@ -224,7 +222,7 @@ impl Gate {
         shared.metrics.active[1].set(i64::from(on));
         let marks = Marks::new(opts.marks);
         let places = places::PlacesWriter::new(maps.places);
-        let protect = protect::ProtectMarks::new(if on { opts.protected } else { Vec::new() });
+        let protect = protect::ProtectMarks::new(Vec::new());
         shared.metrics.deletions_active[0].set(i64::from(opts.deletions && cfg.mode == Mode::Enforce));
         let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, protect, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
         gate.tick();
@@ -272,9 +270,16 @@ impl Gate {
         self.shared.metrics.deletions_active[1].set(i64::from(armed));
     }
 
-    /// The places the deletion programs match paths against (`guard_common::delete`).
-    pub(crate) fn set_places(&mut self, wanted: impl IntoIterator<Item = (String, guard_common::delete::PlaceValue)>) {
-        self.places.sync(wanted);
+    /// The places the deletion programs match paths against (`guard_common::delete`), and the
+    /// protected directories whose files agents may not open for writing.
+    pub(crate) fn set_places(&mut self, roots: &[guard_core::places::PlaceRoot]) {
+        self.places.sync(roots.iter().map(|r| (r.prefix.clone(), r.value())));
+        let dirs = roots.iter().filter(|r| r.sensitive).map(|r| PathBuf::from(r.prefix.trim_end_matches('/'))).collect();
+        if let Some(fan) = self.shared.fan.as_ref()
+            && self.protect.set_dirs(fan, dirs)
+        {
+            self.sync_protect();
+        }
     }
 
     /// Marks new mounts, sweeps gone processes from the scope, reports overflows.
@@ -342,16 +347,4 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: writes only the struct passed.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
-}
-
-/// The protected directories until the `[deletions]` configuration names them: each home's
-/// credentials and `/etc`.
-pub(crate) fn default_protected() -> Vec<PathBuf> {
-    let mut homes = vec![PathBuf::from("/root")];
-    if let Ok(rd) = std::fs::read_dir("/home") {
-        homes.extend(rd.filter_map(Result::ok).map(|e| e.path()));
-    }
-    let mut out: Vec<PathBuf> = homes.iter().flat_map(|h| [".ssh", ".aws", ".gnupg", ".kube"].map(|d| h.join(d))).collect();
-    out.push(PathBuf::from("/etc"));
-    out
 }

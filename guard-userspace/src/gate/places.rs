@@ -28,8 +28,11 @@ fn key(prefix: &[u8]) -> Option<Key<[u8; PLACE_KEY_LEN]>> {
     Some(Key::new((prefix.len() * 8) as u32, data))
 }
 
+/// Prefixes to remove, and prefixes to insert with their values.
+type Diff<'a> = (Vec<&'a [u8]>, Vec<(&'a [u8], PlaceValue)>);
+
 /// What to remove and what to insert to go from `current` to `wanted`.
-fn diff<'a>(current: &'a HashMap<Vec<u8>, PlaceValue>, wanted: &'a HashMap<Vec<u8>, PlaceValue>) -> (Vec<&'a [u8]>, Vec<(&'a [u8], PlaceValue)>) {
+fn diff<'a>(current: &'a HashMap<Vec<u8>, PlaceValue>, wanted: &'a HashMap<Vec<u8>, PlaceValue>) -> Diff<'a> {
     let gone = current.keys().filter(|k| !wanted.contains_key(*k)).map(Vec::as_slice).collect();
     let new = wanted.iter().filter(|(k, v)| current.get(*k) != Some(v)).map(|(k, v)| (k.as_slice(), *v)).collect();
     (gone, new)

@@ -36,6 +36,19 @@ impl ProtectMarks {
         Self { dirs, armed: false }
     }
 
+    /// New directories; when armed, the old marks go (the next `sync` places the new ones).
+    /// Returns whether they changed.
+    pub(super) fn set_dirs(&mut self, fan: &Fanotify, dirs: Vec<PathBuf>) -> bool {
+        if dirs == self.dirs {
+            return false;
+        }
+        self.dirs = dirs;
+        if self.armed {
+            self.sync(fan, false);
+        }
+        true
+    }
+
     /// Places the marks when `wanted` (an agent lives) and removes them when not. Returns
     /// whether armed.
     pub(super) fn sync(&mut self, fan: &super::fanotify::Fanotify, wanted: bool) -> bool {

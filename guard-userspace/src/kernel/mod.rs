@@ -112,9 +112,12 @@ struct Attached {
     links: Vec<(&'static str, UProbeLinkId)>,
 }
 
+/// Load-time globals: (name, value).
+type Globals = Vec<(&'static str, u32)>;
+
 /// Offsets the programs need, from this kernel's BTF and tracefs, and whether the deletion
 /// programs' path walk found every member it needs.
-fn offsets(opts: &LoadOptions) -> Result<(Vec<(&'static str, u32)>, bool), LoadError> {
+fn offsets(opts: &LoadOptions) -> Result<(Globals, bool), LoadError> {
     let raw = std::fs::read(&opts.btf_path).map_err(|source| LoadError::BtfRead { path: opts.btf_path.clone(), source })?;
     let btf = btf::Btf::parse(&raw)?;
     let task = |m| btf.member_offset("task_struct", m);

@@ -12,7 +12,7 @@ use guard_core::{
 };
 
 /// Directories under each home whose deletion is audited at the first file and, enforced, killed.
-pub(crate) const PROTECTED: [&str; 6] = ["~/.ssh", "~/.aws", "~/.gnupg", "~/.kube", "~/.config/gcloud", "~/.docker"];
+pub(crate) const PROTECTED: [&str; 7] = ["~/.ssh", "~/.aws", "~/.gnupg", "~/.kube", "~/.config/gcloud", "~/.docker", "/etc"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

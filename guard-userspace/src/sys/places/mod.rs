@@ -17,7 +17,7 @@ use guard_core::{
 use crate::app::config::DeletionsConfig;
 
 /// System directories (`/var/tmp/` stays temp: a longer prefix).
-const SYSTEM: [&str; 10] = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/var", "/opt", "/srv"];
+const SYSTEM: [&str; 9] = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/var", "/opt"];
 const TEMP: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 /// Caches under each home: rebuilt on demand by the tools that fill them.
 pub(crate) const CACHES: [&str; 7] = [".cache", ".npm", ".cargo/registry", ".cargo/git", ".rustup/tmp", ".bun/install/cache", ".local/share/Trash"];
@@ -152,6 +152,11 @@ pub(crate) struct PlacesWatch {
 impl PlacesWatch {
     pub(crate) fn new(cfg: DeletionsConfig, host: Host, tmpdir: Option<PathBuf>) -> Self {
         Self { cfg, host, tmpdir, trees: BTreeMap::new(), current: Vec::new(), started: false }
+    }
+
+    /// The list as last returned.
+    pub(crate) fn current(&self) -> &[PlaceRoot] {
+        &self.current
     }
 
     /// The list for the agents now running (root tgid, cwd), if it differs from the last one

@@ -59,7 +59,7 @@ fn the_config_moves_protection_and_adds_places() {
     let place = |pre: &str| find(&p, pre).map(|r| (r.place, r.protect, r.sensitive));
     assert_eq!(place("/home/dev/.password-store/"), Some((Place::Home, true, true)));
     assert_eq!(place("/home/dev/.ssh/"), None);
-    assert_eq!(place("/srv/secrets/"), Some((Place::System, true, true)));
+    assert_eq!(place("/srv/secrets/"), Some((Place::Outside, true, true)));
     assert_eq!(place("/home/dev/"), Some((Place::Home, false, false)));
     assert_eq!(place("/"), Some((Place::Outside, true, false)));
     assert_eq!(place("/home/dev/.gradle/caches/"), Some((Place::Cache, false, false)));
