@@ -210,10 +210,16 @@ fn enforce_kills_a_deletion_in_the_home_and_refuses_protected_writes() {
     let work = tree(&f.work().join("target-del"), 10);
     let py = tree(&home.0.join("py"), 50);
     let rm = tree(&home.0.join("rm"), 20);
+    // In script files (Python's shutil, Perl's unlink): the exec gate's rules judge argv and inline code, not a script's
+    // contents, so only the deletion programs can stop these.
+    std::fs::write(f.work().join("clean_py.py"), format!("import shutil\nshutil.rmtree({:?})\n", home.0.join("py").display().to_string())).unwrap();
+    let rm_dir = home.0.join("rm");
+    let pl = format!("unlink glob(\"{d}/sub/*\"); rmdir \"{d}/sub\"; rmdir \"{d}\";\n", d = rm_dir.display());
+    std::fs::write(f.work().join("clean.pl"), pl).unwrap();
     let steps = json!([
         once("rm -rf target-del".into()),
-        once(format!("python3 -c \"import shutil; shutil.rmtree('{}')\"", home.0.join("py").display())),
-        once(format!("rm -rf {}", home.0.join("rm").display())),
+        once("python3 clean_py.py".into()),
+        once("perl clean.pl".into()),
         once(format!("echo stolen > {}", protected.join("credentials").display())),
     ]);
     let run = run_agent(&f, Some(&mock), &steps, "deletions-enforce");
