@@ -259,6 +259,15 @@ impl Cond {
         if s.flags_none.iter().any(|f| p.has(f)) {
             return false;
         }
+        if !s.values_any.is_empty() {
+            match s.values_any.iter().find_map(|v| option_value(p, v)) {
+                Some((name, value)) => why.push(format!("option {} `{value}`", flag_name(p, name))),
+                None => return false,
+            }
+        }
+        if s.values_none.iter().any(|v| option_value(p, v).is_some()) {
+            return false;
+        }
         if !s.paths.is_empty() {
             let cwd = inv.cwd.as_deref();
             let hit = operands.iter().find_map(|a| {
@@ -289,6 +298,15 @@ impl Cond {
         }
         true
     }
+}
+
+/// The option and value matching a `values_any`/`values_none` entry (`"n|namespace=dev*"`).
+fn option_value<'a>(p: &Parsed<'a>, entry: &str) -> Option<(&'a str, &'a str)> {
+    let (names, glob_text) = entry.split_once('=')?;
+    p.values
+        .iter()
+        .find(|(name, value)| names.split('|').any(|n| n == *name) && glob::matches(glob_text, value))
+        .copied()
 }
 
 /// How the flag appeared, for the "why" (`-f` or `--force`).
@@ -369,6 +387,12 @@ fn check_keys(id: &str, table: &toml::Table, rule: bool) -> Result<(), RulesErro
 }
 
 fn cond(id: &str, spec: Condition, key: &str) -> Result<Cond, RulesError> {
+    if let Some(bad) = spec.values_any.iter().chain(&spec.values_none).find(|v| !v.contains('=')) {
+        return Err(RulesError::Invalid {
+            id: id.to_owned(),
+            message: format!("`{bad}` in values_any/values_none is not `option=glob`"),
+        });
+    }
     let regex = |pattern: &str, key: String| {
         Regex::new(pattern).map_err(|e| RulesError::Regex {
             id: id.to_owned(),
