@@ -507,6 +507,52 @@ mod tests {
         assert_eq!(e.to_string(), "cannot disable unknown rule `no.such`");
     }
 
+    #[test]
+    fn option_values_are_matched_by_glob() {
+        let extra = r#"
+            [commands.tool]
+            value_options = ["n", "namespace"]
+            [[rule]]
+            id = "local.tool-prod"
+            category = "cloud"
+            severity = "low"
+            description = "d"
+            command = ["tool"]
+            values_any = ["n|namespace=prod*"]
+            values_none = ["n|namespace=prod-sandbox"]
+        "#;
+        let set = RuleSet::load(extra, &[]).expect("loads");
+        let hit = |a: &[&str]| !set.check(&argv(a), &ctx()).is_empty();
+        assert!(hit(&["tool", "-n", "prod-eu"]));
+        assert!(hit(&["tool", "--namespace=prod"]));
+        assert!(!hit(&["tool", "-n", "dev"]));
+        assert!(!hit(&["tool", "-n", "prod-sandbox"]));
+        assert!(!hit(&["tool", "prod"]));
+        let m = set.check(&argv(&["tool", "-n", "prod-eu"]), &ctx());
+        assert!(m[0].why.ends_with("option -n `prod-eu`"), "{}", m[0].why);
+        let bad = "[[rule]]\nid = \"x\"\ncategory = \"cloud\"\nseverity = \"low\"\ndescription = \"d\"\ncommand = [\"a\"]\nvalues_none = [\"namespace\"]\n";
+        let e = RuleSet::load(bad, &[]).expect_err("no =");
+        assert!(e.to_string().contains("is not `option=glob`"), "{e}");
+    }
+
+    #[test]
+    fn inferred_deletions_name_where_they_come_from() {
+        let set = RuleSet::builtin();
+        let why = |a: &[&str]| set.check(&argv(a), &ctx()).into_iter().map(|m| m.why).collect::<Vec<_>>();
+        assert_eq!(
+            why(&["python3", "-c", "import shutil; shutil.rmtree('/etc')"]),
+            ["`rm -rf /etc` (via python3 → shutil.rmtree): flags -r -f, path `/etc` is a system directory"]
+        );
+        assert_eq!(
+            why(&["bash", "-c", "echo cm0gLXJmIH4= | base64 -d | sh"]),
+            ["`rm -rf ~` (via bash → sh): flags -r -f, path `~` is the home directory"]
+        );
+        assert_eq!(
+            why(&["rsync", "-a", "--delete", "e/", "/usr/"]),
+            ["`rm -rf /usr/` (via rsync --delete): flags -r -f, path `/usr/` is a system directory"]
+        );
+    }
+
     fn action_of(set: &RuleSet, id: &str) -> RuleAction {
         set.rules().iter().find(|r| r.id == id).map(|r| r.action).expect(id)
     }

@@ -770,4 +770,32 @@ mod tests {
             ["find . -exec rm -rf {} +", "rm -rf ."]
         );
     }
+
+    #[test]
+    fn pipes_feed_shells_interpreters_and_xargs() {
+        assert_eq!(norm(&["bash", "-c", "echo 'rm -rf x' | sudo bash -s"]), ["echo rm -rf x", "rm -rf x"]);
+        assert_eq!(norm(&["bash", "-c", "echo 'rm -rf x' | bash script.sh"]), ["echo rm -rf x", "bash script.sh"]);
+        assert_eq!(norm(&["bash", "-c", "ls | sh"]), ["ls"]);
+        assert_eq!(norm(&["bash", "-c", "echo a b | xargs rm -rf"]), ["echo a b", "rm -rf a b"]);
+        assert_eq!(norm(&["bash", "-c", "xargs rm -rf < l.txt"]), ["rm -rf <l.txt"]);
+        assert_eq!(norm(&["xargs", "--arg-file=l", "rm"]), ["rm <l"]);
+        assert_eq!(norm(&["xargs", "-n1", "rm"]), ["rm"]);
+        assert_eq!(
+            norm(&["bash", "-c", "echo \"import os; os.remove('/x')\" | python3"]),
+            ["echo import os; os.remove('/x')", "python3", "rm -f /x"]
+        );
+    }
+
+    #[test]
+    fn decoding_is_bounded_in_depth() {
+        // rm -rf ~ wrapped in `echo … | base64 -d | sh` nine times: deeper than MAX_DEPTH.
+        let mut script = "rm -rf ~".to_owned();
+        for _ in 0..9 {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&script);
+            script = format!("echo {b64} | base64 -d | sh");
+        }
+        let out = norm(&["bash", "-c", &script]);
+        assert!(!out.iter().any(|c| c == "rm -rf ~"), "{out:?}");
+    }
 }
