@@ -12,6 +12,8 @@
 const MAX_CODE: usize = 64 * 1024;
 const MAX_TOKENS: usize = 16 * 1024;
 const MAX_FINDINGS: usize = 64;
+/// How far a call's arguments are read: keeps the scan linear in the code's length.
+const MAX_ARG_TOKENS: usize = 256;
 
 /// Calls that delete a tree whatever their options.
 const RECURSIVE: &[&str] = &[
@@ -202,9 +204,13 @@ fn call(name: &str, toks: &[Tok], at: usize) -> Option<Finding> {
         Some(i) => (&name[..i], &name[i + 1..]),
         None => ("", name),
     };
+    let shell = SHELL_CALLS.contains(&name);
+    if !shell && ![RECURSIVE, RECURSIVE_IF_ASKED, SINGLE].iter().any(|l| l.contains(&last)) {
+        return None;
+    }
     let paren = toks.get(at) == Some(&Tok::Punct('('));
     let args = first_argument(toks, if paren { at + 1 } else { at }, paren);
-    if SHELL_CALLS.contains(&name) {
+    if shell {
         return match args {
             [Tok::Str { text, .. }] => Some(Finding::Shell { call: name.into(), script: text.clone() }),
             [Tok::Punct('['), items @ .., Tok::Punct(']')] => {
@@ -242,7 +248,7 @@ fn call(name: &str, toks: &[Tok], at: usize) -> Option<Finding> {
 fn first_argument(toks: &[Tok], from: usize, paren: bool) -> &[Tok] {
     let mut depth = 0usize;
     let mut end = from;
-    while let Some(t) = toks.get(end) {
+    while let Some(t) = toks.get(end).filter(|_| end - from < MAX_ARG_TOKENS) {
         match t {
             Tok::Punct('(' | '[' | '{') => depth += 1,
             Tok::Punct(')' | ']' | '}') if depth == 0 => break,
@@ -259,7 +265,7 @@ fn first_argument(toks: &[Tok], from: usize, paren: bool) -> &[Tok] {
 /// Whether the call's argument list (from `from` to its closing `)`) says `recursive: true`.
 fn asks_recursive(toks: &[Tok], from: usize) -> bool {
     let mut depth = 1usize;
-    for (i, t) in toks.iter().enumerate().skip(from) {
+    for (i, t) in toks.iter().enumerate().skip(from).take(MAX_ARG_TOKENS) {
         match t {
             Tok::Punct('(') => depth += 1,
             Tok::Punct(')') => {
@@ -486,5 +492,14 @@ mod tests {
             [Finding::Shell { call: "`...`".into(), script: "rm -rf /x".into() }]
         );
         assert_eq!(findings(Lang::Slash, "console.log(`rm -rf /`)"), []);
+    }
+
+    #[test]
+    fn hostile_code_is_bounded() {
+        let many = "shutil.rmtree(".repeat(MAX_CODE / 14);
+        assert!(findings(PY, &many).len() <= MAX_FINDINGS);
+        let calls = "shutil.rmtree('/x');".repeat(1000);
+        assert_eq!(findings(PY, &calls).len(), MAX_FINDINGS);
+        assert_eq!(findings(PY, &"x".repeat(MAX_CODE + 1)), []);
     }
 }

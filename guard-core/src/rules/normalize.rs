@@ -444,14 +444,7 @@ pub fn program_name(arg0: &str) -> String {
 }
 
 fn is_assignment(word: &str) -> bool {
-    match word.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-        }
-        None => false,
-    }
+    super::vars::assignment(word).is_some()
 }
 
 /// The wrapped command, after the wrapper's options, assignments and leading positionals.

@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn payloads_are_bounded() {
         let big = "x".repeat(MAX_PAYLOAD + 1);
-        assert_eq!(output("echo", &[big.clone()], None), None);
+        assert_eq!(output("echo", &[big], None), None);
         assert_eq!(decode(&"QUFB".repeat(MAX_PAYLOAD)), None);
     }
 }

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 /// Bounds work on hostile scripts.
 const MAX_VARS: usize = 64;
 const MAX_VALUE: usize = 4096;
+/// Expansion stops once a command's text reaches this length.
+const MAX_SEGMENT: usize = 64 * 1024;
 
 /// Builtins whose operands are assignments (`export X=1`).
 const DECLARERS: &[&str] = &["export", "declare", "typeset", "local", "readonly"];
@@ -48,6 +50,7 @@ impl Vars {
         while let Some(c) = rest.chars().next() {
             if c == '$'
                 && !single
+                && out.len() < MAX_SEGMENT
                 && let Some((name, len)) = reference(rest)
                 && let Some(value) = self.known.get(name)
             {
@@ -149,5 +152,8 @@ mod tests {
             v.record(&[format!("V{i}=x")]);
         }
         assert_eq!(v.known.len(), MAX_VARS);
+        v.record(&[format!("V0={}", "y".repeat(MAX_VALUE))]);
+        let long = v.substitute(&"$V0 ".repeat(1000));
+        assert!(long.len() < MAX_SEGMENT + MAX_VALUE + 4000, "{}", long.len());
     }
 }
