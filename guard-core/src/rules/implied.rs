@@ -3,17 +3,21 @@
 //! same path logic (HOME, system, outside the working tree, ...) applies.
 
 /// find's tests that narrow what it matches below its starting points: with one, `find . -name
-/// '*.pyc' -delete` deletes some entries of the tree, not the tree.
+/// '*.pyc' -delete` deletes some entries of the tree, not the tree, and is left to the find rules
+/// (`fs.find-delete*`). `-type`, `-maxdepth` and `-mindepth` do not narrow: `find ~ -mindepth 1
+/// -delete` empties HOME.
 const NARROWING: &[&str] = &[
     "-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex",
     "-lname", "-ilname", "-empty", "-newer", "-mtime", "-mmin", "-atime", "-amin", "-ctime",
-    "-cmin", "-size", "-user", "-group", "-nouser", "-nogroup", "-perm", "-mindepth", "-links",
-    "-inum", "-samefile", "-used",
+    "-cmin", "-size", "-user", "-group", "-nouser", "-nogroup", "-perm", "-links", "-inum",
+    "-samefile", "-used",
 ];
 
-/// What find acts on: each starting point, or `START/{}` (some entries below it) when a test
-/// narrows the match. No starting point means `.`.
-pub(crate) fn find_targets(args: &[String]) -> Vec<String> {
+/// find's starting points (`.` when none is given), unless a test narrows what it matches.
+pub(crate) fn find_whole_starts(args: &[String]) -> Option<Vec<String>> {
+    if args.iter().any(|a| NARROWING.contains(&a.as_str())) {
+        return None;
+    }
     let mut i = 0;
     // Global options before the starting points: -H -L -P, -D debugopts, -Olevel.
     while let Some(a) = args.get(i) {
@@ -24,20 +28,12 @@ pub(crate) fn find_targets(args: &[String]) -> Vec<String> {
             _ => break,
         }
     }
-    let starts: Vec<&String> = args[i.min(args.len())..]
+    let starts: Vec<String> = args[i.min(args.len())..]
         .iter()
         .take_while(|a| !a.starts_with('-') && !matches!(a.as_str(), "(" | "!" | ","))
+        .cloned()
         .collect();
-    let narrowed = args.iter().any(|a| NARROWING.contains(&a.as_str()));
-    let dot = ".".to_owned();
-    let starts = if starts.is_empty() { vec![&dot] } else { starts };
-    starts
-        .into_iter()
-        .map(|s| match narrowed {
-            true => format!("{}/{{}}", s.trim_end_matches('/')),
-            false => s.clone(),
-        })
-        .collect()
+    Some(if starts.is_empty() { vec![".".to_owned()] } else { starts })
 }
 
 /// Whether find's expression deletes what it matches.
@@ -112,12 +108,13 @@ mod tests {
     }
 
     #[test]
-    fn find_targets_are_the_starts_or_entries_below_them() {
-        assert_eq!(find_targets(&args(&["~", "-delete"])), ["~"]);
-        assert_eq!(find_targets(&args(&["-L", "a/", "b", "-type", "f", "-delete"])), ["a/", "b"]);
-        assert_eq!(find_targets(&args(&[".", "-name", "*.pyc", "-delete"])), ["./{}"]);
-        assert_eq!(find_targets(&args(&["/", "-mtime", "+1"])), ["/{}"]);
-        assert_eq!(find_targets(&args(&["-delete"])), ["."]);
+    fn find_acts_on_its_whole_starts_unless_a_test_narrows_it() {
+        let whole = |a: &[&str]| find_whole_starts(&args(a));
+        assert_eq!(whole(&["~", "-delete"]), Some(args(&["~"])));
+        assert_eq!(whole(&["-L", "a/", "b", "-type", "f", "-mindepth", "1", "-delete"]), Some(args(&["a/", "b"])));
+        assert_eq!(whole(&["-delete"]), Some(args(&["."])));
+        assert_eq!(whole(&[".", "-name", "*.pyc", "-delete"]), None);
+        assert_eq!(whole(&["/", "-mtime", "+1"]), None);
     }
 
     #[test]

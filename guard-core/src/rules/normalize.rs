@@ -341,13 +341,19 @@ fn implied_deletes(
     out: &mut Vec<Invocation>,
 ) {
     if prog == "find" {
-        let targets = implied::find_targets(args);
-        if implied::find_deletes(args) {
-            let argv = ["rm", "-rf"].into_iter().map(str::to_owned).chain(targets.clone());
+        // Narrowed finds (`-name`, `-mtime`, ...) are judged by the find rules themselves.
+        let starts = implied::find_whole_starts(args);
+        if let Some(starts) = &starts
+            && implied::find_deletes(args)
+        {
+            let argv = ["rm", "-rf"].into_iter().map(str::to_owned).chain(starts.iter().cloned());
             push_implied(argv.collect(), f, "find -delete", out);
         }
         for cmd in find_exec(args) {
-            let cmd = implied::exec_with_targets(cmd, &targets);
+            let cmd = match &starts {
+                Some(starts) => implied::exec_with_targets(cmd, starts),
+                None => cmd.to_vec(),
+            };
             expand(&cmd, next.clone().without_stdin(), home, out);
         }
     }
