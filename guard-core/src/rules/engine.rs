@@ -259,6 +259,15 @@ impl Cond {
         if s.flags_none.iter().any(|f| p.has(f)) {
             return false;
         }
+        if !s.values_any.is_empty() {
+            match s.values_any.iter().find_map(|v| option_value(p, v)) {
+                Some((name, value)) => why.push(format!("option {} `{value}`", flag_name(p, name))),
+                None => return false,
+            }
+        }
+        if s.values_none.iter().any(|v| option_value(p, v).is_some()) {
+            return false;
+        }
         if !s.paths.is_empty() {
             let cwd = inv.cwd.as_deref();
             let hit = operands.iter().find_map(|a| {
@@ -289,6 +298,15 @@ impl Cond {
         }
         true
     }
+}
+
+/// The option and value matching a `values_any`/`values_none` entry (`"n|namespace=dev*"`).
+fn option_value<'a>(p: &Parsed<'a>, entry: &str) -> Option<(&'a str, &'a str)> {
+    let (names, glob_text) = entry.split_once('=')?;
+    p.values
+        .iter()
+        .find(|(name, value)| names.split('|').any(|n| n == *name) && glob::matches(glob_text, value))
+        .copied()
 }
 
 /// How the flag appeared, for the "why" (`-f` or `--force`).
@@ -369,6 +387,12 @@ fn check_keys(id: &str, table: &toml::Table, rule: bool) -> Result<(), RulesErro
 }
 
 fn cond(id: &str, spec: Condition, key: &str) -> Result<Cond, RulesError> {
+    if let Some(bad) = spec.values_any.iter().chain(&spec.values_none).find(|v| !v.contains('=')) {
+        return Err(RulesError::Invalid {
+            id: id.to_owned(),
+            message: format!("`{bad}` in values_any/values_none is not `option=glob`"),
+        });
+    }
     let regex = |pattern: &str, key: String| {
         Regex::new(pattern).map_err(|e| RulesError::Regex {
             id: id.to_owned(),
@@ -481,6 +505,52 @@ mod tests {
         );
         let e = RuleSet::load("", &argv(&["no.such"])).expect_err("unknown disabled");
         assert_eq!(e.to_string(), "cannot disable unknown rule `no.such`");
+    }
+
+    #[test]
+    fn option_values_are_matched_by_glob() {
+        let extra = r#"
+            [commands.tool]
+            value_options = ["n", "namespace"]
+            [[rule]]
+            id = "local.tool-prod"
+            category = "cloud"
+            severity = "low"
+            description = "d"
+            command = ["tool"]
+            values_any = ["n|namespace=prod*"]
+            values_none = ["n|namespace=prod-sandbox"]
+        "#;
+        let set = RuleSet::load(extra, &[]).expect("loads");
+        let hit = |a: &[&str]| !set.check(&argv(a), &ctx()).is_empty();
+        assert!(hit(&["tool", "-n", "prod-eu"]));
+        assert!(hit(&["tool", "--namespace=prod"]));
+        assert!(!hit(&["tool", "-n", "dev"]));
+        assert!(!hit(&["tool", "-n", "prod-sandbox"]));
+        assert!(!hit(&["tool", "prod"]));
+        let m = set.check(&argv(&["tool", "-n", "prod-eu"]), &ctx());
+        assert!(m[0].why.ends_with("option -n `prod-eu`"), "{}", m[0].why);
+        let bad = "[[rule]]\nid = \"x\"\ncategory = \"cloud\"\nseverity = \"low\"\ndescription = \"d\"\ncommand = [\"a\"]\nvalues_none = [\"namespace\"]\n";
+        let e = RuleSet::load(bad, &[]).expect_err("no =");
+        assert!(e.to_string().contains("is not `option=glob`"), "{e}");
+    }
+
+    #[test]
+    fn inferred_deletions_name_where_they_come_from() {
+        let set = RuleSet::builtin();
+        let why = |a: &[&str]| set.check(&argv(a), &ctx()).into_iter().map(|m| m.why).collect::<Vec<_>>();
+        assert_eq!(
+            why(&["python3", "-c", "import shutil; shutil.rmtree('/etc')"]),
+            ["`rm -rf /etc` (via python3 → shutil.rmtree): flags -r -f, path `/etc` is a system directory"]
+        );
+        assert_eq!(
+            why(&["bash", "-c", "echo cm0gLXJmIH4= | base64 -d | sh"]),
+            ["`rm -rf ~` (via bash → sh): flags -r -f, path `~` is the home directory"]
+        );
+        assert_eq!(
+            why(&["rsync", "-a", "--delete", "e/", "/usr/"]),
+            ["`rm -rf /usr/` (via rsync --delete): flags -r -f, path `/usr/` is a system directory"]
+        );
     }
 
     fn action_of(set: &RuleSet, id: &str) -> RuleAction {

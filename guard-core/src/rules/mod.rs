@@ -8,12 +8,16 @@
 pub mod cli;
 pub mod dedup;
 mod engine;
+mod implied;
+pub mod inline;
 pub mod normalize;
 pub mod parse;
 pub mod paths;
+mod pipeline;
 pub mod schema;
 pub mod shell;
 mod starts;
+mod vars;
 
 #[cfg(test)]
 mod corpus_tests;

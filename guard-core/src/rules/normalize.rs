@@ -4,7 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{paths, shell::split_script};
+use super::{
+    implied,
+    inline::{self, Finding},
+    paths,
+    pipeline::{self, Payload},
+    shell::{Stdin, split_commands},
+};
 
 /// A command after normalisation: `argv[0]` is the program's basename.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,25 +162,47 @@ pub struct Start<'a> {
 /// All commands `argv` runs, innermost programs with their own argv.
 pub fn normalize(argv: &[String], start: &Start<'_>) -> Vec<Invocation> {
     let mut out = Vec::new();
-    expand(
-        argv,
-        start.cwd.map(Path::to_path_buf),
-        start.home,
-        Vec::new(),
-        0,
-        &mut out,
-    );
+    let frame = Frame {
+        cwd: start.cwd.map(Path::to_path_buf),
+        via: Vec::new(),
+        depth: 0,
+        stdin: None,
+    };
+    expand(argv, frame, start.home, &mut out);
     out
 }
 
-fn expand(
-    argv: &[String],
+/// Where one command runs, as far as the walk knows.
+#[derive(Clone, Debug)]
+struct Frame {
     cwd: Option<PathBuf>,
-    home: Option<&Path>,
+    /// Wrappers, shells and interpreters peeled off so far, outermost first.
     via: Vec<String>,
     depth: usize,
-    out: &mut Vec<Invocation>,
-) {
+    /// Its standard input, when the script says what it is (`echo … |`, `<<< …`, `< file`).
+    stdin: Option<Payload>,
+}
+
+impl Frame {
+    /// The frame of a command that `step` (a program, or a call inside one) runs.
+    fn inner(&self, step: &str) -> Self {
+        let mut via = self.via.clone();
+        via.push(step.to_owned());
+        Self {
+            cwd: self.cwd.clone(),
+            via,
+            depth: self.depth + 1,
+            stdin: self.stdin.clone(),
+        }
+    }
+
+    fn without_stdin(mut self) -> Self {
+        self.stdin = None;
+        self
+    }
+}
+
+fn expand(argv: &[String], f: Frame, home: Option<&Path>, out: &mut Vec<Invocation>) {
     // Leading assignments (`FOO=1 rm -rf x` in a script).
     let start = argv
         .iter()
@@ -182,13 +210,12 @@ fn expand(
         .unwrap_or(argv.len());
     let argv = &argv[start..];
     let Some(first) = argv.first() else { return };
-    if depth > MAX_DEPTH {
+    if f.depth > MAX_DEPTH {
         return;
     }
     let prog = program_name(first);
     let args = &argv[1..];
-    let mut via_next = via.clone();
-    via_next.push(prog.clone());
+    let next = f.inner(&prog);
 
     if let Some(wrapper) = WRAPPERS.iter().find(|w| w.name == prog) {
         // `command -v rm` only looks the name up.
@@ -200,33 +227,41 @@ fn expand(
             && let Some(s) = split_string_value(args)
         {
             if let Some(words) = shlex::split(&s) {
-                expand(&words, cwd, home, via_next, depth + 1, out);
+                expand(&words, next, home, out);
             }
             return;
         }
         if let Some(rest) = unwrap(wrapper, args) {
-            expand(rest, cwd, home, via_next, depth + 1, out);
+            if prog == "xargs" {
+                let input = xargs_input(&args[..args.len() - rest.len()], f.stdin.as_ref());
+                let mut inner = rest.to_vec();
+                inner.extend(input);
+                expand(&inner, next.without_stdin(), home, out);
+            } else {
+                expand(rest, next, home, out);
+            }
         }
         return;
     }
     if is_loader(&prog) {
         if let Some(rest) = unwrap_loader(args) {
-            expand(rest, cwd, home, via_next, depth + 1, out);
+            expand(rest, next, home, out);
         }
         return;
     }
     if let Some(rest) = exec_in_container(&prog, args) {
-        expand(rest, None, home, via_next, depth + 1, out);
+        let mut inner = next;
+        inner.cwd = None;
+        expand(rest, inner, home, out);
         return;
     }
     if let Some(script) = shell_script(&prog, args) {
-        let mut cwd = cwd;
-        for words in split_script(&script) {
-            if words.first().is_some_and(|w| w == "cd") {
-                cwd = cd(cwd.as_deref(), words.get(1).map(String::as_str), home);
-                continue;
-            }
-            expand(&words, cwd.clone(), home, via_next.clone(), depth + 1, out);
+        run_script(&script, next.without_stdin(), home, out);
+        return;
+    }
+    if reads_script_from_stdin(&prog, args) {
+        if let Some(Payload::Text(script)) = &f.stdin {
+            run_script(script, next.without_stdin(), home, out);
         }
         return;
     }
@@ -235,15 +270,172 @@ fn expand(
     inv_argv.extend(args.iter().cloned());
     out.push(Invocation {
         argv: inv_argv,
-        cwd: cwd.clone(),
-        via,
+        cwd: f.cwd.clone(),
+        via: f.via.clone(),
     });
-    // `find ... -exec CMD {} ;` runs CMD too.
-    if prog == "find" {
-        for cmd in find_exec(args) {
-            expand(cmd, cwd.clone(), home, via_next.clone(), depth + 1, out);
+    let code = inline::code_of(&prog, args).or_else(|| {
+        let lang = inline::reads_code_from_stdin(&prog, args)?;
+        match &f.stdin {
+            Some(Payload::Text(code)) => Some((lang, code.clone())),
+            _ => None,
+        }
+    });
+    if let Some((lang, code)) = code {
+        for finding in inline::findings(lang, &code) {
+            judge_finding(finding, &next, home, out);
         }
     }
+    implied_deletes(&prog, args, &f, &next, home, out);
+}
+
+/// The commands of a shell script, following `cd` and what each pipe carries.
+fn run_script(script: &str, f: Frame, home: Option<&Path>, out: &mut Vec<Invocation>) {
+    let mut cwd = f.cwd.clone();
+    let mut carried: Option<Payload> = None;
+    for cmd in split_commands(script) {
+        let stdin = match cmd.stdin {
+            Stdin::Inherit => None,
+            Stdin::Pipe => carried.take(),
+            Stdin::HereString(s) => Some(Payload::Text(s + "\n")),
+            Stdin::File(path) => Some(Payload::File(path)),
+        };
+        let words = &cmd.words;
+        let body = &words[words.iter().take_while(|w| is_assignment(w)).count()..];
+        carried = body
+            .split_first()
+            .and_then(|(p, a)| pipeline::output(&program_name(p), a, stdin.as_ref()));
+        if words.first().is_some_and(|w| w == "cd") {
+            cwd = cd(cwd.as_deref(), words.get(1).map(String::as_str), home);
+            continue;
+        }
+        let frame = Frame {
+            cwd: cwd.clone(),
+            stdin,
+            ..f.clone()
+        };
+        expand(words, frame, home, out);
+    }
+}
+
+/// What inline interpreter code does, judged as the command it amounts to.
+fn judge_finding(finding: Finding, f: &Frame, home: Option<&Path>, out: &mut Vec<Invocation>) {
+    match finding {
+        Finding::Delete { call, path, recursive } => {
+            let flag = if recursive { "-rf" } else { "-f" };
+            push_implied(vec!["rm".into(), flag.into(), path], f, &call, out);
+        }
+        Finding::Shell { call, script } => {
+            run_script(&script, f.inner(&call).without_stdin(), home, out);
+        }
+        Finding::Exec { call, argv } => expand(&argv, f.inner(&call).without_stdin(), home, out),
+    }
+}
+
+/// `find -delete`, `find -exec rm {} +` and `rsync --delete`, as the `rm -rf` they amount to.
+fn implied_deletes(
+    prog: &str,
+    args: &[String],
+    f: &Frame,
+    next: &Frame,
+    home: Option<&Path>,
+    out: &mut Vec<Invocation>,
+) {
+    if prog == "find" {
+        // Narrowed finds (`-name`, `-mtime`, ...) are judged by the find rules themselves.
+        let starts = implied::find_whole_starts(args);
+        if let Some(starts) = &starts
+            && implied::find_deletes(args)
+        {
+            let argv = ["rm", "-rf"].into_iter().map(str::to_owned).chain(starts.iter().cloned());
+            push_implied(argv.collect(), f, "find -delete", out);
+        }
+        for cmd in find_exec(args) {
+            let cmd = match &starts {
+                Some(starts) => implied::exec_with_targets(cmd, starts),
+                None => cmd.to_vec(),
+            };
+            expand(&cmd, next.clone().without_stdin(), home, out);
+        }
+    }
+    if prog == "rsync"
+        && let Some(dest) = implied::rsync_delete_target(args)
+    {
+        push_implied(vec!["rm".into(), "-rf".into(), dest], f, "rsync --delete", out);
+    }
+}
+
+/// A command guard infers (not one that execs), shown as coming from `step`.
+fn push_implied(argv: Vec<String>, f: &Frame, step: &str, out: &mut Vec<Invocation>) {
+    let mut via = f.via.clone();
+    via.push(step.to_owned());
+    out.push(Invocation {
+        argv,
+        cwd: f.cwd.clone(),
+        via,
+    });
+}
+
+/// What xargs appends to its command: the words of a known input, or `<FILE` for a list read
+/// from a file (`-a FILE`, `< FILE`, `cat FILE |`), which no path class can judge.
+fn xargs_input(options: &[String], stdin: Option<&Payload>) -> Vec<String> {
+    let mut it = options.iter();
+    while let Some(a) = it.next() {
+        let file = match a.as_str() {
+            "-a" | "--arg-file" => it.next().cloned(),
+            _ => a
+                .strip_prefix("--arg-file=")
+                .or_else(|| a.strip_prefix("-a"))
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+        };
+        if let Some(file) = file {
+            return vec![format!("<{file}")];
+        }
+    }
+    match stdin {
+        Some(Payload::Text(t)) => t.split_whitespace().take(256).map(str::to_owned).collect(),
+        Some(Payload::File(file)) => vec![format!("<{file}")],
+        None => Vec::new(),
+    }
+}
+
+/// A shell run without `-c` or a script operand reads its script from stdin (`… | sh`, `bash -s`).
+fn reads_script_from_stdin(prog: &str, args: &[String]) -> bool {
+    if !SHELLS.contains(&prog) {
+        return false;
+    }
+    let mut stdin_flag = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-" {
+            return true;
+        }
+        if a == "--" {
+            return stdin_flag || it.next().is_none();
+        }
+        if a.starts_with("--") {
+            if a == "--rcfile" || a == "--init-file" {
+                it.next();
+            }
+            continue;
+        }
+        if let Some(group) = a
+            .strip_prefix('-')
+            .or_else(|| a.strip_prefix('+'))
+            .filter(|g| !g.is_empty())
+        {
+            if group.contains('c') {
+                return false;
+            }
+            stdin_flag |= group.contains('s');
+            if group.contains('o') || group.contains('O') {
+                it.next();
+            }
+            continue;
+        }
+        return stdin_flag;
+    }
+    true
 }
 
 /// Basename, without the `\` that skips aliases (`\rm`).
@@ -258,14 +450,7 @@ pub fn program_name(arg0: &str) -> String {
 }
 
 fn is_assignment(word: &str) -> bool {
-    match word.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-        }
-        None => false,
-    }
+    super::vars::assignment(word).is_some()
 }
 
 /// The wrapped command, after the wrapper's options, assignments and leading positionals.
@@ -581,7 +766,35 @@ mod tests {
         assert_eq!(norm(&["bash", "script.sh"]), ["bash script.sh"]);
         assert_eq!(
             norm(&["find", ".", "-exec", "rm", "-rf", "{}", "+"]),
-            ["find . -exec rm -rf {} +", "rm -rf {}"]
+            ["find . -exec rm -rf {} +", "rm -rf ."]
         );
+    }
+
+    #[test]
+    fn pipes_feed_shells_interpreters_and_xargs() {
+        assert_eq!(norm(&["bash", "-c", "echo 'rm -rf x' | sudo bash -s"]), ["echo rm -rf x", "rm -rf x"]);
+        assert_eq!(norm(&["bash", "-c", "echo 'rm -rf x' | bash script.sh"]), ["echo rm -rf x", "bash script.sh"]);
+        assert_eq!(norm(&["bash", "-c", "ls | sh"]), ["ls"]);
+        assert_eq!(norm(&["bash", "-c", "echo a b | xargs rm -rf"]), ["echo a b", "rm -rf a b"]);
+        assert_eq!(norm(&["bash", "-c", "xargs rm -rf < l.txt"]), ["rm -rf <l.txt"]);
+        assert_eq!(norm(&["xargs", "--arg-file=l", "rm"]), ["rm <l"]);
+        assert_eq!(norm(&["xargs", "-n1", "rm"]), ["rm"]);
+        assert_eq!(
+            norm(&["bash", "-c", "echo \"import os; os.remove('/x')\" | python3"]),
+            ["echo import os; os.remove('/x')", "python3", "rm -f /x"]
+        );
+    }
+
+    #[test]
+    fn decoding_is_bounded_in_depth() {
+        // rm -rf ~ wrapped in `echo … | base64 -d | sh` nine times: deeper than MAX_DEPTH.
+        let mut script = "rm -rf ~".to_owned();
+        for _ in 0..9 {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&script);
+            script = format!("echo {b64} | base64 -d | sh");
+        }
+        let out = norm(&["bash", "-c", &script]);
+        assert!(!out.iter().any(|c| c == "rm -rf ~"), "{out:?}");
     }
 }

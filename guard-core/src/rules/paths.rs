@@ -99,6 +99,10 @@ fn class_of(abs: &Path, worktree: Option<&Path>, home: Option<&Path>) -> PathCla
     {
         return PathClass::Temp;
     }
+    // Below ~/.cache (the XDG cache) is disposable like /tmp; ~/.cache itself is not judged so.
+    if home.is_some_and(|h| abs.starts_with(h.join(".cache")) && abs != h.join(".cache")) {
+        return PathClass::Temp;
+    }
     // A working tree at `/`, a system directory, or HOME (or above) is no working tree.
     let tree = worktree.filter(|t| {
         t.components().count() > 2
@@ -178,6 +182,10 @@ mod tests {
             ("./node_modules", Inside),
             ("a/../b", Inside),
             ("/tmp/build-1", Temp),
+            ("~/.cache/pip", Temp),
+            ("/home/dev/.cache/go-build/x", Temp),
+            ("~/.cache", Outside),
+            ("~/.cache/../.ssh", Outside),
             ("/tmp", System),
             ("/data", System),
             ("/data/x", Outside),

@@ -124,7 +124,7 @@ pub enum PathClass {
     Worktree,
     /// Anywhere else outside the working tree.
     Outside,
-    /// Under /tmp, /var/tmp or /dev/shm (not those directories themselves).
+    /// Under /tmp, /var/tmp, /dev/shm or ~/.cache (not those directories themselves).
     Temp,
     /// Inside the working tree, or not knowable (relative path without a cwd, other variables).
     Inside,
@@ -184,6 +184,11 @@ pub struct Condition {
     pub flags_none: Vec<String>,
     /// Some positional after the subcommand is a path of one of these classes.
     pub paths: Vec<PathClass>,
+    /// Some option has a value matching a glob: `"n|namespace=prod*"` (option names `|`-separated,
+    /// then `=` and the value's glob).
+    pub values_any: Vec<String>,
+    /// No option has a value matching a glob (same form as `values_any`).
+    pub values_none: Vec<String>,
     /// A regex over option values and/or positionals (SQL, Redis commands).
     pub text: Option<TextSpec>,
 }
@@ -197,6 +202,8 @@ pub const CONDITION_KEYS: &[&str] = &[
     "flags_any",
     "flags_none",
     "paths",
+    "values_any",
+    "values_none",
     "text",
 ];
 /// The keys a rule table may have besides the condition keys.

@@ -2,7 +2,31 @@
 //! `|`, `&`, newlines and parentheses, with command substitutions (`$(...)`, backticks) lifted out
 //! as scripts of their own. Quotes are respected; words are then split by `shlex`.
 //!
-//! This is a reader for judging commands, not a shell: no expansion, no heredocs, no functions.
+//! This is a reader for judging commands, not a shell: no globbing, no heredocs, no functions.
+//! The one expansion it does is of variables assigned earlier in the same script (`X=rm; $X -rf
+//! ~`), because that is how a deletion hides from an argv reader; see [`vars`].
+
+use super::vars::Vars;
+
+/// Where a command's standard input comes from, as far as the script says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stdin {
+    /// Whatever the script itself reads.
+    Inherit,
+    /// The previous command's output (`a | b`).
+    Pipe,
+    /// A here-string (`<<< word`), without the newline the shell adds.
+    HereString(String),
+    /// A file (`< path`).
+    File(String),
+}
+
+/// One simple command of a script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub words: Vec<String>,
+    pub stdin: Stdin,
+}
 
 /// Keywords and grouping words that may lead a simple command.
 const LEADING_WORDS: &[&str] = &[
@@ -17,34 +41,52 @@ const MAX_COMMANDS: usize = 256;
 
 /// The commands of `script`, each as argv words, in order (substitutions after their command).
 pub fn split_script(script: &str) -> Vec<Vec<String>> {
+    split_commands(script).into_iter().map(|c| c.words).collect()
+}
+
+/// The commands of `script` with where each reads its input from.
+pub fn split_commands(script: &str) -> Vec<Command> {
     let mut out = Vec::new();
     split_into(script, 0, &mut out);
     out
 }
 
-fn split_into(script: &str, depth: usize, out: &mut Vec<Vec<String>>) {
+fn split_into(script: &str, depth: usize, out: &mut Vec<Command>) {
     if depth > MAX_DEPTH {
         return;
     }
     let (segments, subs) = segments(script);
-    for seg in segments {
+    let mut vars = Vars::default();
+    let mut piped = false;
+    for (seg, after_pipe) in segments {
         if out.len() >= MAX_COMMANDS {
             return;
         }
-        let words = words(&seg);
-        if !words.is_empty() {
-            out.push(words);
+        piped |= after_pipe;
+        let (words, redirect) = words(&vars.substitute(&seg));
+        if words.is_empty() {
+            continue;
         }
+        vars.record(&words);
+        let stdin = match redirect {
+            Some(s) => s,
+            None if std::mem::take(&mut piped) => Stdin::Pipe,
+            None => Stdin::Inherit,
+        };
+        piped = false;
+        out.push(Command { words, stdin });
     }
     for sub in subs {
         split_into(&sub, depth + 1, out);
     }
 }
 
-/// Splits on unquoted control operators; returns the segments and the substitution bodies.
-fn segments(script: &str) -> (Vec<String>, Vec<String>) {
+/// Splits on unquoted control operators; returns the segments (each with whether a pipe feeds
+/// it) and the substitution bodies.
+fn segments(script: &str) -> (Vec<(String, bool)>, Vec<String>) {
     let chars: Vec<char> = script.chars().collect();
     let (mut segs, mut subs) = (Vec::new(), Vec::new());
+    let mut piped = false;
     let mut cur = String::new();
     let (mut single, mut double) = (false, false);
     let mut i = 0;
@@ -108,12 +150,16 @@ fn segments(script: &str) -> (Vec<String>, Vec<String>) {
             }
             // `2>&1`, `&>file`, `>&2` are redirections, not the background operator.
             '&' if prev == '>' || prev == '<' || chars.get(i + 1) == Some(&'>') => cur.push(c),
-            ';' | '&' | '|' | '\n' | '(' | ')' => segs.push(std::mem::take(&mut cur)),
+            ';' | '&' | '|' | '\n' | '(' | ')' => {
+                segs.push((std::mem::take(&mut cur), piped));
+                // `a | b` and `a |& b` pipe; `a || b` does not.
+                piped = c == '|' && prev != '|' && chars.get(i + 1) != Some(&'|');
+            }
             _ => cur.push(c),
         }
         i += 1;
     }
-    segs.push(cur);
+    segs.push((cur, piped));
     (segs, subs)
 }
 
@@ -140,18 +186,26 @@ fn closing_paren(chars: &[char], from: usize) -> usize {
     chars.len()
 }
 
-/// Shell words of one simple command, without redirections and leading keywords.
-fn words(segment: &str) -> Vec<String> {
+/// Shell words of one simple command, without redirections and leading keywords, and the input
+/// redirection (`< file`, `<<< word`) when there is one.
+fn words(segment: &str) -> (Vec<String>, Option<Stdin>) {
     let raw = shlex::split(segment)
         .unwrap_or_else(|| segment.split_whitespace().map(str::to_owned).collect());
     let mut out = Vec::with_capacity(raw.len());
-    let mut skip_target = false;
+    let mut stdin = None;
+    // The operator whose target is the next word.
+    let mut pending: Option<String> = None;
     for w in raw {
-        if std::mem::take(&mut skip_target) {
+        if let Some(op) = pending.take() {
+            stdin = input(&op, &w).or(stdin);
             continue;
         }
-        if let Some(rest) = redirection(&w) {
-            skip_target = rest.is_empty();
+        if let Some((op, rest)) = redirection(&w) {
+            if rest.is_empty() {
+                pending = Some(op.to_owned());
+            } else {
+                stdin = input(op, rest).or(stdin);
+            }
             continue;
         }
         if out.is_empty() && LEADING_WORDS.contains(&w.as_str()) {
@@ -162,23 +216,36 @@ fn words(segment: &str) -> Vec<String> {
     if out.len() == 1 && CLOSING_WORDS.contains(&out[0].as_str()) {
         out.clear();
     }
-    out
+    (out, stdin)
 }
 
-/// For a redirection word (`>out`, `2>>log`, `<in`, `&>x`, `>&2`), the target glued to it.
-fn redirection(word: &str) -> Option<&str> {
-    let body = word.trim_start_matches(|c: char| c.is_ascii_digit());
+/// For a redirection word (`>out`, `2>>log`, `<in`, `&>x`, `>&2`), its operator and the target
+/// glued to it.
+fn redirection(word: &str) -> Option<(&str, &str)> {
+    let fd = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let body = &word[fd..];
     let body = body.strip_prefix('&').unwrap_or(body);
     let op_len = body.len() - body.trim_start_matches(['<', '>', '&', '|']).len();
     if op_len == 0 || !body.starts_with(['<', '>']) {
         return None;
     }
-    Some(&body[op_len..])
+    // Only fd 0 (or none) redirects input.
+    let op = if fd > 0 && &word[..fd] != "0" { ">" } else { &body[..op_len] };
+    Some((op, &body[op_len..]))
+}
+
+/// What an input redirection feeds the command (heredoc bodies are read as commands instead).
+fn input(op: &str, target: &str) -> Option<Stdin> {
+    match op {
+        "<" => Some(Stdin::File(target.to_owned())),
+        "<<<" => Some(Stdin::HereString(target.to_owned())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_script;
+    use super::{Stdin, split_commands, split_script};
 
     fn cmds(s: &str) -> Vec<String> {
         split_script(s).into_iter().map(|w| w.join(" ")).collect()
@@ -228,5 +295,37 @@ mod tests {
             cmds("for d in a b; do rm -rf \"$d\"; done"),
             ["for d in a b", "rm -rf $d"]
         );
+    }
+
+    #[test]
+    fn pipes_and_input_redirections_are_kept() {
+        let c = split_commands("echo x | base64 -d | sh; a || b; base64 -d <<< eA== |& bash; xargs rm < l.txt 2>/dev/null");
+        let stdin: Vec<(&str, &Stdin)> = c.iter().map(|c| (c.words[0].as_str(), &c.stdin)).collect();
+        assert_eq!(
+            stdin,
+            [
+                ("echo", &Stdin::Inherit),
+                ("base64", &Stdin::Pipe),
+                ("sh", &Stdin::Pipe),
+                ("a", &Stdin::Inherit),
+                ("b", &Stdin::Inherit),
+                ("base64", &Stdin::HereString("eA==".into())),
+                ("bash", &Stdin::Pipe),
+                ("xargs", &Stdin::File("l.txt".into())),
+            ]
+        );
+        assert_eq!(c[5].words, ["base64", "-d"]);
+        assert_eq!(split_commands("sh <<<'rm -rf ~'")[0].stdin, Stdin::HereString("rm -rf ~".into()));
+    }
+
+    #[test]
+    fn variables_assigned_earlier_are_expanded() {
+        assert_eq!(cmds("X=rm; $X -rf ~"), ["X=rm", "rm -rf ~"]);
+        assert_eq!(cmds("T=~; rm -rf \"$T\""), ["T=~", "rm -rf ~"]);
+        assert_eq!(cmds("C='rm -rf'; $C /; \"$C\" /x"), ["C=rm -rf", "rm -rf /", "rm -rf /x"]);
+        assert_eq!(cmds("export D=/etc; rm -rf ${D}/x"), ["export D=/etc", "rm -rf /etc/x"]);
+        // Single quotes keep `$X`; unknown variables stay; a substitution makes X unknown.
+        assert_eq!(cmds("X=rm; echo '$X' $Y"), ["X=rm", "echo $X $Y"]);
+        assert_eq!(cmds("X=rm; X=$(pwd); $X -rf ~"), ["X=rm", "X=$(...)", "$X -rf ~", "pwd"]);
     }
 }

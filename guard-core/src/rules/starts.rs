@@ -8,9 +8,13 @@ use super::{Rule, RuleSet, normalize};
 /// Interpreters and loaders: not unwrapped by the normaliser today, but they run other programs
 /// with the cwd they were given, so they stay on the side of reading it.
 const RUNNERS: &[&str] = &[
-    "python", "python3", "node", "perl", "ruby", "php", "bun", "deno", "ld.so", "ld-linux-x86-64.so.2",
-    "ld-linux-aarch64.so.1", "docker", "podman", "nerdctl",
+    "python", "python3", "node", "nodejs", "perl", "ruby", "php", "bun", "deno", "pypy", "pypy3",
+    "ld.so", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "docker", "podman", "nerdctl",
+    // Judged as the `rm -rf` of its destination with --delete (rules/implied.rs).
+    "rsync",
 ];
+/// Versioned interpreters (`python3.12`), whose inline code is read (rules/inline.rs).
+const RUNNER_PREFIXES: &[&str] = &["python3.", "python2.", "pypy3."];
 
 /// The program names that may start a match, by basename, and name prefixes (`mkfs.*`). A rule
 /// command with another wildcard (`*fs`, `a?b`) cannot be listed: then every program may.
@@ -38,6 +42,7 @@ impl Starts {
         }
         let fixed = normalize::starter_names().chain(RUNNERS.iter().copied());
         s.names.extend(fixed.map(str::to_owned));
+        s.prefixes.extend(RUNNER_PREFIXES.iter().map(|p| (*p).to_owned()));
         s
     }
 }
@@ -67,7 +72,7 @@ mod tests {
     #[test]
     fn builtin_rules_start_from_their_commands_wrappers_and_shells() {
         let r = RuleSet::builtin();
-        for p in ["rm", "/usr/bin/git", "terraform", "sudo", "env", "xargs", "bash", "sh", "python3", "kubectl", "mkfs.ext4"] {
+        for p in ["rm", "/usr/bin/git", "terraform", "sudo", "env", "xargs", "bash", "sh", "python3", "python3.12", "rsync", "kubectl", "mkfs.ext4", "argocd", "crontab"] {
             assert!(r.may_run(p), "{p}");
         }
         for p in ["/bin/true", "cargo", "rustc", "ls", "cc1"] {
