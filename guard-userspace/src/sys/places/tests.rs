@@ -37,7 +37,7 @@ fn the_fixed_places_from_accounts_and_temp_dirs() {
     assert_eq!(place("/home/dev/.cargo/registry/"), Some((Place::Cache, false, false)));
     assert_eq!(place("/var/tmp/"), Some((Place::Temp, false, false)));
     assert_eq!(place("/scratch/t/"), Some((Place::Temp, false, false)));
-    assert_eq!(place("/etc/"), Some((Place::System, true, false)));
+    assert_eq!(place("/etc/"), Some((Place::System, true, true)));
     assert_eq!(place("/"), Some((Place::Outside, false, false)));
     // System accounts' homes are not homes.
     assert_eq!(place("/usr/sbin/"), None);
