@@ -13,10 +13,13 @@
 
 use std::borrow::Cow;
 
-use memchr::memmem;
-use serde::Deserialize;
+use serde::{Deserialize, de::IgnoredAny};
 
-use super::{Observed, Payload, parse};
+use super::{
+    Observed, Payload,
+    needle::{BLOCK_STOP, INPUT_JSON_DELTA, TOOL_USE},
+    parse,
+};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct AnthropicUsage {
@@ -76,8 +79,10 @@ struct BlockEvent<'a> {
     delta: Option<Delta<'a>>,
 }
 
+/// `C` is a whole message's `content`: its blocks ([`Vec<Block>`]) when the body names a
+/// `tool_use` block, else skipped unparsed ([`IgnoredAny`]): most bodies have no tool call.
 #[derive(Debug, Deserialize)]
-struct Event<'a> {
+struct Event<'a, C> {
     #[serde(rename = "type", borrow)]
     kind: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
@@ -87,9 +92,24 @@ struct Event<'a> {
     usage: Option<AnthropicUsage>,
     #[serde(borrow)]
     error: Option<ErrorBody<'a>>,
-    /// A whole message's content blocks.
-    #[serde(borrow)]
-    content: Option<Vec<Block<'a>>>,
+    content: Option<C>,
+}
+
+/// A whole message's content, as far as tool calls go.
+trait Content {
+    fn tool_blocks(&self, o: &mut Observed);
+}
+
+impl Content for IgnoredAny {
+    fn tool_blocks(&self, _: &mut Observed) {}
+}
+
+impl Content for Vec<Block<'_>> {
+    fn tool_blocks(&self, o: &mut Observed) {
+        for b in self {
+            tool_block(o, b);
+        }
+    }
 }
 
 pub(crate) fn apply_usage(o: &mut Observed, u: &AnthropicUsage) {
@@ -118,7 +138,7 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
     match p {
         // Text deltas and pings are most of a stream: only tool blocks are parsed.
         Payload::Sse { event, data } if event.starts_with("content_block") => {
-            if is_tool_block(o, data) {
+            if is_tool_block(o, event, data) {
                 on_block(o, event, data);
             }
         }
@@ -132,7 +152,15 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
 /// One Anthropic JSON object: a stream event, or (`whole`) a whole message body. A stream
 /// ends with `message_stop` or `error`; an untyped object inside a stream ends nothing.
 pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
-    let Some(ev) = parse::<Event<'_>>(o, data) else { return };
+    if TOOL_USE.is_in(data) {
+        on_event::<Vec<Block<'_>>>(o, data, whole);
+    } else {
+        on_event::<IgnoredAny>(o, data, whole);
+    }
+}
+
+fn on_event<'a, C: Deserialize<'a> + Content>(o: &mut Observed, data: &'a [u8], whole: bool) {
+    let Some(ev) = parse::<Event<'a, C>>(o, data) else { return };
     match ev.kind.as_deref() {
         Some("message_start") => {
             if let Some(m) = &ev.message {
@@ -148,7 +176,7 @@ pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
             }
         }
         Some(kind @ ("content_block_start" | "content_block_delta" | "content_block_stop")) => {
-            if is_tool_block(o, data) {
+            if is_tool_block(o, kind, data) {
                 on_block(o, kind, data);
             }
         }
@@ -163,8 +191,8 @@ pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
         // A whole (non-streamed) message.
         Some("message") | None => {
             o.set_model(ev.model.as_deref());
-            for b in ev.content.iter().flatten() {
-                tool_block(o, b);
+            if let Some(c) = &ev.content {
+                c.tool_blocks(o);
             }
             if let Some(u) = &ev.usage {
                 apply_usage(o, u);
@@ -176,11 +204,16 @@ pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
 }
 
 /// Whether a `content_block_*` payload may concern a tool call: a `tool_use` start, an input
-/// delta, or a stop while a call is open. Spares the parse of every text delta.
-fn is_tool_block(o: &Observed, data: &[u8]) -> bool {
-    memmem::find(data, b"\"tool_use\"").is_some()
-        || memmem::find(data, b"input_json_delta").is_some()
-        || (o.tools.has_open() && memmem::find(data, b"content_block_stop").is_some())
+/// delta, or a stop while a call is open. Spares the parse of every text delta, at the cost of
+/// one search for the one name its kind can carry.
+fn is_tool_block(o: &Observed, kind: &str, data: &[u8]) -> bool {
+    let stop = || o.tools.has_open() && BLOCK_STOP.is_in(data);
+    match kind {
+        "content_block_delta" => INPUT_JSON_DELTA.is_in(data),
+        "content_block_start" => TOOL_USE.is_in(data),
+        "content_block_stop" => stop(),
+        _ => TOOL_USE.is_in(data) || INPUT_JSON_DELTA.is_in(data) || stop(),
+    }
 }
 
 fn on_block(o: &mut Observed, kind: &str, data: &[u8]) {
