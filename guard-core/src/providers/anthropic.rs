@@ -11,9 +11,12 @@
 //! opens one with `content_block_start` (id, name), sends the input as `input_json_delta`
 //! fragments on the block's index, and ends it with `content_block_stop`.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, fmt, marker::PhantomData};
 
-use serde::{Deserialize, de::IgnoredAny};
+use serde::{
+    Deserialize, Deserializer,
+    de::{IgnoredAny, SeqAccess, Visitor},
+};
 
 use super::{
     Observed, Payload,
@@ -79,7 +82,7 @@ struct BlockEvent<'a> {
     delta: Option<Delta<'a>>,
 }
 
-/// `C` is a whole message's `content`: its blocks ([`Vec<Block>`]) when the body names a
+/// `C` is a whole message's `content`: its tool blocks ([`ToolBlocks`]) when the body names a
 /// `tool_use` block, else skipped unparsed ([`IgnoredAny`]): most bodies have no tool call.
 #[derive(Debug, Deserialize)]
 struct Event<'a, C> {
@@ -104,11 +107,42 @@ impl Content for IgnoredAny {
     fn tool_blocks(&self, _: &mut Observed) {}
 }
 
-impl Content for Vec<Block<'_>> {
+impl Content for ToolBlocks<'_> {
     fn tool_blocks(&self, o: &mut Observed) {
-        for b in self {
+        for b in &self.0 {
             tool_block(o, b);
         }
+    }
+}
+
+/// A whole message's `tool_use` blocks: the others are read past, not kept (a long answer has
+/// thousands of text blocks).
+#[derive(Debug)]
+struct ToolBlocks<'a>(Vec<Block<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ToolBlocks<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(KeepTools(PhantomData))
+    }
+}
+
+struct KeepTools<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for KeepTools<'a> {
+    type Value = ToolBlocks<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of content blocks")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::new();
+        while let Some(b) = seq.next_element::<Block<'a>>()? {
+            if b.kind.as_deref() == Some("tool_use") {
+                kept.push(b);
+            }
+        }
+        Ok(ToolBlocks(kept))
     }
 }
 
@@ -153,7 +187,7 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
 /// ends with `message_stop` or `error`; an untyped object inside a stream ends nothing.
 pub(crate) fn on_json(o: &mut Observed, data: &[u8], whole: bool) {
     if TOOL_USE.is_in(data) {
-        on_event::<Vec<Block<'_>>>(o, data, whole);
+        on_event::<ToolBlocks<'_>>(o, data, whole);
     } else {
         on_event::<IgnoredAny>(o, data, whole);
     }
