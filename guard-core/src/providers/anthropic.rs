@@ -276,3 +276,30 @@ fn tool_block(o: &mut Observed, b: &Block<'_>) {
     let args = b.input.as_ref().map(serde_json::Value::to_string).unwrap_or_default();
     o.tools.push(b.name.as_deref().unwrap_or(""), b.id.as_deref().unwrap_or(""), &args);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_message_keeps_its_tool_blocks_in_order_among_text() {
+        let body = br#"{"type":"message","model":"claude-sonnet-4-5","content":[{"type":"text","text":"a \"tool_use\""},
+            {"type":"tool_use","id":"toolu_1","name":"Bash","input":{"command":"ls"}},{"type":"text","text":"then"},
+            {"type":"tool_use","id":"toolu_2","name":"Read","input":{}}],"usage":{"input_tokens":3,"output_tokens":5}}"#;
+        let mut o = Observed::default();
+        extract(&mut o, Payload::Json(body));
+        let got: Vec<_> = o.tools.calls.iter().map(|c| (c.call_id.as_str(), c.args.as_str())).collect();
+        assert_eq!(got, [("toolu_1", r#"{"command":"ls"}"#), ("toolu_2", "{}")]);
+        assert_eq!((o.usage.input, o.usage.output, o.finished), (3, 5, true));
+    }
+
+    #[test]
+    fn a_message_without_tool_calls_skips_its_content_and_keeps_the_rest() {
+        // `content` of any shape: it is not parsed when no block is a tool call.
+        let body = br#"{"type":"message","model":"claude-sonnet-4-5","content":"just text","usage":{"input_tokens":3,"output_tokens":5}}"#;
+        let mut o = Observed::default();
+        extract(&mut o, Payload::Json(body));
+        assert!(o.tools.calls.is_empty());
+        assert_eq!((o.model.as_deref(), o.usage.output, o.bad_payloads), (Some("claude-sonnet-4-5"), 5, 0));
+    }
+}
