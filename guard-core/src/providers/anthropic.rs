@@ -243,11 +243,25 @@ fn on_event<'a, C: Deserialize<'a> + Content>(o: &mut Observed, data: &'a [u8], 
 fn is_tool_block(o: &Observed, kind: &str, data: &[u8]) -> bool {
     let stop = || o.tools.has_open() && BLOCK_STOP.is_in(data);
     match kind {
-        "content_block_delta" => INPUT_JSON_DELTA.is_in(data),
+        "content_block_delta" => match delta_type(data) {
+            Some(t) => t == b"input_json_delta",
+            None => INPUT_JSON_DELTA.is_in(data),
+        },
         "content_block_start" => TOOL_USE.is_in(data),
         "content_block_stop" => stop(),
         _ => TOOL_USE.is_in(data) || INPUT_JSON_DELTA.is_in(data) || stop(),
     }
+}
+
+/// A delta's type read where Anthropic writes it, ahead of the text
+/// (`{"type":"content_block_delta","index":N,"delta":{"type":"…"`), so a text delta is known
+/// without searching its text; `None` when the event is written otherwise.
+fn delta_type(data: &[u8]) -> Option<&[u8]> {
+    let rest = data.strip_prefix(br#"{"type":"content_block_delta","index":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let rest = rest[digits..].strip_prefix(br#","delta":{"type":""#)?;
+    let end = memchr::memchr(b'"', rest)?;
+    rest.get(..end)
 }
 
 fn on_block(o: &mut Observed, kind: &str, data: &[u8]) {
@@ -280,6 +294,19 @@ fn tool_block(o: &mut Observed, b: &Block<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delta_is_told_by_its_type_in_any_key_order() {
+        let text = br#"{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":""input_json_delta""}}"#;
+        let tool = br#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#;
+        let reordered = br#"{"index":1,"delta":{"partial_json":"{}","type":"input_json_delta"},"type":"content_block_delta"}"#;
+        let o = Observed::default();
+        assert_eq!(delta_type(text), Some(&b"text_delta"[..]));
+        assert!(!is_tool_block(&o, "content_block_delta", text));
+        assert!(is_tool_block(&o, "content_block_delta", tool));
+        assert_eq!(delta_type(reordered), None);
+        assert!(is_tool_block(&o, "content_block_delta", reordered));
+    }
 
     #[test]
     fn a_whole_message_keeps_its_tool_blocks_in_order_among_text() {
