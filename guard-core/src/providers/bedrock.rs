@@ -18,9 +18,13 @@
 //! `contentBlockStop`, all on `contentBlockIndex`. Invoke bodies are Anthropic's `tool_use`.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use serde::Deserialize;
+use serde::{Deserialize, de::IgnoredAny};
 
-use super::{Observed, Payload, Shape, Usage, anthropic, parse};
+use super::{
+    Observed, Payload, Shape, Usage, anthropic,
+    needle::{INVOCATION_METRICS, TOOL_USE_CAMEL},
+    parse,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,12 +35,32 @@ struct ConverseUsage {
     cache_write_input_tokens: Option<u64>,
 }
 
+/// `O` is the `output`: parsed ([`Output`]) when the body names a `toolUse` block, else
+/// skipped ([`IgnoredAny`]).
 #[derive(Debug, Deserialize)]
-struct ConverseBody {
+struct ConverseBody<O> {
     usage: Option<ConverseUsage>,
     /// Errors are `{"message": …}` with the type in a header or an exception event.
-    message: Option<serde::de::IgnoredAny>,
-    output: Option<Output>,
+    message: Option<IgnoredAny>,
+    output: Option<O>,
+}
+
+/// A Converse body's output, as far as tool calls go.
+trait ToolUses {
+    fn into_tool_uses(self) -> Vec<ToolUse>;
+}
+
+impl ToolUses for IgnoredAny {
+    fn into_tool_uses(self) -> Vec<ToolUse> {
+        Vec::new()
+    }
+}
+
+impl ToolUses for Output {
+    fn into_tool_uses(self) -> Vec<ToolUse> {
+        let blocks = self.message.and_then(|m| m.content).unwrap_or_default();
+        blocks.into_iter().filter_map(|c| c.tool_use).collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,9 +153,16 @@ pub fn extract(shape: Shape, o: &mut Observed, p: Payload<'_>) {
 }
 
 fn converse_json(o: &mut Observed, data: &[u8]) {
-    let Some(b) = parse::<ConverseBody>(o, data) else { return };
-    let blocks = b.output.and_then(|out| out.message).and_then(|m| m.content).unwrap_or_default();
-    for t in blocks.into_iter().filter_map(|c| c.tool_use) {
+    if TOOL_USE_CAMEL.is_in(data) {
+        converse::<Output>(o, data);
+    } else {
+        converse::<IgnoredAny>(o, data);
+    }
+}
+
+fn converse<'a, O: Deserialize<'a> + ToolUses>(o: &mut Observed, data: &'a [u8]) {
+    let Some(b) = parse::<ConverseBody<O>>(o, data) else { return };
+    for t in b.output.map(O::into_tool_uses).unwrap_or_default() {
         let args = t.input.as_ref().map(serde_json::Value::to_string).unwrap_or_default();
         o.tools.push(t.name.as_deref().unwrap_or(""), t.tool_use_id.as_deref().unwrap_or(""), &args);
     }
@@ -152,7 +183,7 @@ fn converse_json(o: &mut Observed, data: &[u8]) {
 /// A converse-stream content block event; text deltas (most of them) are not parsed.
 fn content_block(o: &mut Observed, event_type: &str, payload: &[u8]) {
     let wanted = match event_type {
-        "contentBlockStart" | "contentBlockDelta" => memchr::memmem::find(payload, b"\"toolUse\"").is_some(),
+        "contentBlockStart" | "contentBlockDelta" => TOOL_USE_CAMEL.is_in(payload),
         "contentBlockStop" => o.tools.has_open(),
         _ => false,
     };
@@ -179,7 +210,7 @@ fn invoke_chunk(o: &mut Observed, payload: &[u8]) {
     };
     anthropic::on_json(o, &inner, false);
     // Only the final chunk carries the metrics: parse for them only when they are there.
-    if memchr::memmem::find(&inner, METRICS_KEY).is_none() {
+    if !INVOCATION_METRICS.is_in(&inner) {
         return;
     }
     if let Ok(InvokeChunk { metrics: Some(m) }) = serde_json::from_slice::<InvokeChunk>(&inner) {
@@ -190,8 +221,6 @@ fn invoke_chunk(o: &mut Observed, payload: &[u8]) {
         o.finished = true;
     }
 }
-
-const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";
 
 /// Token counts given outside the body (invocation metrics, response headers).
 pub fn apply_counts(o: &mut Observed, input: Option<u64>, output: Option<u64>, cache_read: Option<u64>, cache_write: Option<u64>) {

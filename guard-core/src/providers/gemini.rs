@@ -19,7 +19,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, de::IgnoredAny};
 
-use super::{Code, Observed, Payload, Usage, parse};
+use super::{Code, Observed, Payload, Usage, needle::FUNCTION_CALL, parse};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,12 +51,30 @@ struct ErrorBody {
     code: Option<Code>,
 }
 
+/// `C` is a candidate's `content`: read ([`Content`]) when the chunk names a `functionCall`,
+/// else skipped ([`IgnoredAny`]): most chunks are text.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Candidate<'a> {
+struct Candidate<C> {
     finish_reason: Option<IgnoredAny>,
-    #[serde(borrow)]
-    content: Option<Content<'a>>,
+    content: Option<C>,
+}
+
+/// A candidate's content, as far as tool calls go.
+trait Calls {
+    fn parts(&self) -> &[Part<'_>];
+}
+
+impl Calls for IgnoredAny {
+    fn parts(&self) -> &[Part<'_>] {
+        &[]
+    }
+}
+
+impl Calls for Content<'_> {
+    fn parts(&self) -> &[Part<'_>] {
+        self.parts.as_deref().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,16 +107,15 @@ struct PromptFeedback {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Chunk<'a> {
+struct Chunk<'a, C> {
     usage_metadata: Option<UsageMetadata>,
-    #[serde(borrow)]
-    candidates: Option<Vec<Candidate<'a>>>,
+    candidates: Option<Vec<Candidate<C>>>,
     prompt_feedback: Option<PromptFeedback>,
     #[serde(borrow)]
     model_version: Option<Cow<'a, str>>,
     error: Option<ErrorBody>,
     #[serde(borrow)]
-    response: Option<Box<Chunk<'a>>>,
+    response: Option<Box<Chunk<'a, C>>>,
 }
 
 pub fn extract(o: &mut Observed, p: Payload<'_>) {
@@ -106,14 +123,22 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
         Payload::Sse { data, .. } | Payload::Json(data) => data,
         Payload::Aws { .. } => return,
     };
-    let Some(c) = parse::<Chunk<'_>>(o, data) else { return };
+    if FUNCTION_CALL.is_in(data) {
+        chunk::<Content<'_>>(o, data);
+    } else {
+        chunk::<IgnoredAny>(o, data);
+    }
+}
+
+fn chunk<'a, C: Deserialize<'a> + Calls>(o: &mut Observed, data: &'a [u8]) {
+    let Some(c) = parse::<Chunk<'a, C>>(o, data) else { return };
     apply(o, &c);
     if let Some(inner) = &c.response {
         apply(o, inner);
     }
 }
 
-impl Chunk<'_> {
+impl<C> Chunk<'_, C> {
     fn is_last(&self) -> bool {
         let finished = match &self.candidates {
             Some(c) if !c.is_empty() => c.iter().all(|c| c.finish_reason.is_some()),
@@ -123,11 +148,11 @@ impl Chunk<'_> {
     }
 }
 
-fn apply(o: &mut Observed, c: &Chunk<'_>) {
+fn apply<C: Calls>(o: &mut Observed, c: &Chunk<'_, C>) {
     o.set_model(c.model_version.as_deref());
     for cand in c.candidates.iter().flatten() {
-        let parts = cand.content.as_ref().and_then(|c| c.parts.as_ref());
-        for f in parts.into_iter().flatten().filter_map(|p| p.function_call.as_ref()) {
+        let parts = cand.content.as_ref().map(Calls::parts).unwrap_or_default();
+        for f in parts.iter().filter_map(|p| p.function_call.as_ref()) {
             function_call(o, f);
         }
     }

@@ -7,6 +7,7 @@ pub mod azure;
 pub mod bedrock;
 pub mod gemini;
 pub mod mcp;
+mod needle;
 pub mod openai_chat;
 pub mod openai_responses;
 mod route;

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, de::IgnoredAny};
 
-use super::{Code, Observed, Payload, Usage, parse};
+use super::{Code, Observed, Payload, Usage, needle::TOOL_CALLS, parse};
 
 #[derive(Debug, Deserialize)]
 struct Details {
@@ -97,28 +97,44 @@ struct ChatMessage<'a> {
     tool_calls: Option<Vec<ToolCallPart<'a>>>,
 }
 
+/// A choice's `message` or `delta`, as far as tool calls go.
+trait Calls {
+    fn parts(&self) -> &[ToolCallPart<'_>];
+}
+
+impl Calls for IgnoredAny {
+    fn parts(&self) -> &[ToolCallPart<'_>] {
+        &[]
+    }
+}
+
+impl Calls for ChatMessage<'_> {
+    fn parts(&self) -> &[ToolCallPart<'_>] {
+        self.tool_calls.as_deref().unwrap_or_default()
+    }
+}
+
+/// `M` is a choice's `message` and `delta`: read ([`ChatMessage`]) when the chunk names
+/// `tool_calls`, else skipped ([`IgnoredAny`]): most chunks are text.
 #[derive(Debug, Deserialize)]
-struct Choice<'a> {
+struct Choice<M> {
     /// Null (`None`) until the choice is done.
     finish_reason: Option<IgnoredAny>,
     index: Option<u64>,
-    #[serde(borrow)]
-    message: Option<ChatMessage<'a>>,
-    #[serde(borrow)]
-    delta: Option<ChatMessage<'a>>,
+    message: Option<M>,
+    delta: Option<M>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Chunk<'a> {
+struct Chunk<'a, M> {
     #[serde(borrow)]
     model: Option<std::borrow::Cow<'a, str>>,
     usage: Option<ChatUsage>,
     error: Option<ErrorBody>,
-    #[serde(borrow)]
-    choices: Option<Vec<Choice<'a>>>,
+    choices: Option<Vec<Choice<M>>>,
 }
 
-impl Chunk<'_> {
+impl<M> Chunk<'_, M> {
     /// The final usage: OpenAI sends it alone (`choices: []`) before `[DONE]`; some compatible
     /// hosts leave `choices` out, or put it on the last choice's finishing chunk. Hosts that report usage on every
     /// chunk do so with unfinished choices, which this refuses.
@@ -138,7 +154,15 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
         o.finished = true;
         return;
     }
-    let Some(c) = parse::<Chunk<'_>>(o, data) else { return };
+    if TOOL_CALLS.is_in(data) {
+        chunk::<ChatMessage<'_>>(o, data, streamed);
+    } else {
+        chunk::<IgnoredAny>(o, data, streamed);
+    }
+}
+
+fn chunk<'a, M: Deserialize<'a> + Calls>(o: &mut Observed, data: &'a [u8], streamed: bool) {
+    let Some(c) = parse::<Chunk<'a, M>>(o, data) else { return };
     o.set_model(c.model.as_deref());
     for choice in c.choices.iter().flatten() {
         tool_calls(o, choice);
@@ -157,15 +181,15 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
 }
 
 /// A choice's tool calls: whole (`message`) or fragments (`delta`), keyed by choice and index.
-fn tool_calls(o: &mut Observed, choice: &Choice<'_>) {
-    if let Some(calls) = choice.message.as_ref().and_then(|m| m.tool_calls.as_ref()) {
+fn tool_calls(o: &mut Observed, choice: &Choice<impl Calls>) {
+    if let Some(calls) = choice.message.as_ref().map(Calls::parts) {
         for t in calls {
             let f = t.function();
             let args = f.and_then(|f| f.arguments.as_deref().or(f.input.as_deref())).unwrap_or("");
             o.tools.push(f.and_then(|f| f.name.as_deref()).unwrap_or(""), t.id.as_deref().unwrap_or(""), args);
         }
     }
-    let Some(parts) = choice.delta.as_ref().and_then(|d| d.tool_calls.as_ref()) else { return };
+    let Some(parts) = choice.delta.as_ref().map(Calls::parts) else { return };
     let base = choice.index.unwrap_or(0) << 32;
     for t in parts {
         let index = base | t.index.unwrap_or(0);

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Code, Observed, Payload, Usage, parse};
+use super::{Code, Observed, Payload, Usage, needle::CALL_ITEM, parse};
 
 #[derive(Debug, Deserialize)]
 struct InDetails {
@@ -105,7 +105,7 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
     match p {
         // Only lifecycle events and errors matter; deltas are the bulk of a stream.
         Payload::Sse { event, data } => {
-            if event == "message" || event == "error" || event == "response.output_item.done" || is_lifecycle(event) {
+            if event == "message" || event == "error" || is_lifecycle(event) || is_call_item(event, data) {
                 on_event_json(o, data);
             }
         }
@@ -115,6 +115,12 @@ pub fn extract(o: &mut Observed, p: Payload<'_>) {
         }
         Payload::Aws { .. } => {}
     }
+}
+
+/// A finished output item that may be a tool call: a message's own (its whole text) is not
+/// parsed.
+fn is_call_item(event: &str, data: &[u8]) -> bool {
+    event == "response.output_item.done" && CALL_ITEM.is_in(data)
 }
 
 fn is_lifecycle(event: &str) -> bool {
