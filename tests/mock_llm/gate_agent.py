@@ -14,6 +14,8 @@ STEPS_JSON is a JSON list. Each element is either
   {"memfd": SRC, "argv": [...], "via": "fd" | "proc"}
             copy the program SRC into a memfd_create file and, in a forked child, execve it by
             fd (execveat AT_EMPTY_PATH) or through /proc/self/fd/N;
+  {"rmtree": DIR}
+            shutil.rmtree(DIR) in this process itself (no exec, no shell);
   {"once": CMD}
             a shell command run once, `bash -c CMD` (a deletion: a second run finds nothing);
   {"loop": PROGRAM, "count": N, "progress": FILE, "stop_file": FILE}
@@ -25,7 +27,7 @@ search goes on to the next directory after any error, EPERM included, so a refus
 would otherwise be retried as /usr/bin/rm.
 
 RESULT_JSON gets {"pid": N, "steps": [...]}; a command step is {"cmd", "bash": RUN, "argv": RUN},
-a memfd step {"memfd", "argv", "via", "run": RUN}, a once step {"once", "run": RUN}, where RUN is {"rc", "signal", "errno",
+a memfd step {"memfd", "argv", "via", "run": RUN}, a once step {"once", "run": RUN}, an rmtree step {"rmtree", "error"}, where RUN is {"rc", "signal", "errno",
 "seconds", "stderr"}: rc is the exit code (None when killed or not started), signal the signal
 that killed it, errno the error of a failed exec (PermissionError: 1). A loop step is
 {"loop", "done", "failed", "max_seconds", "slow": [[i, seconds] ... over 1 s]}.
@@ -137,6 +139,15 @@ def loop(step):
     return {"loop": prog, "done": done, "failed": failed, "max_seconds": worst, "slow": slow}
 
 
+def rmtree(path):
+    """Deletes a tree from this process itself: no exec, no shell."""
+    try:
+        shutil.rmtree(path)
+        return {"rmtree": path, "error": None}
+    except OSError as e:
+        return {"rmtree": path, "error": f"{type(e).__name__}: {e}"}
+
+
 def main():
     args = sys.argv[1:]
     no_llm = args[:1] == ["--no-llm"]
@@ -155,6 +166,8 @@ def main():
             results.append(dict(step, run=memfd(step)))
         elif "loop" in step:
             results.append(loop(step))
+        elif "rmtree" in step:
+            results.append(rmtree(step["rmtree"]))
         elif "once" in step:
             results.append({"once": step["once"], "run": run(["bash", "-c", step["once"]])})
         else:

@@ -135,13 +135,29 @@ fn monitor_counts_every_deletion_by_place_whatever_the_tool() {
     let (d, audit, addr) = start("deletions-monitor", "monitor", &f, &protected);
 
     let work = tree(&f.work().join("target-del"), 10);
+    // `cargo clean` of a crate in the work tree, and `rm -rf node_modules`.
+    std::fs::write(f.work().join("Cargo.toml"), "[package]\nname = \"deltest\"\nversion = \"0.1.0\"\nedition = \"2021\"\n").unwrap();
+    std::fs::create_dir_all(f.work().join("src")).unwrap();
+    std::fs::write(f.work().join("src/main.rs"), "fn main() {}\n").unwrap();
+    let cargo_target = tree(&f.work().join("target/debug"), 8) + 1;
+    let node_modules = tree(&f.work().join("node_modules/pkg"), 7) + 1;
+    // 50 files deleted by the agent process itself with shutil.rmtree: no exec, no shell.
+    let fifty = home.0.join("fifty");
+    std::fs::create_dir_all(&fifty).unwrap();
+    for i in 0..50 {
+        std::fs::write(fifty.join(format!("f{i}")), "x\n").unwrap();
+    }
     let via_var = tree(&home.0.join("a"), 5);
     let py = tree(&home.0.join("b"), 6);
     let found = tree(&home.0.join("c"), 4);
     let tmp = PathBuf::from(format!("/tmp/guard-deltest-{}", std::process::id()));
     let temp = tree(&tmp, 3);
     let steps = json!([
+        { "rmtree": fifty.display().to_string() },
         once("rm -rf target-del".into()),
+        // The cargo running these tests, not a rustup shim (the fixture has its own HOME).
+        once(format!("{} clean", std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))),
+        once("rm -rf node_modules".into()),
         once(format!("X=rm; $X -rf {}", home.0.join("a").display())),
         once(format!("python3 -c \"import shutil; shutil.rmtree('{}')\"", home.0.join("b").display())),
         once(format!("find {} -delete", home.0.join("c").display())),
@@ -149,11 +165,15 @@ fn monitor_counts_every_deletion_by_place_whatever_the_tool() {
         once(format!("echo replaced > {}", protected.join("authorized_keys").display())),
     ]);
     let run = run_agent(&f, Some(&mock), &steps, "deletions-monitor");
-    for i in 0..6 {
+    assert_eq!(run.steps[0]["error"], Value::Null, "{}", run.steps[0]);
+    for i in 1..9 {
         assert_eq!(run_of(&run, i)["rc"], 0, "step {i}: {}", run.steps[i]);
     }
+    assert!(!fifty.exists() && !f.work().join("target").exists() && !f.work().join("node_modules").exists());
     assert_eq!(std::fs::read_to_string(protected.join("authorized_keys")).unwrap(), "replaced\n");
-    let home_total = (via_var + py + found) as f64;
+    let work = work + cargo_target + node_modules;
+    // The 50 files and their directory.
+    let home_total = (51 + via_var + py + found) as f64;
     let m = wait_metric(&addr, |m| deleted(m, "home") >= home_total && deleted(m, "worktree") >= work as f64);
     assert_eq!(deleted(&m, "worktree"), work as f64);
     assert_eq!(deleted(&m, "home"), home_total);
@@ -163,8 +183,8 @@ fn monitor_counts_every_deletion_by_place_whatever_the_tool() {
     // The same deletions by a process that is no agent: nothing counted.
     let before = (deleted(&m, "home"), deleted(&m, "worktree"));
     let plain = tree(&home.0.join("d"), 5);
-    let run = run_agent(&f, None, &json!([once(format!("rm -rf {}", home.0.join("d").display()))]), "deletions-plain");
-    assert_eq!(run_of(&run, 0)["rc"], 0);
+    let plain_run = run_agent(&f, None, &json!([once(format!("rm -rf {}", home.0.join("d").display()))]), "deletions-plain");
+    assert_eq!(run_of(&plain_run, 0)["rc"], 0);
     assert!(!home.0.join("d").exists() && plain > 0);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let m = metrics(&addr);
@@ -176,7 +196,15 @@ fn monitor_counts_every_deletion_by_place_whatever_the_tool() {
     // Per process past the threshold outside the work tree (three home deletions): one record at
     // the threshold and a summary of the rest at its exit; none for the work tree or temp.
     let home_records: Vec<&&Value> = del.iter().filter(|r| r["where"] == "home").collect();
-    assert_eq!(home_records.iter().filter(|r| r["summary"] == false).count(), 3, "{del:#?}");
+    assert_eq!(home_records.iter().filter(|r| r["summary"] == false).count(), 4, "{del:#?}");
+    // The agent's own rmtree: one record at the threshold, then the rest summed at its exit, both
+    // naming the directory.
+    let agent_records: Vec<&&&Value> = home_records.iter().filter(|r| r["pid"] == run.pid).collect();
+    assert_eq!(agent_records.len(), 2, "{home_records:#?}");
+    assert_eq!(agent_records.iter().map(|r| r["files"].as_u64().unwrap()).sum::<u64>(), 51);
+    for r in &agent_records {
+        assert_eq!(r["top_dirs"][0]["dir"], fifty.display().to_string(), "{r:#}");
+    }
     let counted: u64 = home_records.iter().map(|r| r["files"].as_u64().unwrap()).sum();
     assert_eq!(counted as f64, home_total, "{home_records:#?}");
     for r in &home_records {

@@ -17,7 +17,7 @@ use super::{Env, Guard, median, output};
 use crate::sh;
 
 const ROUNDS: usize = 5;
-const FILES: u32 = 20_000;
+const FILES: u32 = 100_000;
 const METRICS: &str = "127.0.0.1:19478";
 
 pub(super) fn run(env: &Env) -> Result<String> {
