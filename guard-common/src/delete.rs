@@ -53,7 +53,7 @@ pub const DEL_DIR: u8 = 1 << 0;
 /// `path` is relative: the kernel could not resolve its directory (userspace joins it with the
 /// process's cwd, or leaves its place unknown).
 pub const DEL_RELATIVE: u8 = 1 << 1;
-/// A path was longer than `PATH_LEN` (or deeper than the kernel walks) and was cut at its start.
+/// A path was longer than `PATH_LEN` and was cut at its end (its start, and so its place, holds).
 pub const DEL_TRUNCATED: u8 = 1 << 2;
 /// The kernel sent SIGKILL: the place is protected and deletions are enforced.
 pub const DEL_KILLED: u8 = 1 << 3;

@@ -187,7 +187,7 @@ impl Deletions {
             return;
         }
         let killed = d.has(DEL_KILLED);
-        let full = resolve(&d.path, d.flags, cwd);
+        let full = resolve(&d.path, cwd);
         let at = full.as_deref().map_or(Placed::UNKNOWN, |p| self.classify_removed(p, d.has(DEL_DIR), agent_root));
         let deleted = d.ret == 0 && !d.has(DEL_EXCHANGE) && (!d.op.is_rename() || self.leaves(at, &d.path2, agent_root, cwd));
         if !deleted && !killed {
@@ -275,7 +275,7 @@ impl Deletions {
     /// A rename removes its source from its place only when the destination is elsewhere (an
     /// atomic save within one place is no deletion).
     fn leaves(&self, from: Placed, to: &str, agent_root: u32, cwd: Option<&str>) -> bool {
-        let to = resolve(to, 0, cwd).map_or(Placed::UNKNOWN, |p| self.places.classify(&p, agent_root));
+        let to = resolve(to, cwd).map_or(Placed::UNKNOWN, |p| self.places.classify(&p, agent_root));
         (from.place, from.sensitive) != (to.place, to.sensitive)
     }
 
@@ -288,12 +288,10 @@ impl Deletions {
     }
 }
 
-/// The absolute, normalised path of a record's path; `None` when it cannot be known: a truncated
-/// path lost its start, and a relative one needs the cwd.
-fn resolve(path: &str, flags: u8, cwd: Option<&str>) -> Option<String> {
-    if flags & DEL_TRUNCATED != 0 {
-        return None;
-    }
+/// The absolute, normalised path of a record's path; `None` when it cannot be known (a relative
+/// one needs the cwd). A truncated path (`DEL_TRUNCATED`) lost its end, never its start, so its
+/// place still holds.
+fn resolve(path: &str, cwd: Option<&str>) -> Option<String> {
     crate::places::join(cwd, path).and_then(|p| crate::places::normalize(&p))
 }
 
