@@ -24,7 +24,7 @@ use crate::{
     process::ProcKey,
     rules::Severity,
 };
-use guard_common::delete::{DEL_DIR, DEL_EXCHANGE, DEL_KILLED, DEL_TRUNCATED};
+use guard_common::delete::{DEL_DIR, DEL_EXCHANGE, DEL_KILLED};
 
 /// Tallies kept at once (process × rule); past it, new ones are dropped and counted.
 const MAX_TALLIES: usize = 4_096;
