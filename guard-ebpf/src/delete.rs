@@ -196,17 +196,20 @@ fn enter(syscall: DeleteSyscall, flags: u8, first: (i64, u64), second: Option<(i
     if let Some(v) = place(b) {
         ev.place = v.place;
         ev.owner = v.owner;
-        protect |= v.protect != 0 && r.flags & DEL_DOTDOT == 0;
+        protect = v.protect != 0 && r.flags & DEL_DOTDOT == 0;
     }
     if let Some((dfd, p)) = second {
         let r = build(b, dfd, p);
         ev.flags |= r.flags;
         ev.path2_len = r.len as u16;
         copy_path(&mut ev.path2, b);
+        let mut to = false;
         if let Some(v) = place(b) {
             ev.place2 = v.place;
-            protect |= v.protect != 0 && r.flags & DEL_DOTDOT == 0;
+            to = v.protect != 0 && r.flags & DEL_DOTDOT == 0;
         }
+        // Into or out of a protected place: renames inside one are how its owners write it.
+        protect = protect != to;
     }
     if protect && gate::ctl(CTL_DELETE_KILL) && ev.flags & (DEL_EXCHANGE | DEL_PROVISIONAL) == 0 {
         // The syscall in flight still completes: the kill lands on its return. One file per

@@ -636,6 +636,12 @@ pub fn audit_records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The audit log's command records (exec decisions), without the deletion records
+/// (`deletion.*`: what agents' processes deleted, tests/tests/deletions.rs).
+pub fn command_records(path: &Path) -> Vec<Value> {
+    audit_records(path).into_iter().filter(|r| !r["rule_id"].as_str().is_some_and(|id| id.starts_with("deletion."))).collect()
+}
+
 /// The record's argv as strings.
 pub fn argv_of(r: &Value) -> Vec<String> {
     r["argv"].as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or_default().to_owned()).collect()).unwrap_or_default()

@@ -19,7 +19,7 @@ use guard_tests::{
     codex,
     daemon::Daemon,
     gate::{
-        self, AgentRun, Case, Fixture, Layout, argv_of, audit_records, daemon_args, metric_sum, records_of, run_agent,
+        self, AgentRun, Case, Fixture, Layout, argv_of, command_records, daemon_args, metric_sum, records_of, run_agent,
         spawn_agent, steps_of,
     },
     mock::MockLlm,
@@ -179,7 +179,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert!(f.snapshot() == snap, "a target, marker, repository or the database changed");
     assert_eq!(f.git_out(&f.remote(), &["rev-parse", "main"]), f.remote_main);
     assert_eq!(f.tables(), "users");
-    let records = audit_records(&audit);
+    let records = command_records(&audit);
     for c in &cases {
         let mine = records_of(&records, c);
         assert!(
@@ -230,7 +230,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert_all_ok(&run, &routine);
     assert_eq!(f.take_readonly(), fake_lines(&routine));
     assert_eq!(f.take_ran(), Vec::<String>::new());
-    let records = audit_records(&audit);
+    let records = command_records(&audit);
     assert_eq!(&records[n_records..], &[] as &[Value], "routine commands recorded");
     assert_eq!(deny(&metrics(&addr)), denied, "a routine exec was denied");
     assert!(f.out("a/f1").exists() && f.marker("terraform").exists());
@@ -243,7 +243,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert!(!f.clone_dir().join("untracked.tmp").exists(), "git clean -f ran");
     assert_eq!(f.git_out(&f.remote(), &["rev-parse", "main"]), f.clone_main, "the push with lease ran");
     assert_eq!(f.take_ran(), fake_lines(&medium));
-    let records = audit_records(&audit);
+    let records = command_records(&audit);
     let new = &records[n_records..];
     for c in &medium {
         let mine = records_of(new, c);
@@ -263,7 +263,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     let out = plain.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(!f.out("s").exists());
-    let records = audit_records(&audit);
+    let records = command_records(&audit);
     let mine: Vec<_> = records[n_records..].iter().filter(|r| r["pid"] == plain_pid).collect();
     assert_eq!(mine.len(), 1, "{records:#?}");
     assert_eq!(
@@ -288,7 +288,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert_eq!(runs.iter().map(|r| (r.rc, r.signal, r.errno)).collect::<Vec<_>>(), [(None, Some(9), None), (None, Some(9), None), (Some(0), None, None), (Some(0), None, None)], "{runs:#?}");
     assert_eq!(std::fs::read(f.out("m1/file")).unwrap(), b"m1/file\n");
     assert_eq!(std::fs::read(f.out("m2/file")).unwrap(), b"m2/file\n");
-    let records = audit_records(&audit);
+    let records = command_records(&audit);
     for target in [&m1, &m2] {
         let mine: Vec<_> = records[n_records..].iter().filter(|r| argv_of(r) == ["rm", "-rf", target.as_str()]).collect();
         assert!(!mine.is_empty(), "no record for the memfd rm of {target}: {records:#?}");
@@ -317,7 +317,7 @@ fn monitor_lets_everything_run_and_records_would_block() {
     let run = run_agent(&f, Some(&mock), &steps_of(&cases), "monitor-destructive");
     assert_all_ok(&run, &cases);
     assert_destroyed(&f, &cases);
-    let records = audit_records(&audit);
+    let records = command_records(&audit);
     for c in &cases {
         let mine = records_of(&records, c);
         assert!(!mine.is_empty(), "no record for {:?}", c.cmd);
@@ -463,7 +463,7 @@ fn deadline_answers_by_fail_mode() {
     assert!(direct.seconds >= DEADLINE_MS as f64 / 1000.0 * 0.9 && direct.seconds < 1.0, "{direct:#?}");
     assert!(bash.seconds >= DEADLINE_MS as f64 / 1000.0 * 0.9 && bash.seconds < 1.0, "{bash:#?}");
     assert!(timeouts(&metrics(&addr)) >= 1.0);
-    assert!(!audit_records(&audit).iter().any(|r| r["action"] == "blocked"), "{:#?}", audit_records(&audit));
+    assert!(!command_records(&audit).iter().any(|r| r["action"] == "blocked"), "{:#?}", command_records(&audit));
     d.stop();
 
     let (d, _audit, addr) = start("gate-deadline-closed", "enforce", &[&f.root], DEADLINE_MS, "closed", &env);
@@ -507,7 +507,7 @@ fn codex_destructive_tool_call_is_refused_on_the_production_path() {
     assert!(output.contains("Operation not permitted") || output.contains("exited with code 126"), "{output}");
     assert!(f.marker("terraform").exists(), "the fake terraform ran: {output}");
     assert_eq!(f.take_ran(), Vec::<String>::new());
-    let records = audit_records(&audit);
+    let records = command_records(&audit);
     let mine: Vec<_> = records
         .iter()
         .filter(|r| r["rule_id"] == "iac.terraform-destroy" && r["action"] == "blocked")

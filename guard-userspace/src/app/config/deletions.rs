@@ -39,7 +39,10 @@ impl Default for DeletionsConfig {
             enabled: true,
             audit_threshold: 5,
             protected: PROTECTED.iter().map(|s| (*s).to_owned()).collect(),
-            enforce_places: vec!["home".into(), "system".into()],
+            // Not `home` or `system` by default: package managers, version managers and shell
+            // start-up scripts delete there as routine (pyenv's shims, pip and apt as root), and a
+            // kill mid-way corrupts what they were changing. The protected dirs always are.
+            enforce_places: Vec::new(),
             temp: Vec::new(),
             cache: Vec::new(),
         }
