@@ -29,8 +29,9 @@ fn find<'a>(p: &'a Places, prefix: &str) -> Option<&'a PlaceRoot> {
 fn the_fixed_places_from_accounts_and_temp_dirs() {
     let p = list(&[], &DeletionsConfig::default());
     let place = |pre: &str| find(&p, pre).map(|r| (r.place, r.protect, r.sensitive));
-    assert_eq!(place("/home/dev/"), Some((Place::Home, true, false)));
-    assert_eq!(place("/root/"), Some((Place::Home, true, false)));
+    // Homes are observed, not enforced, by default (`deletions.enforce_places` is empty).
+    assert_eq!(place("/home/dev/"), Some((Place::Home, false, false)));
+    assert_eq!(place("/root/"), Some((Place::Home, false, false)));
     assert_eq!(place("/home/dev/.ssh/"), Some((Place::Home, true, true)));
     assert_eq!(place("/root/.config/gcloud/"), Some((Place::Home, true, true)));
     assert_eq!(place("/home/dev/.cache/"), Some((Place::Cache, false, false)));
