@@ -171,11 +171,18 @@ fn to_page_end(addr: usize, page: usize) -> usize {
 }
 
 /// Another process's memory.
-struct Remote {
-    pid: libc::pid_t,
+pub(super) struct Remote {
+    pub(super) pid: libc::pid_t,
 }
 
 impl Remote {
+    /// One little-endian u64 at `addr` (a field of a struct the caller passed), if readable.
+    pub(super) fn read_u64(&self, addr: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        let n = self.readv(&mut b, &[(usize::try_from(addr).ok()?, 8)]).ok()?;
+        (n == 8).then(|| u64::from_le_bytes(b))
+    }
+
     /// One `process_vm_readv` into `local` from the `(addr, len)` ranges, whose lengths sum to at
     /// most `local.len()`. Returns the bytes read: the transfer stops at the first range that
     /// faults, so a partial count means the range holding byte `n` was unreadable. EFAULT with
@@ -364,6 +371,13 @@ mod unit {
         let mut ptrs: Vec<usize> = owned.iter().map(|c| c.as_ptr() as usize).collect();
         ptrs.push(0);
         (owned, ptrs)
+    }
+
+    #[test]
+    fn reads_one_u64_or_nothing_from_an_unmapped_address() {
+        let v: u64 = 0x0123_4567_89ab_cdef;
+        assert_eq!(me().read_u64(&raw const v as u64), Some(v));
+        assert_eq!(me().read_u64(0), None);
     }
 
     #[test]

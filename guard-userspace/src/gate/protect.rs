@@ -18,7 +18,7 @@ use guard_core::enforce::Mode;
 
 use super::{
     Shared,
-    caller::{SyscallLine, parse_syscall},
+    caller::{Remote, SyscallLine, parse_syscall},
     fanotify::{Fanotify, PermEvent},
     pending::respond,
 };
@@ -128,7 +128,8 @@ pub(super) fn opens_for_write(proc_root: &Path, tid: u32) -> Option<bool> {
         libc::SYS_open => args[1],
         libc::SYS_openat => args[2],
         libc::SYS_creat => return Some(true),
-        libc::SYS_openat2 => read_u64(tid, args[2])?,
+        // `struct open_how`'s first field is the flags.
+        libc::SYS_openat2 => Remote { pid: tid as libc::pid_t }.read_u64(args[2])?,
         _ => return None,
     };
     Some(is_write(flags))
@@ -137,17 +138,6 @@ pub(super) fn opens_for_write(proc_root: &Path, tid: u32) -> Option<bool> {
 fn is_write(flags: u64) -> bool {
     let f = flags as libc::c_int;
     f & libc::O_ACCMODE != libc::O_RDONLY || f & (libc::O_TRUNC | libc::O_APPEND) != 0
-}
-
-/// `struct open_how`'s first field (flags) from the caller's memory.
-fn read_u64(tid: u32, addr: u64) -> Option<u64> {
-    let mut v = 0u64;
-    let local = libc::iovec { iov_base: (&raw mut v).cast(), iov_len: 8 };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: 8 };
-    // SAFETY: reads 8 bytes of another process into `v`, which outlives the call; the kernel
-    // checks the remote address.
-    let n = unsafe { libc::process_vm_readv(tid as libc::pid_t, &local, 1, &remote, 1, 0) };
-    (n == 8).then_some(v)
 }
 
 /// The thread group of `tid`, from `/proc/TID/status`.
