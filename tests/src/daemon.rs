@@ -62,7 +62,6 @@ impl Daemon {
         let all = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[guard] {line}");
                 all.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
@@ -203,6 +202,15 @@ impl Drop for Daemon {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        // The log goes after the panic message, not before it: a failing test's summary (CI
+        // shows its head and tail) then starts with the assertion that failed.
+        if std::thread::panicking() {
+            eprintln!("---- guard's log ----");
+            let lines = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
+            for line in lines {
+                eprintln!("[guard] {line}");
+            }
         }
     }
 }
