@@ -8,6 +8,10 @@
 //! - [`StopEvent`] in `GATE_EVENTS`: an in-scope exec that no fanotify answer covered, stopped
 //!   with SIGSTOP before its first instruction; `GATE_STOPPED` (pinned) remembers it until guard
 //!   lets it go or kills it.
+//! - [`RequestStop`] in `GATE_EVENTS`: an agent's descendant stopped at the entry of `SSL_write`
+//!   of a request that may change something (issue 21), registered in `GATE_STOPPED` the same
+//!   way. [`ConnKey`] in `REQ_CONNS`: connections userspace passed for good, or whose next write
+//!   it wants to see.
 
 #[cfg(feature = "pod")]
 use bytemuck::{Pod, Zeroable};
@@ -70,6 +74,44 @@ pub struct StopEvent {
     pub scope_flags: u32,
 }
 
+/// `StopEvent::scope_flags`: the stop is a paused request ([`RequestStop`]), not an exec. A
+/// restarted guard lets such a stop go rather than judge its command line.
+pub const STOP_REQUEST: u32 = 1 << 8;
+
+/// A process stopped at the entry of a TLS write that starts a request (`POST`, `PUT`, `PATCH`,
+/// `DELETE`): userspace reads the request from `buf` while it waits, judges it, and kills or
+/// continues the process. `GATE_STOPPED` holds `stop`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct RequestStop {
+    pub stop: StopEvent,
+    /// The TLS connection object (the `SSL *`), as in `TlsDataHeader::conn`.
+    pub conn: u64,
+    /// The plaintext about to be written, in the stopped process's memory.
+    pub buf: u64,
+    pub len: u64,
+}
+
+/// A TLS connection of a process, in `REQ_CONNS`: what the pause does with its next writes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct ConnKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub conn: u64,
+}
+
+/// `REQ_CONNS` value: never pause this connection again (the agent's own model calls, a
+/// never-judged host).
+pub const CONN_PASS: u8 = 1;
+/// `REQ_CONNS` value: pause the next write whatever it starts with (a request head whose body,
+/// which the rules read, comes in a later write); the kernel removes the mark as it pauses.
+pub const CONN_PAUSE_NEXT: u8 = 2;
+
+pub const REQ_CONNS_MAX: u32 = 16_384;
+
 /// Indexes of `GATE_CTL`, an array of u32 the daemon writes.
 pub const CTL_ON: u32 = 0;
 /// Every exec is in scope, not only agents' (`enforce.scope = "all"`).
@@ -86,6 +128,8 @@ pub const CTL_STALE_MS: u32 = 4;
 pub const CTL_DELETE_ON: u32 = 5;
 /// Kill an agent's process that deletes in a protected place.
 pub const CTL_DELETE_KILL: u32 = 6;
+/// Pause agents' descendants' TLS writes that start a request which may change something.
+pub const CTL_REQ_PAUSE: u32 = 7;
 pub const CTL_SLOTS: u32 = 8;
 
 pub const AGENT_TGIDS_MAX: u32 = 32_768;
@@ -96,4 +140,6 @@ const _: () = {
     assert!(core::mem::size_of::<AgentScope>() == 16);
     assert!(core::mem::size_of::<GateExec>() == 32);
     assert!(core::mem::size_of::<StopEvent>() == 48);
+    assert!(core::mem::size_of::<RequestStop>() == 72);
+    assert!(core::mem::size_of::<ConnKey>() == 16);
 };

@@ -19,8 +19,10 @@ pub const GATE_EXECS: &str = "GATE_EXECS";
 pub const GATE_STOPPED: &str = "GATE_STOPPED";
 pub const GATE_EVENTS: &str = "GATE_EVENTS";
 pub const GATE_CTL: &str = "GATE_CTL";
+/// What the request pause does with a connection's next writes (`crate::gate::ConnKey`).
+pub const REQ_CONNS: &str = "REQ_CONNS";
 
 /// Path prefixes and their places (`crate::delete::PlaceValue`), an LPM trie the daemon fills.
 pub const PLACES: &str = "PLACES";
 
-pub const ALL: [&str; 10] = [EVENTS, WAKE_NAMES, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL, PLACES];
+pub const ALL: [&str; 11] = [EVENTS, WAKE_NAMES, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL, REQ_CONNS, PLACES];

@@ -155,10 +155,6 @@ pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
     }
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    if !guard_alive(now) {
-        count_loss(LossSlot::GateStale);
-        return;
-    }
     let ev = StopEvent {
         enter_ns: t.enter_ns,
         stopped_ns: now,
@@ -170,24 +166,39 @@ pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
         root: t.root,
         scope_flags: t.scope_flags,
     };
+    stop_current(&ev, &ev, 0);
+}
+
+/// Stops the current process and tells guard: `ev` goes into `GATE_STOPPED` (with `flags`, e.g.
+/// `BPF_NOEXIST`), `record` to `GATE_EVENTS`. Returns whether the process is stopped. Checks
+/// guard's heartbeat first: a stop nobody answers would last until the watchdog.
+#[inline(always)]
+pub fn stop_current<T>(ev: &StopEvent, record: &T, flags: u64) -> bool {
+    if !guard_alive(ev.stopped_ns) {
+        count_loss(LossSlot::GateStale);
+        return false;
+    }
     // Record first: a stop nobody hears of would last until a restart. No room, no stop.
-    if GATE_STOPPED.insert(&tgid, &ev, 0).is_err() {
-        count_loss(LossSlot::GateStopRingFull);
-        return;
+    if GATE_STOPPED.insert(&ev.tgid, ev, flags).is_err() {
+        if flags == 0 {
+            count_loss(LossSlot::GateStopRingFull);
+        }
+        return false;
     }
     // Stop before telling guard: told first, guard may answer (SIGCONT) before the SIGSTOP is
     // queued, and the stop would then last. Seen here: a vCPU preempted between the two.
-    // SAFETY: no preconditions; signals the current process, which is single-threaded after a
-    // successful exec.
+    // SAFETY: no preconditions; signals the current process (every thread of it).
     if unsafe { bpf_send_signal(SIGSTOP) } != 0 {
-        let _ = GATE_STOPPED.remove(&tgid);
-        return;
+        let _ = GATE_STOPPED.remove(&ev.tgid);
+        return false;
     }
-    if GATE_EVENTS.output::<StopEvent>(&ev, BPF_RB_FORCE_WAKEUP as u64).is_err() {
+    if GATE_EVENTS.output::<T>(record, BPF_RB_FORCE_WAKEUP as u64).is_err() {
         // Nobody will hear of it: let it run at once (SIGCONT discards the pending SIGSTOP).
         // SAFETY: as above.
         unsafe { bpf_send_signal(SIGCONT) };
-        let _ = GATE_STOPPED.remove(&tgid);
+        let _ = GATE_STOPPED.remove(&ev.tgid);
         count_loss(LossSlot::GateStopRingFull);
+        return false;
     }
+    true
 }

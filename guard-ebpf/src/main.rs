@@ -13,6 +13,7 @@ mod gate;
 mod globals;
 mod go;
 mod maps;
+mod pause;
 mod ring;
 mod task;
 mod tls;

@@ -18,6 +18,8 @@ STEPS_JSON is a JSON list. Each element is either
             shutil.rmtree(DIR) in this process itself (no exec, no shell);
   {"once": CMD}
             a shell command run once, `bash -c CMD` (a deletion: a second run finds nothing);
+  {"llm": true}
+            one more LLM call, in this process (its model traffic, which must never be paused);
   {"loop": PROGRAM, "count": N, "progress": FILE, "stop_file": FILE}
             run PROGRAM (an absolute path, no arguments) up to N times, timing each run; every 25
             runs write the number done to FILE; stop early once stop_file exists.
@@ -27,7 +29,7 @@ search goes on to the next directory after any error, EPERM included, so a refus
 would otherwise be retried as /usr/bin/rm.
 
 RESULT_JSON gets {"pid": N, "steps": [...]}; a command step is {"cmd", "bash": RUN, "argv": RUN},
-a memfd step {"memfd", "argv", "via", "run": RUN}, a once step {"once", "run": RUN}, an rmtree step {"rmtree", "error"}, where RUN is {"rc", "signal", "errno",
+a memfd step {"memfd", "argv", "via", "run": RUN}, a once step {"once", "run": RUN}, an rmtree step {"rmtree", "error"}, an llm step {"llm", "error"}, where RUN is {"rc", "signal", "errno",
 "seconds", "stderr"}: rc is the exit code (None when killed or not started), signal the signal
 that killed it, errno the error of a failed exec (PermissionError: 1). A loop step is
 {"loop", "done", "failed", "max_seconds", "slow": [[i, seconds] ... over 1 s]}.
@@ -170,6 +172,12 @@ def main():
             results.append(rmtree(step["rmtree"]))
         elif "once" in step:
             results.append({"once": step["once"], "run": run(["bash", "-c", step["once"]])})
+        elif "llm" in step:
+            try:
+                llm_call(base, ca)
+                results.append({"llm": True, "error": None})
+            except OSError as e:
+                results.append({"llm": True, "error": str(e)})
         else:
             raise SystemExit(f"unknown step {step!r}")
     with open(result_file + ".new", "w") as f:

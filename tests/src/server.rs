@@ -44,6 +44,13 @@ impl TlsServer {
         Self::start_serving(serve)
     }
 
+    /// A server that keeps whatever plaintext each connection sent, even a request cut short or
+    /// none at all (a client killed before its first byte): one transcript per handshake. A
+    /// whole request is answered `200` with `{}`.
+    pub fn start_recording() -> Self {
+        Self::start_serving(record)
+    }
+
     /// A server that echoes every byte back until the client closes.
     pub fn start_echo() -> Self {
         Self::start_serving(echo)
@@ -148,5 +155,34 @@ fn echo(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> Option<Transcript>
         tls.flush().ok()?;
         tr.sent.extend_from_slice(&buf[..n]);
     }
+    Some(tr)
+}
+
+fn record(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> Option<Transcript> {
+    let conn = rustls::ServerConnection::new(config).ok()?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tr = Transcript::default();
+    let mut buf = [0u8; 16384];
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).ok()?;
+    }
+    let whole = |r: &[u8]| {
+        let end = r.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let head = String::from_utf8_lossy(&r[..end]).to_ascii_lowercase();
+        let body: usize = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
+        (r.len() >= end + body).then_some(())
+    };
+    while whole(&tr.received).is_none() {
+        match tls.read(&mut buf) {
+            Ok(n) if n > 0 => tr.received.extend_from_slice(&buf[..n]),
+            _ => return Some(tr),
+        }
+    }
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec();
+    if tls.write_all(&resp).and_then(|()| tls.flush()).is_ok() {
+        tr.sent = resp;
+    }
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
     Some(tr)
 }

@@ -28,6 +28,8 @@ aya_pod!(
     crate::gate::AgentScope,
     crate::gate::GateExec,
     crate::gate::StopEvent,
+    crate::gate::RequestStop,
+    crate::gate::ConnKey,
     crate::delete::DeleteEvent,
     crate::delete::PlaceValue,
 );

@@ -58,9 +58,9 @@ pub struct ApiCallRecord {
     pub category: Category,
     pub severity: Severity,
     pub why: String,
-    /// `would_block` or `observed`: the request is never held yet, so never `blocked`.
+    /// `blocked` (the pause refused it), `would_block` or `observed`.
     pub action: Action,
-    /// Always `null` until the kernel-side pause exists.
+    /// `stop` when the pause held the request (`blocked`); `null` for what the decoder saw.
     pub mechanism: Option<Mechanism>,
     /// The tool call that proposed the process (or an ancestor) that sent the request.
     pub proposed_by: Option<ProposedBy>,

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::requests::{ApiMatch, ApiRequest};
+
 pub use judge::{ExecRequest, Judge, JudgedMatch, Verdict};
 
 /// What the gate does with a matching exec (`enforce.mode`).
@@ -127,4 +129,15 @@ pub struct GateRecord {
     pub timed_out: bool,
     /// From the exec's entry to the answer.
     pub latency_ns: u64,
+    /// A request the kernel paused before its bytes left (issue 21), not an exec: `argv` and
+    /// `matches` are then empty, and `latency_ns` counts from the pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Box<PausedRequest>>,
+}
+
+/// A paused request and the request rule it matched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PausedRequest {
+    pub request: ApiRequest,
+    pub matched: ApiMatch,
 }

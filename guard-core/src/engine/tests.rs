@@ -133,6 +133,7 @@ fn gate_rm(ts_ns: u64) -> GateRecord {
         matches: v.matches,
         timed_out: false,
         latency_ns: 40_000,
+            request: None,
     }
 }
 

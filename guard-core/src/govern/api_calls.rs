@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::Governor;
 use crate::{
     audit::{Action, ApiCallRecord, Sender},
-    enforce::Mode,
+    enforce::{Decision, GateRecord, Mode, PausedRequest},
     requests::ApiRequest,
     rules::RuleAction,
 };
@@ -18,26 +18,47 @@ impl Governor {
     pub(super) fn api_call(&mut self, pid: u32, r: &ApiRequest, wall: SystemTime, sink: &mut Vec<Governed>) {
         let Some(agent) = self.table.agent_of(pid) else { return };
         let Some(m) = self.requests.check(r) else { return };
+        let who = self.sender(pid, Some(agent.id.to_string()));
+        let action = outcome(self.mode, m.action);
+        sink.push(Governed::ApiCall(ApiCallRecord::new(wall, &self.host.name, who, r, &m, action)));
+    }
+
+    /// A request the exec gate's pause refused before its bytes left (`blocked`): they never
+    /// reach the decoder, so this is its only record. A request the pause let go is recorded by
+    /// the decoder like any other.
+    pub(super) fn paused_request(&mut self, g: &GateRecord, p: &PausedRequest, wall: SystemTime, sink: &mut Vec<Governed>) {
+        let agent = self.table.agent_of(g.pid).map(|a| a.id.to_string()).or_else(|| g.agent.clone());
+        let who = self.sender(g.pid, agent);
+        let action = match g.decision {
+            Decision::Deny => Action::Blocked,
+            Decision::Allow => outcome(self.mode, p.matched.action),
+        };
+        let mut rec = ApiCallRecord::new(wall, &self.host.name, who, &p.request, &p.matched, action);
+        rec.mechanism = Some(g.mechanism);
+        sink.push(Governed::ApiCall(rec));
+    }
+
+    /// Who sent a request: the process, its chain and user, the tool call behind it.
+    fn sender(&self, pid: u32, agent: Option<String>) -> Sender {
         let proc = self.table.get(pid);
         let uid = proc.and_then(|p| p.uid);
         let table = &self.table;
         let chain = std::iter::successors(proc.map(|p| p.key), |k| table.get_key(*k).and_then(|p| p.parent));
-        let who = Sender {
+        Sender {
             pid,
-            agent: Some(agent.id.to_string()),
+            agent,
             process_chain: self.table.chain(pid),
             uid,
             user: uid.and_then(|u| self.host.users.get(&u)).map(|u| u.name.clone()),
             cwd: proc.and_then(|p| p.cwd.clone()),
             proposed_by: self.linker.inherited(chain),
-        };
-        let action = outcome(self.mode, m.action);
-        sink.push(Governed::ApiCall(ApiCallRecord::new(wall, &self.host.name, who, r, &m, action)));
+        }
     }
 }
 
-/// What a match becomes: as the exec gate's outcomes, except that nothing holds a request yet,
-/// so enforce mode records `would_block`, never `blocked`.
+/// What a match the decoder saw becomes: the request's bytes already left (the pause let it go,
+/// or could not hold it), so enforce mode records `would_block`; `blocked` comes only from the
+/// pause ([`Governor::paused_request`]).
 fn outcome(mode: Mode, action: RuleAction) -> Action {
     match (mode, action) {
         (Mode::Monitor | Mode::Enforce, RuleAction::Block) => Action::WouldBlock,

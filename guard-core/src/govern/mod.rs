@@ -111,6 +111,9 @@ pub enum Governed {
 pub struct ScopeAdd {
     pub tgid: u32,
     pub agent: Arc<str>,
+    /// The agent's own process (the one that speaks to the model): `tgid` itself, or the agent
+    /// `tgid` descends from.
+    pub root: u32,
 }
 
 pub struct Governor {
@@ -210,7 +213,8 @@ impl Governor {
         self.table.seed(procs);
         let mut agents = self.table.agent_processes();
         agents.sort();
-        scope.extend(agents.into_iter().map(|(tgid, agent)| ScopeAdd { tgid, agent }));
+        let table = &self.table;
+        scope.extend(agents.into_iter().map(|(tgid, agent)| ScopeAdd { tgid, agent, root: table.agent_of(tgid).map_or(tgid, |a| a.key.pid) }));
     }
 
     /// Repeats of a destructive command that were suppressed.
@@ -285,6 +289,9 @@ impl Governor {
     /// An exec the gate answered: its matches as audit records, through the same de-duplication
     /// as the engine's own (a shell's `-c` script, then the child's exec, count once).
     pub fn gate(&mut self, r: &GateRecord, wall: SystemTime, sink: &mut Vec<Governed>) {
+        if let Some(p) = &r.request {
+            return self.paused_request(r, p, wall, sink);
+        }
         let agent = self.table.agent_of(r.pid).map(|a| a.id.to_string()).or_else(|| r.agent.clone());
         let cwd = r.cwd.clone().or_else(|| self.table.get(r.pid).and_then(|p| p.cwd.clone()));
         let uid = r.uid.or_else(|| self.table.get(r.pid).and_then(|p| p.uid));
@@ -371,6 +378,7 @@ impl Governor {
         scope.extend(self.table.agent_tree(root, agent).into_iter().map(|tgid| ScopeAdd {
             tgid,
             agent: agent.id.clone(),
+            root: agent.key.pid,
         }));
     }
 

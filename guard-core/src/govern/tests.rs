@@ -194,6 +194,7 @@ impl Run {
             matches: v.matches,
             timed_out: false,
             latency_ns: 1_000,
+            request: None,
         };
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         self.g.gate(&rec, at, &mut self.out);

@@ -3,7 +3,7 @@
 //! protocol a connection speaks is decided from its bytes (`connection`). Bytes in,
 //! [`Exchange`]s out: nothing here opens a file or socket or reads a clock.
 
-mod api_head;
+pub(crate) mod api_head;
 mod body;
 pub mod connection;
 pub mod encoding;

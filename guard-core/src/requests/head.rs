@@ -11,7 +11,7 @@ pub const BODY_PREFIX_CAP: usize = 4096;
 /// One request head (and body prefix) as the protocol decoders hand it over. The raw query and
 /// body are for the judge only: they never leave this crate's records ([`Self::query_keys`] is
 /// what is reported).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiRequest {
     /// When the request's first byte was written.
     pub ts_ns: u64,
@@ -42,6 +42,11 @@ pub(crate) fn wants_body(content_type: Option<&str>) -> bool {
 
 impl ApiRequest {
     /// The host, lower case, without port, brackets or a trailing dot.
+    /// A body the rules may read has not arrived yet (it comes in a later write).
+    pub fn body_pending(&self) -> bool {
+        !self.body_complete && self.body.len() < BODY_PREFIX_CAP && wants_body(self.content_type.as_deref())
+    }
+
     pub fn host_name(&self) -> String {
         let h = self.host.as_deref().unwrap_or("").trim();
         let h = match h.strip_prefix('[') {

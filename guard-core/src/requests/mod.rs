@@ -16,11 +16,12 @@ mod set;
 #[allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 mod corpus_tests;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use head::{ApiRequest, BODY_PREFIX_CAP, read_only};
 pub(crate) use head::wants_body;
 pub use set::{RequestRule, RequestRuleSet};
+pub use crate::protocols::api_head::{PausedWrite, paused_write};
 
 use crate::rules::{Category, RuleAction, Severity};
 
@@ -28,7 +29,7 @@ use crate::rules::{Category, RuleAction, Severity};
 pub const BUILTIN_REQUEST_RULES: &str = include_str!("../../rules/requests.toml");
 
 /// One rule matched by one request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiMatch {
     pub rule_id: String,
     pub category: Category,

@@ -158,6 +158,11 @@ impl RequestRuleSet {
         Ok(self)
     }
 
+    /// Whether `r` goes to a host never judged (the LLM APIs, package registries).
+    pub fn never_judged(&self, r: &ApiRequest) -> bool {
+        any_glob(&self.never_hosts, &r.host_name())
+    }
+
     /// The first rule `r` matches, if any. Read-only methods and the never-judged hosts (LLM
     /// APIs, package registries) match nothing, whatever the rules say.
     pub fn check(&self, r: &ApiRequest) -> Option<ApiMatch> {

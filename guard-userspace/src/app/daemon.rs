@@ -58,6 +58,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let mut proc = Proc::new("/proc", markers, opts.engine.rules.clone()).map_err(io("the cwd thread"))?;
     let host = host::read();
     let judge = Judge::new(Arc::new(opts.engine.rules.clone()), Arc::new(host.clone()), opts.enforce.judge_config());
+    let request_rules = Arc::new(opts.engine.requests.clone());
     let host_name = host.name.clone();
     let tmpdir = std::env::var_os("TMPDIR").map(std::path::PathBuf::from);
     let mut places = PlacesWatch::new(opts.deletions.clone(), host.clone(), tmpdir);
@@ -91,6 +92,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 metrics: sinks.metrics.enforce(),
                 first_run: Some(first_run),
                 deletions: opts.deletions.enabled,
+                requests: request_rules,
             };
             start_gate(&mut kernel, gate_opts, opts.enforce.mode, &out)?
         }
@@ -255,13 +257,19 @@ fn judged(held: &mut GateQueue, all: bool, engine: &mut Engine, sinks: &mut Sink
     Ok(())
 }
 
-/// One warn line per refusal: who, which rule, which process; never the argv.
+/// One warn line per refusal: who, which rule, which process; never the argv or the request's
+/// path, headers or body.
 fn log_refusal(r: &GateRecord) {
     if r.decision != Decision::Deny {
         return;
     }
-    let rule = r.matches.first().map_or("enforce.fail", |m| m.m.rule_id.as_str());
     let agent = r.agent.as_deref().unwrap_or("none");
+    if let Some(p) = &r.request {
+        let (rule, method) = (p.matched.rule_id.as_str(), p.request.method.as_str());
+        tracing::warn!(agent, rule, method, pid = r.pid, "request refused before it was sent");
+        return;
+    }
+    let rule = r.matches.first().map_or("enforce.fail", |m| m.m.rule_id.as_str());
     tracing::warn!(agent, rule, pid = r.pid, mechanism = r.mechanism.as_str(), timed_out = r.timed_out, "exec refused");
 }
 

@@ -70,6 +70,7 @@ mod tests {
             matches: Vec::new(),
             timed_out: false,
             latency_ns: 0,
+            request: None,
         }
     }
 

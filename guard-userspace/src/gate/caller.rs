@@ -183,6 +183,14 @@ impl Remote {
         (n == 8).then(|| u64::from_le_bytes(b))
     }
 
+    /// Up to `len` bytes at `addr`: what is readable of them, from the start.
+    pub(super) fn read_bytes(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; len];
+        let n = usize::try_from(addr).ok().and_then(|a| self.readv(&mut b, &[(a, len)]).ok()).unwrap_or(0);
+        b.truncate(n);
+        b
+    }
+
     /// One `process_vm_readv` into `local` from the `(addr, len)` ranges, whose lengths sum to at
     /// most `local.len()`. Returns the bytes read: the transfer stops at the first range that
     /// faults, so a partial count means the range holding byte `n` was unreadable. EFAULT with

@@ -129,6 +129,7 @@ fn judge(s: &Shared, fan: &Fanotify, execs: &mut HashMap<MapData, u32, GateExec>
             matches: verdict.matches,
             timed_out: !answered,
             latency_ns,
+            request: None,
         });
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod mounts;
 pub(crate) mod notify;
 mod pending;
 pub(crate) mod places;
+mod paused;
 mod protect;
 pub(super) mod provisional;
 pub(crate) mod release;
@@ -39,11 +40,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard_common::gate::{CTL_BEAT_MS, CTL_DELETE_KILL, CTL_DELETE_ON, CTL_ON, CTL_SCOPE_ALL, CTL_STALE_MS, CTL_STOP};
+use guard_common::gate::{CTL_BEAT_MS, CTL_DELETE_KILL, CTL_DELETE_ON, CTL_ON, CTL_REQ_PAUSE, CTL_SCOPE_ALL, CTL_STALE_MS, CTL_STOP};
 use guard_core::{
     engine::Outputs,
     pipeline::Output,
     protocols::Role,
+    requests::RequestRuleSet,
     enforce::{Decision, GateRecord, Judge, Mode, Scope},
 };
 use tokio::sync::mpsc;
@@ -72,6 +74,9 @@ pub(crate) struct GateOptions {
     pub first_run: Option<first_run::FirstRunOptions>,
     /// Watch agents' deletions (and kill in a protected place in enforce mode).
     pub deletions: bool,
+    /// The request rules: in enforce mode (and with rules), agents' descendants' requests that
+    /// may change something are paused at their TLS write and judged (`paused`).
+    pub requests: Arc<RequestRuleSet>,
 }
 
 /// Decision records waiting for the daemon loop; more are dropped and counted.
@@ -84,6 +89,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 struct Shared {
     fan: Option<Fanotify>,
     judge: Judge,
+    requests: Arc<RequestRuleSet>,
     pending: Pending,
     metrics: EnforceHandles,
     records: mpsc::Sender<GateRecord>,
@@ -156,7 +162,7 @@ impl Gate {
         let cfg = opts.judge.config().clone();
         release::adopt(&opts.judge);
         let maps = kernel.take_gate(std::path::Path::new(release::PIN))?;
-        let stopped = maps.stopped;
+        let (stopped, pass) = (maps.stopped, maps.pass);
         let maps_pinned = maps.pinned;
         // Spawned while nothing is marked: a child holds guard's fanotify fd until its exec ends.
         let watchdog = watchdog::Watchdog::spawn(cfg.deadline * 2).map_err(|source| GateError::Io { what: "spawning the watchdog", source })?;
@@ -172,6 +178,7 @@ impl Gate {
         let shared = Arc::new(Shared {
             fan,
             judge: opts.judge,
+            requests: opts.requests,
             pending: Pending::default(),
             metrics: opts.metrics,
             records: tx,
@@ -192,7 +199,7 @@ impl Gate {
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name.into()).spawn(f).map_err(|source| GateError::Io { what: "starting a gate thread", source })
         };
-        threads.push(spawn("guard-gate-stops", { let s = shared.clone(); Box::new(move || stops::run(&s, maps.events, stopped)) })?);
+        threads.push(spawn("guard-gate-stops", { let s = shared.clone(); Box::new(move || stops::run(&s, maps.events, stopped, pass)) })?);
         if shared.fan.is_some() {
             let jobs = judges::start(&shared, &mut threads)?;
             if let Some(o) = opts.first_run {
@@ -216,6 +223,8 @@ impl Gate {
         set(&mut ctl, CTL_STOP, u32::from(on))?;
         set(&mut ctl, CTL_DELETE_ON, u32::from(opts.deletions))?;
         set(&mut ctl, CTL_DELETE_KILL, u32::from(opts.deletions && cfg.mode == Mode::Enforce))?;
+        let pause = cfg.mode == Mode::Enforce && !shared.requests.rules().is_empty();
+        set(&mut ctl, CTL_REQ_PAUSE, u32::from(pause))?;
         set(&mut ctl, CTL_ON, u32::from(on))?;
         // fanotify is in use from here, its marks placed whenever an agent lives.
         shared.metrics.active[0].set(i64::from(on && shared.fan.is_some()));
@@ -224,6 +233,7 @@ impl Gate {
         let places = places::PlacesWriter::new(maps.places);
         let protect = protect::ProtectMarks::new(Vec::new());
         shared.metrics.deletions_active[0].set(i64::from(opts.deletions && cfg.mode == Mode::Enforce));
+        shared.metrics.request_pause_active.set(i64::from(pause));
         let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, protect, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
         gate.tick();
         tracing::info!(
@@ -232,6 +242,7 @@ impl Gate {
             deadline_ms = cfg.deadline.as_millis() as u64,
             fanotify = gate.shared.fan.is_some(),
             stop = on,
+            request_pause = pause,
             stop_registry_pinned = maps_pinned,
             "exec gate started"
         );

@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::maps::{HashMap, Map, MapData};
-use guard_common::gate::StopEvent;
+use guard_common::gate::{STOP_REQUEST, StopEvent};
 use guard_core::enforce::{Decision, ExecRequest, Judge, Mechanism, Verdict};
 
 pub(crate) const PIN: &str = "/sys/fs/bpf/guard/gate_stopped";
@@ -123,7 +123,8 @@ fn drain(f: impl Fn(&StopEvent, &Stopped)) -> usize {
 /// At start, before arming: what an earlier guard left stopped is judged like a fresh stop;
 /// then the old registry's pin goes, for this guard's own.
 pub(super) fn adopt(j: &Judge) {
-    let n = drain(|ev, st| let_go(st, judge(j, ev, st).decision));
+    // A paused request is let go: its bytes are not read again here (fail open).
+    let n = drain(|ev, st| let_go(st, if ev.scope_flags & STOP_REQUEST != 0 { Decision::Allow } else { judge(j, ev, st).decision }));
     if n > 0 {
         tracing::warn!(processes = n, "judged and let go the execs an earlier guard had stopped");
     }

@@ -85,7 +85,7 @@ impl ScopeWriter {
 
     pub(super) fn apply(&mut self, agents: &Agents, adds: &[ScopeAdd]) {
         for a in adds {
-            let v = AgentScope { slot: agents.slot(&a.agent), flags: SCOPE_ROOT, root: a.tgid, _pad: 0 };
+            let v = AgentScope { slot: agents.slot(&a.agent), flags: SCOPE_ROOT, root: a.root, _pad: 0 };
             agents.resolve(a.tgid, v.slot);
             self.roots.insert(a.tgid);
             tracing::debug!(tgid = a.tgid, agent = %a.agent, slot = v.slot, "in the exec gate's scope");

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::maps::{HashMap, MapData, RingBuf};
-use guard_common::gate::StopEvent;
+use guard_common::gate::{ConnKey, RequestStop, StopEvent};
 use guard_core::{
     audit::Action,
     enforce::{Decision, GateRecord, Mechanism, Verdict},
@@ -17,7 +17,8 @@ use guard_core::{
 
 use super::{Shared, monotonic_ns, provisional, release};
 
-pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap<MapData, u32, StopEvent>) {
+pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap<MapData, u32, StopEvent>, conns: HashMap<MapData, ConnKey, u8>) {
+    let mut pauses = super::paused::Pauses::new(conns);
     let fd = events.as_raw_fd();
     loop {
         // Read once more after the stop flag: a stop that raced the shutdown is not left behind.
@@ -26,9 +27,13 @@ pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, 100) };
         while let Some(item) = events.next() {
-            match bytemuck::try_pod_read_unaligned::<StopEvent>(&item) {
-                Ok(ev) => handle(s, &ev, &mut stopped),
-                Err(e) => tracing::warn!(error = ?e, len = item.len(), "malformed stop record skipped"),
+            // Two kinds share the ring, told apart by size: a stopped exec, a paused request.
+            if let Ok(ev) = bytemuck::try_pod_read_unaligned::<StopEvent>(&item) {
+                handle(s, &ev, &mut stopped);
+            } else if let Ok(p) = bytemuck::try_pod_read_unaligned::<RequestStop>(&item) {
+                pauses.handle(s, &p, &mut stopped);
+            } else {
+                tracing::warn!(len = item.len(), "malformed stop record skipped");
             }
         }
         if last {
@@ -64,6 +69,7 @@ fn handle(s: &Shared, ev: &StopEvent, stopped: &mut HashMap<MapData, u32, StopEv
             matches: verdict.matches,
             timed_out: false,
             latency_ns,
+            request: None,
         });
     }
 }

@@ -103,6 +103,8 @@ pub(crate) struct GateMaps {
     pub ctl_id: u32,
     /// Path prefixes and their places, for the deletion programs (`guard_common::delete`).
     pub places: aya::maps::lpm_trie::LpmTrie<MapData, [u8; guard_common::delete::PLACE_KEY_LEN], guard_common::delete::PlaceValue>,
+    /// Connections whose writes are never paused (`guard_common::gate::ConnKey`).
+    pub pass: aya::maps::HashMap<MapData, guard_common::gate::ConnKey, u8>,
 }
 
 /// A hooked file, its id (the attach cookie of all its probes) and its links.
@@ -338,13 +340,14 @@ impl Kernel {
         let mut take = |map: &'static str| {
             self.ebpf.take_map(map).ok_or(LoadError::Map { map, source: aya::maps::MapError::InvalidName { name: map.into() } })
         };
-        let (agents, execs, stopped, events, ctl, places) = (
+        let (agents, execs, stopped, events, ctl, places, pass) = (
             take(maps::AGENT_TGIDS)?,
             take(maps::GATE_EXECS)?,
             take(maps::GATE_STOPPED)?,
             take(maps::GATE_EVENTS)?,
             take(maps::GATE_CTL)?,
             take(maps::PLACES)?,
+            take(maps::REQ_CONNS)?,
         );
         let err = |map| move |source| LoadError::Map { map, source };
         let execs_id = match &execs {
@@ -376,6 +379,7 @@ impl Kernel {
             ctl: aya::maps::Array::try_from(ctl).map_err(err(maps::GATE_CTL))?,
             ctl_id,
             places: aya::maps::lpm_trie::LpmTrie::try_from(places).map_err(err(maps::PLACES))?,
+            pass: aya::maps::HashMap::try_from(pass).map_err(err(maps::REQ_CONNS))?,
         })
     }
 

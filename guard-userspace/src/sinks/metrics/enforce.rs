@@ -27,8 +27,14 @@ pub(crate) struct ActionLabel {
     pub action: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DecisionLabel {
+    pub decision: &'static str,
+}
+
 pub(crate) struct EnforceMetrics {
     decisions: Family<DecisionLabels, Counter>,
+    pauses: Family<DecisionLabel, Counter>,
     protected: Family<ActionLabel, Counter>,
     latency: Histogram,
     timeouts: Counter,
@@ -50,11 +56,16 @@ pub(crate) struct EnforceHandles {
     pub deletions_active: [Gauge; 2],
     /// Agents' opens for writing of protected files: `[blocked, would_block]`.
     pub protected_writes: [Counter; 2],
+    /// Requests paused before they left: `[allow, deny]`; 1 while the pause is on.
+    pub request_pauses: [Counter; 2],
+    pub request_pause_active: Gauge,
 }
 
 pub(crate) const MECHANISMS: [&str; 2] = ["fanotify", "stop"];
 /// The deletion mechanisms (`guard_common::delete`, `crate::gate::protect`).
 pub(crate) const DELETION_MECHANISMS: [&str; 2] = ["delete_kill", "fanotify_protect"];
+/// The pause of agents' requests (issue 21, `crate::gate::paused`).
+pub(crate) const REQUEST_MECHANISM: &str = "request_stop";
 
 impl EnforceMetrics {
     pub(crate) fn register(reg: &mut Registry) -> Self {
@@ -79,10 +90,10 @@ impl EnforceMetrics {
         let mechanism: Family<MechanismLabel, Gauge> = Family::default();
         reg.register(
             "guard_enforcement_mechanism",
-            "Enforcement mechanisms, 1 while active: fanotify (exec permission events), stop (SIGSTOP at exec exit), bpf_lsm, delete_kill (SIGKILL at an agent's deletion in a protected place), fanotify_protect (open permission events on protected directories)",
+            "Enforcement mechanisms, 1 while active: fanotify (exec permission events), stop (SIGSTOP at exec exit), bpf_lsm, delete_kill (SIGKILL at an agent's deletion in a protected place), fanotify_protect (open permission events on protected directories), request_stop (SIGSTOP at an agent's TLS write of a request that may change something)",
             mechanism.clone(),
         );
-        for m in MECHANISMS.into_iter().chain(["bpf_lsm"]).chain(DELETION_MECHANISMS) {
+        for m in MECHANISMS.into_iter().chain(["bpf_lsm"]).chain(DELETION_MECHANISMS).chain([REQUEST_MECHANISM]) {
             mechanism.get_or_create(&MechanismLabel { mechanism: m }).set(0);
         }
         let protected: Family<ActionLabel, Counter> = Family::default();
@@ -91,7 +102,13 @@ impl EnforceMetrics {
             "Opens for writing or truncation of files in protected directories (~/.ssh, ~/.aws, /etc...) by agents' processes, by action (blocked: refused with EPERM in enforce mode, would_block: monitor mode)",
             protected.clone(),
         );
-        Self { decisions, protected, latency, timeouts, mechanism }
+        let pauses: Family<DecisionLabel, Counter> = Family::default();
+        reg.register(
+            "guard_request_pauses",
+            "Requests of agents' descendants paused at their TLS write before a byte left, by decision (allow: let go, deny: the process was killed)",
+            pauses.clone(),
+        );
+        Self { decisions, pauses, protected, latency, timeouts, mechanism }
     }
 
     pub(crate) fn handles(&self) -> EnforceHandles {
@@ -106,6 +123,8 @@ impl EnforceMetrics {
             active: MECHANISMS.map(gauge),
             deletions_active: DELETION_MECHANISMS.map(gauge),
             protected_writes: ["blocked", "would_block"].map(|action| self.protected.get_or_create(&ActionLabel { action }).clone()),
+            request_pauses: ["allow", "deny"].map(|decision| self.pauses.get_or_create(&DecisionLabel { decision }).clone()),
+            request_pause_active: gauge(REQUEST_MECHANISM),
         }
     }
 }

@@ -1,0 +1,221 @@
+//! Privileged end-to-end of agents' destructive API calls (issue 21): a zero-config agent's
+//! descendants send requests over TLS with real clients (Python's http.client through the system
+//! OpenSSL, as boto3 and the Kubernetes client do; curl) to a local TLS mock that stands for the
+//! Kubernetes API and an AWS query API. In monitor mode every request arrives and the destructive
+//! ones are audited `would_block`; in enforce mode the kernel pauses each request at its
+//! `SSL_write`, guard judges it, and the destructive ones are killed before a byte leaves: the
+//! mock receives nothing of them. The agent's own model calls, before and after, are untouched.
+#![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use guard_tests::{
+    daemon::Daemon,
+    gate::{AgentRun, Fixture, audit_records, daemon_args, metric_sum, run_agent},
+    mock::MockLlm,
+    privileged,
+    scrape::{metrics_addr, samples, scrape},
+    server::TlsServer,
+};
+use serde_json::{Value, json};
+
+const AGENT: &str = "gate_agent";
+const TOKEN: &str = "mock-token-never-logged";
+const TERMINATE: &str = "Action=TerminateInstances&InstanceId.1=i-0abc&Version=2016-11-15";
+const DESCRIBE: &str = "Action=DescribeInstances&Version=2016-11-15";
+const EC2: &str = "ec2.us-east-1.amazonaws.com";
+
+/// One request a client sends, and what guard must make of it.
+struct Call {
+    cmd: String,
+    /// The request's first line, as the mock must receive it when it goes through.
+    line: String,
+    /// The rule that refuses it; `None`: routine.
+    rule: Option<&'static str>,
+}
+
+fn python(port: u16, method: &str, path: &str, host: &str, body: Option<&str>) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mock_llm/api_client.py");
+    let body = body.map(|b| format!(" '{b}'")).unwrap_or_default();
+    format!("python3 {} {port} {method} {path} {host}{body}", script.display())
+}
+
+fn curl(port: u16, method: &str, path: &str, host: &str, body: Option<&str>) -> String {
+    let body = body.map(|b| format!(" -d '{b}'")).unwrap_or_default();
+    format!("curl -sS -k -o /dev/null -X {method} -H 'Host: {host}' -H 'Authorization: Bearer {TOKEN}'{body} https://127.0.0.1:{port}{path}")
+}
+
+fn calls(port: u16) -> Vec<Call> {
+    let k8s = format!("127.0.0.1:{port}");
+    let call = |cmd: String, method: &str, path: &str, rule| Call { cmd, line: format!("{method} {path} HTTP/1.1"), rule };
+    let ns = "/api/v1/namespaces/prod";
+    let pods = "/api/v1/namespaces/dev/pods";
+    vec![
+        call(python(port, "DELETE", ns, &k8s, None), "DELETE", ns, Some("k8s.api-delete-namespace")),
+        call(python(port, "POST", "/", EC2, Some(TERMINATE)), "POST", "/", Some("aws.ec2-terminate")),
+        call(curl(port, "DELETE", ns, &k8s, None), "DELETE", ns, Some("k8s.api-delete-namespace")),
+        call(curl(port, "POST", "/", EC2, Some(TERMINATE)), "POST", "/", Some("aws.ec2-terminate")),
+        // Routine: reads, a create, a describe. Reads are never paused; the rest are, and go on.
+        call(python(port, "GET", pods, &k8s, None), "GET", pods, None),
+        call(python(port, "POST", pods, &k8s, Some("kind=Pod")), "POST", pods, None),
+        call(python(port, "POST", "/", EC2, Some(DESCRIBE)), "POST", "/", None),
+        call(curl(port, "GET", ns, &k8s, None), "GET", ns, None),
+        call(curl(port, "POST", pods, &k8s, Some("kind=Pod")), "POST", pods, None),
+    ]
+}
+
+fn start(tag: &str, mode: &str, f: &Fixture) -> (Daemon, PathBuf, String) {
+    let (args, audit) = daemon_args(tag, mode, &[&f.root], 250, "open");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = Daemon::start_with(tag, &args);
+    let addr = metrics_addr(&d);
+    (d, audit, addr)
+}
+
+fn metrics(addr: &str) -> BTreeMap<String, f64> {
+    samples(&scrape(addr).1)
+}
+
+/// Metrics once `done` holds, or after 10 s (the scrape is not synchronous with the ring).
+fn wait_metrics(addr: &str, done: impl Fn(&BTreeMap<String, f64>) -> bool) -> BTreeMap<String, f64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = metrics(addr);
+        if done(&m) || std::time::Instant::now() > deadline {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The agent: a model call, the clients, another model call.
+fn run(f: &Fixture, mock: &MockLlm, calls: &[Call], tag: &str) -> AgentRun {
+    let mut steps: Vec<Value> = calls.iter().map(|c| json!({ "once": c.cmd })).collect();
+    steps.push(json!({ "llm": true }));
+    run_agent(f, Some(mock), &Value::Array(steps), tag)
+}
+
+fn api_records(audit: &std::path::Path) -> Vec<Value> {
+    audit_records(audit).into_iter().filter(|r| r.get("request").is_some_and(|q| !q.is_null())).collect()
+}
+
+/// The first line of each whole request the mock received, and the bytes of each connection that
+/// sent no whole request.
+fn received(server: &TlsServer) -> (Vec<String>, Vec<String>) {
+    let (mut whole, mut cut) = (Vec::new(), Vec::new());
+    for t in server.transcripts() {
+        let text = String::from_utf8_lossy(&t.received).into_owned();
+        if t.sent.is_empty() {
+            cut.push(text);
+        } else {
+            whole.push(text.lines().next().unwrap_or("").to_owned());
+        }
+    }
+    (whole, cut)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn llm_calls(m: &BTreeMap<String, f64>) -> f64 {
+    metric_sum(m, "guard_llm_requests_total", &[&format!("agent=\"{AGENT}\""), "outcome=\"ok\""])
+}
+
+#[test]
+fn enforce_kills_destructive_requests_before_a_byte_leaves() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::create();
+    let mock = MockLlm::start();
+    let server = TlsServer::start_recording();
+    let calls = calls(server.port);
+    let (d, audit, addr) = start("api-enforce", "enforce", &f);
+    assert_eq!(metric_sum(&metrics(&addr), "guard_enforcement_mechanism", &["mechanism=\"request_stop\""]), 1.0);
+
+    let run = run(&f, &mock, &calls, "api-enforce");
+    for (i, c) in calls.iter().enumerate() {
+        let r = &run.steps[i]["run"];
+        let want = if c.rule.is_some() { json!([null, 9]) } else { json!([0, null]) };
+        assert_eq!(json!([r["rc"], r["signal"]]), want, "{}: {r}", c.cmd);
+    }
+    assert_eq!(run.steps[calls.len()]["error"], Value::Null, "the model call after: {}", run.steps[calls.len()]);
+
+    // None of the refused ones arrived: their connections were made, and got no byte, except
+    // Python's form POST, whose head goes alone and whose body (judged with it) never followed.
+    let (lines, cut) = received(&server);
+    let routine: Vec<String> = calls.iter().filter(|c| c.rule.is_none()).map(|c| c.line.clone()).collect();
+    assert_eq!(sorted(lines), sorted(routine));
+    let cut = sorted(cut);
+    assert_eq!(cut[..3], ["", "", ""], "{cut:?}");
+    let head = &cut[3];
+    assert!(head.starts_with("POST / HTTP/1.1\r\n") && head.ends_with("\r\n\r\n") && head.contains(&format!("Content-Length: {}\r\n", TERMINATE.len())), "{head:?}");
+    assert!(!head.contains("Action="), "the body left: {head:?}");
+
+    // One `blocked` record per refused request, by the pause; none for the routine ones.
+    let m = wait_metrics(&addr, |m| llm_calls(m) >= 2.0);
+    let records = api_records(&audit);
+    let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default(), r["mechanism"].as_str(), r["agent"].as_str())).collect();
+    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule, "blocked", Some("stop"), Some(AGENT))).collect();
+    assert_eq!(got, want, "{records:#?}");
+    for r in &records {
+        assert!(r["pid"].as_u64().is_some_and(|p| p > 0) && r["request"]["host"].is_string(), "{r:#}");
+    }
+    assert_eq!(metric_sum(&m, "guard_request_pauses_total", &["decision=\"deny\""]), 4.0);
+    // Let go: the routine POSTs (Python's two twice, head then body; curl's once) and the head of
+    // Python's refused form POST. Never paused: GETs, the agent's own model calls.
+    assert_eq!(metric_sum(&m, "guard_request_pauses_total", &["decision=\"allow\""]), 6.0);
+    assert_eq!(metric_sum(&m, "guard_destructive_api_calls_total", &["action=\"blocked\""]), 4.0);
+    assert_eq!(llm_calls(&m), 2.0, "the agent's model calls before and after");
+
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let log = d.log_lines().join("\n");
+    for secret in [TOKEN, "i-0abc"] {
+        assert!(!text.contains(secret) && !log.contains(secret), "{secret} leaked");
+    }
+    d.stop();
+}
+
+#[test]
+fn monitor_lets_every_request_through_and_records_would_block() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::create();
+    let mock = MockLlm::start();
+    let server = TlsServer::start_recording();
+    let calls = calls(server.port);
+    let (d, audit, addr) = start("api-monitor", "monitor", &f);
+    assert_eq!(metric_sum(&metrics(&addr), "guard_enforcement_mechanism", &["mechanism=\"request_stop\""]), 0.0);
+
+    let run = run(&f, &mock, &calls, "api-monitor");
+    for (i, c) in calls.iter().enumerate() {
+        assert_eq!(run.steps[i]["run"]["rc"], 0, "{}: {}", c.cmd, run.steps[i]);
+    }
+    let (lines, cut) = received(&server);
+    assert_eq!(sorted(lines), sorted(calls.iter().map(|c| c.line.clone()).collect()));
+    assert_eq!(cut, Vec::<String>::new());
+
+    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule.to_owned(), "would_block".to_owned())).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let records = loop {
+        let records = api_records(&audit);
+        if records.len() >= want.len() || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default().to_owned(), r["action"].as_str().unwrap_or_default().to_owned())).collect();
+    assert_eq!(sorted_pairs(got), sorted_pairs(want), "{records:#?}");
+    assert!(records.iter().all(|r| r["mechanism"].is_null() && r["agent"] == AGENT), "{records:#?}");
+    let m = metrics(&addr);
+    assert_eq!(metric_sum(&m, "guard_request_pauses_total", &[]), 0.0);
+    d.stop();
+}
+
+fn sorted_pairs(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
+    v.sort();
+    v
+}
