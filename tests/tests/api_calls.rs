@@ -7,11 +7,16 @@
 //! mock receives nothing of them. The agent's own model calls, before and after, are untouched.
 #![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    os::unix::process::ExitStatusExt as _,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use guard_tests::{
     daemon::Daemon,
-    gate::{AgentRun, Fixture, audit_records, daemon_args, metric_sum, run_agent},
+    gate::{self, AgentRun, Fixture, audit_records, daemon_args, finish_agent, metric_sum, run_agent, spawn_agent},
     mock::MockLlm,
     privileged,
     scrape::{metrics_addr, samples, scrape},
@@ -65,9 +70,13 @@ fn calls(port: u16) -> Vec<Call> {
 }
 
 fn start(tag: &str, mode: &str, f: &Fixture) -> (Daemon, PathBuf, String) {
+    start_env(tag, mode, f, &[])
+}
+
+fn start_env(tag: &str, mode: &str, f: &Fixture, env: &[(&str, &str)]) -> (Daemon, PathBuf, String) {
     let (args, audit) = daemon_args(tag, mode, &[&f.root], 250, "open");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let d = Daemon::start_with(tag, &args);
+    let d = Daemon::start_env(tag, &args, env);
     let addr = metrics_addr(&d);
     (d, audit, addr)
 }
@@ -218,4 +227,57 @@ fn monitor_lets_every_request_through_and_records_would_block() {
 fn sorted_pairs(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
     v.sort();
     v
+}
+
+/// guard killed with SIGKILL while a request is paused (a debug build's judge waits 5 s): the
+/// gate's watchdog lets the process go at once (fail open), its request completes, and no task
+/// of the test stays stopped.
+#[test]
+fn sigkill_of_guard_mid_pause_leaves_nothing_stopped() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::create();
+    let mock = MockLlm::start();
+    let server = TlsServer::start_recording();
+    let ns = "/api/v1/namespaces/prod";
+    let cmd = python(server.port, "DELETE", ns, &format!("127.0.0.1:{}", server.port), None);
+    let (mut d, _audit, _addr) = start_env("api-sigkill", "enforce", &f, &[("GUARD_GATE_TEST_PAUSE_DELAY_MS", "5000")]);
+    let (agent, result) = spawn_agent(&f, Some(&mock), &json!([{ "once": cmd }]), "api-sigkill");
+    let paused = wait_paused(Duration::from_secs(30));
+    // SAFETY: killing our own child.
+    assert_eq!(unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) }, 0);
+    let killed = Instant::now();
+    while gate::state(paused) == Some('T') {
+        assert!(killed.elapsed() < Duration::from_secs(2), "the paused client {paused} is still stopped {:?} after guard's SIGKILL", killed.elapsed());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    eprintln!("the paused client ran again {:?} after guard's SIGKILL", killed.elapsed());
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).expect("guard died").signal(), Some(libc::SIGKILL));
+    let run = finish_agent(agent, &result, Duration::from_secs(60));
+    assert_eq!(run.steps[0]["run"]["rc"], 0, "{}", run.steps[0]);
+    let (lines, cut) = received(&server);
+    assert_eq!((lines, cut), (vec![format!("DELETE {ns} HTTP/1.1")], Vec::<String>::new()), "fail open: the request went on");
+    let me = std::process::id();
+    let stuck: Vec<_> = gate::tasks().into_iter().filter(|(pid, _, state, _, _)| *state == 'T' && gate::descends_from(*pid, me)).collect();
+    assert!(stuck.is_empty(), "{stuck:#?}");
+}
+
+/// The test's own `api_client.py` process once the kernel stopped it.
+fn wait_paused(timeout: Duration) -> u32 {
+    let me = std::process::id();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = gate::tasks().into_iter().find(|(pid, tid, state, _, _)| {
+            pid == tid
+                && *state == 'T'
+                && gate::descends_from(*pid, me)
+                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("api_client.py"))
+        });
+        if let Some((pid, ..)) = found {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no paused client within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -109,6 +109,9 @@ struct Shared {
     first_run: OnceLock<first_run::FirstRun>,
     #[cfg(debug_assertions)]
     test_delay: Option<Duration>,
+    /// Tests only: how long a paused request waits before it is judged.
+    #[cfg(debug_assertions)]
+    test_pause_delay: Option<Duration>,
 }
 
 impl Shared {
@@ -194,6 +197,8 @@ impl Gate {
             first_run: OnceLock::new(),
             #[cfg(debug_assertions)]
             test_delay: std::env::var("GUARD_GATE_TEST_JUDGE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
+            #[cfg(debug_assertions)]
+            test_pause_delay: std::env::var("GUARD_GATE_TEST_PAUSE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
         });
         let mut threads = Vec::new();
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {

@@ -84,6 +84,10 @@ impl Pauses {
 
     /// One paused write, from `GATE_EVENTS`.
     pub(super) fn handle(&mut self, s: &Shared, p: &RequestStop, stopped: &mut HashMap<MapData, u32, StopEvent>) {
+        #[cfg(debug_assertions)]
+        if let Some(d) = s.test_pause_delay {
+            std::thread::sleep(d);
+        }
         let ev = &p.stop;
         let key = ConnKey { tgid: ev.tgid, _pad: 0, conn: p.conn };
         let head = self.heads.remove(&key);
