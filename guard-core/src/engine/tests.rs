@@ -133,7 +133,7 @@ fn gate_rm(ts_ns: u64) -> GateRecord {
         matches: v.matches,
         timed_out: false,
         latency_ns: 40_000,
-            request: None,
+        request: None,
     }
 }
 
@@ -193,6 +193,65 @@ fn gate_records_are_recorded_and_replayed() {
     again_scope.append(&mut out.scope);
     assert_eq!(again, governed);
     assert_eq!(again_scope, scope);
+}
+
+/// A request the pause refused reaches the audit as `blocked` by `stop`, and a replay of the
+/// recording gives the same record.
+#[test]
+fn a_refused_request_is_audited_blocked_and_replayed() {
+    use crate::{
+        audit::Action,
+        enforce::{Decision, Mechanism, Mode, PausedRequest},
+        events::record::{Recorder, read_lines},
+        requests::{PausedWrite, RequestRuleSet, paused_write},
+    };
+    let PausedWrite::Request(request) = paused_write(b"DELETE /api/v1/namespaces/prod HTTP/1.1\r\nHost: kube.example\r\n\r\n", 7) else {
+        panic!("not a request");
+    };
+    let matched = RequestRuleSet::builtin().check(&request).unwrap();
+    let gate = GateRecord {
+        ts_ns: 7,
+        pid: 10,
+        tid: 10,
+        uid: Some(1000),
+        agent: Some("codex".into()),
+        cwd: None,
+        argv: Vec::new(),
+        mechanism: Mechanism::Stop,
+        decision: Decision::Deny,
+        matches: Vec::new(),
+        timed_out: false,
+        latency_ns: 1_000,
+        request: Some(Box::new(PausedRequest { request, matched })),
+    };
+    let mut run = Engine::new(EngineConfig { mode: Mode::Enforce, ..config(true) });
+    let mut out = Outputs::default();
+    run.start(vec![SeedProcess { pid: 1, comm: Some("systemd".into()), ..SeedProcess::default() }], &mut out);
+    let mut recorded = std::mem::take(&mut out.recorded);
+    out.clear();
+    run.gate_record(&gate, UNIX_EPOCH, &mut out);
+    recorded.append(&mut out.recorded);
+    let calls: Vec<_> = out.governed.iter().filter_map(|g| match g {
+        Governed::ApiCall(r) => Some((r.rule_id.as_str(), r.action, r.mechanism, r.agent.as_deref(), r.request.method.as_str(), r.user.as_deref())),
+        _ => None,
+    }).collect();
+    assert_eq!(calls, [("k8s.api-delete-namespace", Action::Blocked, Some(Mechanism::Stop), Some("codex"), "DELETE", Some("dev"))]);
+
+    let mut bytes = Vec::new();
+    let mut w = Recorder::new(&mut bytes);
+    for l in &recorded {
+        w.write(l).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let (governed, mut replayed, mut replay) = (out.governed.clone(), Engine::new(EngineConfig::default()), Replay::default());
+    let mut again = Vec::new();
+    for line in read_lines(&bytes[..]) {
+        out.clear();
+        replay.push(line.unwrap(), &mut replayed, UNIX_EPOCH, &mut out);
+        again.append(&mut out.governed);
+    }
+    assert_eq!(again, governed);
 }
 
 /// A TLS write (`Write`) or read of `pid`'s connection 1, at `offset` in that direction.

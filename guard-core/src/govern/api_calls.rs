@@ -28,7 +28,11 @@ impl Governor {
     /// the decoder like any other.
     pub(super) fn paused_request(&mut self, g: &GateRecord, p: &PausedRequest, wall: SystemTime, sink: &mut Vec<Governed>) {
         let agent = self.table.agent_of(g.pid).map(|a| a.id.to_string()).or_else(|| g.agent.clone());
-        let who = self.sender(g.pid, agent);
+        let mut who = self.sender(g.pid, agent);
+        // The gate read them from the process while it waited; the table may not know it yet.
+        who.uid = who.uid.or(g.uid);
+        who.user = who.user.or_else(|| who.uid.and_then(|u| self.host.users.get(&u)).map(|u| u.name.clone()));
+        who.cwd = who.cwd.or_else(|| g.cwd.clone());
         let action = match g.decision {
             Decision::Deny => Action::Blocked,
             Decision::Allow => outcome(self.mode, p.matched.action),

@@ -111,8 +111,8 @@ pub enum Governed {
 pub struct ScopeAdd {
     pub tgid: u32,
     pub agent: Arc<str>,
-    /// The agent's own process (the one that speaks to the model): `tgid` itself, or the agent
-    /// `tgid` descends from.
+    /// The agent's own process, the one that speaks to its model (`ProcessTable::agent_root`):
+    /// the request pause never holds it.
     pub root: u32,
 }
 
@@ -214,7 +214,10 @@ impl Governor {
         let mut agents = self.table.agent_processes();
         agents.sort();
         let table = &self.table;
-        scope.extend(agents.into_iter().map(|(tgid, agent)| ScopeAdd { tgid, agent, root: table.agent_of(tgid).map_or(tgid, |a| a.key.pid) }));
+        scope.extend(agents.into_iter().map(|(tgid, agent)| {
+            let root = table.get(tgid).map_or(tgid, |p| table.agent_root(p.key, &agent));
+            ScopeAdd { tgid, agent, root }
+        }));
     }
 
     /// Repeats of a destructive command that were suppressed.
@@ -375,10 +378,11 @@ impl Governor {
     }
 
     fn add_tree(&self, root: ProcKey, agent: &AgentRef, scope: &mut Vec<ScopeAdd>) {
+        let top = self.table.agent_root(root, &agent.id);
         scope.extend(self.table.agent_tree(root, agent).into_iter().map(|tgid| ScopeAdd {
             tgid,
             agent: agent.id.clone(),
-            root: agent.key.pid,
+            root: top,
         }));
     }
 

@@ -45,6 +45,8 @@ struct Run {
     g: Governor,
     out: Vec<Governed>,
     scope: Vec<ScopeAdd>,
+    /// (tgid, root) of every scope addition taken by `scope()`.
+    roots: Vec<(u32, u32)>,
     ts: u64,
 }
 
@@ -54,6 +56,7 @@ impl Run {
             g: governor(),
             out: Vec::new(),
             scope: Vec::new(),
+            roots: Vec::new(),
             ts: 10 * S,
         }
     }
@@ -206,6 +209,7 @@ impl Run {
     }
 
     fn scope(&mut self) -> Vec<(u32, String)> {
+        self.roots.extend(self.scope.iter().map(|s| (s.tgid, s.root)));
         self.scope.drain(..).map(|s| (s.tgid, s.agent.to_string())).collect()
     }
 }
@@ -346,6 +350,8 @@ fn scope_grows_when_an_agent_is_identified_and_only_then() {
     assert_eq!(r.scope(), [(600, "claude-code".to_owned())]);
     r.inference_request(600);
     assert_eq!(r.scope(), Vec::<(u32, String)>::new());
+    // Each names the agent's own process, the one the request pause never holds.
+    assert_eq!(r.roots, [(200, 200), (300, 200), (301, 200), (400, 400), (401, 400), (600, 200)]);
 }
 
 #[test]

@@ -484,6 +484,22 @@ impl ProcessTable {
             .collect()
     }
 
+    /// The agent's own process for a process of its tree: the top of the unbroken run of
+    /// ancestors, from `key` up, that agent `id` is the agent of. A fork of the agent, or a
+    /// nested instance of it, belongs to that top process.
+    pub fn agent_root(&self, key: ProcKey, id: &str) -> u32 {
+        let mut root = key;
+        let mut up = self.procs.get(&key).and_then(|p| p.parent);
+        for _ in 0..self.limits.max_depth {
+            let Some(k) = up.filter(|k| self.agent_of_key(*k).is_some_and(|a| &*a.id == id)) else {
+                break;
+            };
+            root = k;
+            up = self.procs.get(&k).and_then(|p| p.parent);
+        }
+        root.pid
+    }
+
     /// Live processes at or below `root` that `agent` is the agent of, by pid: what an agent
     /// newly identified at `root` brings into scope. Walks every entry's ancestry: call it when
     /// an identification changes, not per event.

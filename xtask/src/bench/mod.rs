@@ -11,6 +11,7 @@ mod first_exec;
 mod gate;
 mod hooks;
 mod otlp;
+mod pause;
 mod probe;
 mod procfs;
 mod scan;
@@ -88,6 +89,7 @@ pub(crate) fn run(only: &[String]) -> Result<()> {
     section("exec", &exec::run)?;
     section("gate", &gate::run)?;
     section("delete", &delete::run)?;
+    section("pause", &pause::run)?;
     section("first", &first_exec::run)?;
     section("e2e", &e2e::run)?;
     section("otlp", &otlp::run)?;
