@@ -8,7 +8,7 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::map,
     maps::LruHashMap,
 };
@@ -39,7 +39,7 @@ const fn word(m: &[u8]) -> u64 {
 
 /// At the entry of a TLS write of `len` bytes at `buf` on connection `conn`.
 #[inline(always)]
-pub fn on_write(tid: u32, tgid: u32, uid: u32, conn: u64, buf: u64, len: u64) {
+pub fn on_write(tid: u32, tgid: u32, conn: u64, buf: u64, len: u64) {
     if len == 0 || !gate::ctl(CTL_REQ_PAUSE) {
         return;
     }
@@ -80,7 +80,7 @@ pub fn on_write(tid: u32, tgid: u32, uid: u32, conn: u64, buf: u64, len: u64) {
         tid,
         tgid,
         slot: scope.slot,
-        uid,
+        uid: bpf_get_current_uid_gid() as u32,
         root: scope.root,
         scope_flags: scope.flags | STOP_REQUEST,
     };

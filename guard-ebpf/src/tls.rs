@@ -9,7 +9,7 @@
 use aya_ebpf::{
     EbpfContext as _,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::{bpf_get_attach_cookie, bpf_loop, bpf_probe_read_user},
     },
     macros::{uprobe, uretprobe},
@@ -80,8 +80,7 @@ fn enter(ctx: &ProbeContext, func: TlsFunc) -> Result<(), i64> {
         // `num` is an int for SSL_write, a size_t for SSL_write_ex.
         let num: u64 = ctx.arg(2).ok_or(0i64)?;
         let num = if func == TlsFunc::SslWrite { (num as u32 as i32).max(0) as u64 } else { num };
-        let uid = bpf_get_current_uid_gid() as u32;
-        crate::pause::on_write(id as u32, (id >> 32) as u32, uid, conn, buf, num);
+        crate::pause::on_write(id as u32, (id >> 32) as u32, conn, buf, num);
     }
     Ok(())
 }
