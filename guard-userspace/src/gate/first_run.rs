@@ -198,10 +198,11 @@ fn release(
 /// The deadline thread's answer to a hold that ran out: the exec runs now. A ticket it has stays
 /// pending, so the stop at exec exit still judges it.
 pub(super) fn ran_out(s: &Shared, fan: &Fanotify, e: &Entry) {
-    super::pending::respond(fan, &e.ev, true);
+    // Counted before the answer: once the program has run, a scrape must already see it late.
     if let Some(first) = s.first_run.get() {
         first.metrics.late.inc();
         first.metrics.hold.observe(HOLD.as_secs_f64());
     }
+    super::pending::respond(fan, &e.ev, true);
     tracing::warn!(tid = e.tid, hold_ms = HOLD.as_millis() as u64, "a new program ran before guard finished analysing it: its first TLS calls may be missed");
 }
