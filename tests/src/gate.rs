@@ -642,6 +642,20 @@ pub fn command_records(path: &Path) -> Vec<Value> {
     audit_records(path).into_iter().filter(|r| !r["rule_id"].as_str().is_some_and(|id| id.starts_with("deletion."))).collect()
 }
 
+/// The command records once `done` holds of them (or after 10 s, for the caller's assertion to
+/// say what is missing). A record reaches the audit log through the engine, a moment after the
+/// gate answered and the agent's run ended.
+pub fn command_records_when(path: &Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let records = command_records(path);
+        if done(&records) || std::time::Instant::now() > deadline {
+            return records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The record's argv as strings.
 pub fn argv_of(r: &Value) -> Vec<String> {
     r["argv"].as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or_default().to_owned()).collect()).unwrap_or_default()

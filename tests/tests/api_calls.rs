@@ -164,10 +164,12 @@ fn enforce_kills_destructive_requests_before_a_byte_leaves() {
     assert!(!head.contains("Action="), "the body left: {head:?}");
 
     // One `blocked` record per refused request, by the pause; none for the routine ones.
-    let m = wait_metrics(&addr, |m| llm_calls(m) >= 2.0);
+    // The refusals' records come from the gate through the engine (metric first, then the audit
+    // line): wait for both.
+    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule, "blocked", Some("stop"), Some(AGENT))).collect();
+    let m = wait_metrics(&addr, |m| llm_calls(m) >= 2.0 && api_records(&audit).len() >= want.len());
     let records = api_records(&audit);
     let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default(), r["mechanism"].as_str(), r["agent"].as_str())).collect();
-    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule, "blocked", Some("stop"), Some(AGENT))).collect();
     assert_eq!(got, want, "{records:#?}");
     for r in &records {
         assert!(r["pid"].as_u64().is_some_and(|p| p > 0) && r["request"]["host"].is_string(), "{r:#}");

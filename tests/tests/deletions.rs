@@ -282,7 +282,13 @@ fn enforce_kills_a_deletion_in_a_protected_directory_and_refuses_protected_write
     assert!(run_of(&run, 3)["stderr"].as_str().unwrap().contains("Operation not permitted"), "{}", run.steps[3]);
     assert_eq!(std::fs::read_to_string(protected.join("credentials")).unwrap(), "secret\n");
 
-    let m = wait_metric(&addr, |m| deleted(m, "worktree") >= work as f64);
+    // Deletion records reach the engine through the ring, behind the gate's own answers: wait for
+    // every count asserted below, not just the first.
+    let m = wait_metric(&addr, |m| {
+        deleted(m, "worktree") >= work as f64
+            && deleted(m, "home") >= 2.0
+            && metric_sum(m, "guard_protected_file_writes_total", &["action=\"blocked\""]) >= 1.0
+    });
     assert_eq!(deleted(&m, "worktree"), work as f64);
     assert_eq!(deleted(&m, "home"), 2.0);
     assert_eq!(metric_sum(&m, "guard_protected_file_writes_total", &["action=\"blocked\""]), 1.0);

@@ -19,7 +19,7 @@ use guard_tests::{
     codex,
     daemon::Daemon,
     gate::{
-        self, AgentRun, Case, Fixture, Layout, argv_of, command_records, daemon_args, metric_sum, records_of, run_agent,
+        self, AgentRun, Case, Fixture, Layout, argv_of, command_records, command_records_when, daemon_args, metric_sum, records_of, run_agent,
         spawn_agent, steps_of,
     },
     mock::MockLlm,
@@ -179,7 +179,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert!(f.snapshot() == snap, "a target, marker, repository or the database changed");
     assert_eq!(f.git_out(&f.remote(), &["rev-parse", "main"]), f.remote_main);
     assert_eq!(f.tables(), "users");
-    let records = command_records(&audit);
+    let records = command_records_when(&audit, |rs| cases.iter().all(|c| records_of(rs, c).iter().any(|r| r["action"] == "blocked")));
     for c in &cases {
         let mine = records_of(&records, c);
         assert!(
@@ -243,7 +243,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert!(!f.clone_dir().join("untracked.tmp").exists(), "git clean -f ran");
     assert_eq!(f.git_out(&f.remote(), &["rev-parse", "main"]), f.clone_main, "the push with lease ran");
     assert_eq!(f.take_ran(), fake_lines(&medium));
-    let records = command_records(&audit);
+    let records = command_records_when(&audit, |rs| medium.iter().all(|c| !records_of(&rs[n_records.min(rs.len())..], c).is_empty()));
     let new = &records[n_records..];
     for c in &medium {
         let mine = records_of(new, c);
@@ -263,7 +263,7 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     let out = plain.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(!f.out("s").exists());
-    let records = command_records(&audit);
+    let records = command_records_when(&audit, |rs| rs.iter().skip(n_records).any(|r| r["pid"] == plain_pid));
     let mine: Vec<_> = records[n_records..].iter().filter(|r| r["pid"] == plain_pid).collect();
     assert_eq!(mine.len(), 1, "{records:#?}");
     assert_eq!(
@@ -288,7 +288,9 @@ fn enforce_refuses_destructive_execs_of_agents_only() {
     assert_eq!(runs.iter().map(|r| (r.rc, r.signal, r.errno)).collect::<Vec<_>>(), [(None, Some(9), None), (None, Some(9), None), (Some(0), None, None), (Some(0), None, None)], "{runs:#?}");
     assert_eq!(std::fs::read(f.out("m1/file")).unwrap(), b"m1/file\n");
     assert_eq!(std::fs::read(f.out("m2/file")).unwrap(), b"m2/file\n");
-    let records = command_records(&audit);
+    let records = command_records_when(&audit, |rs| {
+        [&m1, &m2].iter().all(|t| rs.iter().skip(n_records).any(|r| argv_of(r) == ["rm", "-rf", t.as_str()]))
+    });
     for target in [&m1, &m2] {
         let mine: Vec<_> = records[n_records..].iter().filter(|r| argv_of(r) == ["rm", "-rf", target.as_str()]).collect();
         assert!(!mine.is_empty(), "no record for the memfd rm of {target}: {records:#?}");
@@ -317,7 +319,7 @@ fn monitor_lets_everything_run_and_records_would_block() {
     let run = run_agent(&f, Some(&mock), &steps_of(&cases), "monitor-destructive");
     assert_all_ok(&run, &cases);
     assert_destroyed(&f, &cases);
-    let records = command_records(&audit);
+    let records = command_records_when(&audit, |rs| cases.iter().all(|c| !records_of(rs, c).is_empty()));
     for c in &cases {
         let mine = records_of(&records, c);
         assert!(!mine.is_empty(), "no record for {:?}", c.cmd);
@@ -507,7 +509,7 @@ fn codex_destructive_tool_call_is_refused_on_the_production_path() {
     assert!(output.contains("Operation not permitted") || output.contains("exited with code 126"), "{output}");
     assert!(f.marker("terraform").exists(), "the fake terraform ran: {output}");
     assert_eq!(f.take_ran(), Vec::<String>::new());
-    let records = command_records(&audit);
+    let records = command_records_when(&audit, |rs| rs.iter().any(|r| r["rule_id"] == "iac.terraform-destroy" && r["action"] == "blocked"));
     let mine: Vec<_> = records
         .iter()
         .filter(|r| r["rule_id"] == "iac.terraform-destroy" && r["action"] == "blocked")
