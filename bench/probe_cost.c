@@ -5,8 +5,10 @@
  * SSL_write calls are timed; the ciphertext is drained at the BIO level (not through SSL_read).
  *
  * In `read` mode the client's records are read by the server SSL object and SSL_read is timed.
+ * In `h2` mode the client first writes the HTTP/2 client preface (untimed), then each timed
+ * write is one DATA frame of SIZE bytes in all: the writes of an HTTP/2 connection.
  *
- * usage: probe_cost CERT KEY SIZE CALLS REPS [write|read] -> one ns/call figure per repetition */
+ * usage: probe_cost CERT KEY SIZE CALLS REPS [write|read|h2] -> one ns/call figure per repetition */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -27,8 +29,9 @@ static void die(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6 && argc != 7) die("usage: probe_cost CERT KEY SIZE CALLS REPS [write|read]");
+    if (argc != 6 && argc != 7) die("usage: probe_cost CERT KEY SIZE CALLS REPS [write|read|h2]");
     int reading = argc == 7 && strcmp(argv[6], "read") == 0;
+    int h2 = argc == 7 && strcmp(argv[6], "h2") == 0;
     size_t size = strtoul(argv[3], NULL, 10);
     long calls = strtol(argv[4], NULL, 10), reps = strtol(argv[5], NULL, 10);
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method()), *cctx = SSL_CTX_new(TLS_client_method());
@@ -50,6 +53,17 @@ int main(int argc, char **argv) {
     if (!SSL_is_init_finished(c)) die("handshake");
     char *buf = malloc(size), *rbuf = malloc(size), sink[1 << 16];
     memset(buf, 'x', size);
+    if (h2) {
+        static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        if (size < 9) die("h2: SIZE below a frame header");
+        if (SSL_write(c, preface, (int)strlen(preface)) != (int)strlen(preface)) die("SSL_write");
+        while (BIO_read(sb, sink, sizeof sink) > 0) {
+        }
+        /* DATA on stream 1: 24-bit length, type 0, flags 0, stream id. */
+        size_t n = size - 9;
+        unsigned char head[9] = {(unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, 0, 0, 1};
+        memcpy(buf, head, 9);
+    }
     for (long r = 0; r < reps; r++) {
         double spent = 0;
         for (long i = 0; i < calls; i++) {

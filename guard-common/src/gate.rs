@@ -77,6 +77,15 @@ pub struct StopEvent {
 /// `StopEvent::scope_flags`: the stop is a paused request ([`RequestStop`]), not an exec. A
 /// restarted guard lets such a stop go rather than judge its command line.
 pub const STOP_REQUEST: u32 = 1 << 8;
+/// `StopEvent::scope_flags`, with [`STOP_REQUEST`]: the write is on an HTTP/2 connection
+/// ([`CONN_H2`]): userspace follows its frames and header compression across writes.
+pub const STOP_H2: u32 = 1 << 9;
+/// `StopEvent::scope_flags`, set by userspace in `GATE_STOPPED`: the paused request was let go
+/// and its process runs again. Its next pause replaces the entry (the kernel); one left by a
+/// process that is gone is swept by userspace. Removing it after the `SIGCONT` would race that
+/// next pause, and removing it before would leave a stopped process that a guard dying in between
+/// has no record of.
+pub const STOP_ANSWERED: u32 = 1 << 10;
 
 /// A process stopped at the entry of a TLS write that starts a request (`POST`, `PUT`, `PATCH`,
 /// `DELETE`): userspace reads the request from `buf` while it waits, judges it, and kills or
@@ -91,7 +100,14 @@ pub struct RequestStop {
     /// The plaintext about to be written, in the stopped process's memory.
     pub buf: u64,
     pub len: u64,
+    /// Bytes of the connection's write direction captured before this write (`TLS_OFFSETS`), or
+    /// [`OFFSET_UNKNOWN`]: a write that starts before the end of the last one repeats bytes that
+    /// one did not send (OpenSSL's retry, the rest of a partial write).
+    pub offset: u64,
 }
+
+/// `RequestStop::offset` when the capture has no count for the connection.
+pub const OFFSET_UNKNOWN: u64 = u64::MAX;
 
 /// A TLS connection of a process, in `REQ_CONNS`: what the pause does with its next writes.
 #[repr(C)]
@@ -109,6 +125,10 @@ pub const CONN_PASS: u8 = 1;
 /// `REQ_CONNS` value: pause the next write whatever it starts with (a request head whose body,
 /// which the rules read, comes in a later write); the kernel removes the mark as it pauses.
 pub const CONN_PAUSE_NEXT: u8 = 2;
+/// `REQ_CONNS` value: an HTTP/2 connection (its first write was the client preface). Every
+/// write pauses, whatever it starts with: a request is a HEADERS frame anywhere in a write, and
+/// userspace's HPACK decoder must see every header block in order. Set by the kernel.
+pub const CONN_H2: u8 = 3;
 
 pub const REQ_CONNS_MAX: u32 = 16_384;
 
@@ -140,6 +160,6 @@ const _: () = {
     assert!(core::mem::size_of::<AgentScope>() == 16);
     assert!(core::mem::size_of::<GateExec>() == 32);
     assert!(core::mem::size_of::<StopEvent>() == 48);
-    assert!(core::mem::size_of::<RequestStop>() == 72);
+    assert!(core::mem::size_of::<RequestStop>() == 80);
     assert!(core::mem::size_of::<ConnKey>() == 16);
 };

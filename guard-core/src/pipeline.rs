@@ -45,6 +45,9 @@ pub enum Output {
     /// it is never serialised; only the governor's record of a match leaves the engine.
     #[serde(skip)]
     ApiRequest { conn: ConnId, request: ApiRequest },
+    /// The request pause stopped a write of the connection at its entry, where its bytes were
+    /// captured (Go): the gate judged them, and records a refusal itself.
+    PausedWrite { conn: ConnId },
     /// A decoded request/response exchange (LLM call or not; see `inference`).
     Exchange(Exchange),
     /// A deletion (or rename, or io_uring set-up) by a process in an agent's scope, as sent.
@@ -121,7 +124,12 @@ impl Pipeline {
     pub fn push(&mut self, ev: Event, out: &mut Vec<Output>) {
         let mut streams = Vec::new();
         match ev {
-            Event::TlsData(d) => self.streams.push(d, &mut streams),
+            Event::TlsData(d) => {
+                if d.paused {
+                    out.push(Output::PausedWrite { conn: d.conn });
+                }
+                self.streams.push(d, &mut streams);
+            }
             Event::TlsClose(c) => self.streams.close(c.conn, c.ts_ns, &mut streams),
             Event::Fork(f) => out.push(Output::Fork(f)),
             Event::Delete(d) => out.push(Output::Delete(d)),
@@ -177,6 +185,7 @@ mod tests {
             offset,
             call_len: data.len() as u32,
             target: 0,
+            paused: false,
             data: Bytes::copy_from_slice(data),
         })
     }

@@ -4,7 +4,7 @@
 //! per fork and per exec.
 
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP},
+    bindings::{BPF_EXIST, BPF_NOEXIST, BPF_RB_FORCE_WAKEUP},
     helpers::{bpf_ktime_get_ns, generated::bpf_send_signal},
     macros::map,
     maps::{Array, HashMap, RingBuf},
@@ -13,7 +13,7 @@ use guard_common::{
     event::LossSlot,
     gate::{
         AGENT_TGIDS_MAX, AgentScope, CTL_BEAT_MS, CTL_ON, CTL_STALE_MS, SCOPE_PROVISIONAL, CTL_SCOPE_ALL, CTL_SLOTS, CTL_STOP, GATE_EXECS_MAX,
-        GATE_STOPPED_MAX, GateExec, StopEvent, TICKET_PENDING,
+        GATE_STOPPED_MAX, GateExec, STOP_ANSWERED, StopEvent, TICKET_PENDING,
     },
 };
 
@@ -169,6 +169,16 @@ pub fn on_exit_exec(tid: u32, tgid: u32, ret: i64, start_ns: u64) {
     stop_current(&ev, &ev, 0);
 }
 
+/// Whether a request stop takes the place of its process's entry that userspace answered and
+/// left (`STOP_ANSWERED`: the process runs again, and its next write may pause at once, before
+/// userspace could remove the entry without racing this).
+#[inline(always)]
+fn replaces_answered(ev: &StopEvent, flags: u64) -> bool {
+    // SAFETY: the value is copied out at once.
+    let answered = flags == BPF_NOEXIST as u64 && unsafe { GATE_STOPPED.get(&ev.tgid) }.is_some_and(|e| e.scope_flags & STOP_ANSWERED != 0);
+    answered && GATE_STOPPED.insert(&ev.tgid, ev, BPF_EXIST as u64).is_ok()
+}
+
 /// Stops the current process and tells guard: `ev` goes into `GATE_STOPPED` (with `flags`, e.g.
 /// `BPF_NOEXIST`), `record` to `GATE_EVENTS`. Returns whether the process is stopped. Checks
 /// guard's heartbeat first: a stop nobody answers would last until the watchdog.
@@ -179,7 +189,7 @@ pub fn stop_current<T>(ev: &StopEvent, record: &T, flags: u64) -> bool {
         return false;
     }
     // Record first: a stop nobody hears of would last until a restart. No room, no stop.
-    if GATE_STOPPED.insert(&ev.tgid, ev, flags).is_err() {
+    if GATE_STOPPED.insert(&ev.tgid, ev, flags).is_err() && !replaces_answered(ev, flags) {
         if flags == 0 {
             count_loss(LossSlot::GateStopRingFull);
         }

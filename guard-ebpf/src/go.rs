@@ -12,7 +12,7 @@ use guard_common::event::{Direction, TlsFunc};
 
 use crate::{
     globals,
-    maps::{GO_CALLS, GoKey, TlsCall},
+    maps::{GO_CALLS, GoKey, TLS_CALL_PAUSED, TlsCall},
     tls::{close, cookie, emit},
 };
 
@@ -65,12 +65,15 @@ fn write(ctx: &ProbeContext) -> Result<(), i64> {
     if (len as i64) <= 0 {
         return Ok(());
     }
+    // Judged before it is captured: a write the pause stops is captured all the same (there is
+    // no return probe), flagged so the engine leaves a refusal's record to the gate.
+    let paused = crate::pause::on_write(id as u32, (id >> 32) as u32, conn, buf, len);
     let call = TlsCall {
         conn,
         buf,
         len_ptr: 0,
         func: TlsFunc::GoWrite,
-        flags: 0,
+        flags: if paused { TLS_CALL_PAUSED } else { 0 },
         _pad: [0; 2],
         target: cookie(ctx),
     };

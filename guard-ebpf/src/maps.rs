@@ -58,6 +58,8 @@ pub struct TlsCall {
 
 /// `TlsCall::flags`.
 pub const TLS13: u8 = 1;
+/// `TlsCall::flags`: the request pause stopped this write at its entry (`TLS_DATA_PAUSED`).
+pub const TLS_CALL_PAUSED: u8 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -16,13 +16,13 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use guard_common::event::{
-    Direction, EventKind, Header, LossSlot, TLS_CHUNK, TLS_DATA_FIXED, TLS_MAX_CHUNKS, TlsCloseEvent, TlsDataHeader,
-    TlsFunc,
+    Direction, EventKind, Header, LossSlot, TLS_CHUNK, TLS_DATA_FIXED, TLS_DATA_PAUSED, TLS_MAX_CHUNKS, TlsCloseEvent,
+    TlsDataHeader, TlsFunc,
 };
 
 use crate::{
     globals,
-    maps::{ConnKey, TLS_CALLS, TLS_OFFSETS, TLS_SCRATCH, TlsCall, count_loss},
+    maps::{ConnKey, TLS_CALLS, TLS_CALL_PAUSED, TLS_OFFSETS, TLS_SCRATCH, TlsCall, count_loss},
     ring::{self, Wake},
 };
 
@@ -80,7 +80,8 @@ fn enter(ctx: &ProbeContext, func: TlsFunc) -> Result<(), i64> {
         // `num` is an int for SSL_write, a size_t for SSL_write_ex.
         let num: u64 = ctx.arg(2).ok_or(0i64)?;
         let num = if func == TlsFunc::SslWrite { (num as u32 as i32).max(0) as u64 } else { num };
-        crate::pause::on_write(id as u32, (id >> 32) as u32, conn, buf, num);
+        // Captured at the return: a refused write is never captured, so the flag stays clear.
+        let _ = crate::pause::on_write(id as u32, (id >> 32) as u32, conn, buf, num);
     }
     Ok(())
 }
@@ -168,7 +169,8 @@ pub(crate) fn emit(id: u64, call: &TlsCall, dir: Direction, len: u64) -> Result<
         len: 0,
         dir: dir as u8,
         func: call.func as u8,
-        _pad: [0; 2],
+        flags: if call.flags & TLS_CALL_PAUSED != 0 { TLS_DATA_PAUSED } else { 0 },
+        _pad: 0,
         target: call.target,
     };
     let chunks = len.div_ceil(TLS_CHUNK as u64);

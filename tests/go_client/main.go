@@ -3,6 +3,9 @@
 //	goclient llm  BASE CA_FILE [encoding]  one JSON line per call, like client_fetch.mjs
 //	goclient loop BASE CA_FILE N           N GETs of /v1/models over 16 keep-alive
 //	                                       connections; prints how many got a 200
+//	goclient api BASE METHOD PATH HOST [FORM_BODY]
+//	                                       one request over HTTP/2 (as client-go sends them),
+//	                                       with :authority HOST; fails unless HTTP/2 200
 package main
 
 import (
@@ -54,6 +57,10 @@ type call struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "api" {
+		api(os.Args[2:])
+		return
+	}
 	if len(os.Args) < 4 {
 		fail(fmt.Errorf("usage: goclient llm|loop BASE CA_FILE [encoding|N]"))
 	}
@@ -160,4 +167,40 @@ func loop(c *http.Client, base string, n int) {
 	}
 	wg.Wait()
 	fmt.Println(done)
+}
+
+// api sends one request over HTTP/2 to a mock whose certificate is not checked (the request
+// rules read :authority, which names a cloud API the mock stands for).
+func api(args []string) {
+	if len(args) < 4 {
+		fail(fmt.Errorf("usage: goclient api BASE METHOD PATH HOST [FORM_BODY]"))
+	}
+	base, method, path, host := args[0], args[1], args[2], args[3]
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		ForceAttemptHTTP2: true,
+	}
+	var body io.Reader
+	if len(args) > 4 {
+		body = bytes.NewBufferString(args[4])
+	}
+	req, err := http.NewRequest(method, base+path, body)
+	if err != nil {
+		fail(err)
+	}
+	req.Host = host
+	req.Header.Set("authorization", "Bearer mock-token-never-logged")
+	if body != nil {
+		req.Header.Set("content-type", "application/x-www-form-urlencoded")
+	}
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		fail(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != 200 {
+		fail(fmt.Errorf("want HTTP/2 200, got %s %d", res.Proto, res.StatusCode))
+	}
+	fmt.Println(res.Proto, res.StatusCode)
 }

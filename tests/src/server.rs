@@ -41,22 +41,29 @@ type Handler = fn(TcpStream, Arc<rustls::ServerConfig>) -> Option<Transcript>;
 
 impl TlsServer {
     pub fn start() -> Self {
-        Self::start_serving(serve)
+        Self::start_serving(serve, &[])
     }
 
     /// A server that keeps whatever plaintext each connection sent, even a request cut short or
     /// none at all (a client killed before its first byte): one transcript per handshake. A
     /// whole request is answered `200` with `{}`.
     pub fn start_recording() -> Self {
-        Self::start_serving(record)
+        Self::start_serving(record, &[])
+    }
+
+    /// The same over HTTP/2 (ALPN `h2`): each connection's plaintext is kept until the client
+    /// closes, and every request (a stream the client ended) is answered `:status 200` without
+    /// a body. [`h2_frames`] reads a transcript back.
+    pub fn start_h2_recording() -> Self {
+        Self::start_serving(record_h2, &[b"h2"])
     }
 
     /// A server that echoes every byte back until the client closes.
     pub fn start_echo() -> Self {
-        Self::start_serving(echo)
+        Self::start_serving(echo, &[])
     }
 
-    fn start_serving(handler: Handler) -> Self {
+    fn start_serving(handler: Handler, alpn: &[&[u8]]) -> Self {
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
         let ca_file = crate::temp_path(&format!("ca-{}.pem", std::process::id()));
         std::fs::write(&ca_file, ck.cert.pem()).unwrap();
@@ -68,6 +75,8 @@ impl TlsServer {
             .with_no_client_auth()
             .with_single_cert(vec![ck.cert.der().clone()], key)
             .unwrap();
+        let mut config = config;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -185,4 +194,81 @@ fn record(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> Option<Transcrip
     tls.conn.send_close_notify();
     let _ = tls.flush();
     Some(tr)
+}
+
+/// HTTP/2 frame types and flags the recording server and [`h2_frames`] use (RFC 9113 §6).
+pub mod h2 {
+    pub const DATA: u8 = 0x0;
+    pub const HEADERS: u8 = 0x1;
+    pub const SETTINGS: u8 = 0x4;
+    pub const END_STREAM: u8 = 0x1;
+    pub const ACK: u8 = 0x1;
+    pub const END_HEADERS: u8 = 0x4;
+}
+
+/// One HTTP/2 frame a client sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+/// The whole frames after the client preface in `received` (a cut last frame is left out).
+pub fn h2_frames(received: &[u8]) -> Vec<Frame> {
+    let mut out = Vec::new();
+    let mut at = 24.min(received.len());
+    while let Some(h) = received.get(at..at + 9) {
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+        let Some(payload) = received.get(at + 9..at + 9 + len) else { break };
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        out.push(Frame { kind: h[3], flags: h[4], stream, payload: payload.to_vec() });
+        at += 9 + len;
+    }
+    out
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len() as u32;
+    let mut f = n.to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn record_h2(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> Option<Transcript> {
+    let conn = rustls::ServerConnection::new(config).ok()?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tr = Transcript::default();
+    let send = |tls: &mut rustls::StreamOwned<rustls::ServerConnection, TcpStream>, tr: &mut Transcript, f: Vec<u8>| {
+        let ok = tls.write_all(&f).and_then(|()| tls.flush()).is_ok();
+        tr.sent.extend_from_slice(&f);
+        ok
+    };
+    if !send(&mut tls, &mut tr, frame(h2::SETTINGS, 0, 0, &[])) {
+        return Some(tr);
+    }
+    let mut buf = [0u8; 16384];
+    let mut seen = 0;
+    loop {
+        match tls.read(&mut buf) {
+            Ok(n) if n > 0 => tr.received.extend_from_slice(&buf[..n]),
+            _ => return Some(tr),
+        }
+        let frames = h2_frames(&tr.received);
+        for f in &frames[seen..] {
+            let answer = match f.kind {
+                h2::SETTINGS if f.flags & h2::ACK == 0 => frame(h2::SETTINGS, h2::ACK, 0, &[]),
+                // `:status: 200` is entry 8 of HPACK's static table.
+                h2::HEADERS | h2::DATA if f.flags & h2::END_STREAM != 0 => frame(h2::HEADERS, h2::END_HEADERS | h2::END_STREAM, f.stream, &[0x88]),
+                _ => continue,
+            };
+            if !send(&mut tls, &mut tr, answer) {
+                return Some(tr);
+            }
+        }
+        seen = frames.len();
+    }
 }

@@ -5,6 +5,8 @@
 //! ones are audited `would_block`; in enforce mode the kernel pauses each request at its
 //! `SSL_write`, guard judges it, and the destructive ones are killed before a byte leaves: the
 //! mock receives nothing of them. The agent's own model calls, before and after, are untouched.
+//! A stripped Go client (crypto/tls, HTTP/2, as client-go and most cloud CLIs) is held the same
+//! way at its `(*tls.Conn).Write`, against an HTTP/2 mock.
 #![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{
@@ -20,8 +22,9 @@ use guard_tests::{
     mock::MockLlm,
     privileged,
     scrape::{metrics_addr, samples, scrape},
-    server::TlsServer,
+    server::{self, TlsServer, h2_frames},
 };
+use guard_core::protocols::h2::hpack::HeaderDecoder;
 use serde_json::{Value, json};
 
 const AGENT: &str = "gate_agent";
@@ -282,4 +285,156 @@ fn wait_paused(timeout: Duration) -> u32 {
         assert!(Instant::now() < deadline, "no paused client within {timeout:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn go_api(bin: &std::path::Path, port: u16, method: &str, path: &str, host: &str, body: Option<&str>) -> String {
+    let body = body.map(|b| format!(" '{b}'")).unwrap_or_default();
+    format!("{} api https://127.0.0.1:{port} {method} {path} {host}{body}", bin.display())
+}
+
+/// The Go client's requests; `line` is `METHOD PATH` (HTTP/2 has no request line). The stripped
+/// client is copied into the fixture, on the filesystem the test's exec gate marks: its first
+/// exec is held until its probes are attached, as a new tool's is on a host marked whole.
+fn go_calls(f: &Fixture, port: u16) -> Vec<Call> {
+    let bin = f.root.join("goclient");
+    std::fs::copy(&guard_tests::go::clients().1, &bin).unwrap();
+    let k8s = format!("127.0.0.1:{port}");
+    let call = |method: &str, path: &str, host: &str, body, rule| Call { cmd: go_api(&bin, port, method, path, host, body), line: format!("{method} {path}"), rule };
+    let (ns, pods) = ("/api/v1/namespaces/prod", "/api/v1/namespaces/dev/pods");
+    vec![
+        // Routine first: the binary's first run, hooked before it runs (the first-run hold).
+        call("GET", pods, &k8s, None, None),
+        call("DELETE", ns, &k8s, None, Some("k8s.api-delete-namespace")),
+        call("POST", "/", EC2, Some(TERMINATE), Some("aws.ec2-terminate")),
+        call("POST", pods, &k8s, Some("kind=Pod"), None),
+        call("POST", "/", EC2, Some(DESCRIBE), None),
+    ]
+}
+
+/// What an HTTP/2 connection delivered: `METHOD PATH` of each stream the client ended (a whole
+/// request), and of each it opened without ending.
+fn h2_requests(received: &[u8]) -> (Vec<String>, Vec<String>) {
+    let mut hpack = HeaderDecoder::new(true);
+    let (mut whole, mut open) = (Vec::new(), std::collections::BTreeMap::new());
+    for f in h2_frames(received) {
+        match f.kind {
+            server::h2::HEADERS => {
+                let mut line = (String::new(), String::new());
+                hpack
+                    .decode(&f.payload, &mut |n, v| match n {
+                        b":method" => line.0 = String::from_utf8_lossy(v).into_owned(),
+                        b":path" => line.1 = String::from_utf8_lossy(v).into_owned(),
+                        _ => {}
+                    })
+                    .unwrap();
+                open.insert(f.stream, format!("{} {}", line.0, line.1));
+            }
+            server::h2::DATA => {}
+            _ => continue,
+        }
+        if f.flags & server::h2::END_STREAM != 0
+            && let Some(l) = open.remove(&f.stream)
+        {
+            whole.push(l);
+        }
+    }
+    (whole, open.into_values().collect())
+}
+
+/// The H2 mock's connections once `n` have ended (a killed client's too).
+fn h2_transcripts(server: &TlsServer, n: usize) -> Vec<server::Transcript> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = server.transcripts();
+        if t.len() >= n || Instant::now() > deadline {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Enforce mode, Go's crypto/tls over HTTP/2: every write of the connection pauses, the gate
+/// follows its frames and HPACK table, and the DELETE and the `TerminateInstances` are killed
+/// in the write that completes them. The mock never sees either whole; the routine requests
+/// arrive; each refusal is recorded once (`blocked`), though Go's write is captured before the
+/// pause (the engine leaves it to the gate's record).
+#[test]
+fn enforce_holds_a_go_http2_client_and_records_each_refusal_once() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::create();
+    let mock = MockLlm::start();
+    let server = TlsServer::start_h2_recording();
+    let calls = go_calls(&f, server.port);
+    let (d, audit, addr) = start("api-go-enforce", "enforce", &f);
+
+    let run = run(&f, &mock, &calls, "api-go-enforce");
+    for (i, c) in calls.iter().enumerate() {
+        let r = &run.steps[i]["run"];
+        let want = if c.rule.is_some() { json!([null, 9]) } else { json!([0, null]) };
+        assert_eq!(json!([r["rc"], r["signal"]]), want, "{}: {r}", c.cmd);
+    }
+    assert_eq!(run.steps[calls.len()]["error"], Value::Null, "the model call after: {}", run.steps[calls.len()]);
+
+    // One connection per client, each HTTP/2 from its preface; only the routine requests whole.
+    let transcripts = h2_transcripts(&server, calls.len());
+    assert_eq!(transcripts.len(), calls.len());
+    let (mut whole, mut open) = (Vec::new(), Vec::new());
+    for t in &transcripts {
+        assert!(t.received.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "{:?}", String::from_utf8_lossy(&t.received));
+        let (w, o) = h2_requests(&t.received);
+        whole.extend(w);
+        open.extend(o);
+    }
+    let routine: Vec<String> = calls.iter().filter(|c| c.rule.is_none()).map(|c| c.line.clone()).collect();
+    assert_eq!(sorted(whole), sorted(routine));
+    // At most the form POST's HEADERS, when Go wrote them before the body: never its body.
+    assert!(open.iter().all(|l| l == "POST /"), "{open:?}");
+    assert!(!transcripts.iter().any(|t| t.received.windows(9).any(|w| w == b"Terminate")), "the Action left");
+
+    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule, "blocked", Some("stop"), Some(AGENT))).collect();
+    let m = wait_metrics(&addr, |m| llm_calls(m) >= 2.0 && api_records(&audit).len() >= want.len());
+    // A second record of a refusal (the decoder's `would_block`) would come about as soon.
+    std::thread::sleep(Duration::from_millis(500));
+    let records = api_records(&audit);
+    let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default(), r["mechanism"].as_str(), r["agent"].as_str())).collect();
+    assert_eq!(got, want, "{records:#?}");
+    assert_eq!(metric_sum(&m, "guard_request_pauses_total", &["decision=\"deny\""]), 2.0);
+    assert_eq!(metric_sum(&metrics(&addr), "guard_destructive_api_calls_total", &["action=\"would_block\""]), 0.0);
+    assert_eq!(llm_calls(&m), 2.0, "the agent's model calls before and after");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let log = d.log_lines().join("\n");
+    for secret in [TOKEN, "i-0abc"] {
+        assert!(!text.contains(secret) && !log.contains(secret), "{secret} leaked");
+    }
+    d.stop();
+}
+
+/// Monitor mode, the same Go client: nothing pauses, every request arrives, and the decoder
+/// records the two `would_block`.
+#[test]
+fn monitor_lets_a_go_http2_client_through_and_records_would_block() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::create();
+    let mock = MockLlm::start();
+    let server = TlsServer::start_h2_recording();
+    let calls = go_calls(&f, server.port);
+    let (d, audit, addr) = start("api-go-monitor", "monitor", &f);
+    let run = run(&f, &mock, &calls, "api-go-monitor");
+    for (i, c) in calls.iter().enumerate() {
+        assert_eq!(run.steps[i]["run"]["rc"], 0, "{}: {}", c.cmd, run.steps[i]);
+    }
+    let transcripts = h2_transcripts(&server, calls.len());
+    let whole: Vec<String> = transcripts.iter().flat_map(|t| h2_requests(&t.received).0).collect();
+    assert_eq!(sorted(whole), sorted(calls.iter().map(|c| c.line.clone()).collect()));
+    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule.to_owned(), "would_block".to_owned())).collect();
+    let m = wait_metrics(&addr, |_| api_records(&audit).len() >= want.len());
+    let records = api_records(&audit);
+    let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default().to_owned(), r["action"].as_str().unwrap_or_default().to_owned())).collect();
+    assert_eq!(sorted_pairs(got), sorted_pairs(want), "{records:#?}");
+    assert_eq!(metric_sum(&m, "guard_request_pauses_total", &[]), 0.0);
+    d.stop();
 }

@@ -31,7 +31,7 @@ fn recording() -> std::path::PathBuf {
     let resp = [format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), body].concat();
     let conn = ConnId { pid: PID, conn: 0xabc };
     let tls = |ts_ns, dir, data: &[u8]| {
-        Event::TlsData(TlsData { ts_ns, tid: PID, conn, dir, func: TlsFunc::SslWrite, offset: 0, call_len: data.len() as u32, target: 0, data: Bytes::copy_from_slice(data) })
+        Event::TlsData(TlsData { ts_ns, tid: PID, conn, dir, func: TlsFunc::SslWrite, offset: 0, call_len: data.len() as u32, target: 0, paused: false, data: Bytes::copy_from_slice(data) })
     };
     let host = Host { name: "ws1".into(), users: HashMap::from([(1000, User { name: "dev".into(), home: Some("/home/dev".into()) })]) };
     let shell = SeedProcess { pid: PID, ppid: 1, start_ticks: 100, uid: Some(1000), exe: Some("/usr/bin/python3".into()), argv: vec!["python3".into(), "review-bot.py".into()], comm: Some("python3".into()), ..SeedProcess::default() };

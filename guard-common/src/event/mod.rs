@@ -206,11 +206,18 @@ pub struct TlsDataHeader {
     pub dir: u8,
     /// A [`TlsFunc`].
     pub func: u8,
-    pub _pad: [u8; 2],
+    /// [`TLS_DATA_PAUSED`].
+    pub flags: u8,
+    pub _pad: u8,
     /// The uprobe's attach cookie: which hooked file the call came through, so userspace can
     /// hold back a guessed hook's bytes until they are verified. 0 when attached without one.
     pub target: u32,
 }
+
+/// `TlsDataHeader::flags`: the write was captured at its entry (Go) and the request pause
+/// stopped it there (`guard_common::gate::RequestStop`). Its bytes may never have left: the gate,
+/// not the decoder, records a refusal of what it carries.
+pub const TLS_DATA_PAUSED: u8 = 1;
 
 /// A TLS data record as the kernel builds it, in per-CPU scratch. Only the header and `len`
 /// bytes of `data` are sent.

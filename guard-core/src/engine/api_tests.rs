@@ -47,6 +47,7 @@ fn write(pid: u32, conn: u64, offset: u64, ts_ns: u64, data: &[u8]) -> Event {
         offset,
         call_len: data.len() as u32,
         target: 0,
+        paused: false,
         data: bytes::Bytes::copy_from_slice(data),
     })
 }

@@ -265,6 +265,7 @@ fn tls(pid: u32, dir: crate::events::Direction, offset: u64, ts_ns: u64, data: &
         offset,
         call_len: data.len() as u32,
         target: 0,
+        paused: false,
         data: bytes::Bytes::copy_from_slice(data),
     })
 }

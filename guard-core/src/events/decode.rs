@@ -235,6 +235,7 @@ fn decode_tls<R: RawRecord + ?Sized>(rec: &R, hdr: k::Header) -> Result<Event, D
         offset: e.stream_offset,
         call_len: e.call_len,
         target: e.target,
+        paused: e.flags & k::TLS_DATA_PAUSED != 0,
         data: rec.share(data),
     }))
 }

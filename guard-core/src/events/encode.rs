@@ -86,7 +86,8 @@ pub fn encode(ev: &Event) -> Vec<u8> {
                 len: d.data.len() as u32,
                 dir: k::Direction::from(d.dir) as u8,
                 func: k::TlsFunc::from(d.func) as u8,
-                _pad: [0; 2],
+                flags: if d.paused { k::TLS_DATA_PAUSED } else { 0 },
+                _pad: 0,
                 target: d.target,
             });
             out.extend_from_slice(&d.data);
@@ -170,7 +171,7 @@ mod tests {
             Event::ExecArgv(ExecArgv { ts_ns: 4, pid: 10, tid: 10, syscall: ExecSyscall::Execveat, filename: "/bin/sh".into(), argv: vec!["sh".into(), "-c".into(), "".into(), "x y".into()], truncated: false, gated: false }),
             Event::ExecArgv(ExecArgv { ts_ns: 4, pid: 10, tid: 10, syscall: ExecSyscall::Execve, filename: "/bin/true".into(), argv: vec![], truncated: true, gated: true }),
             Event::ExecResult(ExecResult { ts_ns: 5, pid: 10, tid: 10, ret: -2 }),
-            Event::TlsData(TlsData { ts_ns: 6, tid: 11, conn: ConnId { pid: 10, conn: 0xdead }, dir: Direction::Read, func: TlsFunc::SslReadEx, offset: 1 << 40, call_len: 70000, target: 3, data: Bytes::from_static(b"HTTP/1.1 200 OK\r\n") }),
+            Event::TlsData(TlsData { ts_ns: 6, tid: 11, conn: ConnId { pid: 10, conn: 0xdead }, dir: Direction::Read, func: TlsFunc::SslReadEx, offset: 1 << 40, call_len: 70000, target: 3, paused: true, data: Bytes::from_static(b"HTTP/1.1 200 OK\r\n") }),
             Event::TlsClose(TlsClose { ts_ns: 7, conn: ConnId { pid: 10, conn: 0xdead } }),
             Event::Delete(Delete { ts_ns: 8, pid: 10, tid: 12, start_time_ns: 5, root: 9, op: DeleteOp::Renameat2, ret: 0, flags: guard_common::delete::DEL_NOREPLACE, place: 4, place2: 2, owner: 0, path: "/home/dev/.ssh/id_ed25519".into(), path2: "/tmp/x".into() }),
             Event::Delete(Delete { ts_ns: 9, pid: 10, tid: 10, start_time_ns: 5, root: 9, op: DeleteOp::Unlinkat, ret: -13, flags: guard_common::delete::DEL_RELATIVE | guard_common::delete::DEL_DIR, place: 0, place2: 0, owner: 0, path: "build/\u{e9}t\u{e9}".into(), path2: String::new() }),

@@ -152,6 +152,10 @@ pub struct TlsData {
     /// Which hooked file the call came through (the uprobe's attach cookie; 0 = not told).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub target: u32,
+    /// The request pause stopped this write at its entry, where it was captured
+    /// (`guard_common::event::TLS_DATA_PAUSED`): its bytes may never have left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
     #[serde(with = "b64")]
     pub data: Bytes,
 }

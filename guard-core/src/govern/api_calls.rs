@@ -2,22 +2,61 @@
 //! tree that matches becomes an audit record, attributed like a command (agent, process chain,
 //! the tool call that proposed the process). Requests of other processes are not judged.
 
-use std::time::SystemTime;
+use std::{
+    collections::{HashSet, VecDeque},
+    time::SystemTime,
+};
 
 use super::Governor;
 use crate::{
     audit::{Action, ApiCallRecord, Sender},
     enforce::{Decision, GateRecord, Mode, PausedRequest},
+    events::ConnId,
     requests::ApiRequest,
     rules::RuleAction,
 };
 
 use super::Governed;
 
+/// Held connections remembered; past it, the oldest are forgotten (a refusal on one is then
+/// recorded twice: by the gate, and `would_block` here).
+const HELD_CAP: usize = 4096;
+
+/// Connections whose writes the request pause stopped at the entry probe that also captures
+/// them (Go's crypto/tls): a request the pause would refuse reaches the decoder all the same.
+#[derive(Default)]
+pub(super) struct Held {
+    set: HashSet<ConnId>,
+    order: VecDeque<ConnId>,
+}
+
+impl Held {
+    pub(super) fn insert(&mut self, c: ConnId) {
+        if self.set.insert(c) {
+            self.order.push_back(c);
+        }
+        if self.order.len() > HELD_CAP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+    }
+
+    fn contains(&self, c: &ConnId) -> bool {
+        self.set.contains(c)
+    }
+}
+
 impl Governor {
-    pub(super) fn api_call(&mut self, pid: u32, r: &ApiRequest, wall: SystemTime, sink: &mut Vec<Governed>) {
+    pub(super) fn api_call(&mut self, conn: ConnId, r: &ApiRequest, wall: SystemTime, sink: &mut Vec<Governed>) {
+        let pid = conn.pid;
         let Some(agent) = self.table.agent_of(pid) else { return };
         let Some(m) = self.requests.check(r) else { return };
+        if self.mode == Mode::Enforce && m.action == RuleAction::Block && self.held.contains(&conn) {
+            // The pause judged these bytes with the same rules and refused them: its record
+            // (`blocked`, from the gate) is the one.
+            return;
+        }
         let who = self.sender(pid, Some(agent.id.to_string()));
         let action = outcome(self.mode, m.action);
         sink.push(Governed::ApiCall(ApiCallRecord::new(wall, &self.host.name, who, r, &m, action)));

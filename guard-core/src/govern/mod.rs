@@ -128,6 +128,8 @@ pub struct Governor {
     /// Rules on agents' requests, and the `[enforce]` mode their matches are recorded under.
     requests: RequestRuleSet,
     mode: Mode,
+    /// Connections whose writes the request pause stopped where they were captured.
+    held: api_calls::Held,
 }
 
 /// Who ran a destructive command, before the table fills in the rest of the audit subject.
@@ -157,6 +159,7 @@ impl Governor {
             last_tick_ns: 0,
             requests: RequestRuleSet::builtin(),
             mode: Mode::default(),
+            held: api_calls::Held::default(),
         }
     }
 
@@ -235,7 +238,11 @@ impl Governor {
     ) {
         match out {
             Output::Exchange(x) => sink.push(self.exchange(x, wall, lookup, scope)),
-            Output::ApiRequest { conn, request } => self.api_call(conn.pid, request, wall, sink),
+            Output::ApiRequest { conn, request } => self.api_call(*conn, request, wall, sink),
+            Output::PausedWrite { conn } => {
+                self.held.insert(*conn);
+                return;
+            }
             Output::InferenceRequest { conn, .. } => {
                 self.mark_inference(conn.pid, lookup, scope);
             }
@@ -279,7 +286,7 @@ impl Governor {
             Output::InferenceRequest { ts_ns, .. } | Output::ToolCalls { ts_ns, .. } => *ts_ns,
             Output::ApiRequest { request, .. } => request.ts_ns,
             Output::Delete(d) => d.ts_ns,
-            Output::Stream(_) => return,
+            Output::Stream(_) | Output::PausedWrite { .. } => return,
         };
         if now >= self.last_tick_ns + TICK_EVERY_NS {
             self.last_tick_ns = now;

@@ -569,3 +569,28 @@ fn an_api_call_of_a_proposed_script_names_the_call_and_outsiders_are_not_judged(
     r.g.mode = Mode::Off;
     assert_eq!(api_calls(&r.push(delete(300)))[0].action, Action::Observed);
 }
+
+#[test]
+fn a_refusal_captured_before_its_pause_is_left_to_the_gate_record() {
+    let mut r = Run::new();
+    let cli = "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js";
+    r.spawn(100, 200, "/usr/bin/node", &["node", cli]);
+    r.spawn(200, 300, "/usr/local/bin/kubectl", &["kubectl", "delete", "ns", "prod"]);
+    r.g.mode = Mode::Enforce;
+    let request = |method: &str| crate::requests::ApiRequest {
+        method: method.into(),
+        host: Some("10.0.0.1:6443".into()),
+        target: "/api/v1/namespaces/prod".into(),
+        ..Default::default()
+    };
+    let on = |conn, method| Output::ApiRequest { conn: ConnId { pid: 300, conn }, request: request(method) };
+    // Go's write is captured at its entry, flagged: the pause stopped it there.
+    assert!(r.push(Output::PausedWrite { conn: ConnId { pid: 300, conn: 7 } }).is_empty());
+    assert!(api_calls(&r.push(on(7, "DELETE"))).is_empty(), "the gate records the refusal");
+    // Another connection of the process, never paused (a stack the pause does not hold): its
+    // match still went out, and is recorded.
+    assert_eq!(api_calls(&r.push(on(8, "DELETE")))[0].action, Action::WouldBlock);
+    // Monitor mode: the pause never refuses, the decoder's record is the one.
+    r.g.mode = Mode::Monitor;
+    assert_eq!(api_calls(&r.push(on(7, "DELETE")))[0].action, Action::WouldBlock);
+}

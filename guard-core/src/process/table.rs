@@ -345,7 +345,7 @@ impl ProcessTable {
             Output::Fork(f) => self.on_fork(f),
             Output::Exec(r) => self.on_exec(r),
             Output::Exit(x) => self.on_exit(x),
-            Output::Stream(_) | Output::Exchange(_) | Output::InferenceRequest { .. } | Output::ToolCalls { .. } | Output::ApiRequest { .. } | Output::Delete(_) => {}
+            Output::Stream(_) | Output::Exchange(_) | Output::InferenceRequest { .. } | Output::ToolCalls { .. } | Output::ApiRequest { .. } | Output::PausedWrite { .. } | Output::Delete(_) => {}
         }
     }
 

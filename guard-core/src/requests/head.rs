@@ -41,19 +41,14 @@ pub(crate) fn wants_body(content_type: Option<&str>) -> bool {
 }
 
 impl ApiRequest {
-    /// The host, lower case, without port, brackets or a trailing dot.
     /// A body the rules may read has not arrived yet (it comes in a later write).
     pub fn body_pending(&self) -> bool {
         !self.body_complete && self.body.len() < BODY_PREFIX_CAP && wants_body(self.content_type.as_deref())
     }
 
+    /// The host, lower case, without port, brackets or a trailing dot.
     pub fn host_name(&self) -> String {
-        let h = self.host.as_deref().unwrap_or("").trim();
-        let h = match h.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(h, |(n, _)| n),
-        };
-        h.trim_end_matches('.').to_ascii_lowercase()
+        host_name(self.host.as_deref().unwrap_or(""))
     }
 
     /// The path without the query (and without a fragment, should one be sent).
@@ -153,6 +148,16 @@ fn decode(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A `Host` or `:authority` without its port, lower case, without a trailing dot.
+pub(crate) fn host_name(authority: &str) -> String {
+    let h = authority.trim();
+    let h = match h.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(h, |(n, _)| n),
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
 }
 
 #[cfg(test)]

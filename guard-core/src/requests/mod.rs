@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 pub use head::{ApiRequest, BODY_PREFIX_CAP, read_only};
 pub(crate) use head::wants_body;
 pub use set::{RequestRule, RequestRuleSet};
-pub use crate::protocols::api_head::{PausedWrite, paused_write};
+pub use crate::protocols::{
+    api_head::{PausedWrite, paused_write},
+    h2::paused::{H2Write, PausedH2},
+};
 
 use crate::rules::{Category, RuleAction, Severity};
 

@@ -163,6 +163,11 @@ impl RequestRuleSet {
         any_glob(&self.never_hosts, &r.host_name())
     }
 
+    /// Whether requests to `authority` (a `Host` or `:authority`, port allowed) are never judged.
+    pub fn never_judged_host(&self, authority: &str) -> bool {
+        any_glob(&self.never_hosts, &super::head::host_name(authority))
+    }
+
     /// The first rule `r` matches, if any. Read-only methods and the never-judged hosts (LLM
     /// APIs, package registries) match nothing, whatever the rules say.
     pub fn check(&self, r: &ApiRequest) -> Option<ApiMatch> {

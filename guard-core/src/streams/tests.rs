@@ -13,6 +13,7 @@ fn chunk(dir: Direction, offset: u64, data: &'static [u8]) -> TlsData {
         offset,
         call_len: data.len() as u32,
         target: 0,
+        paused: false,
         data: Bytes::from_static(data),
     }
 }

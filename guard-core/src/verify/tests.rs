@@ -13,6 +13,7 @@ fn data(target: u32, conn: u64, dir: Direction, offset: u64, bytes: &[u8]) -> Ev
         offset,
         call_len: bytes.len() as u32,
         target,
+        paused: false,
         data: Bytes::copy_from_slice(bytes),
     })
 }

@@ -7,6 +7,11 @@
 //! A head whose body the rules may read comes alone from some clients (Python's http.client,
 //! hence boto3): it goes on, and the kernel pauses the connection's next write, judged with the
 //! head. A refusal then leaves the server a head without its body, a request it never acts on.
+//!
+//! HTTP/2 (`STOP_H2`): the kernel pauses every write of the connection, and each is fed, whole
+//! and in order, to the connection's [`PausedH2`] (the decoder's framing and HPACK, one
+//! direction). A request is judged in the write that completes it: a DELETE in the write of its
+//! HEADERS frame, a form POST in the write that ends its body.
 
 use std::{
     collections::HashMap as StdHashMap,
@@ -14,10 +19,10 @@ use std::{
 };
 
 use aya::maps::{HashMap, MapData};
-use guard_common::gate::{CONN_PASS, CONN_PAUSE_NEXT, ConnKey, RequestStop, StopEvent};
+use guard_common::gate::{CONN_PASS, CONN_PAUSE_NEXT, ConnKey, OFFSET_UNKNOWN, RequestStop, STOP_ANSWERED, STOP_H2, StopEvent};
 use guard_core::{
     enforce::{Decision, GateRecord, Mechanism, Mode, PausedRequest},
-    requests::{ApiMatch, BODY_PREFIX_CAP, PausedWrite, RequestRuleSet, paused_write},
+    requests::{ApiMatch, BODY_PREFIX_CAP, H2Write, PausedH2, PausedWrite, RequestRuleSet, paused_write},
     rules::RuleAction,
 };
 
@@ -28,6 +33,13 @@ const READ_CAP: usize = (16 << 10) + BODY_PREFIX_CAP;
 /// Heads kept while their bodies are awaited; past it, the oldest are forgotten (their bodies
 /// are then judged alone, and go on).
 const HEADS_CAP: usize = 1024;
+/// The most read of an HTTP/2 write. Its frames must be followed whole; a longer write (no
+/// client seen writes more than a TLS record's 16 KiB at once) loses the connection's header
+/// table: later requests that refer to it are not judged.
+const H2_READ_CAP: usize = 1 << 20;
+/// HTTP/2 connections followed; past it, the oldest is forgotten (its next requests are judged
+/// only as far as they decode without the table's history).
+const H2_CAP: usize = 256;
 
 /// What the pause does with one write.
 #[derive(Debug, PartialEq)]
@@ -66,6 +78,22 @@ pub(super) fn answer(rules: &RequestRuleSet, mode: Mode, bytes: &[u8], ts_ns: u6
     }
 }
 
+/// Judges what one HTTP/2 write completed (sans-IO, as [`answer`]).
+pub(super) fn answer_h2(rules: &RequestRuleSet, mode: Mode, w: H2Write) -> Answer {
+    let allow = |next| Answer { decision: Decision::Allow, refused: None, next };
+    if w.inference || w.hosts.iter().any(|h| rules.never_judged_host(h)) {
+        return allow(Next::Pass);
+    }
+    for request in w.requests {
+        if let Some(matched) = rules.check(&request)
+            && blocks(mode, &matched)
+        {
+            return Answer { decision: Decision::Deny, refused: Some(PausedRequest { request, matched }), next: Next::Judge };
+        }
+    }
+    allow(Next::Judge)
+}
+
 fn blocks(mode: Mode, m: &ApiMatch) -> bool {
     mode == Mode::Enforce && m.action == RuleAction::Block
 }
@@ -75,11 +103,13 @@ pub(super) struct Pauses {
     conns: HashMap<MapData, ConnKey, u8>,
     /// Heads let go while their bodies are awaited, by connection.
     heads: StdHashMap<ConnKey, Vec<u8>>,
+    /// HTTP/2 connections, each followed from the first of its writes seen.
+    h2: StdHashMap<ConnKey, PausedH2>,
 }
 
 impl Pauses {
     pub(super) fn new(conns: HashMap<MapData, ConnKey, u8>) -> Self {
-        Self { conns, heads: StdHashMap::new() }
+        Self { conns, heads: StdHashMap::new(), h2: StdHashMap::new() }
     }
 
     /// One paused write, from `GATE_EVENTS`.
@@ -90,18 +120,12 @@ impl Pauses {
         }
         let ev = &p.stop;
         let key = ConnKey { tgid: ev.tgid, _pad: 0, conn: p.conn };
-        let head = self.heads.remove(&key);
-        let Some(st) = release::open(ev) else {
+        let Some(mut st) = release::open_bare(ev) else {
             let _ = stopped.remove(&ev.tgid);
+            self.forget(&key);
             return;
         };
-        let len = usize::try_from(p.len).unwrap_or(usize::MAX).min(READ_CAP);
-        let mut bytes = Remote { pid: ev.tgid as libc::pid_t }.read_bytes(p.buf, len);
-        if let Some(mut h) = head {
-            h.append(&mut bytes);
-            bytes = h;
-        }
-        let mut a = answer(&s.requests, s.judge.config().mode, &bytes, ev.enter_ns);
+        let (mut a, bytes) = if ev.scope_flags & STOP_H2 == 0 { self.http1(s, p, key) } else { (self.http2(s, p, key), Vec::new()) };
         let mut slot = ev.slot;
         if a.decision == Decision::Deny && slot == 0 {
             slot = settle(s, ev);
@@ -111,8 +135,19 @@ impl Pauses {
             }
         }
         self.next(key, a.next, bytes);
-        release::let_go(&st, a.decision);
-        let _ = stopped.remove(&ev.tgid);
+        if a.decision == Decision::Deny {
+            // For the record, read before the kill takes the process away.
+            st.cwd = release::cwd_of(ev.tgid);
+            release::let_go(&st, a.decision);
+            self.forget(&key);
+            let _ = stopped.remove(&ev.tgid);
+        } else {
+            // Marked, not removed: the process may pause again the moment it runs, and that
+            // pause takes the entry's place (`STOP_ANSWERED`). `sweep` removes it once the
+            // process is gone.
+            let _ = stopped.insert(ev.tgid, StopEvent { scope_flags: ev.scope_flags | STOP_ANSWERED, ..*ev }, 0);
+            release::let_go(&st, a.decision);
+        }
         s.metrics.request_pauses[usize::from(a.decision == Decision::Deny)].inc();
         if let Some(refused) = a.refused {
             s.record(GateRecord {
@@ -133,11 +168,54 @@ impl Pauses {
         }
     }
 
+    /// An HTTP/1.1 write: the request it starts, with the head kept for it if any. Also the
+    /// bytes, kept if the answer awaits the body.
+    fn http1(&mut self, s: &Shared, p: &RequestStop, key: ConnKey) -> (Answer, Vec<u8>) {
+        let head = self.heads.remove(&key);
+        let len = usize::try_from(p.len).unwrap_or(usize::MAX).min(READ_CAP);
+        let mut bytes = Remote { pid: p.stop.tgid as libc::pid_t }.read_bytes(p.buf, len);
+        if let Some(mut h) = head {
+            h.append(&mut bytes);
+            bytes = h;
+        }
+        (answer(&s.requests, s.judge.config().mode, &bytes, p.stop.enter_ns), bytes)
+    }
+
+    /// An HTTP/2 write: fed whole to its connection's state.
+    fn http2(&mut self, s: &Shared, p: &RequestStop, key: ConnKey) -> Answer {
+        let len = usize::try_from(p.len).unwrap_or(usize::MAX);
+        let bytes = Remote { pid: p.stop.tgid as libc::pid_t }.read_bytes(p.buf, len.min(H2_READ_CAP));
+        if !self.h2.contains_key(&key) && self.h2.len() >= H2_CAP {
+            // Any one: the connections of processes gone are the likely ones, and none is worth a scan.
+            if let Some(k) = self.h2.keys().next().copied() {
+                self.h2.remove(&k);
+            }
+        }
+        let from_start = bytes.starts_with(guard_core::protocols::h2::frames::PREFACE);
+        let conn = self.h2.entry(key).or_insert_with(|| PausedH2::new(from_start));
+        let offset = (p.offset != OFFSET_UNKNOWN).then_some(p.offset);
+        let w = conn.write_at(offset, &bytes, p.stop.enter_ns);
+        if bytes.len() < len {
+            tracing::debug!(read = bytes.len(), len, "an HTTP/2 write was not read whole: its header table is lost");
+            conn.lost(p.stop.enter_ns);
+        }
+        answer_h2(&s.requests, s.judge.config().mode, w)
+    }
+
+    /// Forgets what is kept of a connection (its process goes, or it is passed for good).
+    fn forget(&mut self, key: &ConnKey) {
+        self.heads.remove(key);
+        self.h2.remove(key);
+    }
+
     /// Tells the kernel what to do with the connection's next writes, before the process goes on.
     fn next(&mut self, key: ConnKey, next: Next, head: Vec<u8>) {
         let mark = match next {
             Next::Judge => return,
-            Next::Pass => CONN_PASS,
+            Next::Pass => {
+                self.forget(&key);
+                CONN_PASS
+            }
             Next::Body => {
                 if self.heads.len() >= HEADS_CAP {
                     self.heads.clear();
@@ -149,6 +227,21 @@ impl Pauses {
         if let Err(e) = self.conns.insert(key, mark, 0) {
             tracing::debug!(error = %e, "a connection's pause mark was not set");
         }
+    }
+}
+
+/// Removes the entries of answered pauses whose process is gone (`STOP_ANSWERED`). A process
+/// that is there keeps its entry: removing it could race the process's next pause, which takes
+/// its place.
+pub(super) fn sweep(stopped: &mut HashMap<MapData, u32, StopEvent>) {
+    let gone: Vec<u32> = stopped
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|(_, ev)| ev.scope_flags & STOP_ANSWERED != 0 && !release::alive(ev))
+        .map(|(tgid, _)| tgid)
+        .collect();
+    for tgid in gone {
+        let _ = stopped.remove(&tgid);
     }
 }
 
@@ -206,6 +299,61 @@ mod tests {
         assert_eq!(answer(&rules(), Mode::Enforce, &describe, 1), allow(Next::Judge));
         // Half a body: still waiting for the rest.
         assert_eq!(answer(&rules(), Mode::Enforce, &describe[..describe.len() - 4], 1), allow(Next::Body));
+    }
+
+    /// A client's HTTP/2 write: one HEADERS frame of literal fields (RFC 7541 §6.2.1).
+    fn h2_headers(stream: u32, end_stream: bool, fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut block = Vec::new();
+        for (n, v) in fields {
+            block.extend_from_slice(&[0x40, n.len() as u8]);
+            block.extend_from_slice(n.as_bytes());
+            block.push(v.len() as u8);
+            block.extend_from_slice(v.as_bytes());
+        }
+        let mut f = (block.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[0x1, 0x4 | u8::from(end_stream)]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(&block);
+        f
+    }
+
+    fn h2_conn() -> PausedH2 {
+        let mut c = PausedH2::new(true);
+        let start = [guard_core::protocols::h2::frames::PREFACE.as_slice(), b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"].concat();
+        assert_eq!(answer_h2(&rules(), Mode::Enforce, c.write(&start, 1)), allow(Next::Judge));
+        c
+    }
+
+    fn req(method: &str, host: &str, path: &str) -> [(&'static str, String); 4] {
+        [(":method", method.to_owned()), (":scheme", "https".to_owned()), (":authority", host.to_owned()), (":path", path.to_owned())]
+    }
+
+    fn fields<'a>(f: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        f.iter().map(|(n, v)| (*n, v.as_str())).collect()
+    }
+
+    #[test]
+    fn an_http2_delete_is_refused_in_the_write_of_its_headers() {
+        let mut c = h2_conn();
+        let get = req("GET", "127.0.0.1:6443", "/api/v1/namespaces/prod");
+        assert_eq!(answer_h2(&rules(), Mode::Enforce, c.write(&h2_headers(1, true, &fields(&get)), 2)), allow(Next::Judge));
+        let delete = req("DELETE", "127.0.0.1:6443", "/api/v1/namespaces/prod");
+        let w = c.write(&h2_headers(3, true, &fields(&delete)), 3);
+        let a = answer_h2(&rules(), Mode::Enforce, w);
+        assert_eq!((a.decision, a.refused.map(|r| r.matched.rule_id)), (Decision::Deny, Some("k8s.api-delete-namespace".to_owned())));
+        // Monitor mode: judged the same, let go.
+        let mut c = h2_conn();
+        assert_eq!(answer_h2(&rules(), Mode::Monitor, c.write(&h2_headers(1, true, &fields(&delete)), 2)), allow(Next::Judge));
+    }
+
+    #[test]
+    fn http2_model_calls_and_registries_pass_their_connection() {
+        let mut c = h2_conn();
+        let llm = req("POST", "127.0.0.1:8443", "/v1/messages");
+        assert_eq!(answer_h2(&rules(), Mode::Enforce, c.write(&h2_headers(1, false, &fields(&llm)), 2)), allow(Next::Pass));
+        let mut c = h2_conn();
+        let npm = req("GET", "registry.npmjs.org", "/left-pad");
+        assert_eq!(answer_h2(&rules(), Mode::Enforce, c.write(&h2_headers(1, true, &fields(&npm)), 2)), allow(Next::Pass));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::maps::{HashMap, Map, MapData};
-use guard_common::gate::{STOP_REQUEST, StopEvent};
+use guard_common::gate::{STOP_ANSWERED, STOP_REQUEST, StopEvent};
 use guard_core::enforce::{Decision, ExecRequest, Judge, Mechanism, Verdict};
 
 pub(crate) const PIN: &str = "/sys/fs/bpf/guard/gate_stopped";
@@ -32,17 +32,34 @@ pub(super) struct Stopped {
 /// A process that is there is always returned, so that it is let go: what cannot be read of it
 /// (its cmdline, its cwd) is left empty, and an empty argv is judged by the fail mode.
 pub(super) fn open(ev: &StopEvent) -> Option<Stopped> {
+    let mut st = open_bare(ev)?;
+    let proc = format!("/proc/{}", ev.tgid);
+    let raw = fs::read(format!("{proc}/cmdline")).unwrap_or_default();
+    let raw = &raw[..raw.len().min(CMDLINE_CAP)];
+    st.argv = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    st.cwd = cwd_of(ev.tgid);
+    Some(st)
+}
+
+/// [`open`] without reading the command line or the cwd: for a paused request, judged on its
+/// bytes (every write of an HTTP/2 connection pauses, so the reads are worth saving).
+pub(super) fn open_bare(ev: &StopEvent) -> Option<Stopped> {
     let pidfd = pidfd_open(ev.tgid).ok()?;
     // Checked after the pidfd is held: if the start time matches now, the pidfd is that process.
     if start_ticks(ev.tgid)? != ev.start_ns / NS_PER_TICK {
         return None;
     }
-    let proc = format!("/proc/{}", ev.tgid);
-    let raw = fs::read(format!("{proc}/cmdline")).unwrap_or_default();
-    let raw = &raw[..raw.len().min(CMDLINE_CAP)];
-    let argv = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    let cwd = fs::read_link(format!("{proc}/cwd")).ok().map(|p| p.display().to_string());
-    Some(Stopped { pidfd, argv, cwd })
+    Some(Stopped { pidfd, argv: Vec::new(), cwd: None })
+}
+
+/// Whether the process of a stop record is still there (its pid names the same process).
+pub(super) fn alive(ev: &StopEvent) -> bool {
+    start_ticks(ev.tgid).is_some_and(|t| t == ev.start_ns / NS_PER_TICK)
+}
+
+/// The cwd of process `pid`, while it is there.
+pub(super) fn cwd_of(pid: u32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.display().to_string())
 }
 
 /// A pidfd of process `pid`: it names that process even if the pid is reused later.
@@ -111,7 +128,10 @@ fn drain(f: impl Fn(&StopEvent, &Stopped)) -> usize {
     let entries: Vec<(u32, StopEvent)> = map.iter().filter_map(Result::ok).collect();
     let mut n = 0;
     for (tgid, ev) in entries {
-        if let Some(st) = open(&ev) {
+        // An answered pause's entry names a process that runs: nothing to let go (or kill).
+        if ev.scope_flags & STOP_ANSWERED == 0
+            && let Some(st) = open(&ev)
+        {
             f(&ev, &st);
             n += 1;
         }
@@ -141,7 +161,7 @@ pub(crate) fn release_stale(map: &mut HashMap<MapData, u32, StopEvent>, now_ns: 
     let old: Vec<(u32, StopEvent)> = map
         .iter()
         .filter_map(Result::ok)
-        .filter(|(_, ev)| now_ns.saturating_sub(ev.stopped_ns) > max_age.as_nanos() as u64)
+        .filter(|(_, ev)| ev.scope_flags & STOP_ANSWERED == 0 && now_ns.saturating_sub(ev.stopped_ns) > max_age.as_nanos() as u64)
         .collect();
     for (tgid, ev) in &old {
         if let Some(st) = open(ev) {

@@ -20,6 +20,7 @@ use super::{Shared, monotonic_ns, provisional, release};
 pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap<MapData, u32, StopEvent>, conns: HashMap<MapData, ConnKey, u8>) {
     let mut pauses = super::paused::Pauses::new(conns);
     let fd = events.as_raw_fd();
+    let mut swept = Instant::now();
     loop {
         // Read once more after the stop flag: a stop that raced the shutdown is not left behind.
         let last = s.stop.load(Relaxed);
@@ -39,8 +40,15 @@ pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap
         if last {
             return;
         }
+        if swept.elapsed() >= SWEEP_EVERY {
+            super::paused::sweep(&mut stopped);
+            swept = Instant::now();
+        }
     }
 }
+
+/// How often the entries answered pauses leave are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 fn handle(s: &Shared, ev: &StopEvent, stopped: &mut HashMap<MapData, u32, StopEvent>) {
     let Some(st) = release::open(ev) else {

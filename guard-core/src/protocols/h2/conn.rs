@@ -419,6 +419,24 @@ impl H2Conn {
         }
     }
 
+    /// The hosts of the streams in flight; then forgets those whose request side ended. For a
+    /// caller that feeds the request direction only (the request pause): no response would ever
+    /// end them.
+    pub(crate) fn forget_sent_requests(&mut self) -> Vec<String> {
+        let req = self.req_dir().index();
+        let mut hosts: Vec<String> = self.streams.values().filter_map(|s| s.p.host.clone()).collect();
+        hosts.dedup();
+        let done: Vec<u32> = self.streams.iter().filter(|(_, s)| s.ended[req]).map(|(id, _)| *id).collect();
+        for id in done {
+            self.streams.remove(&id);
+            if self.closed.len() >= CLOSED_MEMORY {
+                self.closed.pop_front();
+            }
+            self.closed.push_back(id);
+        }
+        hosts
+    }
+
     fn is_closed(&self, id: u32) -> bool {
         self.closed.contains(&id)
     }

@@ -4,3 +4,4 @@
 pub(crate) mod conn;
 pub mod frames;
 pub mod hpack;
+pub mod paused;

@@ -615,6 +615,7 @@ fn an_agents_destructive_api_call_is_one_sample_without_its_secrets() {
         offset: 0,
         call_len: req.len() as u32,
         target: 0,
+        paused: false,
         data: bytes::Bytes::from(req.into_bytes()),
     };
     e.push(Event::TlsData(data), std::time::UNIX_EPOCH, &mut NoLookup, &mut out);
