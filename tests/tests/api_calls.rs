@@ -166,30 +166,41 @@ fn enforce_kills_destructive_requests_before_a_byte_leaves() {
     assert!(head.starts_with("POST / HTTP/1.1\r\n") && head.ends_with("\r\n\r\n") && head.contains(&format!("Content-Length: {}\r\n", TERMINATE.len())), "{head:?}");
     assert!(!head.contains("Action="), "the body left: {head:?}");
 
-    // One `blocked` record per refused request, by the pause; none for the routine ones.
-    // The refusals' records come from the gate through the engine (metric first, then the audit
-    // line): wait for both.
-    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule, "blocked", Some("stop"), Some(AGENT))).collect();
-    let m = wait_metrics(&addr, |m| llm_calls(m) >= 2.0 && api_records(&audit).len() >= want.len());
-    let records = api_records(&audit);
-    let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default(), r["mechanism"].as_str(), r["agent"].as_str())).collect();
-    assert_eq!(got, want, "{records:#?}");
-    for r in &records {
-        assert!(r["pid"].as_u64().is_some_and(|p| p > 0) && r["request"]["host"].is_string(), "{r:#}");
-    }
+    let m = refusals_recorded(&audit, &addr, &calls);
     assert_eq!(metric_sum(&m, "guard_request_pauses_total", &["decision=\"deny\""]), 4.0);
     // Let go: the routine POSTs (Python's two twice, head then body; curl's once) and the head of
     // Python's refused form POST. Never paused: GETs, the agent's own model calls.
     assert_eq!(metric_sum(&m, "guard_request_pauses_total", &["decision=\"allow\""]), 6.0);
     assert_eq!(metric_sum(&m, "guard_destructive_api_calls_total", &["action=\"blocked\""]), 4.0);
     assert_eq!(llm_calls(&m), 2.0, "the agent's model calls before and after");
+    assert_no_secrets(&audit, &d);
+    d.stop();
+}
 
-    let text = std::fs::read_to_string(&audit).unwrap();
+/// Exactly one `blocked` record per refused request, by the pause, in order; none for the
+/// routine ones. The records come from the gate through the engine (metric first, then the audit
+/// line): waited for, then a moment more, for a second record of a refusal (the decoder's
+/// `would_block`) would come about as soon. The metrics then.
+fn refusals_recorded(audit: &std::path::Path, addr: &str, calls: &[Call]) -> BTreeMap<String, f64> {
+    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule, "blocked", Some("stop"), Some(AGENT))).collect();
+    wait_metrics(addr, |m| llm_calls(m) >= 2.0 && api_records(audit).len() >= want.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let records = api_records(audit);
+    let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default(), r["mechanism"].as_str(), r["agent"].as_str())).collect();
+    assert_eq!(got, want, "{records:#?}");
+    for r in &records {
+        assert!(r["pid"].as_u64().is_some_and(|p| p > 0) && r["request"]["host"].is_string(), "{r:#}");
+    }
+    metrics(addr)
+}
+
+/// The bearer token and the instance id reach neither the audit log nor guard's log.
+fn assert_no_secrets(audit: &std::path::Path, d: &Daemon) {
+    let text = std::fs::read_to_string(audit).unwrap();
     let log = d.log_lines().join("\n");
     for secret in [TOKEN, "i-0abc"] {
         assert!(!text.contains(secret) && !log.contains(secret), "{secret} leaked");
     }
-    d.stop();
 }
 
 #[test]
@@ -393,21 +404,11 @@ fn enforce_holds_a_go_http2_client_and_records_each_refusal_once() {
     assert!(open.iter().all(|l| l == "POST /"), "{open:?}");
     assert!(!transcripts.iter().any(|t| t.received.windows(9).any(|w| w == b"Terminate")), "the Action left");
 
-    let want: Vec<_> = calls.iter().filter_map(|c| c.rule).map(|rule| (rule, "blocked", Some("stop"), Some(AGENT))).collect();
-    let m = wait_metrics(&addr, |m| llm_calls(m) >= 2.0 && api_records(&audit).len() >= want.len());
-    // A second record of a refusal (the decoder's `would_block`) would come about as soon.
-    std::thread::sleep(Duration::from_millis(500));
-    let records = api_records(&audit);
-    let got: Vec<_> = records.iter().map(|r| (r["rule_id"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default(), r["mechanism"].as_str(), r["agent"].as_str())).collect();
-    assert_eq!(got, want, "{records:#?}");
+    let m = refusals_recorded(&audit, &addr, &calls);
     assert_eq!(metric_sum(&m, "guard_request_pauses_total", &["decision=\"deny\""]), 2.0);
-    assert_eq!(metric_sum(&metrics(&addr), "guard_destructive_api_calls_total", &["action=\"would_block\""]), 0.0);
+    assert_eq!(metric_sum(&m, "guard_destructive_api_calls_total", &["action=\"would_block\""]), 0.0);
     assert_eq!(llm_calls(&m), 2.0, "the agent's model calls before and after");
-    let text = std::fs::read_to_string(&audit).unwrap();
-    let log = d.log_lines().join("\n");
-    for secret in [TOKEN, "i-0abc"] {
-        assert!(!text.contains(secret) && !log.contains(secret), "{secret} leaked");
-    }
+    assert_no_secrets(&audit, &d);
     d.stop();
 }
 
