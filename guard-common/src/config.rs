@@ -36,6 +36,20 @@ pub mod globals {
         ("MOUNT_MNT_MOUNTPOINT", "mount", "mnt_mountpoint"),
         ("VFSMOUNT_MNT_ROOT", "vfsmount", "mnt_root"),
     ];
+
+    /// The library-load stop (`guard-ebpf/src/load.rs`), on top of [`PATH_WALK`]'s fd table:
+    /// the mapped file's (dev, inode) and link count, and whether a job-control shell waits on
+    /// the process.
+    pub const LOAD_STOP: [(&str, &str, &str); 8] = [
+        ("FILE_F_INODE", "file", "f_inode"),
+        ("INODE_I_INO", "inode", "i_ino"),
+        ("INODE_I_SB", "inode", "i_sb"),
+        ("INODE_I_NLINK", "inode", "__i_nlink"),
+        ("SB_S_DEV", "super_block", "s_dev"),
+        ("TASK_SIGNAL", "task_struct", "signal"),
+        ("SIGNAL_TTY", "signal_struct", "tty"),
+        ("SIGNAL_PIDS", "signal_struct", "pids"),
+    ];
 }
 
 /// A tracepoint field that this kernel does not have.

@@ -12,6 +12,9 @@
 //!   of a request that may change something (issue 21), registered in `GATE_STOPPED` the same
 //!   way. [`ConnKey`] in `REQ_CONNS`: connections userspace passed for good, or whose next write
 //!   it wants to see.
+//! - [`LoadStop`] in `GATE_EVENTS`: a process stopped at an `mmap` that maps a file for
+//!   execution which guard has not analysed (a library loaded with `dlopen`, issue 17), registered
+//!   in `GATE_STOPPED` the same way. [`FileKey`] in `KNOWN_FILES`: the files guard has analysed.
 
 #[cfg(feature = "pod")]
 use bytemuck::{Pod, Zeroable};
@@ -86,6 +89,47 @@ pub const STOP_H2: u32 = 1 << 9;
 /// next pause, and removing it before would leave a stopped process that a guard dying in between
 /// has no record of.
 pub const STOP_ANSWERED: u32 = 1 << 10;
+/// `StopEvent::scope_flags`: the stop is a library load ([`LoadStop`]). Userspace lets it go
+/// once the file's hooks are attached (or at the hold's bound), whatever they are; a restarted
+/// guard lets it go at once.
+pub const STOP_LOAD: u32 = 1 << 11;
+
+/// A process stopped at the entry of an `mmap` with `PROT_EXEC` of a file that is not in
+/// `KNOWN_FILES`: the stop lands as the call returns, before the caller can run the mapping.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct LoadStop {
+    pub stop: StopEvent,
+    pub file: FileKey,
+    /// The caller's fd of the file: userspace opens the very file through `/proc/PID/fd/FD`.
+    pub fd: u32,
+    pub _pad: u32,
+}
+
+/// A file as the kernel names it: `s_dev` in the kernel's own encoding (major << 20 | minor, not
+/// `st_dev`'s) and the inode number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "pod", derive(Pod, Zeroable))]
+pub struct FileKey {
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
+}
+
+impl FileKey {
+    /// The key of a file `stat` describes: `st_dev` is re-encoded as the kernel's `dev_t`.
+    pub fn from_stat(st_dev: u64, ino: u64) -> Self {
+        let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
+        let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
+        Self { ino, dev: ((major << 20) | (minor & 0xf_ffff)) as u32, _pad: 0 }
+    }
+}
+
+/// Files in `KNOWN_FILES`: an LRU, so that it never fills; a file that falls out costs its next
+/// load one stop that userspace answers from what it knows.
+pub const KNOWN_FILES_MAX: u32 = 65_536;
 
 /// A process stopped at the entry of a TLS write that starts a request (`POST`, `PUT`, `PATCH`,
 /// `DELETE`): userspace reads the request from `buf` while it waits, judges it, and kills or
@@ -150,7 +194,9 @@ pub const CTL_DELETE_ON: u32 = 5;
 pub const CTL_DELETE_KILL: u32 = 6;
 /// Pause agents' descendants' TLS writes that start a request which may change something.
 pub const CTL_REQ_PAUSE: u32 = 7;
-pub const CTL_SLOTS: u32 = 8;
+/// Stop a process that maps a file for execution that guard has not analysed ([`LoadStop`]).
+pub const CTL_LOAD_STOP: u32 = 8;
+pub const CTL_SLOTS: u32 = 9;
 
 pub const AGENT_TGIDS_MAX: u32 = 32_768;
 pub const GATE_EXECS_MAX: u32 = 8_192;
@@ -162,4 +208,7 @@ const _: () = {
     assert!(core::mem::size_of::<StopEvent>() == 48);
     assert!(core::mem::size_of::<RequestStop>() == 80);
     assert!(core::mem::size_of::<ConnKey>() == 16);
+    assert!(core::mem::size_of::<FileKey>() == 16);
+    // Records of `GATE_EVENTS` are told apart by size.
+    assert!(core::mem::size_of::<LoadStop>() == 72);
 };

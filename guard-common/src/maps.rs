@@ -24,5 +24,7 @@ pub const REQ_CONNS: &str = "REQ_CONNS";
 
 /// Path prefixes and their places (`crate::delete::PlaceValue`), an LPM trie the daemon fills.
 pub const PLACES: &str = "PLACES";
+/// `guard_common::gate::FileKey` of every file guard has analysed (library loads, issue 17).
+pub const KNOWN_FILES: &str = "KNOWN_FILES";
 
-pub const ALL: [&str; 11] = [EVENTS, WAKE_NAMES, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL, REQ_CONNS, PLACES];
+pub const ALL: [&str; 12] = [EVENTS, WAKE_NAMES, LOSSES, AEAD_TRACKED, AGENT_TGIDS, GATE_EXECS, GATE_STOPPED, GATE_EVENTS, GATE_CTL, REQ_CONNS, PLACES, KNOWN_FILES];

@@ -31,7 +31,7 @@ use crate::{
     globals,
     maps::count_loss,
     ring::{self, Wake},
-    task,
+    task::{self, read},
 };
 
 /// Path prefixes and their places, filled by the daemon.
@@ -293,20 +293,7 @@ fn dir_of(dfd: i64) -> Result<(u64, u64), i64> {
         let fs: u64 = read(task::current(), globals::task_fs())?;
         fs + globals::fs_pwd() as u64
     } else {
-        if dfd < 0 {
-            return Err(0);
-        }
-        let files: u64 = read(task::current(), globals::task_files())?;
-        let fdt: u64 = read(files, globals::files_fdt())?;
-        let max: u32 = read(fdt, globals::fdt_max_fds())?;
-        if dfd as u64 >= max as u64 {
-            return Err(0);
-        }
-        let fds: u64 = read(fdt, globals::fdt_fd())?;
-        let file: u64 = read(fds, 8 * dfd as u32)?;
-        if file == 0 {
-            return Err(0);
-        }
+        let file = task::file_of_fd(dfd)?;
         file + globals::file_f_path() as u64
     };
     let mnt: u64 = read(path_at, globals::path_mnt())?;
@@ -489,13 +476,4 @@ fn as_dir(b: *mut PathBuild, len: usize) {
 fn copy_path(dst: &mut [u8; PATH_LEN], b: *mut PathBuild) {
     // SAFETY: both are PATH_LEN bytes of map memory.
     unsafe { bpf_probe_read_kernel(dst.as_mut_ptr().cast(), PATH_LEN as u32, (&raw const (*b).data).cast()) };
-}
-
-#[inline(always)]
-fn read<T: Copy>(base: u64, off: u32) -> Result<T, i64> {
-    if base == 0 {
-        return Err(0);
-    }
-    // SAFETY: reading kernel memory through the checked helper; a bad address returns an error.
-    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((base + off as u64) as *const T) }.map_err(|e| e as i64)
 }

@@ -69,7 +69,8 @@ pub fn self_tgid() -> u32 {
     get(&SELF_TGID)
 }
 
-/// Offsets for the deletion programs' path walk (`crate::delete`), each `static NAME: u32` with
+/// Offsets for the deletion programs' path walk (`crate::delete`) and the library-load stop
+/// (`crate::load`), each `static NAME: u32` with
 /// its getter.
 macro_rules! offsets {
     ($($name:ident => $get:ident,)+) => {$(
@@ -99,4 +100,12 @@ offsets! {
     MOUNT_MNT_PARENT => mount_mnt_parent,
     MOUNT_MNT_MOUNTPOINT => mount_mnt_mountpoint,
     VFSMOUNT_MNT_ROOT => vfsmount_mnt_root,
+    FILE_F_INODE => file_f_inode,
+    INODE_I_INO => inode_i_ino,
+    INODE_I_SB => inode_i_sb,
+    INODE_I_NLINK => inode_i_nlink,
+    SB_S_DEV => sb_s_dev,
+    TASK_SIGNAL => task_signal,
+    SIGNAL_TTY => signal_tty,
+    SIGNAL_PIDS => signal_pids,
 }

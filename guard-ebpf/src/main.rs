@@ -12,6 +12,7 @@ mod floor;
 mod gate;
 mod globals;
 mod go;
+mod load;
 mod maps;
 mod pause;
 mod ring;

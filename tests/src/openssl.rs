@@ -75,3 +75,27 @@ pub fn repeat(bin: &Path, mock: &MockLlm, n: u32) -> Command {
         .env("OSSLCLIENT_WAIT_STDIN", "1");
     c
 }
+
+/// The client's calls as a Node native addon (`tests/openssl_client/addon`): a shared library
+/// with OpenSSL 3.5 linked in, stripped. Node loads it with dlopen; `llm(BASE, CA_FILE)` makes
+/// the five calls of [`llm`]. Built once per process.
+pub fn addon() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        crate::cargo_client::build("openssl_client", "openssl", "addon", "libossladdon.so", "openssl-src needs perl, make and a C compiler").stripped
+    })
+}
+
+/// `node -e`: copies `addon` into `dir` (made now: a file guard has never seen, as an agent
+/// extracts its addon into a cache at first run), loads it and makes its calls at once.
+pub fn node_addon(addon: &Path, dir: &Path, mock: &MockLlm) -> Command {
+    const SCRIPT: &str = "const fs = require('fs'), path = require('path');\n\
+        const [src, dir, base, ca] = process.argv.slice(1);\n\
+        fs.mkdirSync(dir, { recursive: true });\n\
+        const dst = path.join(dir, 'ossladdon.node');\n\
+        fs.copyFileSync(src, dst);\n\
+        require(dst).llm(base, ca);\n";
+    let mut c = Command::new("node");
+    c.arg("-e").arg(SCRIPT).arg(addon).arg(dir).arg(&mock.base).arg(&mock.ca_file);
+    c
+}

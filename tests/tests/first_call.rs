@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, reason = "tests panic with their message on failure")]
 
 use std::{
+    io::{BufRead as _, BufReader, Write as _},
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Child, Command, Stdio},
+    sync::mpsc::{Receiver, channel},
     time::{Duration, Instant},
 };
 
@@ -160,4 +162,104 @@ fn new_programs_without_tls_run_after_their_quick_analysis() {
     assert!(count("no_hooks") >= 20.0, "{m:#?}");
     assert_eq!(count("late"), 0.0, "{m:#?}");
     d.stop();
+}
+
+/// The library-load stop (`gate::loads`): a Node program extracts a native addon with OpenSSL
+/// linked in into a new directory, loads it with dlopen and makes its five calls at once. The
+/// process is stopped at the mmap of the addon's code until guard has hooked it: every call is
+/// seen on the first run.
+#[test]
+fn a_library_loaded_with_dlopen_is_hooked_before_its_first_call() {
+    if !privileged() {
+        return;
+    }
+    let addon = openssl::addon();
+    let mock = MockLlm::start();
+    let d = Daemon::start_with("first-load", &["--metrics-addr", "127.0.0.1:0", "--log-format", "json"]);
+    let addr = metrics_addr(&d);
+    let run = run_client(&mut openssl::node_addon(addon, &temp_path("addon-cache"), &mock));
+    let m = samples(&scrape(&addr).1);
+    let all = exchanges(&d.stop());
+    assert_eq!(run.calls.len(), 5, "the addon made its five calls");
+    assert_usage_matches(&all, &run);
+    let count = |o: &str| m.get(&format!("guard_tls_first_load_total{{outcome=\"{o}\"}}")).copied().unwrap_or(0.0);
+    assert!(count("hooked") >= 1.0, "the addon was hooked while its loader was stopped: {m:#?}");
+    assert_eq!((count("late"), count("unheld")), (0.0, 0.0), "{m:#?}");
+}
+
+/// python3 started before guard (so guard knows its program), loading each library path it
+/// reads on stdin with ctypes and printing `loaded`.
+struct Loader {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Loader {
+    fn start() -> Self {
+        let script = "import ctypes, sys\nfor l in sys.stdin:\n    ctypes.CDLL(l.strip())\n    print('loaded', flush=True)\n";
+        let mut child = Command::new("python3").args(["-c", script]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = channel();
+        std::thread::spawn(move || out.lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+        Self { child, lines }
+    }
+
+    /// Loads a fresh copy of zlib (a library guard has never seen); returns when the load is
+    /// under way.
+    fn load_fresh(&mut self, name: &str) {
+        let lib = fresh_copy(Path::new("/lib/x86_64-linux-gnu/libz.so.1"), name);
+        writeln!(self.child.stdin.as_mut().unwrap(), "{}", lib.display()).unwrap();
+    }
+
+    fn loaded_within(&self, t: Duration) -> bool {
+        self.lines.recv_timeout(t).is_ok_and(|l| l == "loaded")
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A library whose analysis outlasts the hold (slowed to 5 s, test builds only): the process runs
+/// on when the hold ends (2 s), and the load is counted late.
+#[test]
+fn a_load_held_past_its_bound_runs_and_counts_late() {
+    if !privileged() {
+        return;
+    }
+    let mut py = Loader::start();
+    let env = [("GUARD_FIRST_RUN_TEST_DELAY_MS", "5000")];
+    let d = Daemon::start_env("load-hold", &["--metrics-addr", "127.0.0.1:0", "--log-format", "json"], &env);
+    let addr = metrics_addr(&d);
+    let t = Instant::now();
+    py.load_fresh("libz-held.so");
+    assert!(py.loaded_within(Duration::from_secs(10)), "the loader never went on");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(1800) && took < Duration::from_millis(4500), "held {took:?}, the hold is 2 s");
+    let m = samples(&scrape(&addr).1);
+    assert_eq!(m.get("guard_tls_first_load_total{outcome=\"late\"}").copied(), Some(1.0), "{m:#?}");
+    d.stop();
+}
+
+/// `kill -9` of guard while a load is held: the process is let go once guard is gone (the
+/// watchdog releases what the pinned registry holds), within seconds.
+#[test]
+fn sigkill_of_guard_mid_load_hold_leaves_no_process_stopped() {
+    if !privileged() {
+        return;
+    }
+    let mut py = Loader::start();
+    let env = [("GUARD_FIRST_RUN_TEST_DELAY_MS", "60000")];
+    let mut d = Daemon::start_env("load-sigkill", &["--log-format", "json"], &env);
+    py.load_fresh("libz-sigkill.so");
+    assert!(!py.loaded_within(Duration::from_millis(800)), "the load is held while guard analyses");
+    let t = Instant::now();
+    // SAFETY: killing our own child.
+    assert_eq!(unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) }, 0);
+    assert!(py.loaded_within(Duration::from_secs(6)), "the loader is still stopped {:?} after guard died", t.elapsed());
+    eprintln!("let go {:?} after guard's SIGKILL", t.elapsed());
+    let _ = d.wait_exit(Duration::from_secs(10));
 }

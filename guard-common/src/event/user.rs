@@ -30,6 +30,8 @@ aya_pod!(
     crate::gate::StopEvent,
     crate::gate::RequestStop,
     crate::gate::ConnKey,
+    crate::gate::FileKey,
+    crate::gate::LoadStop,
     crate::delete::DeleteEvent,
     crate::delete::PlaceValue,
 );

@@ -61,6 +61,8 @@ pub(super) struct FirstRun {
 
 pub(super) struct Job {
     id: u64,
+    /// A library load (`id` is its key in `Shared::loads`), not an exec's fanotify event.
+    load: bool,
     /// A copy of the event's fd: the event's own closes with its answer, maybe by the deadline
     /// thread while this one is still reading the file.
     file: OwnedFd,
@@ -99,9 +101,25 @@ impl FirstRun {
     /// Holds event `id` for analysis of `file` (a copy of its fd); `false` if it cannot be. The
     /// event must be in the pending set already.
     pub(super) fn hold(&self, id: u64, file: OwnedFd) -> bool {
-        match self.jobs.try_send(Job { id, file, queued: Instant::now() }) {
+        self.queue(Job { id, load: false, file, queued: Instant::now() })
+    }
+
+    /// Holds library load `id` (in `Shared::loads`) for analysis of `file`; `false` if it cannot be.
+    pub(super) fn hold_load(&self, id: u64, file: OwnedFd) -> bool {
+        self.queue(Job { id, load: true, file, queued: Instant::now() })
+    }
+
+    fn queue(&self, job: Job) -> bool {
+        match self.jobs.try_send(job) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Tells the kernel's library-load stop that this file is known.
+    pub(super) fn tell_kernel(&self, fd: &OwnedFd) {
+        if let Some(((dev, ino), _)) = stamp(fd.as_fd()) {
+            self.scanner.tell_kernel((dev, ino));
         }
     }
 }
@@ -127,7 +145,7 @@ fn stamp(fd: BorrowedFd<'_>) -> Option<((u64, u64), Stamp)> {
 }
 
 fn run(s: &Shared, rx: &Mutex<Receiver<Job>>, judge_jobs: &SyncSender<judges::Job>, attach: &UnboundedSender<AttachNow>, scanner: &Scanner) {
-    let (Some(fan), Ok(execs)) = (s.fan.as_ref(), judges::open_execs(s.execs_map)) else { return };
+    let (Some(fan), Ok(execs), Ok(mut stopped)) = (s.fan.as_ref(), judges::open_execs(s.execs_map), judges::open_stopped(s.stopped_map)) else { return };
     // Test builds only: an analysis as slow as this, to test the hold's bound and a SIGKILL mid-hold.
     #[cfg(debug_assertions)]
     let delay = std::env::var("GUARD_FIRST_RUN_TEST_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
@@ -140,7 +158,11 @@ fn run(s: &Shared, rx: &Mutex<Receiver<Job>>, judge_jobs: &SyncSender<judges::Jo
                     std::thread::sleep(d);
                 }
                 let outcome = prepare(scanner, attach, &job);
-                release(s, fan, &execs, judge_jobs, &job, outcome);
+                if job.load {
+                    loaded(s, &mut stopped, &job, outcome);
+                } else {
+                    release(s, fan, &execs, judge_jobs, &job, outcome);
+                }
             }
             Err(RecvTimeoutError::Timeout) if !s.stop.load(Relaxed) => {}
             Err(_) => return,
@@ -193,6 +215,22 @@ fn release(
         Outcome::Late => first.metrics.late.inc(),
     };
     listener::route(s, fan, execs, judge_jobs, e.ev, job.id, true);
+}
+
+/// Counts a library load's outcome and lets its process run, unless the hold ran out first.
+fn loaded(s: &Shared, stopped: &mut aya::maps::HashMap<aya::maps::MapData, u32, guard_common::gate::StopEvent>, job: &Job, outcome: Outcome) {
+    let Some(first) = s.first_run.get() else { return };
+    // Known to the kernel whatever the outcome: a file `consider` skips (not a regular file) is
+    // not in the scanner's table, and would stop its every load.
+    first.tell_kernel(&job.file);
+    let Some(h) = s.loads.take(job.id) else { return };
+    let m = &first.metrics.loads;
+    match outcome {
+        Outcome::Hooked => m.hooked.inc(),
+        Outcome::NoHooks => m.no_hooks.inc(),
+        Outcome::Late => m.late.inc(),
+    };
+    super::loads::let_go(stopped, &h);
 }
 
 /// The deadline thread's answer to a hold that ran out: the exec runs now. A ticket it has stays

@@ -41,6 +41,10 @@ pub(super) fn open_agents(id: u32) -> Result<HashMap<MapData, u32, guard_common:
     HashMap::try_from(Map::HashMap(MapData::from_id(id)?))
 }
 
+pub(super) fn open_stopped(id: u32) -> Result<HashMap<MapData, u32, guard_common::gate::StopEvent>, MapError> {
+    HashMap::try_from(Map::HashMap(MapData::from_id(id)?))
+}
+
 fn open_ctl(id: u32) -> Result<Array<MapData, u32>, MapError> {
     Array::try_from(Map::Array(MapData::from_id(id)?))
 }

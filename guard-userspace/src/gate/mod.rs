@@ -14,6 +14,7 @@ pub(crate) mod fanotify;
 pub(crate) mod first_run;
 mod judges;
 mod listener;
+mod loads;
 pub(crate) mod mounts;
 pub(crate) mod notify;
 mod pending;
@@ -40,7 +41,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard_common::gate::{CTL_BEAT_MS, CTL_DELETE_KILL, CTL_DELETE_ON, CTL_ON, CTL_REQ_PAUSE, CTL_SCOPE_ALL, CTL_STALE_MS, CTL_STOP};
+use guard_common::gate::{CTL_BEAT_MS, CTL_DELETE_KILL, CTL_DELETE_ON, CTL_LOAD_STOP, CTL_ON, CTL_REQ_PAUSE, CTL_SCOPE_ALL, CTL_STALE_MS, CTL_STOP};
 use guard_core::{
     engine::Outputs,
     pipeline::Output,
@@ -105,6 +106,10 @@ struct Shared {
     execs_map: u32,
     agents_map: u32,
     ctl_map: u32,
+    /// `GATE_STOPPED`, for the first-exec threads that let held library loads go.
+    stopped_map: u32,
+    /// Library loads held for their hooks (`loads`).
+    loads: loads::LoadHolds,
     /// The first-exec hold, once its threads run (none without fanotify or without a scanner).
     first_run: OnceLock<first_run::FirstRun>,
     #[cfg(debug_assertions)]
@@ -177,6 +182,17 @@ impl Gate {
             }
         };
         let execs_map = maps.execs_id;
+        // The library-load stop needs the first-exec threads (which need fanotify) and a kernel
+        // list of the files they know, filled before the stop is switched on.
+        let load_stop = cfg.mode != Mode::Off
+            && fan.is_some()
+            && match (opts.first_run.as_ref(), kernel.take_known_files()) {
+                (Some(o), Some(known)) => {
+                    o.scanner.mirror_to_kernel(known);
+                    true
+                }
+                _ => false,
+            };
         let (tx, records) = mpsc::channel(RECORDS_CAP);
         let shared = Arc::new(Shared {
             fan,
@@ -194,6 +210,8 @@ impl Gate {
             execs_map,
             agents_map: maps.agents_id,
             ctl_map: maps.ctl_id,
+            stopped_map: maps.stopped_id,
+            loads: loads::LoadHolds::default(),
             first_run: OnceLock::new(),
             #[cfg(debug_assertions)]
             test_delay: std::env::var("GUARD_GATE_TEST_JUDGE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
@@ -230,6 +248,7 @@ impl Gate {
         set(&mut ctl, CTL_DELETE_KILL, u32::from(opts.deletions && cfg.mode == Mode::Enforce))?;
         let pause = cfg.mode == Mode::Enforce && !shared.requests.rules().is_empty();
         set(&mut ctl, CTL_REQ_PAUSE, u32::from(pause))?;
+        set(&mut ctl, CTL_LOAD_STOP, u32::from(load_stop))?;
         set(&mut ctl, CTL_ON, u32::from(on))?;
         // fanotify is in use from here, its marks placed whenever an agent lives.
         shared.metrics.active[0].set(i64::from(on && shared.fan.is_some()));
@@ -248,6 +267,7 @@ impl Gate {
             fanotify = gate.shared.fan.is_some(),
             stop = on,
             request_pause = pause,
+            library_load_stop = load_stop,
             stop_registry_pinned = maps_pinned,
             "exec gate started"
         );
@@ -318,6 +338,7 @@ impl Gate {
     /// Returns the decisions the daemon loop has not taken yet.
     pub(crate) fn stop(mut self) -> Vec<GateRecord> {
         let _ = self.ctl.set(CTL_ON, 0, 0);
+        let _ = self.ctl.set(CTL_LOAD_STOP, 0, 0);
         let _ = self.ctl.set(CTL_DELETE_KILL, 0, 0);
         let _ = self.ctl.set(CTL_DELETE_ON, 0, 0);
         if let Some(fan) = self.shared.fan.as_ref() {

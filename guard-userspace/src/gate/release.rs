@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::maps::{HashMap, Map, MapData};
-use guard_common::gate::{STOP_ANSWERED, STOP_REQUEST, StopEvent};
+use guard_common::gate::{STOP_ANSWERED, STOP_LOAD, STOP_REQUEST, StopEvent};
 use guard_core::enforce::{Decision, ExecRequest, Judge, Mechanism, Verdict};
 
 pub(crate) const PIN: &str = "/sys/fs/bpf/guard/gate_stopped";
@@ -144,7 +144,7 @@ fn drain(f: impl Fn(&StopEvent, &Stopped)) -> usize {
 /// then the old registry's pin goes, for this guard's own.
 pub(super) fn adopt(j: &Judge) {
     // A paused request is let go: its bytes are not read again here (fail open).
-    let n = drain(|ev, st| let_go(st, if ev.scope_flags & STOP_REQUEST != 0 { Decision::Allow } else { judge(j, ev, st).decision }));
+    let n = drain(|ev, st| let_go(st, if ev.scope_flags & (STOP_REQUEST | STOP_LOAD) != 0 { Decision::Allow } else { judge(j, ev, st).decision }));
     if n > 0 {
         tracing::warn!(processes = n, "judged and let go the execs an earlier guard had stopped");
     }
@@ -161,7 +161,11 @@ pub(crate) fn release_stale(map: &mut HashMap<MapData, u32, StopEvent>, now_ns: 
     let old: Vec<(u32, StopEvent)> = map
         .iter()
         .filter_map(Result::ok)
-        .filter(|(_, ev)| ev.scope_flags & STOP_ANSWERED == 0 && now_ns.saturating_sub(ev.stopped_ns) > max_age.as_nanos() as u64)
+        .filter(|(_, ev)| {
+            // A library load is held up to its own bound by guard (`loads`), then let go.
+            let age = if ev.scope_flags & STOP_LOAD != 0 { max_age + super::first_run::HOLD } else { max_age };
+            ev.scope_flags & STOP_ANSWERED == 0 && now_ns.saturating_sub(ev.stopped_ns) > age.as_nanos() as u64
+        })
         .collect();
     for (tgid, ev) in &old {
         if let Some(st) = open(ev) {

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::maps::{HashMap, MapData, RingBuf};
-use guard_common::gate::{ConnKey, RequestStop, StopEvent};
+use guard_common::gate::{ConnKey, LoadStop, RequestStop, StopEvent};
 use guard_core::{
     audit::Action,
     enforce::{Decision, GateRecord, Mechanism, Verdict},
@@ -21,6 +21,7 @@ pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap
     let mut pauses = super::paused::Pauses::new(conns);
     let fd = events.as_raw_fd();
     let mut swept = Instant::now();
+    let mut load_ids = 0u64;
     loop {
         // Read once more after the stop flag: a stop that raced the shutdown is not left behind.
         let last = s.stop.load(Relaxed);
@@ -28,15 +29,19 @@ pub(super) fn run(s: &Shared, mut events: RingBuf<MapData>, mut stopped: HashMap
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, 100) };
         while let Some(item) = events.next() {
-            // Two kinds share the ring, told apart by size: a stopped exec, a paused request.
+            // Three kinds share the ring, told apart by size: a stopped exec, a paused request, a
+            // library load.
             if let Ok(ev) = bytemuck::try_pod_read_unaligned::<StopEvent>(&item) {
                 handle(s, &ev, &mut stopped);
             } else if let Ok(p) = bytemuck::try_pod_read_unaligned::<RequestStop>(&item) {
                 pauses.handle(s, &p, &mut stopped);
+            } else if let Ok(l) = bytemuck::try_pod_read_unaligned::<LoadStop>(&item) {
+                super::loads::handle(s, &l, &mut stopped, &mut load_ids);
             } else {
                 tracing::warn!(len = item.len(), "malformed stop record skipped");
             }
         }
+        super::loads::expire(s, &mut stopped, last);
         if last {
             return;
         }

@@ -17,7 +17,7 @@ use aya::{
 use guard_common::{
     config::{FIELD_ABSENT, globals},
     event::LOSS_SLOTS,
-    gate::{AgentScope, StopEvent},
+    gate::{AgentScope, FileKey, StopEvent},
     maps,
 };
 
@@ -86,6 +86,8 @@ pub(crate) struct Kernel {
     next_id: u32,
     /// Whether the syscall tracepoints of the rustls hooks are attached (on first need).
     aead_syscalls: bool,
+    /// Whether the library-load stop's program is attached.
+    load_stop: bool,
 }
 
 /// The exec gate's maps, owned by `crate::gate`.
@@ -97,6 +99,8 @@ pub(crate) struct GateMaps {
     pub execs_id: u32,
     pub pinned: bool,
     pub stopped: aya::maps::HashMap<MapData, u32, StopEvent>,
+    /// The id of `stopped`, for threads that let go what they held.
+    pub stopped_id: u32,
     pub events: RingBuf<MapData>,
     pub ctl: aya::maps::Array<MapData, u32>,
     /// The id of `ctl`, for the heartbeat the deadline thread writes.
@@ -117,9 +121,9 @@ struct Attached {
 /// Load-time globals: (name, value).
 type Globals = Vec<(&'static str, u32)>;
 
-/// Offsets the programs need, from this kernel's BTF and tracefs, and whether the deletion
-/// programs' path walk found every member it needs.
-fn offsets(opts: &LoadOptions) -> Result<(Globals, bool), LoadError> {
+/// Offsets the programs need, from this kernel's BTF and tracefs, and which optional programs
+/// found every member they read.
+fn offsets(opts: &LoadOptions) -> Result<(Globals, Found), LoadError> {
     let raw = std::fs::read(&opts.btf_path).map_err(|source| LoadError::BtfRead { path: opts.btf_path.clone(), source })?;
     let btf = btf::Btf::parse(&raw)?;
     let task = |m| btf.member_offset("task_struct", m);
@@ -129,18 +133,9 @@ fn offsets(opts: &LoadOptions) -> Result<(Globals, bool), LoadError> {
     let field = |fmt: &str, name: &'static str, field: &'static str| {
         tracefs::field_offset(fmt, field).ok_or(LoadError::NoField { category: "sched", name, field })
     };
-    let mut walk = Vec::new();
-    for (global, strukt, member) in globals::PATH_WALK {
-        match btf.member_offset(strukt, member) {
-            Ok(off) => walk.push((global, off)),
-            Err(e) => {
-                tracing::warn!(error = %e, "agents' deletions are not watched: this kernel's BTF lacks what the path walk reads");
-                walk.clear();
-                break;
-            }
-        }
-    }
-    let walk_ok = !walk.is_empty();
+    let walk = members(&btf, &globals::PATH_WALK, "agents' deletions are not watched and libraries loaded later are not held");
+    let load = members(&btf, &globals::LOAD_STOP, "libraries loaded later are not held for their hooks");
+    let found = Found { walk: !walk.is_empty(), load: !walk.is_empty() && !load.is_empty() };
     let mut all = vec![
         (globals::TASK_REAL_PARENT, task("real_parent")?),
         (globals::TASK_TGID, task("tgid")?),
@@ -154,7 +149,31 @@ fn offsets(opts: &LoadOptions) -> Result<(Globals, bool), LoadError> {
         (globals::SELF_TGID, std::process::id()),
     ];
     all.extend(walk);
-    Ok((all, walk_ok))
+    all.extend(load);
+    Ok((all, found))
+}
+
+/// Which optional programs this kernel's BTF has every offset for.
+struct Found {
+    /// The deletion programs' path walk.
+    walk: bool,
+    /// The library-load stop (it also reads the fd table of the walk).
+    load: bool,
+}
+
+/// The offsets of `list`, or none when this kernel's BTF lacks one of them (logged with `what`).
+fn members(btf: &btf::Btf, list: &[(&'static str, &str, &str)], what: &str) -> Globals {
+    let mut out = Vec::new();
+    for &(global, strukt, member) in list {
+        match btf.member_offset(strukt, member) {
+            Ok(off) => out.push((global, off)),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what}: this kernel's BTF lacks a member the program reads");
+                return Vec::new();
+            }
+        }
+    }
+    out
 }
 
 impl Kernel {
@@ -163,7 +182,7 @@ impl Kernel {
         if crate::EBPF_OBJECT.is_empty() {
             return Err(LoadError::NoObject);
         }
-        let (offsets, walk_ok) = offsets(opts)?;
+        let (offsets, found) = offsets(opts)?;
         let mut loader = EbpfLoader::new();
         for (name, value) in &offsets {
             loader.override_global(name, value, true);
@@ -173,7 +192,7 @@ impl Kernel {
 
         let mut statuses = Vec::new();
         for p in PROBES {
-            if !walk_ok && probes::is_deletion(p.program) {
+            if (!found.walk && probes::is_deletion(p.program)) || (!found.load && p.program == probes::LOAD_STOP) {
                 continue;
             }
             let result = attach_probe(&mut ebpf, p.program, p.hook);
@@ -213,7 +232,8 @@ impl Kernel {
                 .map_err(|source| LoadError::Program { program, source })?;
             prog.load().map_err(|source| LoadError::Program { program, source })?;
         }
-        Ok(Self { ebpf, probes: statuses, attached: HashMap::new(), next_id: 1, aead_syscalls: false })
+        let load_stop = statuses.iter().any(|p| p.program == probes::LOAD_STOP && p.attached);
+        Ok(Self { ebpf, probes: statuses, attached: HashMap::new(), next_id: 1, aead_syscalls: false, load_stop })
     }
 
     /// Attaches the TLS probes to a file, each with the file's id as its cookie. Returns the id
@@ -362,6 +382,10 @@ impl Kernel {
             aya::maps::Map::Array(d) => d.info().map_err(err(maps::GATE_CTL))?.id(),
             _ => return Err(err(maps::GATE_CTL)(aya::maps::MapError::InvalidName { name: maps::GATE_CTL.into() })),
         };
+        let stopped_id = match &stopped {
+            aya::maps::Map::HashMap(d) => d.info().map_err(err(maps::GATE_STOPPED))?.id(),
+            _ => return Err(err(maps::GATE_STOPPED)(aya::maps::MapError::InvalidName { name: maps::GATE_STOPPED.into() })),
+        };
         let pinned = match &stopped {
             aya::maps::Map::HashMap(d) => d.pin(pin).map_err(|e| e.to_string()),
             _ => Err("not a hash map".into()),
@@ -374,6 +398,7 @@ impl Kernel {
             agents_id,
             execs_id,
             stopped: aya::maps::HashMap::try_from(stopped).map_err(err(maps::GATE_STOPPED))?,
+            stopped_id,
             pinned: pinned.is_ok(),
             events: RingBuf::try_from(events).map_err(err(maps::GATE_EVENTS))?,
             ctl: aya::maps::Array::try_from(ctl).map_err(err(maps::GATE_CTL))?,
@@ -381,6 +406,22 @@ impl Kernel {
             places: aya::maps::lpm_trie::LpmTrie::try_from(places).map_err(err(maps::PLACES))?,
             pass: aya::maps::HashMap::try_from(pass).map_err(err(maps::REQ_CONNS))?,
         })
+    }
+
+    /// The files the library-load stop lets through (`guard_common::gate::FileKey`), when its
+    /// program is attached.
+    pub(crate) fn take_known_files(&mut self) -> Option<aya::maps::HashMap<MapData, FileKey, u8>> {
+        if !self.load_stop {
+            return None;
+        }
+        let map = self.ebpf.take_map(maps::KNOWN_FILES)?;
+        match aya::maps::HashMap::try_from(map) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "libraries loaded later are not held: their map is unusable");
+                None
+            }
+        }
     }
 
     /// Kernel-side losses, summed over CPUs, indexed by `guard_common::event::LossSlot`.

@@ -53,7 +53,11 @@ pub(crate) const PROBES: &[Probe] = &[
     del("sys_exit_delete", "sys_exit_renameat", "agents' rename results"),
     del("sys_exit_delete", "sys_exit_renameat2", "agents' rename results"),
     tp("sys_enter_io_uring_setup", "syscalls", false, "agents' io_uring (deletes unseen by the tracepoints above)"),
+    tp(LOAD_STOP, "syscalls", false, "libraries mapped for execution (held until their TLS hooks are in)"),
 ];
+
+/// The library-load stop's program (`guard_common::gate::LoadStop`).
+pub(crate) const LOAD_STOP: &str = "sys_enter_mmap";
 
 /// Whether a probe of [`PROBES`] is one of the deletion programs (`guard_common::delete`): they
 /// are left out when this kernel's BTF lacks a member of their path walk.

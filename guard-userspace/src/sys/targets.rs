@@ -9,8 +9,10 @@ use std::{
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError},
 };
+
+use aya::maps::MapData;
 
 pub(crate) use guard_core::coverage::{FileStatus, ProcessTls};
 use guard_core::hooks::{
@@ -127,7 +129,12 @@ struct Shared {
     /// guard's own executable, by (dev, inode): never analysed, hooked or reported (guard maps it
     /// and carries a TLS library, which would show as a blind spot of its own).
     own: Option<(u64, u64)>,
+    /// The kernel's copy of what `seen` holds, for the library-load stop (`KNOWN_FILES`).
+    kernel: OnceLock<Mutex<KnownFiles>>,
 }
+
+/// The kernel's list of analysed files (`guard_common::gate::FileKey`).
+pub(crate) type KnownFiles = aya::maps::HashMap<MapData, guard_common::gate::FileKey, u8>;
 
 impl Default for Scanner {
     fn default() -> Self {
@@ -249,6 +256,7 @@ impl Scanner {
             tracing::info!(path, reason = ?m, "TLS library without a verified hook");
         }
         self.shared.lock().seen.insert(key, (status, stamp));
+        self.tell_kernel(key);
         let Found { library, strategy, hooks, also } = match analysis {
             Ok(Analysis::Found(f)) => f,
             Ok(Analysis::Miss(_)) => return None,
@@ -301,6 +309,29 @@ impl Scanner {
     /// Whether this file was analysed as it is now (the exec gate's one question per exec).
     pub(crate) fn knows(&self, dev: u64, ino: u64, stamp: Stamp) -> bool {
         self.shared.own == Some((dev, ino)) || self.shared.lock().seen.get(&(dev, ino)).is_some_and(|(_, s)| *s == stamp)
+    }
+
+    /// From now on every file analysed goes into `map` too, after all those analysed so far: the
+    /// kernel then stops no load of them (`guard_common::gate::LoadStop`).
+    pub(crate) fn mirror_to_kernel(&self, map: KnownFiles) {
+        if self.shared.kernel.set(Mutex::new(map)).is_err() {
+            return;
+        }
+        let keys: Vec<(u64, u64)> = self.shared.lock().seen.keys().copied().chain(self.shared.own).collect();
+        for key in keys {
+            self.tell_kernel(key);
+        }
+    }
+
+    /// Puts a file into the kernel's list: analysed, or not worth analysing (not a regular file).
+    pub(crate) fn tell_kernel(&self, (dev, ino): (u64, u64)) {
+        let Some(map) = self.shared.kernel.get() else { return };
+        let key = guard_common::gate::FileKey::from_stat(dev, ino);
+        // The map is an LRU: an insert fails only on a kernel error, and the file's next load
+        // then stops once more and is answered from `seen`.
+        if let Err(e) = map.lock().unwrap_or_else(PoisonError::into_inner).insert(key, 1, 0) {
+            tracing::debug!(error = %e, "a known file was not told to the kernel");
+        }
     }
 
     /// What is known of a process's executable: for the per-agent blind-spot gauge and doctor.

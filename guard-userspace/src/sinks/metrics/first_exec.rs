@@ -17,7 +17,18 @@ pub(crate) struct OutcomeLabel {
 
 pub(crate) struct FirstExecMetrics {
     outcomes: Family<OutcomeLabel, Counter>,
+    loads: Family<OutcomeLabel, Counter>,
     hold: Histogram,
+}
+
+/// The same outcomes for a library a running program maps for execution (the library-load
+/// stop), counted apart: a first exec and a first load are different events.
+#[derive(Clone)]
+pub(crate) struct Outcomes {
+    pub hooked: Counter,
+    pub no_hooks: Counter,
+    pub late: Counter,
+    pub unheld: Counter,
 }
 
 /// Where the first-exec threads count.
@@ -33,6 +44,8 @@ pub(crate) struct FirstExecHandles {
     /// The analysis queue was full: the program ran unanalysed.
     pub unheld: Counter,
     pub hold: Histogram,
+    /// Libraries loaded by running programs.
+    pub loads: Outcomes,
 }
 
 impl FirstExecMetrics {
@@ -43,17 +56,25 @@ impl FirstExecMetrics {
             "First execs of a file guard had not analysed, held until its TLS hooks were in place, by outcome (hooked, no_hooks, late: hooked after a program of it ran, unheld)",
             outcomes.clone(),
         );
+        let loads: Family<OutcomeLabel, Counter> = Family::default();
+        reg.register(
+            "guard_tls_first_load",
+            "Libraries a running program mapped for execution that guard had not analysed, held until their TLS hooks were in place, by outcome (hooked, no_hooks, late: the hold ran out, unheld)",
+            loads.clone(),
+        );
         let hold = Histogram::new(HOLD_BUCKETS);
         reg.register(
             "guard_tls_first_exec_hold_seconds",
             "How long a file's first exec waited for its analysis and attach",
             hold.clone(),
         );
-        Self { outcomes, hold }
+        Self { outcomes, loads, hold }
     }
 
     pub(crate) fn handles(&self) -> FirstExecHandles {
         let c = |outcome| self.outcomes.get_or_create(&OutcomeLabel { outcome }).clone();
-        FirstExecHandles { hooked: c("hooked"), no_hooks: c("no_hooks"), late: c("late"), unheld: c("unheld"), hold: self.hold.clone() }
+        let l = |outcome| self.loads.get_or_create(&OutcomeLabel { outcome }).clone();
+        let loads = Outcomes { hooked: l("hooked"), no_hooks: l("no_hooks"), late: l("late"), unheld: l("unheld") };
+        FirstExecHandles { hooked: c("hooked"), no_hooks: c("no_hooks"), late: c("late"), unheld: c("unheld"), hold: self.hold.clone(), loads }
     }
 }
