@@ -120,7 +120,7 @@ fn request(method: &str, base: &str, path: &str, extra: &[(&str, &str)], body: &
     h
 }
 
-fn llm(base: &str, ca: &str, enc: &str) {
+pub(crate) fn llm(base: &str, ca: &str, enc: &str) {
     let msg = r#""messages":[{"role":"user","content":"Hi"}]"#;
     let calls = [
         (

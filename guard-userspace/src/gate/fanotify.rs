@@ -80,6 +80,12 @@ impl Fanotify {
         self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM, libc::FAN_OPEN_EXEC_PERM, path)
     }
 
+    /// No exec permission event for the file at `path` (followed if a symlink), whatever marks
+    /// its filesystem: an inode ignore mark, kept when the file is written.
+    pub(crate) fn ignore_exec(&self, path: &Path) -> io::Result<()> {
+        self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK | libc::FAN_MARK_IGNORED_SURV_MODIFY, libc::FAN_OPEN_EXEC_PERM, path)
+    }
+
     /// Asks for an open permission event on `dir` and on the files directly in it
     /// (`crate::gate::protect`).
     pub(crate) fn mark_open_perm(&self, dir: &Path) -> io::Result<()> {

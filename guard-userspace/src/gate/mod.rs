@@ -303,6 +303,7 @@ impl Gate {
     fn sync_protect(&mut self) {
         let Some(fan) = self.shared.fan.as_ref() else { return };
         let armed = self.protect.sync(fan, self.scope.has_roots());
+        self.marks.keep_loaders_ignored(fan);
         self.shared.metrics.deletions_active[1].set(i64::from(armed));
     }
 

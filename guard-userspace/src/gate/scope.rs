@@ -3,7 +3,7 @@
 
 use std::{
     collections::{HashMap as StdHashMap, HashSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -179,10 +179,19 @@ impl Marks {
             }
         }
         if !self.armed {
-            tracing::info!(marks = self.marked.len(), failed, "exec gate armed");
+            let loaders = ignore_loaders(fan);
+            tracing::info!(marks = self.marked.len(), failed, loaders, "exec gate armed");
         }
         self.armed = !self.marked.is_empty();
         self.armed
+    }
+
+    /// Puts the loaders' ignore marks back (a flush of the inode marks removes them, and an
+    /// upgrade replaces the loader's inode). Only while armed.
+    pub(super) fn keep_loaders_ignored(&self, fan: &Fanotify) {
+        if self.armed {
+            ignore_loaders(fan);
+        }
     }
 
     fn targets(&mut self) -> Vec<PathBuf> {
@@ -195,4 +204,32 @@ impl Marks {
         };
         mounts::exec_superblocks(&text).mounts.into_iter().map(|m| m.path).collect()
     }
+}
+
+/// The host's dynamic loaders. Every exec of a dynamic program raises a second exec event for its
+/// loader, after the program's own, which the kernel opens as part of the same execve; guard has
+/// judged that exec at its first event already. Ignoring the loaders' events halves the gate's
+/// round trips for everyone (`cargo xtask bench gate`). A loader run directly (`ld.so PROGRAM`)
+/// then raises no event at all: an agent's such exec is judged by the stop at its end
+/// (`stops.rs`), as a memfd exec is, and the rules unwrap the loader.
+const LOADERS: [&str; 6] = [
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/ld-linux-aarch64.so.1",
+    "/lib/ld-linux-x86-64.so.2",
+    "/lib/ld-linux.so.2",
+    "/lib/ld-musl-x86_64.so.1",
+    "/lib/ld-musl-aarch64.so.1",
+];
+
+/// Marks the loaders that exist as ignored; returns how many.
+fn ignore_loaders(fan: &Fanotify) -> usize {
+    let mut n = 0;
+    for l in LOADERS {
+        match fan.ignore_exec(Path::new(l)) {
+            Ok(()) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::debug!(loader = l, error = %e, "loader's exec events not ignored"),
+        }
+    }
+    n
 }
