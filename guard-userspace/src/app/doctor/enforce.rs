@@ -201,6 +201,7 @@ pub(crate) fn mechanisms(host: &Host<'_>) -> Vec<Mechanism> {
         Mechanism { mechanism: "fanotify_fs_exec_perm", available: false, method: Method::Inferred, detail: format!("{FS_WHAT}; not probed (needs root)") }
     });
     out.push(exec_stop);
+    out.push(load_stop(&out[0], btf));
     out.push(cap_kill(host.cap_eff));
     out.push(stop_registry(host.mounts));
     out
@@ -237,6 +238,28 @@ fn exec_stop(send_signal: &Mechanism) -> Mechanism {
     let what = "stop an exec at sys_exit_execve, before the new program's first instruction, for the gate to judge (SIGKILL: exit 137; SIGCONT: it runs); the catch-all for execs fanotify did not answer (memfd, unmarked filesystems)";
     let how = if send_signal.available { "bpf_send_signal loads" } else { "needs bpf_send_signal, see above" };
     Mechanism { mechanism: "exec_stop", available: send_signal.available, method: send_signal.method.clone(), detail: format!("{what}; {how}") }
+}
+
+/// The library-load stop (`gate::loads`): `bpf_send_signal` at `sys_enter_mmap`, and the kernel
+/// struct members its program reads to name the mapped file.
+fn load_stop(send_signal: &Mechanism, btf: Option<&crate::kernel::btf::Btf>) -> Mechanism {
+    use guard_common::config::globals::{LOAD_STOP, PATH_WALK};
+    let what = "stop a process at the mmap of a library guard has not analysed (a dlopen'd addon), until its TLS hooks are attached";
+    let m = |available, method, detail| Mechanism { mechanism: "load_stop", available, method, detail };
+    let Some(btf) = btf else {
+        return m(false, Method::Inferred, format!("{what}; no kernel BTF to find the members its program reads"));
+    };
+    let missing: Vec<String> = PATH_WALK
+        .iter()
+        .chain(&LOAD_STOP)
+        .filter(|(_, strukt, member)| btf.member_offset(strukt, member).is_err())
+        .map(|(_, strukt, member)| format!("{strukt}.{member}"))
+        .collect();
+    match (send_signal.available, missing.is_empty()) {
+        (true, true) => m(true, send_signal.method.clone(), format!("{what}; bpf_send_signal loads and BTF has every member the program reads")),
+        (false, _) => m(false, send_signal.method.clone(), format!("{what}; needs bpf_send_signal, see above")),
+        (true, false) => m(false, Method::Inferred, format!("{what}; this kernel's BTF lacks {}", missing.join(", "))),
+    }
 }
 
 /// How an agent's deletion in a protected place is stopped on this host: `bpf_send_signal`

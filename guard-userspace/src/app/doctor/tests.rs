@@ -116,6 +116,7 @@ fn a_capable_host_reports_every_section() {
         ("tracepoint:syscalls/sys_exit_renameat", "warn"),
         ("tracepoint:syscalls/sys_exit_renameat2", "warn"),
         ("tracepoint:syscalls/sys_enter_io_uring_setup", "warn"),
+        ("tracepoint:syscalls/sys_enter_mmap", "warn"),
     ];
     assert_eq!(checks, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
     assert_eq!(v["can_run"], !crate::EBPF_OBJECT.is_empty());
@@ -137,6 +138,7 @@ fn a_capable_host_reports_every_section() {
             "fanotify_exec_perm",
             "fanotify_fs_exec_perm",
             "exec_stop",
+            "load_stop",
             "cap_kill",
             "stop_registry",
         ]

@@ -201,6 +201,8 @@ fn one_call_encodes_exactly() {
         + "# TYPE guard_protected_file_writes counter\n# HELP guard_request_pauses Requests of agents' descendants paused at their TLS write before a byte left, by decision (allow: let go, deny: the process was killed).\n# TYPE guard_request_pauses counter\n"
         + "# HELP guard_tls_first_exec First execs of a file guard had not analysed, held until its TLS hooks were in place, by outcome (hooked, no_hooks, late: hooked after a program of it ran, unheld).\n"
         + "# TYPE guard_tls_first_exec counter\n"
+        + "# HELP guard_tls_first_load Libraries a running program mapped for execution that guard had not analysed, held until their TLS hooks were in place, by outcome (hooked, no_hooks, late: the hold ran out, unheld).\n"
+        + "# TYPE guard_tls_first_load counter\n"
         + "# HELP guard_tls_first_exec_hold_seconds How long a file's first exec waited for its analysis and attach.\n"
         + "# TYPE guard_tls_first_exec_hold_seconds histogram\n"
         + "guard_tls_first_exec_hold_seconds_sum 0.0\n"
