@@ -86,6 +86,11 @@ impl Fanotify {
         self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK | libc::FAN_MARK_IGNORED_SURV_MODIFY, libc::FAN_OPEN_EXEC_PERM, path)
     }
 
+    /// No open permission event for the file at `path`, whatever marks its directory.
+    pub(crate) fn ignore_open(&self, path: &Path) -> io::Result<()> {
+        self.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK | libc::FAN_MARK_IGNORED_SURV_MODIFY, libc::FAN_OPEN_PERM, path)
+    }
+
     /// Asks for an open permission event on `dir` and on the files directly in it
     /// (`crate::gate::protect`).
     pub(crate) fn mark_open_perm(&self, dir: &Path) -> io::Result<()> {

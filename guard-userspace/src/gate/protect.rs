@@ -53,6 +53,10 @@ impl ProtectMarks {
     /// whether armed.
     pub(super) fn sync(&mut self, fan: &super::fanotify::Fanotify, wanted: bool) -> bool {
         if wanted == self.armed {
+            if self.armed {
+                // `ldconfig` replaces the cache (a new inode) on every package install.
+                ignore_hot(fan);
+            }
             return self.armed;
         }
         if !wanted {
@@ -73,6 +77,9 @@ impl ProtectMarks {
             }
         }
         self.armed = marked > 0;
+        if self.armed {
+            ignore_hot(fan);
+        }
         tracing::info!(marks = marked, dirs = self.dirs.len(), "protected files marked: agents' writes to them are judged");
         self.armed
     }
@@ -82,21 +89,41 @@ impl ProtectMarks {
 /// when an identified agent's process opens for writing; allowed at once otherwise.
 pub(super) fn on_open(s: &Shared, fan: &Fanotify, agents: &HashMap<MapData, u32, AgentScope>, ev: PermEvent) {
     let proc = Path::new("/proc");
+    // Every process's opens here come through while an agent lives, nearly all of them reads by
+    // processes outside any agent's tree: the cheap questions first. A thread that is not its
+    // process's main thread needs `/proc/TID/status` (~10 µs) for its thread group, asked only
+    // for a write.
+    if opens_for_write(proc, ev.tid) != Some(true) {
+        return respond(fan, &ev, true);
+    }
     let scope = agents.get(&ev.tid, 0).ok().or_else(|| tgid_of(proc, ev.tid).and_then(|t| agents.get(&t, 0).ok()));
     let agent = scope.and_then(|sc| {
         let slot = if sc.slot != 0 { sc.slot } else { s.agents.resolution(sc.root).unwrap_or(0) };
         s.agents.name(slot)
     });
     let Some(agent) = agent else { return respond(fan, &ev, true) };
-    if opens_for_write(proc, ev.tid) != Some(true) {
-        return respond(fan, &ev, true);
-    }
     let enforce = s.judge.config().mode == Mode::Enforce;
     respond(fan, &ev, !enforce);
     s.metrics.protected_writes[usize::from(!enforce)].inc();
     let path = fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&ev.fd))).unwrap_or_default();
     let action = if enforce { "blocked" } else { "would_block" };
     tracing::warn!(agent = %agent, tid = ev.tid, path = %path.display(), action, "an agent opened a protected file for writing");
+}
+
+/// Files under a protected directory that every process opens and nobody opens for writing:
+/// the dynamic loader opens its cache at each exec of a dynamic program (`ldconfig` writes a new
+/// file and renames it over the old). Their opens would cost every exec on the host a second
+/// round trip to guard while an agent lives.
+const HOT: [&str; 1] = ["/etc/ld.so.cache"];
+
+fn ignore_hot(fan: &Fanotify) {
+    for f in HOT {
+        if let Err(e) = fan.ignore_open(Path::new(f))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(path = f, error = %e, "open events not ignored");
+        }
+    }
 }
 
 /// `dir` and its subdirectories, one level down, that exist (symlinks are not followed).
