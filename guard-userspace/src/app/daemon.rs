@@ -132,7 +132,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     g.on_outputs(&out);
                 }
                 // A new agent: its work tree joins the places before its first deletions.
-                if !out.scope.is_empty() {
+                if out.scope.iter().any(|a| places.is_new_root(a.root)) {
                     refresh_places(&mut places, &mut engine, gate.as_mut(), &mut sinks, &mut out)?;
                 }
                 held.saw(&raw);

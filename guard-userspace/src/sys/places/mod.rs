@@ -145,13 +145,15 @@ pub(crate) struct PlacesWatch {
     tmpdir: Option<PathBuf>,
     /// (root tgid, cwd) → work tree, as last seen.
     trees: BTreeMap<(u32, String), PathBuf>,
+    /// The agent roots of the last update, with a cwd or not.
+    roots_seen: std::collections::BTreeSet<u32>,
     current: Vec<PlaceRoot>,
     started: bool,
 }
 
 impl PlacesWatch {
     pub(crate) fn new(cfg: DeletionsConfig, host: Host, tmpdir: Option<PathBuf>) -> Self {
-        Self { cfg, host, tmpdir, trees: BTreeMap::new(), current: Vec::new(), started: false }
+        Self { cfg, host, tmpdir, trees: BTreeMap::new(), roots_seen: Default::default(), current: Vec::new(), started: false }
     }
 
     /// The list as last returned.
@@ -162,8 +164,16 @@ impl PlacesWatch {
     /// The list for the agents now running (root tgid, cwd), if it differs from the last one
     /// (the first call always returns it). Only a new (agent, cwd) costs IO, and an agent whose
     /// cwd the table lacks (read from /proc).
+    /// Whether `root` is an agent the last update did not have: only then is an update worth
+    /// its cost (it resolves every place's path) before the periodic one. Forks in an agent's
+    /// tree name their agent's root again.
+    pub(crate) fn is_new_root(&self, root: u32) -> bool {
+        !self.roots_seen.contains(&root)
+    }
+
     pub(crate) fn update(&mut self, agents: &[(u32, Option<String>)]) -> Option<&[PlaceRoot]> {
         let mut trees = BTreeMap::new();
+        self.roots_seen = agents.iter().map(|(t, _)| *t).collect();
         for (tgid, cwd) in agents {
             let cwd = cwd.clone().or_else(|| std::fs::read_link(format!("/proc/{tgid}/cwd")).ok().map(|p| p.display().to_string()));
             let Some(cwd) = cwd.filter(|c| c.starts_with('/')) else { continue };
