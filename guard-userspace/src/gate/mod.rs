@@ -161,6 +161,8 @@ pub(crate) struct Gate {
     watchdog: Option<watchdog::Watchdog>,
     last_sweep: Instant,
     overflows_seen: u64,
+    /// `ProtectMarks::flushes` when the loaders' ignore marks were last put back.
+    flushes_seen: u64,
 }
 
 impl Gate {
@@ -258,7 +260,7 @@ impl Gate {
         let protect = protect::ProtectMarks::new(Vec::new());
         shared.metrics.deletions_active[0].set(i64::from(opts.deletions && cfg.mode == Mode::Enforce));
         shared.metrics.request_pause_active.set(i64::from(pause));
-        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, protect, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0 };
+        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, protect, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0, flushes_seen: 0 };
         gate.tick();
         tracing::info!(
             mode = ?cfg.mode,
@@ -303,7 +305,11 @@ impl Gate {
     fn sync_protect(&mut self) {
         let Some(fan) = self.shared.fan.as_ref() else { return };
         let armed = self.protect.sync(fan, self.scope.has_roots());
-        self.marks.keep_loaders_ignored(fan);
+        if self.protect.flushes() != self.flushes_seen {
+            // A flush of the protected marks removed the loaders' ignore marks too.
+            self.flushes_seen = self.protect.flushes();
+            self.marks.keep_loaders_ignored(fan);
+        }
         self.shared.metrics.deletions_active[1].set(i64::from(armed));
     }
 
@@ -326,6 +332,11 @@ impl Gate {
             self.last_sweep = now;
             self.scope.sweep(std::path::Path::new("/proc"));
             self.sync_protect();
+            // A package upgrade or `ldconfig` replaces an ignored file with a new inode.
+            if let Some(fan) = self.shared.fan.as_ref() {
+                self.marks.keep_loaders_ignored(fan);
+                self.protect.keep_hot_ignored(fan);
+            }
         }
         let Some(fan) = self.shared.fan.as_ref() else { return };
         if fan.overflows() > self.overflows_seen {

@@ -29,11 +29,13 @@ const MAX_MARKS_PER_DIR: usize = 64;
 pub(super) struct ProtectMarks {
     dirs: Vec<PathBuf>,
     armed: bool,
+    /// Flushes of the group's inode marks so far: each one also removes its ignore marks.
+    flushes: u64,
 }
 
 impl ProtectMarks {
     pub(super) fn new(dirs: Vec<PathBuf>) -> Self {
-        Self { dirs, armed: false }
+        Self { dirs, armed: false, flushes: 0 }
     }
 
     /// New directories; when armed, the old marks go (the next `sync` places the new ones).
@@ -49,20 +51,29 @@ impl ProtectMarks {
         true
     }
 
+    pub(super) fn flushes(&self) -> u64 {
+        self.flushes
+    }
+
+    /// Puts the hot files' ignore marks back while armed: `ldconfig` replaces the cache (a new
+    /// inode) on every package install. For the periodic sweep.
+    pub(super) fn keep_hot_ignored(&self, fan: &Fanotify) {
+        if self.armed {
+            ignore_hot(fan);
+        }
+    }
+
     /// Places the marks when `wanted` (an agent lives) and removes them when not. Returns
     /// whether armed.
     pub(super) fn sync(&mut self, fan: &super::fanotify::Fanotify, wanted: bool) -> bool {
         if wanted == self.armed {
-            if self.armed {
-                // `ldconfig` replaces the cache (a new inode) on every package install.
-                ignore_hot(fan);
-            }
             return self.armed;
         }
         if !wanted {
             if let Err(e) = fan.flush_inodes() {
                 tracing::warn!(error = %e, "removing the protected files' marks failed");
             }
+            self.flushes += 1;
             self.armed = false;
             tracing::info!("protected files unmarked: no agent lives");
             return false;
