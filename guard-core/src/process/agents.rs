@@ -164,6 +164,10 @@ impl Catalog {
 
     /// The agent whose environment marker is among `markers` (name, value), if any.
     pub fn identify_env(&self, markers: &[(String, String)]) -> Option<usize> {
+        // Most processes carry none: asked at every step of every attribution walk.
+        if markers.is_empty() {
+            return None;
+        }
         self.agents.iter().position(|a| {
             a.env.iter().any(|spec| {
                 let (name, want) = spec

@@ -6,6 +6,7 @@
 //! process that made an inference call) at or above it. See `docs/agents.md`.
 
 pub mod agents;
+mod images;
 pub mod script;
 pub mod table;
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{
     agents::{Catalog, basename},
+    images::Images,
     script::Script,
 };
 use crate::events::{
@@ -184,6 +185,7 @@ pub struct ProcessTable {
     /// Inference marks waiting for their process to appear, with the time they were parked.
     parked: HashMap<ProcKey, u64>,
     labels: BTreeSet<Arc<str>>,
+    images: Images,
     stats: TableStats,
 }
 
@@ -198,6 +200,7 @@ impl ProcessTable {
             exited: VecDeque::new(),
             parked: HashMap::new(),
             labels: BTreeSet::new(),
+            images: Images::default(),
             stats: TableStats::default(),
         }
     }
@@ -636,7 +639,7 @@ impl ProcessTable {
         let Some(p) = self.procs.get(&key) else {
             return;
         };
-        let id = self.catalog.identify(p.exe.as_deref(), &p.argv);
+        let id = self.images.identify(&self.catalog, p.exe.as_deref(), &p.argv);
         if let Some(p) = self.procs.get_mut(&key) {
             p.catalog = id;
         }

@@ -46,14 +46,23 @@ pub(super) fn run(s: &Shared, jobs: SyncSender<Job>) {
     let mut buf = vec![0u8; READ_BUF];
     let mut events = Vec::with_capacity(256);
     let mut next_id = 0u64;
+    let waits = match wake::arm(fan) {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "the exec gate's listener cannot wait in read: it polls every 100 ms");
+            true
+        }
+    };
     while !s.stop.load(Relaxed) {
-        match fan.wait(Duration::from_millis(100)) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "waiting for fanotify events failed");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
+        if waits {
+            match fan.wait(Duration::from_millis(100)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for fanotify events failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
             }
         }
         if let Err(e) = fan.read(&mut buf, &mut events) {
@@ -93,6 +102,51 @@ fn on_event(s: &Shared, fan: &Fanotify, maps: &Maps, jobs: &SyncSender<Job>, ev:
         return route(s, fan, execs, jobs, e.ev, id, false);
     }
     route(s, fan, execs, jobs, ev, id, false);
+}
+
+/// The listener waits in `read` (one syscall per wake-up, no timer); a signal whose handler
+/// does nothing, without `SA_RESTART`, ends the wait at stop.
+pub(super) mod wake {
+    use std::{io, os::unix::thread::JoinHandleExt as _, sync::OnceLock, thread::JoinHandle, time::Duration};
+
+    use super::Fanotify;
+
+    /// A real-time signal glibc leaves to programs; nothing else in guard uses it.
+    fn signal() -> libc::c_int {
+        libc::SIGRTMIN() + 2
+    }
+
+    extern "C" fn nothing(_: libc::c_int) {}
+
+    /// Installs the handler (once per process) and makes the group's reads wait.
+    pub(in crate::gate) fn arm(fan: &Fanotify) -> io::Result<()> {
+        static HANDLER: OnceLock<Result<(), i32>> = OnceLock::new();
+        let installed = HANDLER.get_or_init(|| {
+            // SAFETY: an all-zero sigaction is valid; the handler touches no state, so it is
+            // async-signal-safe; sigaction only reads the struct.
+            let rc = unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = nothing as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&raw mut sa.sa_mask);
+                libc::sigaction(signal(), &raw const sa, std::ptr::null_mut())
+            };
+            if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error().raw_os_error().unwrap_or(0)) }
+        });
+        installed.map_err(io::Error::from_raw_os_error)?;
+        fan.set_blocking()
+    }
+
+    /// Signals the listener until it has left its loop, then joins it. `stop` is set first; the
+    /// signal is repeated because one sent before the thread enters `read` is lost.
+    pub(in crate::gate) fn join(t: JoinHandle<()>) {
+        while !t.is_finished() {
+            // SAFETY: the thread is not joined yet, so its pthread_t is valid (an exited
+            // thread answers ESRCH).
+            unsafe { libc::pthread_kill(t.as_pthread_t(), signal()) };
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = t.join();
+    }
 }
 
 /// The listener's own handles of the gate's maps.

@@ -151,6 +151,8 @@ impl Shared {
 pub(crate) struct Gate {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// Waits in `read`: woken by a signal at stop (`listener::wake`).
+    listener: Option<JoinHandle<()>>,
     deadline: Option<JoinHandle<()>>,
     records: mpsc::Receiver<GateRecord>,
     scope: scope::ScopeWriter,
@@ -225,13 +227,14 @@ impl Gate {
             std::thread::Builder::new().name(name.into()).spawn(f).map_err(|source| GateError::Io { what: "starting a gate thread", source })
         };
         threads.push(spawn("guard-gate-stops", { let s = shared.clone(); Box::new(move || stops::run(&s, maps.events, stopped, pass)) })?);
+        let mut listener = None;
         if shared.fan.is_some() {
             let jobs = judges::start(&shared, &mut threads)?;
             if let Some(o) = opts.first_run {
                 let first = first_run::FirstRun::start(&shared, o, &jobs, &mut threads)?;
                 let _ = shared.first_run.set(first);
             }
-            threads.push(spawn("guard-gate-listen", { let s = shared.clone(); Box::new(move || listener::run(&s, jobs)) })?);
+            listener = Some(spawn("guard-gate-listen", { let s = shared.clone(); Box::new(move || listener::run(&s, jobs)) })?);
         }
         let beat = watchdog.heartbeat();
         let deadline = spawn("guard-gate-deadline", { let s = shared.clone(); Box::new(move || judges::deadline(&s, beat)) })?;
@@ -260,7 +263,7 @@ impl Gate {
         let protect = protect::ProtectMarks::new(Vec::new());
         shared.metrics.deletions_active[0].set(i64::from(opts.deletions && cfg.mode == Mode::Enforce));
         shared.metrics.request_pause_active.set(i64::from(pause));
-        let mut gate = Self { shared, threads, deadline: Some(deadline), records, scope, marks, ctl, places, protect, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0, flushes_seen: 0 };
+        let mut gate = Self { shared, threads, listener, deadline: Some(deadline), records, scope, marks, ctl, places, protect, watchdog: Some(watchdog), last_sweep: Instant::now(), overflows_seen: 0, flushes_seen: 0 };
         gate.tick();
         tracing::info!(
             mode = ?cfg.mode,
@@ -358,6 +361,9 @@ impl Gate {
             self.marks.sync(fan, false);
         }
         self.shared.stop.store(true, Relaxed);
+        if let Some(t) = self.listener.take() {
+            listener::wake::join(t);
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
