@@ -173,17 +173,22 @@ pub struct SeedProcess {
     pub markers: Vec<(String, String)>,
 }
 
+/// The table's maps hash with foldhash: a walk up an agent tree is a lookup per ancestor, and
+/// SipHash was a tenth of the daemon loop's CPU in an exec loop's profile. Keys are pids and
+/// start times the kernel gives, not attacker-chosen strings.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 pub struct ProcessTable {
     catalog: Arc<Catalog>,
     limits: TableLimits,
-    procs: HashMap<ProcKey, Process>,
+    procs: Map<ProcKey, Process>,
     /// The newest incarnation of each pid.
-    by_pid: HashMap<u32, ProcKey>,
+    by_pid: Map<u32, ProcKey>,
     /// Insertion order, for eviction (stale keys are skipped and compacted).
     order: VecDeque<ProcKey>,
     exited: VecDeque<(u64, ProcKey)>,
     /// Inference marks waiting for their process to appear, with the time they were parked.
-    parked: HashMap<ProcKey, u64>,
+    parked: Map<ProcKey, u64>,
     labels: BTreeSet<Arc<str>>,
     images: Images,
     stats: TableStats,
@@ -194,11 +199,11 @@ impl ProcessTable {
         Self {
             catalog,
             limits,
-            procs: HashMap::new(),
-            by_pid: HashMap::new(),
+            procs: Map::default(),
+            by_pid: Map::default(),
             order: VecDeque::new(),
             exited: VecDeque::new(),
-            parked: HashMap::new(),
+            parked: Map::default(),
             labels: BTreeSet::new(),
             images: Images::default(),
             stats: TableStats::default(),

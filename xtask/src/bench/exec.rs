@@ -2,11 +2,14 @@
 //! without guard, and the daemon's CPU per exec from its threads' utime+stime. The machine is
 //! shared: the daemon's CPU over an idle window as long as the loop (other users' processes
 //! exec too, and guard sees them) is subtracted, and the conditions alternate round by round.
+//! The same loop beside a bare fanotify listener (`bench/bare_listener.c`, allows every exec at
+//! once) gives the floor that any exec gate built on fanotify pays here.
 
 use std::{
     collections::BTreeMap,
+    io::Read as _,
     path::Path,
-    process::Command,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -21,7 +24,10 @@ const EXECS: u32 = 4000;
 pub(super) fn run(env: &Env) -> Result<String> {
     let exe = env.out.join("exec_loop");
     sh(Command::new("gcc").args(["-O2", "-o"]).arg(&exe).arg(env.root.join("bench/exec_loop.c")))?;
+    let bare_exe = env.out.join("bare_listener");
+    sh(Command::new("gcc").args(["-O2", "-o"]).arg(&bare_exe).arg(env.root.join("bench/bare_listener.c")))?;
     let (mut none, mut guard, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare, mut bare_cpu) = (Vec::new(), Vec::new());
     let mut threads: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..ROUNDS {
         none.push(loop_secs(&exe)?);
@@ -33,22 +39,49 @@ pub(super) fn run(env: &Env) -> Result<String> {
         for (name, us) in per_thread {
             threads.entry(name).or_default().push(us);
         }
+        let (secs, us) = beside_bare_listener(&bare_exe, &exe)?;
+        bare.push(secs);
+        bare_cpu.push(us);
     }
     let (n, g) = (median(&none), median(&guard));
     // Each round's own ratio: a burst of other users' work moves both of its loops, not the figure.
     let ratios: Vec<f64> = guard.iter().zip(&none).map(|(g, n)| g / n).collect();
+    let bare_ratios: Vec<f64> = bare.iter().zip(&none).map(|(b, n)| b / n).collect();
     let per = |s: f64| s * 1e6 / f64::from(EXECS);
     let by_thread: Vec<String> = threads.iter().map(|(t, v)| format!("{t} {:.1}", median(v))).collect();
     Ok(format!(
         "\n## Exec path\n\nfork+exec+wait of /bin/true (bench/exec_loop.c), {EXECS} per round, {ROUNDS} rounds:\n\
          wall: none {:.0} µs | guard {:.0} µs per exec (median of the rounds' ratios: {:+.1} %)\n\
-         daemon CPU per exec (utime+stime, idle window subtracted): {:.1} µs ({})\n",
+         daemon CPU per exec (utime+stime, idle window subtracted): {:.1} µs ({})\n\
+         the floor, beside a bare fanotify listener that allows every exec at once (bench/bare_listener.c): \
+         {:.0} µs per exec ({:+.1} %), its CPU {:.1} µs per exec\n",
         per(n),
         per(g),
         (median(&ratios) - 1.0) * 100.0,
         median(&cpu),
-        by_thread.join(", ")
+        by_thread.join(", "),
+        per(median(&bare)),
+        (median(&bare_ratios) - 1.0) * 100.0,
+        median(&bare_cpu),
     ))
+}
+
+/// The loop beside the bare listener: its wall seconds, and the listener's CPU µs per exec.
+fn beside_bare_listener(bare: &Path, exe: &Path) -> Result<(f64, f64)> {
+    let mut child = Command::new(bare).stdout(Stdio::piped()).spawn()?;
+    let mut ready = [0u8; 6];
+    let got = child.stdout.as_mut().map(|o| o.read_exact(&mut ready));
+    let out = match got {
+        Some(Ok(())) if &ready == b"ready\n" => {
+            let pid = child.id();
+            let before = super::procfs::cpu_ticks(pid);
+            loop_secs(exe).map(|secs| (secs, (super::procfs::cpu_ticks(pid) - before) as f64 * 1e4 / f64::from(EXECS)))
+        }
+        other => Err(anyhow::anyhow!("bare_listener did not get ready: {other:?}")),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    out
 }
 
 /// Wall seconds of one loop.

@@ -5,6 +5,8 @@
 //! conditions are interleaved round by round; each figure is a median over rounds. Guard's CPU per
 //! exec comes from /proc (utime+stime for the process, schedstat per thread), and the scope of each
 //! loop is checked on guard's own counters (`guard_enforce_decisions_total` on /metrics).
+//! A bare C listener (`bench/bare_listener.c`: marks /, allows every exec at once) runs the
+//! same loops: the floor of any fanotify exec gate here, in latency and in CPU per exec.
 
 use std::{
     collections::BTreeMap,
@@ -29,8 +31,18 @@ const METRICS: &str = "127.0.0.1:19477";
 const LISTENER: &str = "guard-gate-list";
 const JUDGES: &str = "guard-gate-judg";
 
-/// guard's config file and whether it sets monitor mode (the gate armed); None: no guard.
-type GuardConfig<'a> = Option<(&'a Path, bool)>;
+/// The thread of the bare listener (its only one).
+const BARE: &str = "bare_listener";
+
+/// What runs beside the loop.
+#[derive(Clone, Copy)]
+enum Subject<'a> {
+    NoGuard,
+    /// guard with this config file, and whether it sets monitor mode (the gate armed).
+    Guard(&'a Path, bool),
+    /// `bench/bare_listener.c`, built at this path.
+    Bare(&'a Path),
+}
 
 /// One way of running the loop.
 #[derive(Clone, Copy)]
@@ -64,6 +76,11 @@ const GATE_OFF: [Case; 4] = [
     Case { memfd: true, ..case("off, memfd", false, false, None) },
     Case { rate: true, ..case("off, two loops", false, false, None) },
 ];
+const BARE_CASES: [Case; 3] = [
+    case("bare listener", false, false, None),
+    case("bare listener, same CPU", false, true, Some(0)),
+    case("bare listener, other CPU", false, true, Some(1)),
+];
 const MONITOR: [Case; 9] = [
     case("monitor, outside", false, false, None),
     case("monitor, inside", true, false, None),
@@ -96,6 +113,8 @@ pub(super) fn run(env: &Env) -> Result<String> {
     // Static: the memfd case execs this same program (`-x` exits at once), and a static program
     // opens no loader, so that exec raises no fanotify event at all.
     sh(Command::new("gcc").args(["-O2", "-static", "-o"]).arg(&harness).arg(env.root.join("bench/gate_loop.c")))?;
+    let bare = env.out.join(BARE);
+    sh(Command::new("gcc").args(["-O2", "-o"]).arg(&bare).arg(env.root.join("bench/bare_listener.c")))?;
     let dir = env.out.join("gate");
     std::fs::create_dir_all(&dir)?;
     let config = |mode: &str| -> Result<PathBuf> {
@@ -114,8 +133,12 @@ pub(super) fn run(env: &Env) -> Result<String> {
     for round in 0..ROUNDS {
         busy.push(procfs::busy_cores(Duration::from_millis(500)));
         // Rotate which guard comes first, and reverse the order of the cases every other round.
-        let mut phases: Vec<(GuardConfig<'_>, &[Case])> =
-            vec![(None, &NO_GUARD), (Some((&off_toml, false)), &GATE_OFF), (Some((&monitor_toml, true)), &MONITOR)];
+        let mut phases: Vec<(Subject<'_>, &[Case])> = vec![
+            (Subject::NoGuard, &NO_GUARD),
+            (Subject::Guard(&off_toml, false), &GATE_OFF),
+            (Subject::Guard(&monitor_toml, true), &MONITOR),
+            (Subject::Bare(&bare), &BARE_CASES),
+        ];
         let n = phases.len();
         phases.rotate_left(round % n);
         for (config, cases) in phases {
@@ -132,48 +155,70 @@ pub(super) fn run(env: &Env) -> Result<String> {
     Ok(report(&samples, &busy))
 }
 
-/// One guard (or none) and the cases measured under it, `Sample` each, with retries when another
-/// guard appeared on the machine during a sample (its marks would gate our execs too).
-/// `config`: guard's config file, and whether it is monitor mode (the gate armed).
+/// One guard (or none, or the bare listener) and the cases measured under it, `Sample` each, with
+/// retries when another guard appeared on the machine during a sample (its marks would gate our
+/// execs too).
 fn phase(
     env: &Env,
     harness: &Path,
-    config: GuardConfig<'_>,
+    subject: Subject<'_>,
     cases: &[Case],
     ncpu: usize,
 ) -> Result<Vec<(&'static str, Sample)>> {
     wait_no_foreign_guard()?;
-    let monitor = config.is_some_and(|(_, m)| m);
-    let guard = match config {
-        Some((c, _)) => {
-            let c = c.to_str().context("config path")?;
+    let monitor = matches!(subject, Subject::Guard(_, true));
+    match subject {
+        Subject::NoGuard => measure(harness, None, cases, false, ncpu),
+        Subject::Guard(config, _) => {
+            let c = config.to_str().context("config path")?;
             let g = Guard::start(env, &["--config", c, "--metrics-addr", METRICS])?;
-            if monitor {
-                g.wait_for(&["exec gate armed"], Duration::from_secs(30))?;
+            let out = if monitor { g.wait_for(&["exec gate armed"], Duration::from_secs(30)) } else { Ok(()) };
+            let out = out.and_then(|()| measure(harness, Some(Watched::Guard(g.pid())), cases, monitor, ncpu));
+            // Stop guard whatever happened: a guard left running would gate every later exec.
+            let stopped = g.stop();
+            if out.is_ok() {
+                stopped?;
             }
-            Some(g)
+            out
         }
-        None => None,
-    };
-    let out = measure(harness, guard.as_ref(), cases, monitor, ncpu);
-    // Stop guard whatever happened: a guard left running would gate every later exec.
-    if let Some(g) = guard {
-        let stopped = g.stop();
-        if out.is_ok() {
-            stopped?;
+        Subject::Bare(exe) => {
+            let mut child = Command::new(exe).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("starting bare_listener")?;
+            let mut ready = [0u8; 6];
+            let out = match child.stdout.as_mut().map(|o| o.read_exact(&mut ready)) {
+                Some(Ok(())) if &ready == b"ready\n" => measure(harness, Some(Watched::Bare(child.id())), cases, false, ncpu),
+                other => Err(anyhow::anyhow!("bare_listener did not get ready: {other:?}")),
+            };
+            // Killed: the kernel then allows whatever it had pending.
+            let _ = child.kill();
+            let _ = child.wait();
+            out
         }
     }
-    out
 }
 
-fn measure(harness: &Path, guard: Option<&Guard>, cases: &[Case], monitor: bool, ncpu: usize) -> Result<Vec<(&'static str, Sample)>> {
+/// The process whose CPU a sample measures.
+#[derive(Clone, Copy)]
+enum Watched {
+    Guard(u32),
+    Bare(u32),
+}
+
+impl Watched {
+    fn pid(self) -> u32 {
+        match self {
+            Self::Guard(p) | Self::Bare(p) => p,
+        }
+    }
+}
+
+fn measure(harness: &Path, watched: Option<Watched>, cases: &[Case], monitor: bool, ncpu: usize) -> Result<Vec<(&'static str, Sample)>> {
     let mut out = Vec::new();
     for case in cases {
         let mut tries = 0;
         loop {
             wait_no_foreign_guard()?;
             let watch = ForeignWatch::start();
-            let s = sample(harness, guard.map(Guard::pid), case, ncpu);
+            let s = sample(harness, watched, case, ncpu);
             let foreign = watch.finish();
             // A failed loop counts only when no other guard ran: another guard's gate (its stop,
             // its deadline tests) acts on our execs too.
@@ -229,16 +274,20 @@ fn check_scope(case: &Case, s: &Sample, monitor: bool) -> Result<()> {
     Ok(())
 }
 
-fn sample(harness: &Path, guard: Option<u32>, case: &Case, ncpu: usize) -> Result<Sample> {
-    if let Some(pid) = guard {
-        let tid = thread_by_comm(pid, LISTENER);
+fn sample(harness: &Path, watched: Option<Watched>, case: &Case, ncpu: usize) -> Result<Sample> {
+    if let Some(w) = watched {
+        let pid = w.pid();
+        let tid = match w {
+            Watched::Guard(_) => thread_by_comm(pid, LISTENER),
+            Watched::Bare(_) => Some(pid),
+        };
         match (tid, case.listener_cpu) {
             (Some(tid), cpu) => pin(tid, cpu.map_or_else(|| (0..ncpu).collect(), |c| vec![c]))?,
             (None, Some(_)) => bail!("guard {pid} has no thread named {LISTENER}"),
             (None, None) => {}
         }
     }
-    let before = guard.map(snapshot).transpose()?;
+    let before = watched.map(snapshot).transpose()?;
     let loops = if case.rate { 2 } else { 1 };
     let children: Vec<Child> = (0..loops).map(|_| start_loop(harness, case)).collect::<Result<_>>()?;
     let mut wall_ns = Vec::new();
@@ -257,8 +306,8 @@ fn sample(harness: &Path, guard: Option<u32>, case: &Case, ncpu: usize) -> Resul
         rate: wall_ns.iter().map(|ns| 1e9 / ns).sum(),
         ..Sample::default()
     };
-    if let (Some(pid), Some(before)) = (guard, before) {
-        let after = snapshot(pid)?;
+    if let (Some(w), Some(before)) = (watched, before) {
+        let after = snapshot(w)?;
         s.guard_us = (after.ticks - before.ticks) as f64 * 1e4 / execs;
         for (kind, ns) in &after.threads {
             let was = before.threads.get(kind).copied().unwrap_or(0);
@@ -309,12 +358,13 @@ struct Snapshot {
     decisions: BTreeMap<String, f64>,
 }
 
-fn snapshot(pid: u32) -> Result<Snapshot> {
+fn snapshot(watched: Watched) -> Result<Snapshot> {
+    let pid = watched.pid();
     let mut threads = BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         let kind = match comm.trim() {
-            LISTENER => "listener",
+            LISTENER | BARE => "listener",
             JUDGES => "judges",
             _ => "other threads",
         };
@@ -324,7 +374,11 @@ fn snapshot(pid: u32) -> Result<Snapshot> {
             .unwrap_or(0);
         *threads.entry(kind.to_string()).or_insert(0) += ns;
     }
-    Ok(Snapshot { ticks: procfs::cpu_ticks(pid), threads, decisions: decisions()? })
+    let decisions = match watched {
+        Watched::Guard(_) => decisions()?,
+        Watched::Bare(_) => BTreeMap::new(),
+    };
+    Ok(Snapshot { ticks: procfs::cpu_ticks(pid), threads, decisions })
 }
 
 /// `guard_enforce_decisions_total` by `decision/mechanism`, from /metrics.
@@ -382,8 +436,9 @@ fn report(samples: &BTreeMap<&'static str, Vec<Sample>>, busy: &[f64]) -> String
         "\n## Exec gate\n\nfork+exec+wait of /bin/true (`bench/gate_loop.c`), {EXECS} execs per loop, {ROUNDS} rounds, \
          conditions interleaved, medians. Added = condition − the no-guard (or gate-off) loop run the same way \
          (unpinned, on CPU 0, or memfd). guard CPU per exec: utime+stime from /proc/PID/stat (10 ms ticks), and per thread from \
-         /proc/PID/task/*/schedstat. Decisions: `guard_enforce_decisions_total` growth per exec. Busy cores before \
-         each round: {}.\n\n\
+         /proc/PID/task/*/schedstat. Decisions: `guard_enforce_decisions_total` growth per exec. The bare listener \
+         (`bench/bare_listener.c`) marks / and allows every exec at once: the floor of a fanotify exec gate here; its CPU \
+         is in the guard columns. Busy cores before each round: {}.\n\n\
          | condition | µs per exec | added µs vs none | vs gate off | guard CPU µs/exec | listener | judges | other threads | decisions per exec |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         busy.join(", ")
@@ -400,6 +455,9 @@ fn report(samples: &BTreeMap<&'static str, Vec<Sample>>, busy: &[f64]) -> String
         ("monitor, outside, other CPU", "none, loop on CPU 0", "off, loop on CPU 0"),
         ("monitor, inside, same CPU", "none, loop on CPU 0", "off, loop on CPU 0"),
         ("monitor, inside, other CPU", "none, loop on CPU 0", "off, loop on CPU 0"),
+        ("bare listener", "none", ""),
+        ("bare listener, same CPU", "none, loop on CPU 0", ""),
+        ("bare listener, other CPU", "none, loop on CPU 0", ""),
         ("none, memfd", "", ""),
         ("off, memfd", "none, memfd", ""),
         ("monitor, inside, memfd", "none, memfd", "off, memfd"),
