@@ -7,15 +7,14 @@
 
 use std::{
     collections::BTreeMap,
-    io::Read as _,
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Result, bail};
 
-use super::{Env, Guard, median};
+use super::{BareListener, Env, Guard, median, procfs};
 use crate::sh;
 
 const ROUNDS: usize = 5;
@@ -24,8 +23,6 @@ const EXECS: u32 = 4000;
 pub(super) fn run(env: &Env) -> Result<String> {
     let exe = env.out.join("exec_loop");
     sh(Command::new("gcc").args(["-O2", "-o"]).arg(&exe).arg(env.root.join("bench/exec_loop.c")))?;
-    let bare_exe = env.out.join("bare_listener");
-    sh(Command::new("gcc").args(["-O2", "-o"]).arg(&bare_exe).arg(env.root.join("bench/bare_listener.c")))?;
     let (mut none, mut guard, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
     let (mut bare, mut bare_cpu) = (Vec::new(), Vec::new());
     let mut threads: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -39,7 +36,7 @@ pub(super) fn run(env: &Env) -> Result<String> {
         for (name, us) in per_thread {
             threads.entry(name).or_default().push(us);
         }
-        let (secs, us) = beside_bare_listener(&bare_exe, &exe)?;
+        let (secs, us) = beside_bare_listener(env, &exe)?;
         bare.push(secs);
         bare_cpu.push(us);
     }
@@ -67,21 +64,11 @@ pub(super) fn run(env: &Env) -> Result<String> {
 }
 
 /// The loop beside the bare listener: its wall seconds, and the listener's CPU µs per exec.
-fn beside_bare_listener(bare: &Path, exe: &Path) -> Result<(f64, f64)> {
-    let mut child = Command::new(bare).stdout(Stdio::piped()).spawn()?;
-    let mut ready = [0u8; 6];
-    let got = child.stdout.as_mut().map(|o| o.read_exact(&mut ready));
-    let out = match got {
-        Some(Ok(())) if &ready == b"ready\n" => {
-            let pid = child.id();
-            let before = super::procfs::cpu_ticks(pid);
-            loop_secs(exe).map(|secs| (secs, (super::procfs::cpu_ticks(pid) - before) as f64 * 1e4 / f64::from(EXECS)))
-        }
-        other => Err(anyhow::anyhow!("bare_listener did not get ready: {other:?}")),
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    out
+fn beside_bare_listener(env: &Env, exe: &Path) -> Result<(f64, f64)> {
+    let bare = BareListener::start(env)?;
+    let before = procfs::cpu_ticks(bare.pid());
+    let secs = loop_secs(exe)?;
+    Ok((secs, (procfs::cpu_ticks(bare.pid()) - before) as f64 * 1e4 / f64::from(EXECS)))
 }
 
 /// Wall seconds of one loop.

@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Env, ForeignWatch, Guard, foreign_probe_holders, median, procfs};
+use super::{BareListener, Env, ForeignWatch, Guard, foreign_probe_holders, median, procfs};
 use crate::sh;
 
 const ROUNDS: usize = 5;
@@ -40,8 +40,8 @@ enum Subject<'a> {
     NoGuard,
     /// guard with this config file, and whether it sets monitor mode (the gate armed).
     Guard(&'a Path, bool),
-    /// `bench/bare_listener.c`, built at this path.
-    Bare(&'a Path),
+    /// `bench/bare_listener.c`.
+    Bare,
 }
 
 /// One way of running the loop.
@@ -113,8 +113,6 @@ pub(super) fn run(env: &Env) -> Result<String> {
     // Static: the memfd case execs this same program (`-x` exits at once), and a static program
     // opens no loader, so that exec raises no fanotify event at all.
     sh(Command::new("gcc").args(["-O2", "-static", "-o"]).arg(&harness).arg(env.root.join("bench/gate_loop.c")))?;
-    let bare = env.out.join(BARE);
-    sh(Command::new("gcc").args(["-O2", "-o"]).arg(&bare).arg(env.root.join("bench/bare_listener.c")))?;
     let dir = env.out.join("gate");
     std::fs::create_dir_all(&dir)?;
     let config = |mode: &str| -> Result<PathBuf> {
@@ -137,7 +135,7 @@ pub(super) fn run(env: &Env) -> Result<String> {
             (Subject::NoGuard, &NO_GUARD),
             (Subject::Guard(&off_toml, false), &GATE_OFF),
             (Subject::Guard(&monitor_toml, true), &MONITOR),
-            (Subject::Bare(&bare), &BARE_CASES),
+            (Subject::Bare, &BARE_CASES),
         ];
         let n = phases.len();
         phases.rotate_left(round % n);
@@ -181,17 +179,9 @@ fn phase(
             }
             out
         }
-        Subject::Bare(exe) => {
-            let mut child = Command::new(exe).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("starting bare_listener")?;
-            let mut ready = [0u8; 6];
-            let out = match child.stdout.as_mut().map(|o| o.read_exact(&mut ready)) {
-                Some(Ok(())) if &ready == b"ready\n" => measure(harness, Some(Watched::Bare(child.id())), cases, false, ncpu),
-                other => Err(anyhow::anyhow!("bare_listener did not get ready: {other:?}")),
-            };
-            // Killed: the kernel then allows whatever it had pending.
-            let _ = child.kill();
-            let _ = child.wait();
-            out
+        Subject::Bare => {
+            let bare = BareListener::start(env)?;
+            measure(harness, Some(Watched::Bare(bare.pid())), cases, false, ncpu)
         }
     }
 }

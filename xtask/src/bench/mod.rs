@@ -105,6 +105,38 @@ pub(crate) fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// `bench/bare_listener.c` running, marked and answering: the floor of any fanotify exec gate
+/// (the gate and exec benches run their loops beside it). Killed on drop; the kernel then allows
+/// whatever it had pending.
+pub(super) struct BareListener(Child);
+
+impl BareListener {
+    /// Builds the listener into `out` and starts it; returns once it says it is ready.
+    pub(super) fn start(env: &Env) -> Result<Self> {
+        let exe = env.out.join("bare_listener");
+        sh(Command::new("gcc").args(["-O2", "-o"]).arg(&exe).arg(env.root.join("bench/bare_listener.c")))?;
+        let mut child = Self(Command::new(&exe).stdout(Stdio::piped()).spawn().context("starting bare_listener")?);
+        let mut line = String::new();
+        let out = child.0.stdout.take().context("bare_listener's stdout")?;
+        BufReader::new(out).read_line(&mut line)?;
+        if line != "ready\n" {
+            bail!("bare_listener did not get ready: {line:?}");
+        }
+        Ok(child)
+    }
+
+    pub(super) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for BareListener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `guard run` (release build), its log lines kept.
 pub(crate) struct Guard {
     child: Child,
