@@ -170,7 +170,10 @@ fn phase(
         Subject::Guard(config, _) => {
             let c = config.to_str().context("config path")?;
             let g = Guard::start(env, &["--config", c, "--metrics-addr", METRICS])?;
-            let out = if monitor { g.wait_for(&["exec gate armed"], Duration::from_secs(30)) } else { Ok(()) };
+            // The start's analysis of what agents may run ends before the first loop, whose
+            // "other threads" it would otherwise fill.
+            let out = g.wait_for(&["ahead-of-time TLS analysis done"], Duration::from_secs(60));
+            let out = out.and_then(|()| if monitor { g.wait_for(&["exec gate armed"], Duration::from_secs(30)) } else { Ok(()) });
             let out = out.and_then(|()| measure(harness, Some(Watched::Guard(g.pid())), cases, monitor, ncpu));
             // Stop guard whatever happened: a guard left running would gate every later exec.
             let stopped = g.stop();
