@@ -41,5 +41,7 @@ pub mod requests;
 pub mod rules;
 pub mod streams;
 pub mod verify;
+#[cfg(test)]
+mod test_util;
 
 pub use engine::{Engine, EngineStats};

@@ -165,7 +165,8 @@ pub fn self_signed(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 /// A path in this test binary's scratch directory, `$TMPDIR/guard-test-<test name>`. The directory
 /// is emptied on first use, so every run reuses it: a directory per process left about 100 MB per
 /// run behind (the compiled Bun client) and once filled the disk that CI builds on. Privileged
-/// tests never run two at a time, so one directory per test name is enough.
+/// tests never run two at a time, so one directory per test name is enough. `cargo xtask test`
+/// removes them all after a run that passed.
 pub fn temp_path(name: &str) -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {

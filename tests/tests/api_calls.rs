@@ -279,7 +279,8 @@ fn sigkill_of_guard_mid_pause_leaves_nothing_stopped() {
     assert!(stuck.is_empty(), "{stuck:#?}");
 }
 
-/// The test's own `api_client.py` process once the kernel stopped it.
+/// The test's own `api_client.py` process once the kernel stopped it at its request: stopped
+/// outside a system call (a uprobe's trap), so not at a library load's `mmap`.
 fn wait_paused(timeout: Duration) -> u32 {
     let me = std::process::id();
     let deadline = Instant::now() + timeout;
@@ -289,6 +290,7 @@ fn wait_paused(timeout: Duration) -> u32 {
                 && *state == 'T'
                 && gate::descends_from(*pid, me)
                 && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("api_client.py"))
+                && std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with("-1 "))
         });
         if let Some((pid, ..)) = found {
             return pid;

@@ -245,7 +245,7 @@ fn a_load_held_past_its_bound_runs_and_counts_late() {
 }
 
 /// `kill -9` of guard while a load is held: the process is let go once guard is gone (the
-/// watchdog releases what the pinned registry holds), within seconds.
+/// watchdog lets every unanswered stop go once guard's heartbeat is stale), within 2 s.
 #[test]
 fn sigkill_of_guard_mid_load_hold_leaves_no_process_stopped() {
     if !privileged() {
@@ -259,7 +259,7 @@ fn sigkill_of_guard_mid_load_hold_leaves_no_process_stopped() {
     let t = Instant::now();
     // SAFETY: killing our own child.
     assert_eq!(unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) }, 0);
-    assert!(py.loaded_within(Duration::from_secs(6)), "the loader is still stopped {:?} after guard died", t.elapsed());
+    assert!(py.loaded_within(Duration::from_secs(2)), "the loader is still stopped {:?} after guard died", t.elapsed());
     eprintln!("let go {:?} after guard's SIGKILL", t.elapsed());
     let _ = d.wait_exit(Duration::from_secs(10));
 }

@@ -88,10 +88,26 @@ fn test(args: &[String]) -> Result<()> {
     // The guard binary is used by the end-to-end tests, so build it first.
     sh(cargo(&toolchain).args(["build", "--workspace", "--exclude", "guard-ebpf", "--bins"]))?;
     // Privileged tests share the kernel's probes: run them one at a time.
-    sh(cargo(&toolchain)
+    let run = sh(cargo(&toolchain)
         .args(["test", "--workspace", "--exclude", "guard-ebpf", "--no-fail-fast"])
         .args(args)
-        .args(["--", "--test-threads=1"]))
+        .args(["--", "--test-threads=1"]));
+    clean_scratch(run.is_ok());
+    run
+}
+
+/// The test binaries' scratch directories (`guard_tests::temp_path`: hundreds of MB, and each
+/// binary empties its own only at its next start): removed after a run that passed, kept after
+/// one that failed, for a look.
+fn clean_scratch(passed: bool) {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in dir.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("guard-test-")) {
+        if passed {
+            let _ = std::fs::remove_dir_all(e.path());
+        } else {
+            eprintln!("kept for a look: {}", e.path().display());
+        }
+    }
 }
 
 /// Runs a command, streaming its output, and fails with the command line when it fails.

@@ -236,9 +236,7 @@ fn script(s: &str, out: &mut Vec<u64>) {
 mod tests {
     use super::*;
 
-    fn argv(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| (*s).to_owned()).collect()
-    }
+    use crate::test_util::argv;
 
     fn meets(args: &str, exec: &[&str]) -> bool {
         let keys = exec_keys(&argv(exec));

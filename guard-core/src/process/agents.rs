@@ -133,6 +133,13 @@ impl Catalog {
 
     /// The catalog agent this program image is, if any.
     pub fn identify(&self, exe: Option<&str>, argv: &[String]) -> Option<usize> {
+        self.identify_image(exe, argv).0
+    }
+
+    /// [`Self::identify`], and whether the program is an interpreter: its patterns matched once
+    /// for both answers.
+    pub fn identify_image(&self, exe: Option<&str>, argv: &[String]) -> (Option<usize>, bool) {
+        let interpreter = self.interpreter(exe, argv);
         let mut names: Vec<&str> = Vec::new();
         let mut paths: Vec<&str> = Vec::new();
         let mut modules: Vec<&str> = Vec::new();
@@ -140,7 +147,7 @@ impl Catalog {
             names.push(basename(p));
             paths.push(p);
         }
-        if let Some(script) = self.script_of(exe, argv) {
+        if let Some(script) = interpreter.map(|name| script_of(Dialect::of(name), argv.get(1..).unwrap_or_default())) {
             if let Some(m) = script.module {
                 modules.push(m);
             }
@@ -149,7 +156,7 @@ impl Catalog {
                 paths.push(s);
             }
         }
-        self.agents.iter().position(|a| {
+        let id = self.agents.iter().position(|a| {
             names
                 .iter()
                 .any(|n| a.exe.iter().any(|g| glob::matches(g, n)))
@@ -159,7 +166,8 @@ impl Catalog {
                 || modules
                     .iter()
                     .any(|m| a.modules.iter().any(|g| glob::matches(g, m)))
-        })
+        });
+        (id, interpreter.is_some())
     }
 
     /// The agent whose environment marker is among `markers` (name, value), if any.

@@ -33,8 +33,8 @@ impl Images {
             Some(Seen::Interpreter) => return catalog.identify(exe, argv),
             None => {}
         }
-        let id = catalog.identify(exe, argv);
-        let seen = if catalog.is_interpreter(exe, argv) { Seen::Interpreter } else { Seen::Program(id) };
+        let (id, interpreter) = catalog.identify_image(exe, argv);
+        let seen = if interpreter { Seen::Interpreter } else { Seen::Program(id) };
         if self.len >= MAX_IMAGES {
             self.by_exe.clear();
             self.len = 0;
@@ -49,9 +49,7 @@ impl Images {
 mod tests {
     use super::*;
 
-    fn argv(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| (*s).to_owned()).collect()
-    }
+    use crate::test_util::argv;
 
     #[test]
     fn remembered_answers_equal_the_catalogs() {

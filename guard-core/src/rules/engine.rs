@@ -428,9 +428,7 @@ fn cond(id: &str, spec: Condition, key: &str) -> Result<Cond, RulesError> {
 mod tests {
     use super::*;
 
-    fn argv(s: &[&str]) -> Vec<String> {
-        s.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_util::argv;
 
     fn ctx() -> Context {
         Context {

@@ -103,35 +103,33 @@ pub(crate) fn rsync_delete_target(args: &[String]) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| (*a).to_owned()).collect()
-    }
+    use crate::test_util::argv;
 
     #[test]
     fn find_acts_on_its_whole_starts_unless_a_test_narrows_it() {
-        let whole = |a: &[&str]| find_whole_starts(&args(a));
-        assert_eq!(whole(&["~", "-delete"]), Some(args(&["~"])));
-        assert_eq!(whole(&["-L", "a/", "b", "-type", "f", "-mindepth", "1", "-delete"]), Some(args(&["a/", "b"])));
-        assert_eq!(whole(&["-delete"]), Some(args(&["."])));
+        let whole = |a: &[&str]| find_whole_starts(&argv(a));
+        assert_eq!(whole(&["~", "-delete"]), Some(argv(&["~"])));
+        assert_eq!(whole(&["-L", "a/", "b", "-type", "f", "-mindepth", "1", "-delete"]), Some(argv(&["a/", "b"])));
+        assert_eq!(whole(&["-delete"]), Some(argv(&["."])));
         assert_eq!(whole(&[".", "-name", "*.pyc", "-delete"]), None);
         assert_eq!(whole(&["/", "-mtime", "+1"]), None);
     }
 
     #[test]
     fn exec_rm_deletes_the_targets_recursively() {
-        let t = args(&["~"]);
-        assert_eq!(exec_with_targets(&args(&["rm", "-f", "{}"]), &t), ["rm", "-rf", "~"]);
-        assert_eq!(exec_with_targets(&args(&["grep", "-l", "x", "{}"]), &t), ["grep", "-l", "x", "~"]);
-        assert_eq!(exec_with_targets(&args(&["rm", "-rf", "/y"]), &t), ["rm", "-rf", "/y"]);
+        let t = argv(&["~"]);
+        assert_eq!(exec_with_targets(&argv(&["rm", "-f", "{}"]), &t), ["rm", "-rf", "~"]);
+        assert_eq!(exec_with_targets(&argv(&["grep", "-l", "x", "{}"]), &t), ["grep", "-l", "x", "~"]);
+        assert_eq!(exec_with_targets(&argv(&["rm", "-rf", "/y"]), &t), ["rm", "-rf", "/y"]);
     }
 
     #[test]
     fn rsync_delete_prunes_the_local_destination() {
-        assert_eq!(rsync_delete_target(&args(&["-a", "--delete", "e/", "~/"])).as_deref(), Some("~/"));
-        assert_eq!(rsync_delete_target(&args(&["-a", "--delete-after", "-e", "ssh", "s/", "d"])).as_deref(), Some("d"));
-        assert_eq!(rsync_delete_target(&args(&["-a", "s/", "~/"])), None);
-        assert_eq!(rsync_delete_target(&args(&["--delete", "s/", "host:/srv"])), None);
-        assert_eq!(rsync_delete_target(&args(&["--delete", "s/", "rsync://h/m"])), None);
-        assert_eq!(rsync_delete_target(&args(&["--delete", "only"])), None);
+        assert_eq!(rsync_delete_target(&argv(&["-a", "--delete", "e/", "~/"])).as_deref(), Some("~/"));
+        assert_eq!(rsync_delete_target(&argv(&["-a", "--delete-after", "-e", "ssh", "s/", "d"])).as_deref(), Some("d"));
+        assert_eq!(rsync_delete_target(&argv(&["-a", "s/", "~/"])), None);
+        assert_eq!(rsync_delete_target(&argv(&["--delete", "s/", "host:/srv"])), None);
+        assert_eq!(rsync_delete_target(&argv(&["--delete", "s/", "rsync://h/m"])), None);
+        assert_eq!(rsync_delete_target(&argv(&["--delete", "only"])), None);
     }
 }

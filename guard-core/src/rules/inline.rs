@@ -417,9 +417,7 @@ fn string(chars: &[char], at: usize) -> (String, usize) {
 mod tests {
     use super::*;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| (*a).to_owned()).collect()
-    }
+    use crate::test_util::argv;
 
     fn deletes(lang: Lang, code: &str) -> Vec<(String, bool)> {
         findings(lang, code)
@@ -436,7 +434,7 @@ mod tests {
 
     #[test]
     fn code_is_found_after_each_interpreters_options() {
-        let code = |p: &str, a: &[&str]| code_of(p, &args(a)).map(|(_, c)| c);
+        let code = |p: &str, a: &[&str]| code_of(p, &argv(a)).map(|(_, c)| c);
         assert_eq!(code("python3", &["-I", "-c", "x"]).as_deref(), Some("x"));
         assert_eq!(code("python3.12", &["-Bc", "y"]).as_deref(), Some("y"));
         assert_eq!(code("python3", &["-m", "http.server", "-c", "x"]), None);
@@ -485,7 +483,7 @@ mod tests {
         );
         assert_eq!(
             findings(PY, "subprocess.run(['rm', '-rf', '/'])"),
-            [Finding::Exec { call: "subprocess.run".into(), argv: args(&["rm", "-rf", "/"]) }]
+            [Finding::Exec { call: "subprocess.run".into(), argv: argv(&["rm", "-rf", "/"]) }]
         );
         assert_eq!(
             findings(PERL, "print `rm -rf /x`"),

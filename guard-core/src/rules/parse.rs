@@ -81,9 +81,7 @@ pub fn parse<'a>(args: &'a [String], spec: &CommandSpec) -> Parsed<'a> {
 mod tests {
     use super::*;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_util::argv;
 
     #[test]
     fn short_flags_combine_in_any_order() {
@@ -94,12 +92,12 @@ mod tests {
             &["-r", "-f", "x"],
             &["x", "-f", "-r"],
         ] {
-            let a = args(form);
+            let a = argv(form);
             let p = parse(&a, &spec);
             assert!(p.has("r|R|recursive") && p.has("f|force"), "{form:?}");
             assert_eq!(p.positionals, ["x"]);
         }
-        let a = args(&["--recursive", "--force", "--", "-x"]);
+        let a = argv(&["--recursive", "--force", "--", "-x"]);
         let p = parse(&a, &spec);
         assert!(p.has("r|recursive") && p.has("force"));
         assert_eq!(p.positionals, ["-x"]);
@@ -108,10 +106,10 @@ mod tests {
     #[test]
     fn value_options_do_not_become_positionals() {
         let spec = CommandSpec {
-            value_options: args(&["C", "namespace"]),
+            value_options: argv(&["C", "namespace"]),
             ..Default::default()
         };
-        let a = args(&["-C", "/repo", "--namespace", "prod", "push", "--force"]);
+        let a = argv(&["-C", "/repo", "--namespace", "prod", "push", "--force"]);
         let p = parse(&a, &spec);
         assert_eq!(p.positionals, ["push"]);
         assert_eq!(p.values, [("C", "/repo"), ("namespace", "prod")]);
@@ -120,19 +118,19 @@ mod tests {
     #[test]
     fn attached_values_and_single_dash_long_options() {
         let spec = CommandSpec {
-            attached_value: args(&["p"]),
-            value_options: args(&["e"]),
+            attached_value: argv(&["p"]),
+            value_options: argv(&["e"]),
             ..Default::default()
         };
-        let a = args(&["-uroot", "-psecret", "-e", "DROP TABLE t"]);
+        let a = argv(&["-uroot", "-psecret", "-e", "DROP TABLE t"]);
         let p = parse(&a, &spec);
         assert!(p.values.contains(&("p", "secret")) && p.values.contains(&("e", "DROP TABLE t")));
         let tf = CommandSpec {
             single_dash_long: true,
-            value_options: args(&["var"]),
+            value_options: argv(&["var"]),
             ..Default::default()
         };
-        let a = args(&["apply", "-var", "x=1", "-auto-approve", "-destroy"]);
+        let a = argv(&["apply", "-var", "x=1", "-auto-approve", "-destroy"]);
         let p = parse(&a, &tf);
         assert!(p.has("destroy") && p.has("auto-approve"));
         assert_eq!(p.positionals, ["apply"]);

@@ -100,9 +100,7 @@ pub(crate) fn decode(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| (*a).to_owned()).collect()
-    }
+    use crate::test_util::argv;
 
     fn text(s: &str) -> Payload {
         Payload::Text(s.to_owned())
@@ -110,17 +108,17 @@ mod tests {
 
     #[test]
     fn echo_printf_and_base64_are_followed() {
-        assert_eq!(output("echo", &args(&["-n", "a", "b"]), None), Some(text("a b\n")));
-        assert_eq!(output("printf", &args(&["%s-%s\\n", "x", "y"]), None), Some(text("x-y\n")));
+        assert_eq!(output("echo", &argv(&["-n", "a", "b"]), None), Some(text("a b\n")));
+        assert_eq!(output("printf", &argv(&["%s-%s\\n", "x", "y"]), None), Some(text("x-y\n")));
         let b64 = Some(text("cm0gLXJmIH4=\n"));
-        assert_eq!(output("base64", &args(&["-d"]), b64.as_ref()), Some(text("rm -rf ~")));
-        assert_eq!(output("base64", &args(&["--decode"]), Some(&text("cm0gLXJmIH4"))), Some(text("rm -rf ~")));
-        assert_eq!(output("base64", &args(&[]), b64.as_ref()), None);
-        assert_eq!(output("base64", &args(&["-d", "f.b64"]), b64.as_ref()), None);
-        assert_eq!(output("base64", &args(&["-d"]), Some(&text("not base64!"))), None);
-        assert_eq!(output("cat", &args(&["l.txt"]), None), Some(Payload::File("l.txt".into())));
+        assert_eq!(output("base64", &argv(&["-d"]), b64.as_ref()), Some(text("rm -rf ~")));
+        assert_eq!(output("base64", &argv(&["--decode"]), Some(&text("cm0gLXJmIH4"))), Some(text("rm -rf ~")));
+        assert_eq!(output("base64", &argv(&[]), b64.as_ref()), None);
+        assert_eq!(output("base64", &argv(&["-d", "f.b64"]), b64.as_ref()), None);
+        assert_eq!(output("base64", &argv(&["-d"]), Some(&text("not base64!"))), None);
+        assert_eq!(output("cat", &argv(&["l.txt"]), None), Some(Payload::File("l.txt".into())));
         assert_eq!(output("cat", &[], b64.as_ref()), b64);
-        assert_eq!(output("grep", &args(&["x"]), b64.as_ref()), None);
+        assert_eq!(output("grep", &argv(&["x"]), b64.as_ref()), None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(super) fn run(s: &Shared, jobs: SyncSender<Job>) {
     let mut buf = vec![0u8; READ_BUF];
     let mut events = Vec::with_capacity(256);
     let mut next_id = 0u64;
-    let waits = match wake::arm(fan) {
+    let polls = match wake::arm(fan) {
         Ok(()) => false,
         Err(e) => {
             tracing::warn!(error = %e, "the exec gate's listener cannot wait in read: it polls every 100 ms");
@@ -54,7 +54,7 @@ pub(super) fn run(s: &Shared, jobs: SyncSender<Job>) {
         }
     };
     while !s.stop.load(Relaxed) {
-        if waits {
+        if polls {
             match fan.wait(Duration::from_millis(100)) {
                 Ok(true) => {}
                 Ok(false) => continue,

@@ -158,15 +158,21 @@ pub(super) fn adopt(j: &Judge) {
 /// milliseconds, so an older one was left by a guard that stopped answering. Its exec waited
 /// as long as the watchdog allows any exec to wait, and then runs (fail open).
 pub(crate) fn release_stale(map: &mut HashMap<MapData, u32, StopEvent>, now_ns: u64, max_age: std::time::Duration) -> usize {
-    let old: Vec<(u32, StopEvent)> = map
-        .iter()
-        .filter_map(Result::ok)
-        .filter(|(_, ev)| {
-            // A library load is held up to its own bound by guard (`loads`), then let go.
-            let age = if ev.scope_flags & STOP_LOAD != 0 { max_age + super::first_run::HOLD } else { max_age };
-            ev.scope_flags & STOP_ANSWERED == 0 && now_ns.saturating_sub(ev.stopped_ns) > age.as_nanos() as u64
-        })
-        .collect();
+    release_where(map, |ev| {
+        // A library load is held up to its own bound by guard (`loads`), then let go.
+        let age = if ev.scope_flags & STOP_LOAD != 0 { max_age + super::first_run::HOLD } else { max_age };
+        now_ns.saturating_sub(ev.stopped_ns) > age.as_nanos() as u64
+    })
+}
+
+/// Lets go every stop guard has not answered, whatever its age: guard is silent, so no answer
+/// will come.
+pub(crate) fn release_unanswered(map: &mut HashMap<MapData, u32, StopEvent>) -> usize {
+    release_where(map, |_| true)
+}
+
+fn release_where(map: &mut HashMap<MapData, u32, StopEvent>, due: impl Fn(&StopEvent) -> bool) -> usize {
+    let old: Vec<(u32, StopEvent)> = map.iter().filter_map(Result::ok).filter(|(_, ev)| ev.scope_flags & STOP_ANSWERED == 0 && due(ev)).collect();
     for (tgid, ev) in &old {
         if let Some(st) = open(ev) {
             let_go(&st, Decision::Allow);

@@ -1,8 +1,9 @@
 //! The watchdog: a separate process, because a thread of guard stops when guard is stopped.
 //! guard's deadline thread writes a heartbeat byte to a pipe every quarter deadline; when none
 //! comes for twice the deadline (guard stopped, starved or wedged), the watchdog SIGKILLs guard,
-//! and the kernel answers ALLOW to every exec guard had pending. When the pipe closes (guard
-//! gone, however it ended) the watchdog lets go what the gate had stopped, and exits.
+//! and the kernel answers ALLOW to every exec guard had pending. From then on (and whenever guard
+//! died some other way, SIGKILL included) it lets go at every tick what the gate had stopped,
+//! until guard has exited for good; then it exits.
 
 use super::release::{after_comm, pidfd_open};
 use std::{
@@ -124,16 +125,23 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
             }
             continue;
         }
-        if pipe_open && !killed && !exiting(pid) && last_beat.elapsed() >= timeout && is_parent(pid) {
+        let silent = last_beat.elapsed() >= timeout;
+        if silent && pipe_open && !killed && !exiting(pid) && is_parent(pid) {
             tracing::error!(pid, timeout_ms = timeout.as_millis() as u64, threads = %threads(pid), "guard sent no heartbeat: killing it, so the kernel allows the execs it holds");
             // SAFETY: signals our parent, checked above to be guard.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             killed = true;
         }
-        // A stop guard did not answer in time (it is stopped, starved or exiting) waits no
-        // longer than any exec may wait for guard.
         if let Some(map) = registry.as_mut() {
-            released += super::release::release_stale(map, super::monotonic_ns(), timeout);
+            released += if silent {
+                // Killed above, or dying: an exit that detaches many probes takes seconds, and
+                // what guard had stopped (a library load it was analysing too) waits for none
+                // of it. Its programs stop nothing new once the heartbeat is stale.
+                super::release::release_unanswered(map)
+            } else {
+                // A stop guard did not answer in time waits no longer than any exec may wait.
+                super::release::release_stale(map, super::monotonic_ns(), timeout)
+            };
         }
     }
     released += super::release::release_all(false);

@@ -111,10 +111,14 @@ pub(crate) fn median(v: &[f64]) -> f64 {
 pub(super) struct BareListener(Child);
 
 impl BareListener {
-    /// Builds the listener into `out` and starts it; returns once it says it is ready.
+    /// Builds the listener into `out` (once: again only when the source is newer) and starts
+    /// it; returns once it says it is ready.
     pub(super) fn start(env: &Env) -> Result<Self> {
-        let exe = env.out.join("bare_listener");
-        sh(Command::new("gcc").args(["-O2", "-o"]).arg(&exe).arg(env.root.join("bench/bare_listener.c")))?;
+        let (exe, src) = (env.out.join("bare_listener"), env.root.join("bench/bare_listener.c"));
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if modified(&exe).is_none_or(|built| modified(&src).is_none_or(|changed| changed > built)) {
+            sh(Command::new("gcc").args(["-O2", "-o"]).arg(&exe).arg(&src))?;
+        }
         let mut child = Self(Command::new(&exe).stdout(Stdio::piped()).spawn().context("starting bare_listener")?);
         let mut line = String::new();
         let out = child.0.stdout.take().context("bare_listener's stdout")?;
