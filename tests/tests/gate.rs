@@ -334,8 +334,13 @@ fn monitor_lets_everything_run_and_records_would_block() {
     assert!(records.iter().all(|r| r["action"] == "would_block"), "{records:#?}");
     assert_eq!(metric_sum(&metrics(&addr), "guard_enforce_decisions_total", &[r#"decision="deny""#]), 0.0);
     assert!(!d.log_lines().iter().any(|l| l.contains("exec refused")));
+    assert!(Path::new(STOP_REGISTRY_PIN).exists(), "the registry of stopped processes is pinned while guard runs");
     d.stop();
+    assert!(!Path::new(STOP_REGISTRY_PIN).exists(), "a clean stop leaves no registry pinned");
 }
+
+/// Where guard pins its registry of stopped processes (`gate::release::PIN`).
+const STOP_REGISTRY_PIN: &str = "/sys/fs/bpf/guard/gate_stopped";
 
 /// No task of the bench stuck: none in D on fanotify anywhere, none of ours stopped.
 fn assert_no_stuck_task(f: &Fixture) {
@@ -429,6 +434,7 @@ fn sigstopped_guard_is_killed_by_its_watchdog() {
         assert!(Instant::now() < deadline, "the watchdog {watchdog} still runs");
         std::thread::sleep(Duration::from_millis(10));
     }
+    assert!(!Path::new(STOP_REGISTRY_PIN).exists(), "the watchdog leaves no registry pinned once guard is gone");
     // The loop goes on without guard; then stop it.
     let n = gate::progress(&progress);
     wait_progress(&progress, n + 50, Duration::from_secs(30));

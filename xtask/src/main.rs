@@ -96,12 +96,13 @@ fn test(args: &[String]) -> Result<()> {
     run
 }
 
-/// The test binaries' scratch directories (`guard_tests::temp_path`: hundreds of MB, and each
-/// binary empties its own only at its next start): removed after a run that passed, kept after
-/// one that failed, for a look.
+/// The test binaries' scratch directories (`guard_tests::temp_path` and guard-core's Go clients:
+/// hundreds of MB, and each binary empties its own only at its next start): removed after a run
+/// that passed, kept after one that failed, for a look.
 fn clean_scratch(passed: bool) {
     let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else { return };
-    for e in dir.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("guard-test-")) {
+    let scratch = |name: &str| ["guard-test-", "guard-hooks-"].iter().any(|p| name.starts_with(p));
+    for e in dir.flatten().filter(|e| scratch(&e.file_name().to_string_lossy())) {
         if passed {
             let _ = std::fs::remove_dir_all(e.path());
         } else {

@@ -377,6 +377,7 @@ impl Gate {
         self.shared.metrics.deletions_active[0].set(0);
         self.shared.metrics.deletions_active[1].set(0);
         drop(self.watchdog.take());
+        release::unpin(self.shared.stopped_map);
         let mut left = Vec::new();
         while let Ok(r) = self.records.try_recv() {
             left.push(r);

@@ -193,6 +193,19 @@ pub(crate) fn release_all(kill: bool) -> usize {
     drain(|_, st| let_go(st, d))
 }
 
+/// At a clean stop, once the watchdog has let go what was left: removes the registry's pin (and
+/// its directory, if empty) when the pinned map is this guard's own, not a later guard's. An
+/// empty map pinned in bpffs would outlive guard for nothing.
+pub(crate) fn unpin(ours: u32) {
+    let Ok(pinned) = MapData::from_pin(PIN) else { return };
+    if pinned.info().is_ok_and(|i| i.id() == ours) {
+        let _ = fs::remove_file(PIN);
+        if let Some(dir) = Path::new(PIN).parent() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
 /// `guard gate release`.
 pub(crate) fn main(kill: bool) -> anyhow::Result<ExitCode> {
     if !Path::new(PIN).exists() {

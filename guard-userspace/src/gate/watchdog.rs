@@ -3,7 +3,7 @@
 //! comes for twice the deadline (guard stopped, starved or wedged), the watchdog SIGKILLs guard,
 //! and the kernel answers ALLOW to every exec guard had pending. From then on (and whenever guard
 //! died some other way, SIGKILL included) it lets go at every tick what the gate had stopped,
-//! until guard has exited for good; then it exits.
+//! until guard has exited for good; then it removes the registry's pin and exits.
 
 use super::release::{after_comm, pidfd_open};
 use std::{
@@ -148,9 +148,18 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
     if released > 0 {
         tracing::warn!(processes = released, "guard is gone: let go the execs its gate had stopped");
     }
+    // guard's programs are detached by now: nothing can be stopped any more, nothing is left.
+    if let Some(id) = registry.as_ref().and_then(registry_id) {
+        super::release::unpin(id);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+
+fn registry_id(map: &aya::maps::HashMap<aya::maps::MapData, u32, guard_common::gate::StopEvent>) -> Option<u32> {
+    use aya::maps::IterableMap as _;
+    map.map().info().ok().map(|i| i.id())
+}
 
 /// Heartbeat bytes: alive, and a clean stop.
 const BEAT: u8 = 1;
