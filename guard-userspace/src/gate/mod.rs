@@ -352,7 +352,10 @@ impl Gate {
     /// Disarms first: no new ticket, no mark; pending events are allowed as the fd closes.
     /// Returns the decisions the daemon loop has not taken yet.
     pub(crate) fn stop(mut self) -> Vec<GateRecord> {
+        // Every switch that can stop a process, first: a stop made once the threads below are
+        // gone would have nobody to answer it.
         let _ = self.ctl.set(CTL_ON, 0, 0);
+        let _ = self.ctl.set(CTL_REQ_PAUSE, 0, 0);
         let _ = self.ctl.set(CTL_LOAD_STOP, 0, 0);
         let _ = self.ctl.set(CTL_DELETE_KILL, 0, 0);
         let _ = self.ctl.set(CTL_DELETE_ON, 0, 0);
@@ -376,6 +379,7 @@ impl Gate {
         self.shared.metrics.active[1].set(0);
         self.shared.metrics.deletions_active[0].set(0);
         self.shared.metrics.deletions_active[1].set(0);
+        self.shared.metrics.request_pause_active.set(0);
         drop(self.watchdog.take());
         release::unpin(self.shared.stopped_map);
         let mut left = Vec::new();
