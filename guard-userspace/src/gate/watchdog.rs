@@ -148,14 +148,15 @@ pub(crate) fn main(pid: u32, fd: i32, timeout: Duration) -> anyhow::Result<ExitC
     if released > 0 {
         tracing::warn!(processes = released, "guard is gone: let go the execs its gate had stopped");
     }
-    // guard's programs are detached by now: nothing can be stopped any more, nothing is left.
+    // Nothing can be stopped any more: guard is gone (its programs detached with it), or it
+    // stops cleanly and switched every stop off before it said BYE. Nothing is left either.
     if let Some(id) = registry.as_ref().and_then(registry_id) {
         super::release::unpin(id);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-
+/// The registry's map id: [`super::release::unpin`] removes the pin only if it is still ours.
 fn registry_id(map: &aya::maps::HashMap<aya::maps::MapData, u32, guard_common::gate::StopEvent>) -> Option<u32> {
     use aya::maps::IterableMap as _;
     map.map().info().ok().map(|i| i.id())
